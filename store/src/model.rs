@@ -1,0 +1,326 @@
+//! The values the store reads and writes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+
+/// The state of a run. The five known states are the ones flujo's CHECK constraint allows; files written by
+/// older backends can hold other text (e.g. `pending`) or NULL, which the store keeps and shows as
+/// [`Status::Other`] rather than dropping or rewriting the row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    /// The run is executing.
+    Running,
+    /// The run waits (e.g. for a human).
+    Paused,
+    /// The run finished successfully.
+    Completed,
+    /// The run ended with an error.
+    Failed,
+    /// The run was cancelled.
+    Cancelled,
+    /// A value outside the five (`Some(text)`), or NULL (`None`), found in an old file. Never written.
+    Other(Option<String>),
+}
+
+impl Status {
+    /// The five known states, in the order the dashboard shows them.
+    pub const KNOWN: [Status; 5] = [
+        Status::Running,
+        Status::Paused,
+        Status::Completed,
+        Status::Failed,
+        Status::Cancelled,
+    ];
+
+    /// The terminal states: the ones a cleanup deletes unless told otherwise.
+    pub const TERMINAL: [Status; 3] = [Status::Completed, Status::Failed, Status::Cancelled];
+
+    /// The stored name (`running`, ...; for [`Status::Other`] the stored text, or `null`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+            Status::Other(Some(s)) => s,
+            Status::Other(None) => "null",
+        }
+    }
+
+    /// One of the five known states, by name.
+    pub fn known(name: &str) -> Option<Status> {
+        match name {
+            "running" => Some(Status::Running),
+            "paused" => Some(Status::Paused),
+            "completed" => Some(Status::Completed),
+            "failed" => Some(Status::Failed),
+            "cancelled" => Some(Status::Cancelled),
+            _ => None,
+        }
+    }
+
+    /// Parses a name the user typed: one of the five, or an error naming them.
+    ///
+    /// # Errors
+    /// [`crate::StoreError::InvalidInput`] for any other text.
+    pub fn parse(name: &str) -> crate::Result<Status> {
+        Status::known(name.trim()).ok_or_else(|| {
+            crate::StoreError::invalid(
+                "status",
+                format!("{name:?} is not a status; use one of running, paused, completed, failed, cancelled"),
+            )
+        })
+    }
+
+    /// What a stored value means: one of the five, or kept as [`Status::Other`].
+    pub fn from_stored(value: Option<String>) -> Status {
+        match value {
+            Some(text) => Status::known(&text).unwrap_or(Status::Other(Some(text))),
+            None => Status::Other(None),
+        }
+    }
+
+    /// True for one of the five known states.
+    pub fn is_known(&self) -> bool {
+        !matches!(self, Status::Other(_))
+    }
+
+    /// True for completed, failed and cancelled.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Status::Completed | Status::Failed | Status::Cancelled)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = crate::StoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::parse(s)
+    }
+}
+
+impl Serialize for Status {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Status::Other(None) => s.serialize_none(),
+            other => s.serialize_str(other.as_str()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value: Option<String> = Option::deserialize(d)?;
+        Ok(Status::from_stored(value))
+    }
+}
+
+/// One row of `workflow_state`: the fifteen columns, typed.
+///
+/// Timestamps are instants (whatever spelling the file holds); `None` means the stored value was NULL or not a
+/// timestamp (old files), and, when saving, "now" for `updated_at` and "keep the stored creation time, or now"
+/// for `created_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowState {
+    /// The run's id (primary key).
+    pub run_id: String,
+    /// The pipeline's id.
+    pub pipeline_id: String,
+    /// The pipeline's display name.
+    pub pipeline_name: String,
+    /// The pipeline's version.
+    pub pipeline_version: String,
+    /// Index of the step being executed (0-based).
+    pub current_step_index: i64,
+    /// The pipeline context (JSON).
+    pub pipeline_context: Value,
+    /// The last step's output (JSON); `None` is SQL NULL, distinct from JSON `null`.
+    pub last_step_output: Option<Value>,
+    /// The steps run so far (a JSON list; NULL reads as `[]`).
+    pub step_history: Value,
+    /// The run's state.
+    pub status: Status,
+    /// When the run was created.
+    pub created_at: Option<DateTime<Utc>>,
+    /// When the run was last updated.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// How many steps the pipeline has (NULL reads as 0).
+    pub total_steps: i64,
+    /// The error that ended the run, if any.
+    pub error_message: Option<String>,
+    /// Time spent executing, in milliseconds.
+    pub execution_time_ms: Option<i64>,
+    /// Memory used, in MB.
+    pub memory_usage_mb: Option<f64>,
+}
+
+impl WorkflowState {
+    /// A new running run at step 0 with an empty context; timestamps are filled in when saved.
+    pub fn new(run_id: impl Into<String>, pipeline_id: impl Into<String>) -> Self {
+        let pipeline_id = pipeline_id.into();
+        WorkflowState {
+            run_id: run_id.into(),
+            pipeline_name: pipeline_id.clone(),
+            pipeline_id,
+            pipeline_version: "1.0.0".into(),
+            current_step_index: 0,
+            pipeline_context: Value::Object(Default::default()),
+            last_step_output: None,
+            step_history: Value::Array(Vec::new()),
+            status: Status::Running,
+            created_at: None,
+            updated_at: None,
+            total_steps: 0,
+            error_message: None,
+            execution_time_ms: None,
+            memory_usage_mb: None,
+        }
+    }
+}
+
+/// A run as listed: every column but the JSON ones (which can be large).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The run's id.
+    pub run_id: String,
+    /// The pipeline's id.
+    pub pipeline_id: String,
+    /// The pipeline's display name.
+    pub pipeline_name: String,
+    /// The pipeline's version.
+    pub pipeline_version: String,
+    /// The run's state.
+    pub status: Status,
+    /// Index of the step being executed.
+    pub current_step_index: i64,
+    /// How many steps the pipeline has.
+    pub total_steps: i64,
+    /// When the run was created.
+    pub created_at: Option<DateTime<Utc>>,
+    /// When the run was last updated.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// The error that ended the run, if any.
+    pub error_message: Option<String>,
+    /// Time spent executing, in milliseconds.
+    pub execution_time_ms: Option<i64>,
+    /// Memory used, in MB.
+    pub memory_usage_mb: Option<f64>,
+}
+
+/// What to list. Every filter is optional; the default lists the newest 50 runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListQuery {
+    /// Only these statuses (any of them). Empty means all. [`Status::Other`] names match kept legacy values.
+    pub statuses: Vec<Status>,
+    /// Only this pipeline id.
+    pub pipeline_id: Option<String>,
+    /// Created at or after this instant.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Created strictly before this instant.
+    pub created_before: Option<DateTime<Utc>>,
+    /// Updated at or after this instant.
+    pub updated_after: Option<DateTime<Utc>>,
+    /// Updated strictly before this instant.
+    pub updated_before: Option<DateTime<Utc>>,
+    /// Run ids starting with this text.
+    pub run_id_prefix: Option<String>,
+    /// Error messages containing this text (ASCII case-insensitive).
+    pub error_contains: Option<String>,
+    /// Page size: default [`ListQuery::DEFAULT_LIMIT`], at most [`ListQuery::MAX_LIMIT`].
+    pub limit: Option<u32>,
+    /// Rows to skip (after the cursor, if any).
+    pub offset: Option<u64>,
+    /// The `next_cursor` of the previous page: continue after it.
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    /// Page size when none is given.
+    pub const DEFAULT_LIMIT: u32 = 50;
+    /// The largest page the store returns.
+    pub const MAX_LIMIT: u32 = 1000;
+}
+
+/// One page of runs, newest first (by creation instant, then run id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    /// The runs of this page.
+    pub runs: Vec<RunSummary>,
+    /// Pass this as [`ListQuery::cursor`] for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The seed's four figures, read from one snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowStats {
+    /// Every row in the table.
+    pub total_workflows: i64,
+    /// Rows created in the 24 hours before the store's clock.
+    pub recent_workflows_24h: i64,
+    /// Rows per stored status name (unknown values under their own name, NULL under `null`).
+    pub status_counts: BTreeMap<String, i64>,
+    /// Mean of the non-NULL execution times; 0 when there are none.
+    pub average_execution_time_ms: f64,
+}
+
+/// Which runs a cleanup removes. The same policy drives the preview and the deletion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CleanupPolicy {
+    /// Runs whose last activity (`updated_at`) is more than this many days before now.
+    pub older_than_days: u32,
+    /// Statuses to remove; empty means the terminal ones (completed, failed, cancelled). Running and paused runs
+    /// are removed only when named here.
+    pub statuses: Vec<Status>,
+    /// Only this pipeline.
+    pub pipeline_id: Option<String>,
+}
+
+impl CleanupPolicy {
+    /// Terminal runs idle for more than `days` days.
+    pub fn older_than_days(days: u32) -> Self {
+        CleanupPolicy {
+            older_than_days: days,
+            statuses: Vec::new(),
+            pipeline_id: None,
+        }
+    }
+
+    /// The statuses this policy removes.
+    pub fn effective_statuses(&self) -> Vec<Status> {
+        if self.statuses.is_empty() {
+            Status::TERMINAL.to_vec()
+        } else {
+            let mut s = self.statuses.clone();
+            s.sort();
+            s.dedup();
+            s
+        }
+    }
+}
+
+/// What a cleanup with a policy would remove, right now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CleanupPreview {
+    /// Runs last updated before this instant are matched.
+    pub cutoff: DateTime<Utc>,
+    /// How many runs match.
+    pub matched: i64,
+    /// Matches per status.
+    pub by_status: BTreeMap<String, i64>,
+    /// Matches per pipeline id.
+    pub by_pipeline: BTreeMap<String, i64>,
+    /// The oldest last activity among the matches.
+    pub oldest_updated_at: Option<DateTime<Utc>>,
+    /// The newest last activity among the matches.
+    pub newest_updated_at: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,974 @@
+//! The store: opening a file, and every query. All of the SQLite statements of the store live in this module.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection, QueryBuilder, Row, Sqlite};
+
+use crate::error::{code, map_err, sqlite_code};
+use crate::schema::{self, MigrationReport};
+use crate::time::{self, instant_sql, Clock, SystemClock, UNKNOWN_INSTANT};
+use crate::{
+    CleanupPolicy, CleanupPreview, ListQuery, Page, Result, RunSummary, Status, StoreError, WorkflowState,
+    WorkflowStats,
+};
+
+/// The longest run id accepted, in bytes.
+pub const MAX_RUN_ID_BYTES: usize = 512;
+/// The longest pipeline id, name or version accepted, in bytes.
+pub const MAX_NAME_BYTES: usize = 512;
+/// The largest serialized JSON value accepted per column, in bytes.
+pub const MAX_JSON_BYTES: usize = 16 * 1024 * 1024;
+/// The longest error message accepted, in bytes.
+pub const MAX_ERROR_BYTES: usize = 1024 * 1024;
+/// Rows deleted per transaction by a cleanup: small, so writers wait milliseconds, not seconds.
+pub const CLEANUP_BATCH: i64 = 500;
+
+/// How hard SQLite works to make each commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: a committed save survives power loss. The default: these are durable workflows.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: a committed save survives a process crash, but the last commits may be lost on
+    /// power loss. Faster.
+    Normal,
+}
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Durability of commits (default [`Durability::Full`]).
+    pub durability: Durability,
+    /// How long to wait for another process's lock before giving up with [`StoreError::Busy`] (default 5 s).
+    pub busy_timeout: Duration,
+    /// Pooled connections (default 8).
+    pub max_connections: u32,
+    /// Open without writing anything: no migration, no saves. The file must already be current.
+    pub read_only: bool,
+    /// Where "now" comes from (default the system clock).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            durability: Durability::Full,
+            busy_timeout: Duration::from_secs(5),
+            max_connections: 8,
+            read_only: false,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The state backend over one SQLite file. Cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    path: PathBuf,
+    clock: Arc<dyn Clock>,
+    busy_ms: u64,
+    read_only: bool,
+    migration: Arc<MigrationReport>,
+}
+
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Columns of a [`RunSummary`], in decoding order. Casts make old files with odd types readable.
+const SUMMARY_COLUMNS: &str = "CAST(COALESCE(run_id, '') AS TEXT), CAST(COALESCE(pipeline_id, '') AS TEXT), \
+    CAST(COALESCE(pipeline_name, '') AS TEXT), CAST(COALESCE(pipeline_version, '') AS TEXT), \
+    CAST(status AS TEXT), CAST(COALESCE(current_step_index, 0) AS INTEGER), CAST(COALESCE(total_steps, 0) AS INTEGER), \
+    CAST(created_at AS TEXT), CAST(updated_at AS TEXT), CAST(error_message AS TEXT), \
+    CAST(round(execution_time_ms) AS INTEGER), CAST(memory_usage_mb AS REAL)";
+
+/// The JSON columns, after the summary ones, for a full [`WorkflowState`].
+const JSON_COLUMNS: &str =
+    "CAST(pipeline_context AS TEXT), CAST(last_step_output AS TEXT), CAST(step_history AS TEXT)";
+
+const UPSERT: &str = r#"INSERT INTO workflow_state (
+    run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, pipeline_context,
+    last_step_output, step_history, status, created_at, updated_at, total_steps, error_message,
+    execution_time_ms, memory_usage_mb)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+    COALESCE(?10, (SELECT created_at FROM workflow_state WHERE run_id = ?1), ?16),
+    ?11, ?12, ?13, ?14, ?15)
+ON CONFLICT(run_id) DO UPDATE SET
+    pipeline_id = excluded.pipeline_id,
+    pipeline_name = excluded.pipeline_name,
+    pipeline_version = excluded.pipeline_version,
+    current_step_index = excluded.current_step_index,
+    pipeline_context = excluded.pipeline_context,
+    last_step_output = excluded.last_step_output,
+    step_history = excluded.step_history,
+    status = excluded.status,
+    created_at = excluded.created_at,
+    updated_at = excluded.updated_at,
+    total_steps = excluded.total_steps,
+    error_message = excluded.error_message,
+    execution_time_ms = excluded.execution_time_ms,
+    memory_usage_mb = excluded.memory_usage_mb"#;
+
+impl Store {
+    /// Opens (creating if missing) the database at `path` with default options, then migrates it.
+    ///
+    /// # Errors
+    /// [`StoreError::UnsupportedFile`] for a file that is not a SQLite database or holds a table flowstate cannot
+    /// migrate (the file is left byte-for-byte unchanged); [`StoreError::CannotOpen`] for a missing folder or a
+    /// permission problem; [`StoreError::Busy`] when another process holds the lock past the busy timeout.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path, StoreOptions::default()).await
+    }
+
+    /// Opens the database at `path` with `options`. See [`Store::open`].
+    ///
+    /// # Errors
+    /// As [`Store::open`]; with `read_only`, also [`StoreError::UnsupportedFile`] when the file needs a migration.
+    pub async fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let path = path.as_ref().to_path_buf();
+        let busy_ms = options.busy_timeout.as_millis() as u64;
+        let exists = check_file(&path, options.read_only)?;
+
+        let base = SqliteConnectOptions::new()
+            .filename(&path)
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(true)
+            .log_statements(tracing::log::LevelFilter::Trace);
+
+        if exists {
+            // Look before writing anything: a file we cannot migrate must stay exactly as it was, so it is only
+            // ever opened read-only until we know we can use it.
+            let mut conn = base
+                .clone()
+                .read_only(true)
+                .connect()
+                .await
+                .map_err(|e| open_error(&path, e, busy_ms))?;
+            let inspection = schema::preflight(&mut conn)
+                .await
+                .map_err(|e| with_path(e, &path, busy_ms))?;
+            let _ = conn.close().await;
+            if options.read_only && !schema::is_current(&inspection) {
+                return Err(StoreError::UnsupportedFile {
+                    path,
+                    reason: format!(
+                        "it needs a migration (it holds {:?}) and was opened read-only; run `flowstate migrate` first",
+                        inspection.kind
+                    ),
+                });
+            }
+        }
+
+        let mut connect = base.read_only(options.read_only);
+        if !options.read_only {
+            connect = connect
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(match options.durability {
+                    Durability::Full => SqliteSynchronous::Full,
+                    Durability::Normal => SqliteSynchronous::Normal,
+                });
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .min_connections(1)
+            .acquire_timeout(options.busy_timeout + Duration::from_secs(5))
+            .connect_with(connect)
+            .await
+            .map_err(|e| open_error(&path, e, busy_ms))?;
+
+        let migration = if options.read_only {
+            let mut conn = pool.acquire().await.map_err(|e| open_error(&path, e, busy_ms))?;
+            let ins = schema::inspect(&mut conn)
+                .await
+                .map_err(|e| with_path(e, &path, busy_ms))?;
+            MigrationReport {
+                from: ins.kind,
+                to_version: schema::SCHEMA_VERSION,
+                changes: Vec::new(),
+            }
+        } else {
+            let mut conn = pool.acquire().await.map_err(|e| open_error(&path, e, busy_ms))?;
+            schema::migrate(&mut conn, busy_ms)
+                .await
+                .map_err(|e| with_path(e, &path, busy_ms))?
+        };
+
+        Ok(Store {
+            pool,
+            path,
+            clock: options.clock,
+            busy_ms,
+            read_only: options.read_only,
+            migration: Arc::new(migration),
+        })
+    }
+
+    /// What opening this store changed in the file.
+    pub fn migration(&self) -> &MigrationReport {
+        &self.migration
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True when opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The store's idea of now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Closes every pooled connection (SQLite then checkpoints the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn err(&self, context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+        let context = context.to_string();
+        move |e| map_err(e, self.busy_ms, &context)
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(StoreError::Conflict(
+                "the store was opened read-only; nothing can be changed".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Saves the whole row of a run (insert, or replace every column of an existing run), in one statement.
+    ///
+    /// `created_at: None` keeps the stored creation time (or uses now for a new run); `updated_at: None` uses now.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] naming the field for an empty or overlong id, an unknown status, a negative
+    /// counter, a non-finite number or JSON over [`MAX_JSON_BYTES`]; [`StoreError::Busy`] under a held lock.
+    pub async fn save_state(&self, state: &WorkflowState) -> Result<()> {
+        self.check_writable()?;
+        let row = EncodedRow::new(state, self.clock.now())?;
+        row.bind(sqlx::query(UPSERT))
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("saving a run"))?;
+        Ok(())
+    }
+
+    /// Saves many runs in one transaction (all or none); much faster than one [`Store::save_state`] each.
+    ///
+    /// # Errors
+    /// As [`Store::save_state`]; every row is validated before anything is written.
+    pub async fn save_many(&self, states: &[WorkflowState]) -> Result<()> {
+        self.check_writable()?;
+        let now = self.clock.now();
+        let rows = states
+            .iter()
+            .map(|s| EncodedRow::new(s, now))
+            .collect::<Result<Vec<_>>>()?;
+        let mut conn = self.pool.acquire().await.map_err(self.err("saving runs"))?;
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.err("saving runs"))?;
+        for row in &rows {
+            row.bind(sqlx::query(UPSERT))
+                .execute(&mut *tx)
+                .await
+                .map_err(self.err("saving runs"))?;
+        }
+        tx.commit().await.map_err(self.err("saving runs"))?;
+        Ok(())
+    }
+
+    /// Loads every column of a run.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for an empty id; database failures.
+    pub async fn load_state(&self, run_id: &str) -> Result<Option<WorkflowState>> {
+        validate_lookup_id(run_id)?;
+        let sql = format!("SELECT {SUMMARY_COLUMNS}, {JSON_COLUMNS} FROM workflow_state WHERE run_id = ?1");
+        let row = sqlx::query(&sql)
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.err("loading a run"))?;
+        Ok(row.map(|r| decode_state(&r)))
+    }
+
+    /// Deletes a run; true when it existed.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for an empty id; [`StoreError::Busy`]; database failures.
+    pub async fn delete_state(&self, run_id: &str) -> Result<bool> {
+        self.check_writable()?;
+        validate_lookup_id(run_id)?;
+        let done = sqlx::query("DELETE FROM workflow_state WHERE run_id = ?1")
+            .bind(run_id)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("deleting a run"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Lists runs newest first (by the real creation instant, run id breaking ties), with filters and pages.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for a limit of 0 or above [`ListQuery::MAX_LIMIT`], an unreadable cursor, or
+    /// an empty filter value.
+    pub async fn list_workflows(&self, query: &ListQuery) -> Result<Page> {
+        let limit = query.limit.unwrap_or(ListQuery::DEFAULT_LIMIT);
+        if limit == 0 || limit > ListQuery::MAX_LIMIT {
+            return Err(StoreError::invalid(
+                "limit",
+                format!("must be between 1 and {}, got {limit}", ListQuery::MAX_LIMIT),
+            ));
+        }
+        let offset = i64::try_from(query.offset.unwrap_or(0))
+            .map_err(|_| StoreError::invalid("offset", "is too large"))?;
+        let cursor = query.cursor.as_deref().map(Cursor::decode).transpose()?;
+        let created = instant_sql("created_at");
+        let updated = instant_sql("updated_at");
+
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {SUMMARY_COLUMNS}, {created} FROM workflow_state WHERE 1 = 1"
+        ));
+        if !query.statuses.is_empty() {
+            let names: Vec<&Status> = query
+                .statuses
+                .iter()
+                .filter(|s| !matches!(s, Status::Other(None)))
+                .collect();
+            let wants_null = query.statuses.iter().any(|s| matches!(s, Status::Other(None)));
+            qb.push(" AND (status IN (");
+            let mut sep = qb.separated(", ");
+            for s in &names {
+                sep.push_bind(s.as_str().to_string());
+            }
+            if names.is_empty() {
+                sep.push("NULL");
+            }
+            qb.push(")");
+            if wants_null {
+                qb.push(" OR status IS NULL");
+            }
+            qb.push(")");
+        }
+        if let Some(p) = &query.pipeline_id {
+            non_empty("pipeline_id", p)?;
+            qb.push(" AND pipeline_id = ").push_bind(p.clone());
+        }
+        for (value, expr, op) in [
+            (&query.created_after, &created, " >= "),
+            (&query.created_before, &created, " < "),
+            (&query.updated_after, &updated, " >= "),
+            (&query.updated_before, &updated, " < "),
+        ] {
+            if let Some(at) = value {
+                qb.push(format!(" AND {expr}{op}"))
+                    .push_bind(time::instant_micros(at));
+            }
+        }
+        if let Some(prefix) = &query.run_id_prefix {
+            non_empty("run_id_prefix", prefix)?;
+            qb.push(" AND substr(run_id, 1, ")
+                .push_bind(prefix.chars().count() as i64)
+                .push(") = ")
+                .push_bind(prefix.clone());
+        }
+        if let Some(text) = &query.error_contains {
+            non_empty("error_contains", text)?;
+            qb.push(" AND instr(lower(error_message), lower(")
+                .push_bind(text.clone())
+                .push(")) > 0");
+        }
+        if let Some(c) = &cursor {
+            qb.push(format!(" AND ({created}, run_id) < ("))
+                .push_bind(c.key)
+                .push(", ")
+                .push_bind(c.run_id.clone())
+                .push(")");
+        }
+        qb.push(format!(" ORDER BY {created} DESC, run_id DESC LIMIT "))
+            .push_bind(i64::from(limit) + 1)
+            .push(" OFFSET ")
+            .push_bind(offset);
+
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err("listing runs"))?;
+        let more = rows.len() > limit as usize;
+        let mut runs = Vec::with_capacity(rows.len().min(limit as usize));
+        let mut last_key = None;
+        for row in rows.iter().take(limit as usize) {
+            let summary = decode_summary(row);
+            last_key = Some(Cursor {
+                key: row.get::<i64, _>(12),
+                run_id: summary.run_id.clone(),
+            });
+            runs.push(summary);
+        }
+        let next_cursor = if more { last_key.map(|c| c.encode()) } else { None };
+        Ok(Page { runs, next_cursor })
+    }
+
+    /// The seed's four figures, from one read snapshot (a single read transaction).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn get_workflow_stats(&self) -> Result<WorkflowStats> {
+        let cutoff = self.clock.now() - chrono::Duration::hours(24);
+        let mut conn = self.pool.acquire().await.map_err(self.err("reading stats"))?;
+        let mut tx = conn.begin().await.map_err(self.err("reading stats"))?;
+        let per_status: Vec<(Option<String>, i64)> =
+            sqlx::query_as("SELECT CAST(status AS TEXT), count(*) FROM workflow_state GROUP BY status")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(self.err("reading stats"))?;
+        let recent: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM workflow_state WHERE {} >= ?1",
+            instant_sql("created_at")
+        ))
+        .bind(time::instant_micros(&cutoff))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(self.err("reading stats"))?;
+        let average: Option<f64> = sqlx::query_scalar(
+            "SELECT CAST(avg(execution_time_ms) AS REAL) FROM workflow_state WHERE execution_time_ms IS NOT NULL",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(self.err("reading stats"))?;
+        tx.commit().await.map_err(self.err("reading stats"))?;
+
+        let mut status_counts = BTreeMap::new();
+        let mut total = 0;
+        for (status, count) in per_status {
+            total += count;
+            *status_counts
+                .entry(Status::from_stored(status).as_str().to_string())
+                .or_insert(0) += count;
+        }
+        Ok(WorkflowStats {
+            total_workflows: total,
+            recent_workflows_24h: recent,
+            status_counts,
+            average_execution_time_ms: average.unwrap_or(0.0),
+        })
+    }
+
+    /// Failed runs whose last update lies within the last `hours_back` hours, newest update first.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for 0 hours, more than ten years, or a limit outside 1..=[`ListQuery::MAX_LIMIT`].
+    pub async fn get_failed_workflows(&self, hours_back: u32, limit: u32) -> Result<Vec<RunSummary>> {
+        if hours_back == 0 || hours_back > 24 * 366 * 10 {
+            return Err(StoreError::invalid(
+                "hours_back",
+                format!(
+                    "must be between 1 and {} (ten years), got {hours_back}",
+                    24 * 366 * 10
+                ),
+            ));
+        }
+        if limit == 0 || limit > ListQuery::MAX_LIMIT {
+            return Err(StoreError::invalid(
+                "limit",
+                format!("must be between 1 and {}, got {limit}", ListQuery::MAX_LIMIT),
+            ));
+        }
+        let cutoff = self.clock.now() - chrono::Duration::hours(i64::from(hours_back));
+        let updated = instant_sql("updated_at");
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM workflow_state WHERE status = 'failed' AND {updated} >= ?1 \
+             ORDER BY {updated} DESC, run_id DESC LIMIT ?2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(time::instant_micros(&cutoff))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err("listing failed runs"))?;
+        Ok(rows.iter().map(decode_summary).collect())
+    }
+
+    /// What [`Store::cleanup_old_workflows`] would delete with the same policy, now.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for an invalid policy.
+    pub async fn preview_cleanup(&self, policy: &CleanupPolicy) -> Result<CleanupPreview> {
+        let (cutoff, mut qb) = self.cleanup_filter(
+            policy,
+            &format!(
+                "SELECT CAST(status AS TEXT), CAST(COALESCE(pipeline_id, '') AS TEXT), count(*), min({u}), max({u}) \
+                 FROM workflow_state WHERE ",
+                u = instant_sql("updated_at")
+            ),
+        )?;
+        qb.push(" GROUP BY status, pipeline_id");
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err("previewing a cleanup"))?;
+        let mut preview = CleanupPreview {
+            cutoff,
+            matched: 0,
+            by_status: BTreeMap::new(),
+            by_pipeline: BTreeMap::new(),
+            oldest_updated_at: None,
+            newest_updated_at: None,
+        };
+        let (mut oldest, mut newest) = (i64::MAX, i64::MIN);
+        for row in rows {
+            let status = Status::from_stored(row.get::<Option<String>, _>(0));
+            let pipeline: String = row.get(1);
+            let count: i64 = row.get(2);
+            oldest = oldest.min(row.get::<i64, _>(3));
+            newest = newest.max(row.get::<i64, _>(4));
+            preview.matched += count;
+            *preview.by_status.entry(status.as_str().to_string()).or_insert(0) += count;
+            *preview.by_pipeline.entry(pipeline).or_insert(0) += count;
+        }
+        if preview.matched > 0 {
+            preview.oldest_updated_at = time::from_micros(oldest);
+            preview.newest_updated_at = time::from_micros(newest);
+        }
+        Ok(preview)
+    }
+
+    /// Deletes the runs a policy matches, [`CLEANUP_BATCH`] rows per transaction so concurrent writers are never
+    /// blocked for long. Each batch re-checks the policy, so a run updated meanwhile (made recent) is kept.
+    /// Returns the number of rows actually deleted.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for an invalid policy; [`StoreError::Busy`]. Batches already committed stay
+    /// deleted when a later batch fails.
+    pub async fn cleanup_old_workflows(&self, policy: &CleanupPolicy) -> Result<u64> {
+        self.check_writable()?;
+        // One cutoff for every batch, taken when the cleanup starts.
+        let started = self.clock.now();
+        let mut deleted = 0u64;
+        loop {
+            let (_, mut qb) = self.cleanup_filter_at(
+                policy,
+                "DELETE FROM workflow_state WHERE run_id IN (SELECT run_id FROM workflow_state WHERE ",
+                Some(started),
+            )?;
+            qb.push(" LIMIT ").push_bind(CLEANUP_BATCH).push(")");
+            let done = qb
+                .build()
+                .execute(&self.pool)
+                .await
+                .map_err(self.err("cleaning up"))?;
+            deleted += done.rows_affected();
+            if done.rows_affected() < CLEANUP_BATCH as u64 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        tracing::info!(deleted, days = policy.older_than_days, "cleanup finished");
+        Ok(deleted)
+    }
+
+    fn cleanup_filter<'a>(
+        &self,
+        policy: &CleanupPolicy,
+        head: &str,
+    ) -> Result<(DateTime<Utc>, QueryBuilder<'a, Sqlite>)> {
+        self.cleanup_filter_at(policy, head, None)
+    }
+
+    fn cleanup_filter_at<'a>(
+        &self,
+        policy: &CleanupPolicy,
+        head: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<(DateTime<Utc>, QueryBuilder<'a, Sqlite>)> {
+        if policy.older_than_days == 0 || policy.older_than_days > 36_600 {
+            return Err(StoreError::invalid(
+                "older_than_days",
+                format!("must be between 1 and 36600, got {}", policy.older_than_days),
+            ));
+        }
+        let statuses = policy.effective_statuses();
+        if let Some(bad) = statuses.iter().find(|s| !s.is_known()) {
+            return Err(StoreError::invalid(
+                "statuses",
+                format!("{:?} is not a status a cleanup can select", bad.as_str()),
+            ));
+        }
+        let now = at.unwrap_or_else(|| self.clock.now());
+        let cutoff = now - chrono::Duration::days(i64::from(policy.older_than_days));
+        let updated = instant_sql("updated_at");
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(head);
+        qb.push("status IN (");
+        let mut sep = qb.separated(", ");
+        for s in &statuses {
+            sep.push_bind(s.as_str().to_string());
+        }
+        qb.push(format!(") AND {updated} < "))
+            .push_bind(time::instant_micros(&cutoff))
+            // A run whose last activity cannot be read is never treated as old.
+            .push(format!(" AND {updated} > {UNKNOWN_INSTANT}"));
+        if let Some(p) = &policy.pipeline_id {
+            non_empty("pipeline_id", p)?;
+            qb.push(" AND pipeline_id = ").push_bind(p.clone());
+        }
+        Ok((cutoff, qb))
+    }
+}
+
+/// Checks the path before SQLite sees it. Returns whether the file exists.
+fn check_file(path: &Path, read_only: bool) -> Result<bool> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(StoreError::CannotOpen {
+            path: path.to_path_buf(),
+            reason: "it is a directory, not a database file".into(),
+        }),
+        Ok(meta) => {
+            if meta.len() == 0 {
+                return Err(StoreError::UnsupportedFile {
+                    path: path.to_path_buf(),
+                    reason: "the file is empty, not a SQLite database; remove it or choose another path"
+                        .into(),
+                });
+            }
+            let mut header = [0u8; 16];
+            let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut header));
+            match read {
+                Ok(()) if &header == SQLITE_MAGIC => Ok(true),
+                Ok(()) => Err(StoreError::UnsupportedFile {
+                    path: path.to_path_buf(),
+                    reason: "not a SQLite database (its first bytes are not the SQLite header)".into(),
+                }),
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(StoreError::UnsupportedFile {
+                    path: path.to_path_buf(),
+                    reason: "not a SQLite database (too short)".into(),
+                }),
+                Err(e) => Err(StoreError::CannotOpen {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if read_only {
+                return Err(StoreError::CannotOpen {
+                    path: path.to_path_buf(),
+                    reason: "the file does not exist (opening read-only never creates one)".into(),
+                });
+            }
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            if let Some(parent) = parent {
+                if !parent.is_dir() {
+                    return Err(StoreError::CannotOpen {
+                        path: path.to_path_buf(),
+                        reason: format!("the folder {} does not exist", parent.display()),
+                    });
+                }
+            }
+            Ok(false)
+        }
+        Err(e) => Err(StoreError::CannotOpen {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+fn open_error(path: &Path, err: sqlx::Error, busy_ms: u64) -> StoreError {
+    match sqlite_code(&err) {
+        Some(code::NOTADB) | Some(code::CORRUPT) => StoreError::UnsupportedFile {
+            path: path.to_path_buf(),
+            reason: format!("SQLite cannot read it ({err})"),
+        },
+        Some(code::CANTOPEN) | Some(code::READONLY) | Some(code::FULL) => StoreError::CannotOpen {
+            path: path.to_path_buf(),
+            reason: err.to_string(),
+        },
+        _ => match err {
+            sqlx::Error::Io(e) => StoreError::CannotOpen {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            },
+            other => with_path(map_err(other, busy_ms, "opening the database"), path, busy_ms),
+        },
+    }
+}
+
+fn with_path(err: StoreError, path: &Path, busy_ms: u64) -> StoreError {
+    match err {
+        StoreError::UnsupportedFile { reason, .. } => StoreError::UnsupportedFile {
+            path: path.to_path_buf(),
+            reason,
+        },
+        StoreError::Database(e) => match sqlite_code(&e) {
+            Some(code::NOTADB) | Some(code::CORRUPT) => StoreError::UnsupportedFile {
+                path: path.to_path_buf(),
+                reason: format!("SQLite cannot read it ({e})"),
+            },
+            Some(code::READONLY) | Some(code::FULL) | Some(code::CANTOPEN) => StoreError::CannotOpen {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            },
+            _ => map_err(e, busy_ms, "opening the database"),
+        },
+        other => other,
+    }
+}
+
+fn non_empty(field: &'static str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(StoreError::invalid(field, "must not be empty"));
+    }
+    Ok(())
+}
+
+fn validate_lookup_id(run_id: &str) -> Result<()> {
+    if run_id.is_empty() {
+        return Err(StoreError::invalid("run_id", "must not be empty"));
+    }
+    if run_id.len() > MAX_RUN_ID_BYTES {
+        return Err(StoreError::invalid(
+            "run_id",
+            format!("is {} bytes; the limit is {MAX_RUN_ID_BYTES}", run_id.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// A validated row, ready to bind.
+struct EncodedRow<'a> {
+    state: &'a WorkflowState,
+    context: String,
+    last_output: Option<String>,
+    history: Option<String>,
+    created_at: Option<String>,
+    updated_at: String,
+    now: String,
+}
+
+impl<'a> EncodedRow<'a> {
+    fn new(state: &'a WorkflowState, now: DateTime<Utc>) -> Result<Self> {
+        validate_lookup_id(&state.run_id)?;
+        if state.run_id.contains('\0') {
+            return Err(StoreError::invalid("run_id", "must not contain NUL characters"));
+        }
+        non_empty("pipeline_id", &state.pipeline_id)?;
+        for (field, value) in [
+            ("pipeline_id", &state.pipeline_id),
+            ("pipeline_name", &state.pipeline_name),
+            ("pipeline_version", &state.pipeline_version),
+        ] {
+            if value.len() > MAX_NAME_BYTES {
+                return Err(StoreError::invalid(
+                    field,
+                    format!("is {} bytes; the limit is {MAX_NAME_BYTES}", value.len()),
+                ));
+            }
+        }
+        if !state.status.is_known() {
+            return Err(StoreError::invalid(
+                "status",
+                format!(
+                    "{:?} is not a status; use one of running, paused, completed, failed, cancelled",
+                    state.status.as_str()
+                ),
+            ));
+        }
+        for (field, value) in [
+            ("current_step_index", Some(state.current_step_index)),
+            ("total_steps", Some(state.total_steps)),
+            ("execution_time_ms", state.execution_time_ms),
+        ] {
+            if value.is_some_and(|v| v < 0) {
+                return Err(StoreError::invalid(field, "must not be negative"));
+            }
+        }
+        if let Some(m) = state.memory_usage_mb {
+            if !m.is_finite() || m < 0.0 {
+                return Err(StoreError::invalid(
+                    "memory_usage_mb",
+                    format!("must be a finite, non-negative number, got {m}"),
+                ));
+            }
+        }
+        if let Some(e) = &state.error_message {
+            if e.len() > MAX_ERROR_BYTES {
+                return Err(StoreError::invalid(
+                    "error_message",
+                    format!("is {} bytes; the limit is {MAX_ERROR_BYTES}", e.len()),
+                ));
+            }
+        }
+        for (field, value) in [
+            ("created_at", &state.created_at),
+            ("updated_at", &state.updated_at),
+        ] {
+            if let Some(at) = value {
+                use chrono::Datelike;
+                if !(1..=9999).contains(&at.year()) {
+                    return Err(StoreError::invalid(
+                        field,
+                        format!(
+                            "year {} is outside 1..=9999 (what Python's datetime can read)",
+                            at.year()
+                        ),
+                    ));
+                }
+            }
+        }
+        let context = encode_json("pipeline_context", &state.pipeline_context)?;
+        let last_output = state
+            .last_step_output
+            .as_ref()
+            .map(|v| encode_json("last_step_output", v))
+            .transpose()?;
+        let history = match &state.step_history {
+            Value::Null => None,
+            v => Some(encode_json("step_history", v)?),
+        };
+        Ok(EncodedRow {
+            state,
+            context,
+            last_output,
+            history,
+            created_at: state.created_at.as_ref().map(time::format_timestamp),
+            updated_at: time::format_timestamp(&state.updated_at.unwrap_or(now)),
+            now: time::format_timestamp(&now),
+        })
+    }
+
+    fn bind<'q>(
+        &'q self,
+        q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+        let s = self.state;
+        q.bind(&s.run_id)
+            .bind(&s.pipeline_id)
+            .bind(&s.pipeline_name)
+            .bind(&s.pipeline_version)
+            .bind(s.current_step_index)
+            .bind(&self.context)
+            .bind(&self.last_output)
+            .bind(&self.history)
+            .bind(s.status.as_str())
+            .bind(&self.created_at)
+            .bind(&self.updated_at)
+            .bind(s.total_steps)
+            .bind(&s.error_message)
+            .bind(s.execution_time_ms)
+            .bind(s.memory_usage_mb)
+            .bind(&self.now)
+    }
+}
+
+fn encode_json(field: &'static str, value: &Value) -> Result<String> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| StoreError::invalid(field, format!("cannot be written as JSON: {e}")))?;
+    if text.len() > MAX_JSON_BYTES {
+        return Err(StoreError::invalid(
+            field,
+            format!("is {} bytes of JSON; the limit is {MAX_JSON_BYTES}", text.len()),
+        ));
+    }
+    Ok(text)
+}
+
+/// Reads a JSON column leniently: valid JSON (any whitespace style) as a value; anything else is kept as a
+/// string rather than failing the row.
+fn decode_json(text: Option<String>) -> Option<Value> {
+    text.map(|t| match serde_json::from_str(&t) {
+        Ok(v) => v,
+        Err(_) => {
+            tracing::warn!("a JSON column holds text that is not JSON; it is shown as a string");
+            Value::String(t)
+        }
+    })
+}
+
+fn decode_time(text: Option<String>) -> Option<DateTime<Utc>> {
+    text.as_deref().and_then(time::parse_timestamp)
+}
+
+fn decode_summary(row: &SqliteRow) -> RunSummary {
+    RunSummary {
+        run_id: row.get(0),
+        pipeline_id: row.get(1),
+        pipeline_name: row.get(2),
+        pipeline_version: row.get(3),
+        status: Status::from_stored(row.get(4)),
+        current_step_index: row.get(5),
+        total_steps: row.get(6),
+        created_at: decode_time(row.get(7)),
+        updated_at: decode_time(row.get(8)),
+        error_message: row.get(9),
+        execution_time_ms: row.get(10),
+        memory_usage_mb: row.get(11),
+    }
+}
+
+fn decode_state(row: &SqliteRow) -> WorkflowState {
+    let s = decode_summary(row);
+    WorkflowState {
+        run_id: s.run_id,
+        pipeline_id: s.pipeline_id,
+        pipeline_name: s.pipeline_name,
+        pipeline_version: s.pipeline_version,
+        current_step_index: s.current_step_index,
+        pipeline_context: decode_json(row.get(12)).unwrap_or(Value::Null),
+        last_step_output: decode_json(row.get(13)),
+        step_history: decode_json(row.get(14)).unwrap_or_else(|| Value::Array(Vec::new())),
+        status: s.status,
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+        total_steps: s.total_steps,
+        error_message: s.error_message,
+        execution_time_ms: s.execution_time_ms,
+        memory_usage_mb: s.memory_usage_mb,
+    }
+}
+
+/// A keyset position: the creation instant and run id of the last row of a page.
+struct Cursor {
+    key: i64,
+    run_id: String,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{}:{}", self.key, self.run_id))
+    }
+
+    fn decode(text: &str) -> Result<Cursor> {
+        let bad = || StoreError::invalid("cursor", "is not a cursor this store returned");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.trim())
+            .map_err(|_| bad())?;
+        let text = String::from_utf8(bytes).map_err(|_| bad())?;
+        let rest = text.strip_prefix("v1:").ok_or_else(bad)?;
+        let (key, run_id) = rest.split_once(':').ok_or_else(bad)?;
+        Ok(Cursor {
+            key: i64::from_str(key).map_err(|_| bad())?,
+            run_id: run_id.to_string(),
+        })
+    }
+}

@@ -33,17 +33,16 @@ pub(crate) const CREATE_TABLE: &str = r#"CREATE TABLE workflow_state (
     memory_usage_mb REAL
 )"#;
 
-/// flujo's columns in its order, with the definition used when an older file lacks one. These are the
-/// definitions flujo's own migration uses, so an upgraded file looks to flujo like one it upgraded itself.
+/// flujo's columns with the definition used when an older file lacks one, in the order flujo's own migration
+/// adds them (the nine original columns first). These are flujo's definitions, so an upgraded file has the same
+/// columns, in the same order, as one flujo 0.4.35 upgraded itself.
 pub(crate) const COLUMNS: [(&str, &str); 15] = [
     ("run_id", "TEXT"),
     ("pipeline_id", "TEXT"),
-    ("pipeline_name", "TEXT NOT NULL DEFAULT ''"),
     ("pipeline_version", "TEXT"),
     ("current_step_index", "INTEGER DEFAULT 0"),
     ("pipeline_context", "TEXT"),
     ("last_step_output", "TEXT"),
-    ("step_history", "TEXT"),
     ("status", "TEXT"),
     ("created_at", "TEXT"),
     ("updated_at", "TEXT"),
@@ -51,6 +50,8 @@ pub(crate) const COLUMNS: [(&str, &str); 15] = [
     ("error_message", "TEXT"),
     ("execution_time_ms", "INTEGER"),
     ("memory_usage_mb", "REAL"),
+    ("step_history", "TEXT"),
+    ("pipeline_name", "TEXT NOT NULL DEFAULT ''"),
 ];
 
 /// The nine columns of flujo's first backend.

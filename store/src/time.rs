@@ -106,17 +106,21 @@ pub const UNKNOWN_INSTANT: i64 = i64::MIN;
 /// The SQL expression giving the instant of a timestamp column in microseconds since the epoch (or
 /// [`UNKNOWN_INSTANT`] when the text is NULL or not a timestamp).
 ///
-/// Whole seconds come from SQLite's own parser (`strftime('%s')`, which honours offsets and both separators);
-/// the fraction is read from the text when it has Python's six digits and from SQLite's millisecond value
-/// otherwise. The expression is deterministic, so the indexes in [`crate::schema`] are built on it and every
-/// query that uses it verbatim can use them. It uses only functions SQLite has had since 3.20, so flujo's Python
-/// (which maintains these indexes when it writes) handles it.
+/// Python writes six fraction digits or none. With six, the whole seconds come from SQLite's own parser
+/// (`strftime('%s')`, which honours offsets and both separators) applied to the text *without* its fraction
+/// (SQLite rounds fractions to milliseconds, which would carry `59.999999` into the next second), and the
+/// microseconds are read from the text. Any other spelling goes through `julianday`, exact to the millisecond
+/// SQLite keeps. The expression is deterministic, so the indexes in [`crate::schema`] are built on it and every
+/// query that uses it verbatim can use them. It uses only functions SQLite has had since 3.20, so flujo's
+/// Python, which maintains these indexes whenever it writes, handles it.
 pub fn instant_sql(column: &str) -> String {
     format!(
-        "COALESCE(CAST(strftime('%s', {c}) AS INTEGER) * 1000000 + CASE WHEN {c} GLOB \
+        "COALESCE(CASE WHEN {c} GLOB \
          '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][T ][0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]*' \
-         THEN CAST(substr({c}, 21, 6) AS INTEGER) \
-         ELSE CAST(round(strftime('%f', {c}) * 1000) AS INTEGER) % 1000 * 1000 END, {unknown})",
+         AND substr({c}, 27, 1) NOT GLOB '[0-9]' \
+         THEN CAST(strftime('%s', substr({c}, 1, 19) || substr({c}, 27)) AS INTEGER) * 1000000 \
+         + CAST(substr({c}, 21, 6) AS INTEGER) \
+         ELSE CAST(round((julianday({c}) - 2440587.5) * 86400000.0) AS INTEGER) * 1000 END, {unknown})",
         c = column,
         unknown = UNKNOWN_INSTANT
     )

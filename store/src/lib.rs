@@ -39,12 +39,17 @@
 
 pub mod demo;
 mod error;
+pub mod insights;
 mod model;
 pub mod schema;
 mod store;
 pub mod time;
 
 pub use error::{Result, StoreError};
+pub use insights::{
+    ActivityBucket, AuditEntry, Bucket, FailureGroup, FailureReport, Percentiles, PipelineFailureRate,
+    StuckRuns,
+};
 pub use model::{
     CleanupPolicy, CleanupPreview, ListQuery, Page, RunSummary, Status, WorkflowState, WorkflowStats,
 };

@@ -33,6 +33,17 @@ pub(crate) const CREATE_TABLE: &str = r#"CREATE TABLE workflow_state (
     memory_usage_mb REAL
 )"#;
 
+/// Every change made through flowstate (deletions, cleanups): when, who, what, how many.
+const AUDIT_TABLE: &str = r#"CREATE TABLE IF NOT EXISTS flowstate_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    matched INTEGER,
+    affected INTEGER NOT NULL
+)"#;
+
 /// flujo's columns with the definition used when an older file lacks one, in the order flujo's own migration
 /// adds them (the nine original columns first). These are flujo's definitions, so an upgraded file has the same
 /// columns, in the same order, as one flujo 0.4.35 upgraded itself.
@@ -122,7 +133,17 @@ pub(crate) fn indexes() -> Vec<(&'static str, String, &'static str)> {
         (
             "idx_flowstate_status_updated",
             format!("workflow_state(status, {updated}, run_id)"),
-            "get_failed_workflows (failed + updated_at window) and cleanup (status + last activity)",
+            "get_failed_workflows (failed + updated_at window), stuck runs and cleanup (status + last activity)",
+        ),
+        (
+            "idx_flowstate_exec",
+            "workflow_state(execution_time_ms)".into(),
+            "execution-time percentiles and the average (read from the index, not the rows)",
+        ),
+        (
+            "idx_flowstate_pipeline_exec",
+            "workflow_state(pipeline_id, execution_time_ms)".into(),
+            "execution-time percentiles per pipeline",
         ),
     ]
 }
@@ -173,12 +194,13 @@ pub(crate) struct Inspection {
     columns: Vec<String>,
     missing_indexes: Vec<&'static str>,
     meta_exists: bool,
+    audit_exists: bool,
 }
 
 /// Reads what the database holds, without writing anything.
 pub(crate) async fn inspect(conn: &mut SqliteConnection) -> Result<Inspection> {
     let objects: Vec<(String, String)> = sqlx::query_as(
-        "SELECT name, type FROM sqlite_master WHERE name IN ('workflow_state', 'flowstate_meta')",
+        "SELECT name, type FROM sqlite_master WHERE name IN ('workflow_state', 'flowstate_meta', 'flowstate_audit')",
     )
     .fetch_all(&mut *conn)
     .await
@@ -189,6 +211,7 @@ pub(crate) async fn inspect(conn: &mut SqliteConnection) -> Result<Inspection> {
         Some("table") => true,
         Some(other) => return Err(unsupported(format!("flowstate_meta is a {other}, not a table"))),
     };
+    let audit_exists = kind_of("flowstate_audit").as_deref() == Some("table");
     let existing_indexes: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'workflow_state'",
     )
@@ -267,6 +290,7 @@ pub(crate) async fn inspect(conn: &mut SqliteConnection) -> Result<Inspection> {
         columns,
         missing_indexes,
         meta_exists,
+        audit_exists,
     })
 }
 
@@ -316,6 +340,12 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
         steps.push((
             "CREATE TABLE IF NOT EXISTS flowstate_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)".into(),
             "created table flowstate_meta".into(),
+        ));
+    }
+    if !ins.audit_exists {
+        steps.push((
+            AUDIT_TABLE.to_string(),
+            "created table flowstate_audit (the record of changes made through flowstate)".into(),
         ));
     }
     let current = matches!(ins.kind, SchemaKind::Flowstate { version } if version == SCHEMA_VERSION);

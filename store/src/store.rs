@@ -86,7 +86,7 @@ pub struct Store {
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 /// Columns of a [`RunSummary`], in decoding order. Casts make old files with odd types readable.
-const SUMMARY_COLUMNS: &str = "CAST(COALESCE(run_id, '') AS TEXT), CAST(COALESCE(pipeline_id, '') AS TEXT), \
+pub(crate) const SUMMARY_COLUMNS: &str = "CAST(COALESCE(run_id, '') AS TEXT), CAST(COALESCE(pipeline_id, '') AS TEXT), \
     CAST(COALESCE(pipeline_name, '') AS TEXT), CAST(COALESCE(pipeline_version, '') AS TEXT), \
     CAST(status AS TEXT), CAST(COALESCE(current_step_index, 0) AS INTEGER), CAST(COALESCE(total_steps, 0) AS INTEGER), \
     CAST(created_at AS TEXT), CAST(updated_at AS TEXT), CAST(error_message AS TEXT), \
@@ -237,6 +237,14 @@ impl Store {
     /// Closes every pooled connection (SQLite then checkpoints the WAL).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub(crate) fn map(&self, context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+        self.err(context)
     }
 
     fn err(&self, context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
@@ -909,7 +917,7 @@ fn decode_time(text: Option<String>) -> Option<DateTime<Utc>> {
     text.as_deref().and_then(time::parse_timestamp)
 }
 
-fn decode_summary(row: &SqliteRow) -> RunSummary {
+pub(crate) fn decode_summary(row: &SqliteRow) -> RunSummary {
     RunSummary {
         run_id: row.get(0),
         pipeline_id: row.get(1),

@@ -1,0 +1,542 @@
+//! Read-only figures for the operators' dashboard: stuck runs, execution-time percentiles, activity per hour or
+//! day, failures grouped by error signature, failure rates per pipeline, and the audit log of changes.
+//!
+//! These are statements of the same SQLite backend as [`crate::Store`]'s core methods, kept in their own module
+//! because they serve the dashboard rather than the workflow runtime.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::time::{self, instant_sql};
+use crate::{ListQuery, Result, RunSummary, Status, Store, StoreError};
+
+/// Running or paused runs with no update for longer than a threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StuckRuns {
+    /// Runs last updated before this instant count as stuck.
+    pub idle_since: DateTime<Utc>,
+    /// How many runs are stuck.
+    pub count: i64,
+    /// The longest-idle ones, oldest update first.
+    pub runs: Vec<RunSummary>,
+}
+
+/// Execution-time percentiles (nearest rank) over the runs that have an execution time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Runs with an execution time.
+    pub count: i64,
+    /// Median, in ms.
+    pub p50: Option<f64>,
+    /// 95th percentile, in ms.
+    pub p95: Option<f64>,
+    /// 99th percentile, in ms.
+    pub p99: Option<f64>,
+    /// Longest, in ms.
+    pub max: Option<f64>,
+}
+
+/// Width of an activity bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Bucket {
+    /// One hour.
+    Hour,
+    /// One day (UTC).
+    Day,
+}
+
+impl Bucket {
+    fn duration(self) -> Duration {
+        match self {
+            Bucket::Hour => Duration::hours(1),
+            Bucket::Day => Duration::days(1),
+        }
+    }
+}
+
+/// Runs created in one bucket, per status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityBucket {
+    /// Start of the bucket (inclusive).
+    pub start: DateTime<Utc>,
+    /// Runs created in the bucket, per stored status name.
+    pub counts: BTreeMap<String, i64>,
+}
+
+/// Failures that share an error signature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureGroup {
+    /// The error message with its varying parts (numbers, ids, quoted values, durations) replaced.
+    pub signature: String,
+    /// A short stable key for the signature, usable in URLs.
+    pub key: String,
+    /// One real message of the group.
+    pub example: String,
+    /// Failed runs in the group.
+    pub count: i64,
+    /// Failed runs per pipeline id.
+    pub pipelines: BTreeMap<String, i64>,
+    /// The earliest last update among the group's runs.
+    pub first_seen: Option<DateTime<Utc>>,
+    /// The latest last update among the group's runs.
+    pub last_seen: Option<DateTime<Utc>>,
+    /// Up to five of the group's runs, newest first.
+    pub samples: Vec<RunSummary>,
+}
+
+/// Failed runs of a time window grouped by error signature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureReport {
+    /// Failures last updated at or after this instant are included.
+    pub since: DateTime<Utc>,
+    /// Failed runs in the window.
+    pub total_failed: i64,
+    /// Groups, largest first.
+    pub groups: Vec<FailureGroup>,
+    /// True when the window held more failures than were read (the groups then cover the newest ones).
+    pub truncated: bool,
+}
+
+/// Runs and failures of one pipeline in a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineFailureRate {
+    /// The pipeline id.
+    pub pipeline_id: String,
+    /// Runs updated in the window.
+    pub total: i64,
+    /// Of which failed.
+    pub failed: i64,
+    /// failed / total (0 when total is 0).
+    pub rate: f64,
+}
+
+/// One change made through flowstate (a deletion, a cleanup), as recorded in `flowstate_audit`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Sequence number.
+    pub id: i64,
+    /// When it happened.
+    pub at: Option<DateTime<Utc>>,
+    /// Who did it (e.g. `admin`, `local`, `cli`).
+    pub actor: String,
+    /// What was done (e.g. `cleanup`, `delete_run`).
+    pub action: String,
+    /// The filter or target, as JSON.
+    pub detail: Value,
+    /// How many rows the confirmed preview showed, if there was one.
+    pub matched: Option<i64>,
+    /// How many rows were changed.
+    pub affected: i64,
+}
+
+/// The most rows [`Store::failure_groups`] reads from one window.
+pub const MAX_FAILURE_SCAN: i64 = 50_000;
+
+fn patterns() -> &'static [(regex::Regex, &'static str)] {
+    static P: OnceLock<Vec<(regex::Regex, &'static str)>> = OnceLock::new();
+    P.get_or_init(|| {
+        let p = |re: &str, with: &'static str| (regex::Regex::new(re).expect("valid pattern"), with);
+        vec![
+            // Quoted values: 'x', "x", `x`.
+            p(r#"'[^']*'|"[^"]*"|`[^`]*`"#, "<v>"),
+            // UUIDs and long hex or alphanumeric ids (with at least one digit).
+            p(
+                r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b",
+                "<id>",
+            ),
+            // Durations: 30s, 1.5 ms, 2h, 250 milliseconds.
+            p(
+                r"\b\d+(?:\.\d+)?\s?(?:ns|us|µs|ms|s|sec|secs|seconds?|m|min|mins|minutes?|h|hrs?|hours?|d|days?)\b",
+                "<dur>",
+            ),
+            p(r"\b(?:[A-Za-z]+[_-])*[A-Za-z_]*[0-9][A-Za-z0-9_-]{5,}\b", "<id>"),
+            p(r"\b0x[0-9a-fA-F]+\b", "<id>"),
+            // Any other number.
+            p(r"\d+(?:[.,]\d+)*", "<n>"),
+        ]
+    })
+}
+
+/// The signature of an error message: varying parts replaced so that the same failure groups together.
+///
+/// ```
+/// use flowstate_store::insights::error_signature;
+/// assert_eq!(
+///     error_signature("Step 'classify' failed: RateLimitError: 429 Too Many Requests (retry after 25s)"),
+///     error_signature("Step 'extract' failed: RateLimitError: 429 Too Many Requests (retry after 3s)"),
+/// );
+/// assert_eq!(error_signature("TimeoutError: agent call exceeded 30s"), "TimeoutError: agent call exceeded <dur>");
+/// ```
+pub fn error_signature(message: &str) -> String {
+    let first_line = message.lines().next().unwrap_or("").trim();
+    let mut out: String = first_line.chars().take(500).collect();
+    for (re, with) in patterns() {
+        out = re.replace_all(&out, *with).into_owned();
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A short, stable key for a signature (FNV-1a, hex), for URLs.
+pub fn signature_key(signature: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in signature.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+const SUMMARY_COLUMNS: &str = crate::store::SUMMARY_COLUMNS;
+
+impl Store {
+    /// Running or paused runs whose last update is older than `idle_for`: the count, and the `limit` longest idle.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for a non-positive threshold or a limit above [`ListQuery::MAX_LIMIT`].
+    pub async fn stuck_runs(&self, idle_for: Duration, limit: u32) -> Result<StuckRuns> {
+        if idle_for <= Duration::zero() {
+            return Err(StoreError::invalid("idle_for", "must be positive"));
+        }
+        if limit > ListQuery::MAX_LIMIT {
+            return Err(StoreError::invalid(
+                "limit",
+                format!("must be at most {}", ListQuery::MAX_LIMIT),
+            ));
+        }
+        let idle_since = self.now() - idle_for;
+        let updated = instant_sql("updated_at");
+        let filter = format!(
+            "status IN ('running', 'paused') AND {updated} < ?1 AND {updated} > {}",
+            time::UNKNOWN_INSTANT
+        );
+        let cutoff = time::instant_micros(&idle_since);
+        let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM workflow_state WHERE {filter}"))
+            .bind(cutoff)
+            .fetch_one(self.pool())
+            .await
+            .map_err(self.map("counting stuck runs"))?;
+        let rows = sqlx::query(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM workflow_state WHERE {filter} ORDER BY {updated} ASC, run_id ASC LIMIT ?2"
+        ))
+        .bind(cutoff)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(self.map("listing stuck runs"))?;
+        Ok(StuckRuns {
+            idle_since,
+            count,
+            runs: rows.iter().map(crate::store::decode_summary).collect(),
+        })
+    }
+
+    /// Execution-time percentiles over all runs, or one pipeline's. Reads the execution-time index only
+    /// (one ordered step per rank), never the rows.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn execution_percentiles(&self, pipeline_id: Option<&str>) -> Result<Percentiles> {
+        let filter = if pipeline_id.is_some() {
+            "execution_time_ms IS NOT NULL AND pipeline_id = ?1"
+        } else {
+            "execution_time_ms IS NOT NULL AND ?1 IS NULL"
+        };
+        let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM workflow_state WHERE {filter}"))
+            .bind(pipeline_id)
+            .fetch_one(self.pool())
+            .await
+            .map_err(self.map("reading percentiles"))?;
+        if count == 0 {
+            return Ok(Percentiles::default());
+        }
+        let at_rank = |p: f64| ((p * count as f64).ceil() as i64 - 1).clamp(0, count - 1);
+        let sql = format!(
+            "SELECT CAST(execution_time_ms AS REAL) FROM workflow_state WHERE {filter} \
+             ORDER BY execution_time_ms LIMIT 1 OFFSET ?2"
+        );
+        let mut values = Vec::with_capacity(4);
+        for rank in [at_rank(0.50), at_rank(0.95), at_rank(0.99), count - 1] {
+            let v: Option<f64> = sqlx::query_scalar(&sql)
+                .bind(pipeline_id)
+                .bind(rank)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(self.map("reading percentiles"))?;
+            values.push(v);
+        }
+        Ok(Percentiles {
+            count,
+            p50: values[0],
+            p95: values[1],
+            p99: values[2],
+            max: values[3],
+        })
+    }
+
+    /// Execution-time percentiles of every pipeline, busiest first.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn execution_percentiles_by_pipeline(&self) -> Result<Vec<(String, Percentiles)>> {
+        let mut out = Vec::new();
+        for pipeline in self.pipelines().await? {
+            let p = self.execution_percentiles(Some(&pipeline)).await?;
+            if p.count > 0 {
+                out.push((pipeline, p));
+            }
+        }
+        out.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    /// Every pipeline id in the table, sorted (for filter menus).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn pipelines(&self) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT CAST(pipeline_id AS TEXT) FROM workflow_state WHERE pipeline_id IS NOT NULL ORDER BY 1",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(self.map("listing pipelines"))
+    }
+
+    /// Runs created per bucket and status, for the `buckets` buckets ending with the current one (oldest first;
+    /// buckets with no runs are included with empty counts).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for 0 or more than 1000 buckets.
+    pub async fn activity(&self, bucket: Bucket, buckets: u32) -> Result<Vec<ActivityBucket>> {
+        if buckets == 0 || buckets > 1000 {
+            return Err(StoreError::invalid("buckets", "must be between 1 and 1000"));
+        }
+        let width = bucket.duration();
+        let current = self
+            .now()
+            .duration_trunc(width)
+            .map_err(|e| StoreError::invalid("bucket", e.to_string()))?;
+        let first = current - width * (buckets as i32 - 1);
+        let end = current + width;
+        let created = instant_sql("created_at");
+        let width_us = width.num_microseconds().unwrap_or(i64::MAX);
+        let first_us = time::instant_micros(&first);
+        let rows = sqlx::query(&format!(
+            "SELECT ({created} - ?1) / ?3 AS b, CAST(status AS TEXT), count(*) FROM workflow_state \
+             WHERE {created} >= ?1 AND {created} < ?2 GROUP BY b, status"
+        ))
+        .bind(first_us)
+        .bind(time::instant_micros(&end))
+        .bind(width_us)
+        .fetch_all(self.pool())
+        .await
+        .map_err(self.map("reading activity"))?;
+        let mut out: Vec<ActivityBucket> = (0..buckets)
+            .map(|i| ActivityBucket {
+                start: first + width * i as i32,
+                counts: BTreeMap::new(),
+            })
+            .collect();
+        for row in rows {
+            let b: i64 = row.get(0);
+            let status = Status::from_stored(row.get(1));
+            let n: i64 = row.get(2);
+            if let Some(slot) = usize::try_from(b).ok().and_then(|b| out.get_mut(b)) {
+                *slot.counts.entry(status.as_str().to_string()).or_insert(0) += n;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Failed runs last updated at or after `since`, grouped by [`error_signature`], largest group first.
+    /// Reads at most [`MAX_FAILURE_SCAN`] of the newest failures (and says so in `truncated`).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn failure_groups(&self, since: DateTime<Utc>) -> Result<FailureReport> {
+        let updated = instant_sql("updated_at");
+        let since_us = time::instant_micros(&since);
+        let total_failed: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM workflow_state WHERE status = 'failed' AND {updated} >= ?1"
+        ))
+        .bind(since_us)
+        .fetch_one(self.pool())
+        .await
+        .map_err(self.map("grouping failures"))?;
+        let rows = sqlx::query(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM workflow_state WHERE status = 'failed' AND {updated} >= ?1 \
+             ORDER BY {updated} DESC, run_id DESC LIMIT ?2"
+        ))
+        .bind(since_us)
+        .bind(MAX_FAILURE_SCAN)
+        .fetch_all(self.pool())
+        .await
+        .map_err(self.map("grouping failures"))?;
+        let mut groups: Vec<FailureGroup> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for row in &rows {
+            let run = crate::store::decode_summary(row);
+            let message = run.error_message.clone().unwrap_or_default();
+            let signature = if message.trim().is_empty() {
+                "(no error message)".to_string()
+            } else {
+                error_signature(&message)
+            };
+            let i = *index.entry(signature.clone()).or_insert_with(|| {
+                groups.push(FailureGroup {
+                    key: signature_key(&signature),
+                    signature,
+                    example: message.clone(),
+                    count: 0,
+                    pipelines: BTreeMap::new(),
+                    first_seen: None,
+                    last_seen: None,
+                    samples: Vec::new(),
+                });
+                groups.len() - 1
+            });
+            let g = &mut groups[i];
+            g.count += 1;
+            *g.pipelines.entry(run.pipeline_id.clone()).or_insert(0) += 1;
+            if let Some(u) = run.updated_at {
+                g.first_seen = Some(g.first_seen.map_or(u, |f| f.min(u)));
+                g.last_seen = Some(g.last_seen.map_or(u, |l| l.max(u)));
+            }
+            if g.samples.len() < 5 {
+                g.samples.push(run);
+            }
+        }
+        groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.signature.cmp(&b.signature)));
+        Ok(FailureReport {
+            since,
+            total_failed,
+            truncated: (rows.len() as i64) < total_failed,
+            groups,
+        })
+    }
+
+    /// Runs and failures per pipeline among runs last updated at or after `since`, highest failure rate first.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn failure_rates(&self, since: DateTime<Utc>) -> Result<Vec<PipelineFailureRate>> {
+        let updated = instant_sql("updated_at");
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT CAST(COALESCE(pipeline_id, '') AS TEXT), count(*), sum(status = 'failed') FROM workflow_state \
+             WHERE {updated} >= ?1 GROUP BY pipeline_id"
+        ))
+        .bind(time::instant_micros(&since))
+        .fetch_all(self.pool())
+        .await
+        .map_err(self.map("reading failure rates"))?;
+        let mut out: Vec<PipelineFailureRate> = rows
+            .into_iter()
+            .map(|(pipeline_id, total, failed)| PipelineFailureRate {
+                pipeline_id,
+                total,
+                failed,
+                rate: if total > 0 {
+                    failed as f64 / total as f64
+                } else {
+                    0.0
+                },
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.rate
+                .partial_cmp(&a.rate)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| a.pipeline_id.cmp(&b.pipeline_id))
+        });
+        Ok(out)
+    }
+
+    /// Records a change in the audit table.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] on a read-only store; database failures.
+    pub async fn record_audit(
+        &self,
+        actor: &str,
+        action: &str,
+        detail: &Value,
+        matched: Option<i64>,
+        affected: i64,
+    ) -> Result<()> {
+        if self.is_read_only() {
+            return Err(StoreError::Conflict("the store was opened read-only".into()));
+        }
+        sqlx::query(
+            "INSERT INTO flowstate_audit (at, actor, action, detail, matched, affected) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(time::format_timestamp(&self.now()))
+        .bind(actor)
+        .bind(action)
+        .bind(detail.to_string())
+        .bind(matched)
+        .bind(affected)
+        .execute(self.pool())
+        .await
+        .map_err(self.map("recording an audit entry"))?;
+        Ok(())
+    }
+
+    /// The newest `limit` audit entries, newest first.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, detail, matched, affected FROM flowstate_audit ORDER BY id DESC LIMIT ?1",
+        )
+        .bind(i64::from(limit.min(ListQuery::MAX_LIMIT)))
+        .fetch_all(self.pool())
+        .await
+        .map_err(self.map("reading the audit log"))?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEntry {
+                id: r.get(0),
+                at: time::parse_timestamp(&r.get::<String, _>(1)),
+                actor: r.get(2),
+                action: r.get(3),
+                detail: serde_json::from_str(&r.get::<String, _>(4)).unwrap_or(Value::Null),
+                matched: r.get(5),
+                affected: r.get(6),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_merge_varying_parts_and_keep_the_rest() {
+        let a = error_signature("UsageLimitExceededError: Cost limit of $0.50 exceeded");
+        let b = error_signature("UsageLimitExceededError: Cost limit of $12.75 exceeded");
+        assert_eq!(a, b);
+        assert_eq!(a, "UsageLimitExceededError: Cost limit of $<n> exceeded");
+        assert_eq!(
+            error_signature("run run_8fadc1a606cb0fb39a1de644815ef6d1 lost lease after 1500ms"),
+            "run <id> lost lease after <dur>"
+        );
+        assert_eq!(
+            error_signature("ValidationError: field \"total\" expected number, got 'N/A'"),
+            "ValidationError: field <v> expected number, got <v>"
+        );
+        assert_ne!(
+            error_signature("TimeoutError: agent call exceeded 30s"),
+            error_signature("ConnectionError: agent call exceeded 30s")
+        );
+        assert_eq!(error_signature("first line 42\nsecond line"), "first line <n>");
+        assert_eq!(signature_key("x"), signature_key("x"));
+        assert_ne!(signature_key("x"), signature_key("y"));
+    }
+}

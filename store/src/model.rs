@@ -240,7 +240,7 @@ pub struct ListQuery {
     pub limit: Option<u32>,
     /// Rows to skip (after the cursor, if any).
     pub offset: Option<u64>,
-    /// The `next_cursor` of the previous page: continue after it.
+    /// A page's `next_cursor` (continue after it) or `prev_cursor` (the page before it).
     pub cursor: Option<String>,
 }
 
@@ -258,6 +258,8 @@ pub struct Page {
     pub runs: Vec<RunSummary>,
     /// Pass this as [`ListQuery::cursor`] for the next page; `None` on the last page.
     pub next_cursor: Option<String>,
+    /// Pass this as [`ListQuery::cursor`] for the previous page; `None` on the first page.
+    pub prev_cursor: Option<String>,
 }
 
 /// The seed's four figures, read from one snapshot.

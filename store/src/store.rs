@@ -405,14 +405,17 @@ impl Store {
                 .push_bind(text.clone())
                 .push(")) > 0");
         }
+        let backwards = cursor.as_ref().is_some_and(|c| c.before);
         if let Some(c) = &cursor {
-            qb.push(format!(" AND ({created}, run_id) < ("))
+            let op = if c.before { ">" } else { "<" };
+            qb.push(format!(" AND ({created}, run_id) {op} ("))
                 .push_bind(c.key)
                 .push(", ")
                 .push_bind(c.run_id.clone())
                 .push(")");
         }
-        qb.push(format!(" ORDER BY {created} DESC, run_id DESC LIMIT "))
+        let dir = if backwards { "ASC" } else { "DESC" };
+        qb.push(format!(" ORDER BY {created} {dir}, run_id {dir} LIMIT "))
             .push_bind(i64::from(limit) + 1)
             .push(" OFFSET ")
             .push_bind(offset);
@@ -423,18 +426,38 @@ impl Store {
             .await
             .map_err(self.err("listing runs"))?;
         let more = rows.len() > limit as usize;
-        let mut runs = Vec::with_capacity(rows.len().min(limit as usize));
-        let mut last_key = None;
-        for row in rows.iter().take(limit as usize) {
-            let summary = decode_summary(row);
-            last_key = Some(Cursor {
-                key: row.get::<i64, _>(12),
-                run_id: summary.run_id.clone(),
-            });
-            runs.push(summary);
+        let mut keyed: Vec<(i64, RunSummary)> = rows
+            .iter()
+            .take(limit as usize)
+            .map(|row| (row.get::<i64, _>(12), decode_summary(row)))
+            .collect();
+        if backwards {
+            keyed.reverse();
         }
-        let next_cursor = if more { last_key.map(|c| c.encode()) } else { None };
-        Ok(Page { runs, next_cursor })
+        let at = |i: Option<&(i64, RunSummary)>, before: bool| {
+            i.map(|(key, run)| {
+                Cursor {
+                    key: *key,
+                    run_id: run.run_id.clone(),
+                    before,
+                }
+                .encode()
+            })
+        };
+        // Going forward, a next page exists when more rows came back, a previous one whenever we came from a
+        // cursor; going backward, the other way round.
+        let (has_next, has_prev) = if backwards {
+            (true, more)
+        } else {
+            (more, cursor.is_some())
+        };
+        let next_cursor = if has_next { at(keyed.last(), false) } else { None };
+        let prev_cursor = if has_prev { at(keyed.first(), true) } else { None };
+        Ok(Page {
+            runs: keyed.into_iter().map(|(_, r)| r).collect(),
+            next_cursor,
+            prev_cursor,
+        })
     }
 
     /// The seed's four figures, from one read snapshot (a single read transaction).
@@ -955,15 +978,19 @@ fn decode_state(row: &SqliteRow) -> WorkflowState {
     }
 }
 
-/// A keyset position: the creation instant and run id of the last row of a page.
+/// A keyset position: the creation instant and run id of the last (or, going back, first) row of a page.
 struct Cursor {
     key: i64,
     run_id: String,
+    /// Rows before this position (newer ones) rather than after it.
+    before: bool,
 }
 
 impl Cursor {
     fn encode(&self) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{}:{}", self.key, self.run_id))
+        let dir = if self.before { 'b' } else { 'a' };
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("v2:{dir}:{}:{}", self.key, self.run_id))
     }
 
     fn decode(text: &str) -> Result<Cursor> {
@@ -972,11 +999,18 @@ impl Cursor {
             .decode(text.trim())
             .map_err(|_| bad())?;
         let text = String::from_utf8(bytes).map_err(|_| bad())?;
-        let rest = text.strip_prefix("v1:").ok_or_else(bad)?;
+        let rest = text.strip_prefix("v2:").ok_or_else(bad)?;
+        let (dir, rest) = rest.split_once(':').ok_or_else(bad)?;
+        let before = match dir {
+            "a" => false,
+            "b" => true,
+            _ => return Err(bad()),
+        };
         let (key, run_id) = rest.split_once(':').ok_or_else(bad)?;
         Ok(Cursor {
             key: i64::from_str(key).map_err(|_| bad())?,
             run_id: run_id.to_string(),
+            before,
         })
     }
 }

@@ -306,6 +306,40 @@ async fn list_filters_order_and_keyset_pages() {
         );
     }
     assert_eq!(seen[0].run_id, "tie_b");
+    // Walking forward then back with prev_cursor gives the same pages; the first page has no prev_cursor.
+    let mut pages: Vec<(Vec<String>, Option<String>)> = Vec::new();
+    let mut q = ListQuery {
+        limit: Some(25),
+        ..Default::default()
+    };
+    loop {
+        let page = store.list_workflows(&q).await.unwrap();
+        pages.push((
+            page.runs.iter().map(|r| r.run_id.clone()).collect(),
+            page.prev_cursor.clone(),
+        ));
+        match page.next_cursor {
+            Some(c) => q.cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(pages.len(), 5);
+    assert!(pages[0].1.is_none(), "first page has no previous");
+    for i in (1..pages.len()).rev() {
+        let prev = store
+            .list_workflows(&ListQuery {
+                limit: Some(25),
+                cursor: pages[i].1.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let ids: Vec<String> = prev.runs.iter().map(|r| r.run_id.clone()).collect();
+        assert_eq!(ids, pages[i - 1].0, "page {} back", i);
+        assert_eq!(prev.prev_cursor.is_some(), i - 1 > 0);
+        assert!(prev.next_cursor.is_some());
+    }
+
     assert_eq!(seen[1].run_id, "tie_a");
 
     // Offset skips within the order.

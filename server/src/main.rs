@@ -1,1 +1,7 @@
-fn main() {}
+//! `flowstate`: the dashboard server (`serve`) and the admin commands over a workflow state database.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -491,6 +491,15 @@ impl Store {
     /// # Errors
     /// Database failures.
     pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        // A flujo file opened read-only (never migrated) has no audit table: nothing was ever done through us.
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'flowstate_audit'")
+                .fetch_optional(self.pool())
+                .await
+                .map_err(self.map("reading the audit log"))?;
+        if exists.is_none() {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(
             "SELECT id, at, actor, action, detail, matched, affected FROM flowstate_audit ORDER BY id DESC LIMIT ?1",
         )

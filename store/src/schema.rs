@@ -170,6 +170,21 @@ pub enum SchemaKind {
     },
 }
 
+impl SchemaKind {
+    /// In words, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            SchemaKind::Empty => "no workflow_state table".into(),
+            SchemaKind::FlujoOldest => "flujo's oldest 9-column table".into(),
+            SchemaKind::FlujoPartial { missing } => {
+                format!("a workflow_state table without {}", missing.join(", "))
+            }
+            SchemaKind::Flujo0435 => "flujo 0.4.35's table".into(),
+            SchemaKind::Flowstate { version } => format!("flowstate schema version {version}"),
+        }
+    }
+}
+
 /// What opening (migrating) a database did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MigrationReport {
@@ -365,6 +380,12 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
 /// opened for writing, so a file flowstate cannot use is never touched.
 pub(crate) async fn preflight(conn: &mut SqliteConnection) -> Result<Inspection> {
     inspect(conn).await
+}
+
+/// True when every query of the store can run on the database as it is (flujo 0.4.35's fifteen columns; the
+/// missing indexes only make some queries slower). Read-only stores accept such files without migrating them.
+pub(crate) fn is_readable(ins: &Inspection) -> bool {
+    matches!(ins.kind, SchemaKind::Flujo0435 | SchemaKind::Flowstate { .. })
 }
 
 /// True when the database needs no change.

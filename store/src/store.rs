@@ -158,12 +158,13 @@ impl Store {
                 .await
                 .map_err(|e| with_path(e, &path, busy_ms))?;
             let _ = conn.close().await;
-            if options.read_only && !schema::is_current(&inspection) {
+            if options.read_only && !schema::is_readable(&inspection) {
                 return Err(StoreError::UnsupportedFile {
                     path,
                     reason: format!(
-                        "it needs a migration (it holds {:?}) and was opened read-only; run `flowstate migrate` first",
-                        inspection.kind
+                        "it needs a migration before it can be read (it holds {}) and was opened read-only; \
+                         run `flowstate migrate` first",
+                        inspection.kind.describe()
                     ),
                 });
             }
@@ -234,9 +235,16 @@ impl Store {
         self.clock.now()
     }
 
-    /// Closes every pooled connection (SQLite then checkpoints the WAL).
+    /// Closes every pooled connection (SQLite then checkpoints the WAL), and returns once they are closed.
     pub async fn close(&self) {
         self.pool.close().await;
+        // sqlx hands a used connection back to the pool in a spawned task, so `close` can return while the last
+        // one is still open; a process that exits then leaves its writes in the -wal file instead of the
+        // database file. Wait (boundedly) until every connection is really closed.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.pool.size() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {

@@ -1,0 +1,13 @@
+//! One module per page.
+
+pub mod cleanup;
+pub mod failures;
+pub mod overview;
+pub mod run;
+pub mod runs;
+
+pub use cleanup::CleanupPage;
+pub use failures::FailuresPage;
+pub use overview::OverviewPage;
+pub use run::RunPage;
+pub use runs::RunsPage;

@@ -1,0 +1,112 @@
+//! `flowstate cleanup`: preview, then (with `--yes`) delete old runs.
+
+use std::path::Path;
+
+use flowstate_store::{CleanupPolicy, CleanupPreview};
+use serde_json::json;
+
+use super::output::{human_time, json_doc, json_time, rfc3339, Table};
+use super::{open, CleanupArgs, CliError};
+
+/// Previews the cleanup a policy describes; with `--yes` also performs it. A dry run opens the file read-only.
+pub async fn run(db: &Path, args: CleanupArgs, json: bool) -> Result<String, CliError> {
+    let policy = CleanupPolicy {
+        older_than_days: args.days,
+        statuses: args.statuses,
+        pipeline_id: args.pipeline,
+    };
+    let store = if args.yes {
+        open::writable(db).await?
+    } else {
+        open::read_only(db).await?
+    };
+    let preview = store.preview_cleanup(&policy).await;
+    let preview = match preview {
+        Ok(p) => p,
+        Err(e) => {
+            store.close().await;
+            return Err(e.into());
+        }
+    };
+    let deleted = if args.yes && preview.matched > 0 {
+        let done = store.cleanup_old_workflows(&policy).await;
+        store.close().await;
+        done?
+    } else {
+        store.close().await;
+        0
+    };
+
+    if json {
+        return Ok(json_doc(&json!({
+            "dry_run": args.dry_run,
+            "matched": preview.matched,
+            "deleted": deleted,
+            "by_status": preview.by_status,
+            "by_pipeline": preview.by_pipeline,
+            "cutoff": rfc3339(&preview.cutoff),
+            "statuses": policy.effective_statuses(),
+            "oldest_updated_at": json_time(&preview.oldest_updated_at),
+            "newest_updated_at": json_time(&preview.newest_updated_at),
+        })));
+    }
+    let mut out = describe(&policy, &preview);
+    if preview.matched == 0 {
+        out.push_str("no runs match; nothing to delete\n");
+        return Ok(out);
+    }
+    out.push_str(&preview_tables(&preview));
+    out.push('\n');
+    if args.yes {
+        out.push_str(&format!("deleted {deleted} runs\n"));
+        if deleted != preview.matched as u64 {
+            out.push_str(&format!(
+                "note: {} runs matched the preview; runs changed meanwhile were left alone\n",
+                preview.matched
+            ));
+        }
+    } else {
+        out.push_str(&format!(
+            "dry run: nothing was deleted; run the same command with --yes instead of --dry-run to delete these {} runs\n",
+            preview.matched
+        ));
+    }
+    Ok(out)
+}
+
+fn describe(policy: &CleanupPolicy, preview: &CleanupPreview) -> String {
+    let statuses: Vec<String> = policy
+        .effective_statuses()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let mut out = format!(
+        "runs last updated more than {} days ago (before {} UTC), status {}",
+        policy.older_than_days,
+        human_time(&Some(preview.cutoff)),
+        statuses.join(", ")
+    );
+    if let Some(p) = &policy.pipeline_id {
+        out.push_str(&format!(", pipeline {p}"));
+    }
+    out.push_str(&format!(": {} matched\n\n", preview.matched));
+    out
+}
+
+fn preview_tables(preview: &CleanupPreview) -> String {
+    let mut by_status = Table::new(&["STATUS", ">RUNS"]);
+    for (status, n) in &preview.by_status {
+        by_status.row(vec![status.clone(), n.to_string()]);
+    }
+    let mut by_pipeline = Table::new(&["PIPELINE", ">RUNS"]);
+    for (pipeline, n) in &preview.by_pipeline {
+        by_pipeline.row(vec![pipeline.clone(), n.to_string()]);
+    }
+    format!(
+        "{}\n{}\noldest last update  {} UTC\nnewest last update  {} UTC\n",
+        by_status.render(),
+        by_pipeline.render(),
+        human_time(&preview.oldest_updated_at),
+        human_time(&preview.newest_updated_at)
+    )
+}

@@ -1,0 +1,297 @@
+//! The `flowstate` command line: arguments (clap derive), the admin commands, and how errors become exit codes.
+//!
+//! Every command prints either aligned tables for people or, with `--json`, one JSON document on stdout for
+//! scripts; errors go to stderr as `error: <message>`. Exit codes: 0 success, 1 a runtime failure (database,
+//! file, unknown run), 2 a usage error (bad arguments, including values the store rejects).
+
+mod cleanup;
+mod demo;
+mod error;
+mod migrate;
+mod open;
+mod output;
+mod runs;
+mod show;
+mod stats;
+mod when;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use flowstate_store::Status;
+
+pub use error::CliError;
+use when::When;
+
+/// flowstate: inspect, triage and clean up durable workflow runs stored in flujo's SQLite table.
+#[derive(Debug, Parser)]
+#[command(name = "flowstate", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The SQLite database file.
+    #[arg(long, global = true, env = "FLOWSTATE_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// Print one JSON document on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Totals: runs, runs created in the last 24 hours, runs per status, average execution time.
+    Stats,
+    /// List runs, newest first, with filters and pages.
+    Runs(RunsArgs),
+    /// Failed runs whose last update lies in the last hours, newest first.
+    Failed(FailedArgs),
+    /// Every field of one run.
+    Show(ShowArgs),
+    /// Delete old runs (terminal ones unless --status names others); preview with --dry-run first.
+    Cleanup(CleanupArgs),
+    /// Bring the database to the current schema (flujo's table plus flowstate's indexes) and say what changed.
+    Migrate,
+    /// Write realistic demo runs into a new or empty database.
+    Demo(DemoArgs),
+    /// Serve the dashboard (http://127.0.0.1:3000 by default); --demo serves a fresh demo database.
+    Serve(ServeArgs),
+}
+
+/// Arguments of `flowstate runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only runs with this status (repeat, or separate with commas, for several).
+    #[arg(long = "status", value_name = "STATUS", value_delimiter = ',', value_parser = parse_status)]
+    pub statuses: Vec<Status>,
+    /// Only runs of this pipeline id.
+    #[arg(long, value_name = "ID")]
+    pub pipeline: Option<String>,
+    /// Only runs created at or after this time: RFC 3339, `2026-01-31 12:00` (UTC), a date, or a duration before
+    /// now such as 30m, 24h, 7d.
+    #[arg(long, value_name = "TIME", value_parser = When::parse_arg)]
+    pub since: Option<When>,
+    /// Only runs created before this time (same forms as --since).
+    #[arg(long, value_name = "TIME", value_parser = When::parse_arg)]
+    pub until: Option<When>,
+    /// Only runs whose error message contains this text (case-insensitive).
+    #[arg(long, value_name = "TEXT")]
+    pub search: Option<String>,
+    /// Only runs whose id starts with this text.
+    #[arg(long, value_name = "RUNID_PREFIX")]
+    pub prefix: Option<String>,
+    /// Runs per page (1-1000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    /// Continue after a previous page: its `next_cursor`.
+    #[arg(long, value_name = "CURSOR")]
+    pub cursor: Option<String>,
+    /// Skip this many runs (after the cursor, if any).
+    #[arg(long, value_name = "N")]
+    pub offset: Option<u64>,
+}
+
+/// Arguments of `flowstate failed`.
+#[derive(Debug, Args)]
+pub struct FailedArgs {
+    /// How many hours back to look, by last update.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=87_840))]
+    pub hours: u32,
+    /// At most this many runs (1-1000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+}
+
+/// Arguments of `flowstate show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The run's id.
+    #[arg(value_name = "RUN_ID")]
+    pub run_id: String,
+}
+
+/// Arguments of `flowstate cleanup`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("mode").required(true).multiple(false).args(["dry_run", "yes"]))]
+pub struct CleanupArgs {
+    /// Runs whose last update is more than this many days ago (1-36600).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36_600))]
+    pub days: u32,
+    /// Only runs with this status (repeat or separate with commas). Default: completed, failed and cancelled;
+    /// running and paused runs are deleted only when named here.
+    #[arg(long = "status", value_name = "STATUS", value_delimiter = ',', value_parser = parse_status)]
+    pub statuses: Vec<Status>,
+    /// Only runs of this pipeline id.
+    #[arg(long, value_name = "ID")]
+    pub pipeline: Option<String>,
+    /// Only show what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete the matching runs.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Arguments of `flowstate demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many runs to write (1-1000000).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub runs: u64,
+    /// The generator's seed: the same seed gives the same runs.
+    #[arg(long, value_name = "S", default_value_t = 42)]
+    pub seed: u64,
+    /// Add demo runs even when the database already holds runs (nothing is ever deleted or replaced).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `flowstate serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen. An address other machines can reach needs --read-only or FLOWSTATE_ADMIN_TOKEN.
+    #[arg(
+        long,
+        env = "FLOWSTATE_BIND",
+        default_value = "127.0.0.1:3000",
+        value_name = "ADDR"
+    )]
+    pub bind: std::net::SocketAddr,
+    /// Refuse every change (the database is opened read-only).
+    #[arg(long)]
+    pub read_only: bool,
+    /// Serve a fresh demo database in a temporary directory instead of --db.
+    #[arg(long)]
+    pub demo: bool,
+    /// The built site (pkg/, CSS, favicon); default: the workspace's target/site.
+    #[arg(long, env = "FLOWSTATE_SITE_ROOT", value_name = "DIR")]
+    pub site_root: Option<PathBuf>,
+}
+
+/// `flowstate serve`: runs the dashboard until Ctrl-C or SIGTERM (see `flowstate_server::web`).
+async fn serve(db: Option<PathBuf>, args: ServeArgs) -> Result<String, CliError> {
+    use flowstate_server::web;
+    let cfg = web::ServeConfig {
+        db: db.filter(|p| !p.as_os_str().is_empty()),
+        bind: args.bind,
+        read_only: args.read_only,
+        demo: args.demo,
+        site_root: args.site_root,
+        admin_token: web::admin_token_from_env(),
+    };
+    match web::serve(cfg).await {
+        Ok(()) => Ok(String::new()),
+        Err(e) if e.is_usage() => Err(CliError::Usage(e.to_string())),
+        Err(e) => Err(CliError::Runtime(e.to_string())),
+    }
+}
+
+/// A status as typed on the command line: one of the five known ones, any case.
+fn parse_status(text: &str) -> Result<Status, String> {
+    Status::parse(&text.to_ascii_lowercase()).map_err(|_| {
+        let names: Vec<&str> = Status::KNOWN.iter().map(Status::as_str).collect();
+        format!("{text:?} is not a status; use one of {}", names.join(", "))
+    })
+}
+
+/// Parses the arguments, runs the command, prints the result and returns the exit code. Never panics on bad
+/// input; clap's own errors (and `--help`, `--version`) exit through clap.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&CliError::Runtime(format!("cannot start the async runtime: {e}"))),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(text) => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                // A reader that went away (`flowstate runs | head`) is not an error worth a message.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => fail(&CliError::Runtime(format!("cannot write the output: {e}"))),
+            }
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(err: &CliError) -> ExitCode {
+    tracing::debug!(?err, "command failed");
+    eprintln!("error: {err}");
+    ExitCode::from(err.exit_code())
+}
+
+/// Logs go to stderr, so stdout stays clean for `--json`. The filter comes from `FLOWSTATE_LOG` (default warn).
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let (filter, bad) = match std::env::var("FLOWSTATE_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => match EnvFilter::try_new(&spec) {
+            Ok(f) => (f, None),
+            Err(e) => (EnvFilter::new("warn"), Some(format!("{spec:?}: {e}"))),
+        },
+        _ => (EnvFilter::new("warn"), None),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    if let Some(bad) = bad {
+        tracing::warn!("FLOWSTATE_LOG is not a valid filter ({bad}); using warn");
+    }
+}
+
+/// Runs a parsed command and returns what to print on stdout.
+///
+/// # Errors
+/// [`CliError::Usage`] for arguments that are wrong; [`CliError::Runtime`] for anything else.
+pub async fn run(cli: Cli) -> Result<String, CliError> {
+    let json = cli.json;
+    // Asked for only by the commands that need it: `serve --demo` needs no database.
+    let given = cli.db;
+    let db = move || {
+        given
+            .filter(|p| !p.as_os_str().is_empty())
+            .ok_or_else(|| CliError::Usage("no database given: pass --db PATH or set FLOWSTATE_DB".into()))
+    };
+    match cli.command {
+        Command::Stats => stats::run(&db()?, json).await,
+        Command::Runs(args) => runs::list(&db()?, args, json).await,
+        Command::Failed(args) => runs::failed(&db()?, args, json).await,
+        Command::Show(args) => show::run(&db()?, &args.run_id, json).await,
+        Command::Cleanup(args) => cleanup::run(&db()?, args, json).await,
+        Command::Migrate => migrate::run(&db()?, json).await,
+        Command::Demo(args) => demo::run(&db()?, args, json).await,
+        Command::Serve(args) => serve(db().ok(), args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn statuses_parse_in_any_case_and_name_the_valid_ones_otherwise() {
+        assert_eq!(parse_status("Failed"), Ok(Status::Failed));
+        let err = parse_status("done").unwrap_err();
+        assert!(
+            err.contains("running, paused, completed, failed, cancelled"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,451 @@
+//! The dashboard server: the Leptos app (server-rendered, hydrated), its static files, `/healthz` and the
+//! theme switch, behind request logging.
+//!
+//! [`router`] builds the whole axum application from an [`AppState`], so tests drive it without a socket
+//! (`tower::ServiceExt::oneshot`); [`serve`] opens the database (or a demo one), checks the bind address is
+//! safe and serves until Ctrl-C or SIGTERM.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use axum::extract::{FromRef, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use flowstate_app::model::Settings;
+use flowstate_app::theme::Theme;
+use flowstate_app::{shell, App};
+use flowstate_store::{ListQuery, Store, StoreError, StoreOptions};
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{file_and_error_handler_with_context, generate_route_list, LeptosRoutes};
+use serde::Deserialize;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+
+/// The address `serve` binds when none is given: loopback only.
+pub const DEFAULT_BIND: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3000);
+
+/// Runs in the database `--demo` creates.
+pub const DEMO_RUNS: usize = 5000;
+
+/// The demo generator's seed: the same demo every time.
+pub const DEMO_SEED: u64 = 42;
+
+/// The environment variable naming the built site (`pkg/`, CSS, favicon); see [`default_site_root`].
+pub const SITE_ROOT_ENV: &str = "FLOWSTATE_SITE_ROOT";
+
+/// The environment variable holding the admin token (never a command-line flag: secrets stay out of `ps`).
+pub const ADMIN_TOKEN_ENV: &str = "FLOWSTATE_ADMIN_TOKEN";
+
+/// How to serve the dashboard.
+#[derive(Clone)]
+pub struct ServeConfig {
+    /// The database file. Required unless `demo`.
+    pub db: Option<PathBuf>,
+    /// Where to listen (default [`DEFAULT_BIND`]).
+    pub bind: SocketAddr,
+    /// Refuse every change; the database is opened read-only.
+    pub read_only: bool,
+    /// Serve a fresh demo database in a temporary directory instead of `db`.
+    pub demo: bool,
+    /// The built site; `None` means [`default_site_root`].
+    pub site_root: Option<PathBuf>,
+    /// The admin token, when one is configured (see [`admin_token_from_env`]).
+    pub admin_token: Option<String>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            db: None,
+            bind: DEFAULT_BIND,
+            read_only: false,
+            demo: false,
+            site_root: None,
+            admin_token: None,
+        }
+    }
+}
+
+impl fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("db", &self.db)
+            .field("bind", &self.bind)
+            .field("read_only", &self.read_only)
+            .field("demo", &self.demo)
+            .field("site_root", &self.site_root)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The admin token from `FLOWSTATE_ADMIN_TOKEN`; unset or blank means none.
+pub fn admin_token_from_env() -> Option<String> {
+    std::env::var(ADMIN_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+}
+
+/// Why `serve` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A non-loopback address without `--read-only` or an admin token would let anyone on the network delete runs.
+    #[error(
+        "refusing to listen on {0}: it is reachable from other machines and changes would need no login; \
+         use a loopback address (127.0.0.1), add --read-only, or set {ADMIN_TOKEN_ENV}"
+    )]
+    UnsafeBind(SocketAddr),
+    /// Neither `--db` nor `--demo`.
+    #[error("no database given: pass --db PATH, set FLOWSTATE_DB, or use --demo")]
+    NoDatabase,
+    /// The database could not be opened (or the demo written).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file or socket problem.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ServeError {
+    /// True when the operator's arguments are at fault (as opposed to the machine or the database).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ServeError::UnsafeBind(_) | ServeError::NoDatabase)
+            || matches!(self, ServeError::Store(e) if e.is_user_error())
+    }
+}
+
+/// Everything a request handler needs. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Where the site lives and how the hydration script is named.
+    pub leptos_options: LeptosOptions,
+    /// The database.
+    pub store: Store,
+    /// How the dashboard was started, as pages see it.
+    pub settings: Settings,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+impl AppState {
+    /// A state serving `store` with the site at `site_root` (see [`default_site_root`]).
+    pub fn new(store: Store, settings: Settings, site_root: &Path, addr: SocketAddr) -> Self {
+        AppState {
+            leptos_options: leptos_options(site_root, addr),
+            store,
+            settings,
+        }
+    }
+}
+
+/// Leptos's options for this site: output name `flowstate` (so `/pkg/flowstate.js` and
+/// `/pkg/flowstate_bg.wasm`, as `scripts/build-site.sh` writes them), the site root and the address.
+pub fn leptos_options(site_root: &Path, addr: SocketAddr) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("flowstate")
+        .site_root(site_root.to_string_lossy().into_owned())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build()
+}
+
+/// Where the built site is: `FLOWSTATE_SITE_ROOT` when set, else `<workspace>/target/site` as it was when this
+/// binary was compiled (so `target/debug/flowstate` finds it from any working directory).
+pub fn default_site_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os(SITE_ROOT_ENV).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("site");
+    compiled.canonicalize().unwrap_or(compiled)
+}
+
+/// The whole application: Leptos pages and server functions (with the store in their context), static files,
+/// `/healthz`, `/theme`, request logs and a few safety headers. Unknown paths get the 404 page.
+pub fn router(state: AppState) -> Router {
+    let context = {
+        let store = state.store.clone();
+        let settings = state.settings.clone();
+        move || {
+            provide_context(store.clone());
+            provide_context(settings.clone());
+        }
+    };
+    let routes = generate_route_list(App);
+    let app_shell = {
+        let options = state.leptos_options.clone();
+        move || shell(options.clone())
+    };
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/theme", get(set_theme))
+        .leptos_routes_with_context(&state, routes, context.clone(), app_shell)
+        .fallback(file_and_error_handler_with_context::<AppState, _>(context, shell))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        // Same-origin requests keep their Referer (the CSRF check reads it); other sites get none.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .with_state(state)
+}
+
+/// `GET /healthz`: `{"ok": true, "db": "...", "schema_version": 1, "read_only": false}`; 503 with `ok: false`
+/// when the database cannot be read (the reason goes to the log, not the probe).
+async fn healthz(State(state): State<AppState>) -> Response {
+    let probe = state
+        .store
+        .list_workflows(&ListQuery {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await;
+    let mut body = serde_json::json!({
+        "ok": probe.is_ok(),
+        "db": state.store.path(),
+        "schema_version": state.store.migration().to_version,
+        "read_only": state.settings.read_only,
+    });
+    match probe {
+        Ok(_) => (StatusCode::OK, Json(body)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: the database cannot be read");
+            body["error"] = "the database cannot be read; see the server log".into();
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ThemeQuery {
+    set: String,
+    back: Option<String>,
+}
+
+/// `GET /theme?set=dark&back=/runs`: stores the choice in a cookie and goes back (the no-JavaScript theme
+/// toggle). Only local paths are followed back, so this is no open redirect.
+async fn set_theme(Query(query): Query<ThemeQuery>) -> Response {
+    let Some(theme) = Theme::parse(&query.set) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "The parameter “set” must be one of system, light, dark.",
+        )
+            .into_response();
+    };
+    let back = query
+        .back
+        .filter(|b| is_local_path(b))
+        .unwrap_or_else(|| "/".into());
+    let (Ok(location), Ok(cookie)) = (
+        HeaderValue::from_str(&back),
+        HeaderValue::from_str(&theme.set_cookie()),
+    ) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, location), (header::SET_COOKIE, cookie)],
+    )
+        .into_response()
+}
+
+/// A path on this site: `/…`, but not `//host` or `/\host` (which browsers treat as another site).
+fn is_local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.starts_with("/\\")
+        && !path.chars().any(|c| c.is_control())
+}
+
+/// Refuses a bind address other machines can reach unless changes are impossible (`--read-only`) or need a
+/// login (an admin token).
+///
+/// # Errors
+/// [`ServeError::UnsafeBind`].
+pub fn check_bind(cfg: &ServeConfig) -> Result<(), ServeError> {
+    if cfg.bind.ip().is_loopback() || cfg.read_only || cfg.admin_token.is_some() {
+        Ok(())
+    } else {
+        Err(ServeError::UnsafeBind(cfg.bind))
+    }
+}
+
+/// Serves the dashboard until Ctrl-C or SIGTERM.
+///
+/// # Errors
+/// [`ServeError::UnsafeBind`] before anything is opened; [`ServeError::NoDatabase`]; the store's errors when the
+/// database cannot be opened (read-only mode never creates or migrates it); [`ServeError::Io`] when the address
+/// cannot be bound.
+pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
+    check_bind(&cfg)?;
+    let read_only_options = || StoreOptions {
+        read_only: true,
+        ..Default::default()
+    };
+
+    // Kept alive until the server stops; the demo database is deleted with it.
+    let mut _demo_dir = None;
+    let store = if cfg.demo {
+        let dir = tempfile::Builder::new()
+            .prefix("flowstate-demo-")
+            .tempdir()
+            .map_err(|source| ServeError::Io {
+                context: "cannot create a temporary directory for the demo database".into(),
+                source,
+            })?;
+        let path = dir.path().join("demo.db");
+        let store = Store::open(&path).await?;
+        let written = flowstate_store::demo::write_demo(&store, DEMO_RUNS, DEMO_SEED).await?;
+        tracing::info!(written, path = %path.display(), "demo database written");
+        eprintln!("demo database with {written} runs: {}", path.display());
+        _demo_dir = Some(dir);
+        if cfg.read_only {
+            store.close().await;
+            Store::open_with(&path, read_only_options()).await?
+        } else {
+            store
+        }
+    } else {
+        let db = cfg.db.as_ref().ok_or(ServeError::NoDatabase)?;
+        if cfg.read_only {
+            Store::open_with(db, read_only_options()).await?
+        } else {
+            Store::open(db).await?
+        }
+    };
+
+    let site_root = cfg.site_root.clone().unwrap_or_else(default_site_root);
+    if !site_root.join("pkg").join("flowstate.js").is_file() {
+        tracing::warn!(
+            site_root = %site_root.display(),
+            "the built site is missing: pages work without JavaScript and styles; run scripts/build-site.sh"
+        );
+        eprintln!(
+            "warning: no built site at {} (run scripts/build-site.sh, or set {SITE_ROOT_ENV})",
+            site_root.display()
+        );
+    }
+
+    let listener = tokio::net::TcpListener::bind(cfg.bind)
+        .await
+        .map_err(|source| ServeError::Io {
+            context: format!("cannot listen on {}", cfg.bind),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Io {
+        context: "cannot read the bound address".into(),
+        source,
+    })?;
+    let settings = Settings {
+        read_only: cfg.read_only,
+        demo: cfg.demo,
+        admin_token_configured: cfg.admin_token.is_some(),
+    };
+    let state = AppState::new(store.clone(), settings, &site_root, addr);
+    tracing::info!(%addr, db = %store.path().display(), read_only = cfg.read_only, "serving the dashboard");
+    eprintln!(
+        "flowstate dashboard on http://{addr}/ (database {})",
+        store.path().display()
+    );
+
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    store.close().await;
+    served.map_err(|source| ServeError::Io {
+        context: "the server stopped".into(),
+        source,
+    })
+}
+
+/// Resolves on Ctrl-C or (on Unix) SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_back() {
+        assert!(is_local_path("/runs?status=failed"));
+        assert!(!is_local_path("//evil.example/"));
+        assert!(!is_local_path("/\\evil.example/"));
+        assert!(!is_local_path("https://evil.example/"));
+        assert!(!is_local_path("/a\r\nSet-Cookie: x=y"));
+    }
+
+    #[test]
+    fn a_public_bind_needs_read_only_or_a_token() {
+        let public: SocketAddr = "0.0.0.0:3000".parse().unwrap();
+        let mut cfg = ServeConfig {
+            bind: public,
+            ..Default::default()
+        };
+        assert!(matches!(check_bind(&cfg), Err(ServeError::UnsafeBind(_))));
+        cfg.read_only = true;
+        assert!(check_bind(&cfg).is_ok());
+        cfg.read_only = false;
+        cfg.admin_token = Some("s3cret".into());
+        assert!(check_bind(&cfg).is_ok());
+        assert!(
+            !format!("{cfg:?}").contains("s3cret"),
+            "the token must not be printed"
+        );
+        let loopback = ServeConfig::default();
+        assert!(check_bind(&loopback).is_ok());
+        let v6: SocketAddr = "[::1]:3000".parse().unwrap();
+        assert!(check_bind(&ServeConfig {
+            bind: v6,
+            ..Default::default()
+        })
+        .is_ok());
+    }
+}

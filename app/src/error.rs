@@ -31,6 +31,11 @@ pub enum AppError {
         /// Why, for the operator.
         reason: String,
     },
+    /// Too many attempts (login) from one client in a short time (429).
+    TooManyRequests {
+        /// Seconds until the next attempt is accepted.
+        retry_after_secs: u64,
+    },
     /// The change conflicts with what the database holds now (409).
     Conflict {
         /// What changed, for the operator.
@@ -68,6 +73,7 @@ impl AppError {
             AppError::Forbidden { .. } => 403,
             AppError::NotFound { .. } => 404,
             AppError::Conflict { .. } => 409,
+            AppError::TooManyRequests { .. } => 429,
             AppError::Internal => 500,
             AppError::Transport { .. } => 502,
             AppError::Busy => 503,
@@ -81,6 +87,7 @@ impl AppError {
             AppError::Forbidden { .. } => "Not allowed",
             AppError::NotFound { .. } => "Not found",
             AppError::Conflict { .. } => "Changed meanwhile",
+            AppError::TooManyRequests { .. } => "Too many attempts",
             AppError::Busy => "Database busy",
             AppError::Internal => "Server error",
             AppError::Transport { .. } => "Server unreachable",
@@ -97,6 +104,10 @@ impl fmt::Display for AppError {
             AppError::NotFound { what } => write!(f, "There is no {what}."),
             AppError::Forbidden { reason } => write!(f, "This change is not allowed: {reason}."),
             AppError::Conflict { reason } => write!(f, "{reason}."),
+            AppError::TooManyRequests { retry_after_secs } => write!(
+                f,
+                "Too many attempts from this address. Try again in {retry_after_secs} s."
+            ),
             AppError::Busy => f.write_str(
                 "The database is busy (another process held its lock for too long). Try again in a moment.",
             ),

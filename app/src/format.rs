@@ -53,6 +53,96 @@ pub fn runs_with_status(status: &str) -> String {
     format!("/runs?status={}", url_encode(status))
 }
 
+/// The first `max` characters of `text`, with `…` when something was cut.
+pub fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// A span of seconds for people, relative to now: `just now`, `5 min ago`, `3 h 05 min ago`, `2 d 4 h ago`;
+/// a negative span reads `in …`.
+pub fn ago(seconds: i64) -> String {
+    let s = seconds.unsigned_abs();
+    let span = if s < 60 {
+        return "just now".into();
+    } else if s < 3600 {
+        format!("{} min", s / 60)
+    } else if s < 24 * 3600 {
+        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{} d {} h", s / 86_400, (s % 86_400) / 3600)
+    };
+    if seconds < 0 {
+        format!("in {span}")
+    } else {
+        format!("{span} ago")
+    }
+}
+
+/// A rate from 0 to 1 as a percentage: `0 %`, `12.5 %`, `100 %`.
+pub fn percent(rate: f64) -> String {
+    if !rate.is_finite() {
+        return "—".into();
+    }
+    let p = (rate * 1000.0).round() / 10.0;
+    if p.fract() == 0.0 {
+        format!("{p:.0} %")
+    } else {
+        format!("{p:.1} %")
+    }
+}
+
+/// An instant for a page: RFC 3339, `2026-11-27 10:35 UTC`, and relative to `now` (the instant the figures
+/// were read). Server only: the browser gets the strings.
+#[cfg(feature = "ssr")]
+pub fn stamp(at: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> crate::model::Stamp {
+    crate::model::Stamp {
+        rfc3339: at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        utc: at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        relative: ago((now - at).num_seconds()),
+    }
+}
+
+/// The placeholders an error signature puts where messages vary (see `flowstate_store::insights`).
+const SIGNATURE_PLACEHOLDERS: [&str; 4] = ["<v>", "<id>", "<dur>", "<n>"];
+
+/// The longest constant piece of an error signature: the text between its `<…>` placeholders, trimmed. Every
+/// message of the group contains it, so it is what the runs list's `error` filter (a case-insensitive
+/// "contains") is given to list the group. `None` when no piece has at least three characters.
+///
+/// `Step <v> failed: ConnectionError: Connection reset by peer` → `failed: ConnectionError: Connection reset by
+/// peer`.
+pub fn signature_fragment(signature: &str) -> Option<String> {
+    let mut pieces = vec![signature.to_string()];
+    for placeholder in SIGNATURE_PLACEHOLDERS {
+        pieces = pieces
+            .iter()
+            .flat_map(|p| p.split(placeholder).map(str::to_string).collect::<Vec<_>>())
+            .collect();
+    }
+    pieces
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| p.chars().count() >= 3)
+        .fold(None::<&str>, |best, p| match best {
+            Some(b) if b.chars().count() >= p.chars().count() => Some(b),
+            _ => Some(p),
+        })
+        .map(str::to_string)
+}
+
+/// The runs list of a failure group: failed runs updated at or after `updated_after` (RFC 3339) whose error
+/// contains `fragment` (see [`signature_fragment`]).
+pub fn runs_of_failure_group(fragment: &str, updated_after: &str) -> String {
+    format!(
+        "/runs?status=failed&error={}&updated_after={}",
+        url_encode(fragment),
+        url_encode(updated_after)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +169,66 @@ mod tests {
     fn urls_are_encoded() {
         assert_eq!(url_encode("a b/c?d=é"), "a%20b%2Fc%3Fd%3D%C3%A9");
         assert_eq!(runs_with_status("failed"), "/runs?status=failed");
+    }
+
+    #[test]
+    fn truncation_counts_characters() {
+        assert_eq!(truncate_chars("short", 10), "short");
+        assert_eq!(truncate_chars("exactly", 7), "exactly");
+        assert_eq!(truncate_chars("Traducción", 6), "Traduc…");
+    }
+}
+
+#[cfg(test)]
+mod failure_format_tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_as_relative_time() {
+        assert_eq!(ago(5), "just now");
+        assert_eq!(ago(300), "5 min ago");
+        assert_eq!(ago(3 * 3600 + 5 * 60), "3 h 05 min ago");
+        assert_eq!(ago(2 * 86_400 + 4 * 3600 + 59), "2 d 4 h ago");
+        assert_eq!(ago(-600), "in 10 min");
+    }
+
+    #[test]
+    fn rates_read_as_percentages() {
+        assert_eq!(percent(0.0), "0 %");
+        assert_eq!(percent(0.125), "12.5 %");
+        assert_eq!(percent(1.0), "100 %");
+        assert_eq!(percent(1.0 / 3.0), "33.3 %");
+        assert_eq!(percent(f64::NAN), "—");
+    }
+
+    #[test]
+    fn the_longest_constant_fragment_of_a_signature() {
+        assert_eq!(
+            signature_fragment("Step <v> failed: ConnectionError: Connection reset by peer").as_deref(),
+            Some("failed: ConnectionError: Connection reset by peer")
+        );
+        assert_eq!(
+            signature_fragment("Step <v> failed: ValidationError: <n> validation error(s) for InvoiceModel")
+                .as_deref(),
+            Some("validation error(s) for InvoiceModel")
+        );
+        assert_eq!(
+            signature_fragment("TimeoutError: agent call exceeded <dur>").as_deref(),
+            Some("TimeoutError: agent call exceeded")
+        );
+        assert_eq!(
+            signature_fragment("<id>: <n>"),
+            None,
+            "nothing constant worth filtering by"
+        );
+        assert_eq!(
+            signature_fragment("(no error message)").as_deref(),
+            Some("(no error message)"),
+            "callers handle the empty-message group themselves"
+        );
+        assert_eq!(
+            runs_of_failure_group("reset by peer", "2026-11-26T10:35:25.586029Z"),
+            "/runs?status=failed&error=reset%20by%20peer&updated_after=2026-11-26T10%3A35%3A25.586029Z"
+        );
     }
 }

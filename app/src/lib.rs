@@ -9,12 +9,15 @@
 //! Pages never see SQL; the browser never sees the store. Values crossing the wire are the serde types of
 //! [`model`]; failures are [`AppError`].
 
+#[cfg(feature = "ssr")]
+pub mod charts;
 pub mod components;
 pub mod error;
 pub mod format;
 pub mod model;
 pub mod pages;
 pub mod server;
+pub mod spans;
 pub mod theme;
 
 use leptos::prelude::*;
@@ -25,7 +28,7 @@ use leptos_router::{path, SsrMode};
 pub use error::AppError;
 
 use components::{Layout, NotFoundPage};
-use pages::{CleanupPage, FailuresPage, OverviewPage, RunPage, RunsPage};
+use pages::{CleanupPage, FailuresPage, LoginPage, OverviewPage, RunPage, RunsPage};
 
 /// The URL of the stylesheet (built by `scripts/build-site.sh` from `style/main.css`).
 pub const STYLESHEET: &str = "/pkg/flowstate.css";
@@ -68,6 +71,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/runs/:run_id") view=RunPage ssr=SsrMode::Async/>
                     <Route path=path!("/failures") view=FailuresPage ssr=SsrMode::Async/>
                     <Route path=path!("/cleanup") view=CleanupPage ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
                 </Routes>
             </Layout>
         </Router>

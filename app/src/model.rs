@@ -34,6 +34,427 @@ pub struct Overview {
     pub statuses: Vec<StatusCount>,
     /// Mean execution time over the runs that have one; `None` when none has.
     pub average_execution_ms: Option<f64>,
+    /// Runs that failed (by their last update) in the 24 hours before `read_at`.
+    pub failed_24h: i64,
+    /// Execution-time percentiles over every run that has one.
+    pub percentiles: PercentileFigures,
+    /// Running or paused runs idle for longer than the threshold.
+    pub stuck: StuckFigures,
+    /// The statuses the activity rows count, in stacking order (bottom first).
+    pub chart_statuses: Vec<String>,
+    /// Runs created per hour over the last 24 hours (oldest first).
+    pub hourly: Vec<ActivityRow>,
+    /// Runs created per day over the last 30 days (oldest first).
+    pub daily: Vec<ActivityRow>,
+    /// Execution-time percentiles per pipeline, busiest first.
+    pub by_pipeline: Vec<PipelinePercentiles>,
+    /// The charts, drawn on the server.
+    pub charts: OverviewCharts,
+    /// When the figures were read, RFC 3339 in UTC.
+    pub read_at: String,
+}
+
+/// A time-range filter of the runs list, as the URL and the form carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeParam {
+    /// The instant in RFC 3339 (UTC), for links.
+    pub rfc3339: String,
+    /// The same instant as an `<input type="datetime-local">` value (`2026-03-14T12:00`, UTC).
+    pub input: String,
+}
+
+/// The runs list's filters, read from the URL and checked on the server. Blank parameters are absent here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunsFilter {
+    /// `status` (repeated, or comma-separated): any of these; empty means every status.
+    pub statuses: Vec<String>,
+    /// `pipeline`: one pipeline id.
+    pub pipeline: Option<String>,
+    /// `created_after`: created at or after.
+    pub created_after: Option<TimeParam>,
+    /// `created_before`: created strictly before.
+    pub created_before: Option<TimeParam>,
+    /// `updated_after`: last updated at or after.
+    pub updated_after: Option<TimeParam>,
+    /// `updated_before`: last updated strictly before.
+    pub updated_before: Option<TimeParam>,
+    /// `prefix`: run ids starting with this text.
+    pub prefix: Option<String>,
+    /// `error`: error messages containing this text (case-insensitive).
+    pub error: Option<String>,
+    /// `limit`: the page size.
+    pub limit: u32,
+}
+
+impl RunsFilter {
+    /// The page size when the URL names none.
+    pub const DEFAULT_LIMIT: u32 = 50;
+    /// The largest page size.
+    pub const MAX_LIMIT: u32 = 1000;
+
+    /// The `/runs` address of these filters, optionally at a page `cursor`. Parameters that are not set are
+    /// left out, so shared links stay short.
+    pub fn href(&self, cursor: Option<&str>) -> String {
+        use crate::format::url_encode;
+        let mut parts: Vec<String> = Vec::new();
+        for s in &self.statuses {
+            parts.push(format!("status={}", url_encode(s)));
+        }
+        let texts = [
+            ("pipeline", self.pipeline.as_deref()),
+            (
+                "created_after",
+                self.created_after.as_ref().map(|t| t.rfc3339.as_str()),
+            ),
+            (
+                "created_before",
+                self.created_before.as_ref().map(|t| t.rfc3339.as_str()),
+            ),
+            (
+                "updated_after",
+                self.updated_after.as_ref().map(|t| t.rfc3339.as_str()),
+            ),
+            (
+                "updated_before",
+                self.updated_before.as_ref().map(|t| t.rfc3339.as_str()),
+            ),
+            ("prefix", self.prefix.as_deref()),
+            ("error", self.error.as_deref()),
+        ];
+        for (name, value) in texts {
+            if let Some(v) = value {
+                parts.push(format!("{name}={}", url_encode(v)));
+            }
+        }
+        if self.limit != Self::DEFAULT_LIMIT {
+            parts.push(format!("limit={}", self.limit));
+        }
+        if let Some(c) = cursor {
+            parts.push(format!("cursor={}", url_encode(c)));
+        }
+        if parts.is_empty() {
+            "/runs".into()
+        } else {
+            format!("/runs?{}", parts.join("&"))
+        }
+    }
+
+    /// True when any filter (other than the page size) is set.
+    pub fn is_filtered(&self) -> bool {
+        !self.statuses.is_empty()
+            || self.pipeline.is_some()
+            || self.created_after.is_some()
+            || self.created_before.is_some()
+            || self.updated_after.is_some()
+            || self.updated_before.is_some()
+            || self.prefix.is_some()
+            || self.error.is_some()
+    }
+}
+
+impl Default for RunsFilter {
+    fn default() -> Self {
+        RunsFilter {
+            statuses: Vec::new(),
+            pipeline: None,
+            created_after: None,
+            created_before: None,
+            updated_after: None,
+            updated_before: None,
+            prefix: None,
+            error: None,
+            limit: Self::DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// One row of the runs list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRow {
+    /// The run's id.
+    pub run_id: String,
+    /// The pipeline's id.
+    pub pipeline_id: String,
+    /// The pipeline's display name.
+    pub pipeline_name: String,
+    /// The stored status name (`null` for NULL).
+    pub status: String,
+    /// `step 3 of 5`, see [`step_text`].
+    pub step: String,
+    /// When the run was created; `None` when the stored value is not a timestamp.
+    pub created: Option<Stamp>,
+    /// When the run was last updated.
+    pub updated: Option<Stamp>,
+    /// Time spent executing, in milliseconds.
+    pub execution_time_ms: Option<i64>,
+    /// The whole error message, if any.
+    pub error_message: Option<String>,
+}
+
+/// One page of the runs list with what the filter form needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunsListing {
+    /// The filters as understood (blank parameters dropped, dates normalised).
+    pub filter: RunsFilter,
+    /// The runs of this page, newest first.
+    pub runs: Vec<RunRow>,
+    /// The cursor of the next (older) page, if there is one.
+    pub next_cursor: Option<String>,
+    /// The cursor of the previous (newer) page, if there is one.
+    pub prev_cursor: Option<String>,
+    /// True when this page was reached through a cursor (so "newest" can lead back to the first page).
+    pub paged: bool,
+    /// Every pipeline id in the database, for the pipeline menu.
+    pub pipelines: Vec<String>,
+    /// When the page was read, RFC 3339 in UTC; relative times count from here.
+    pub read_at: String,
+}
+
+/// A JSON column of a run, pretty-printed, possibly cut.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JsonBlock {
+    /// The pretty-printed JSON; only its beginning when `cut`.
+    pub text: String,
+    /// The length of the whole pretty-printed text, in bytes.
+    pub total_bytes: usize,
+    /// True when `text` is only the beginning.
+    pub cut: bool,
+    /// How many items a list holds (`None` for other values): "5 steps".
+    pub items: Option<usize>,
+}
+
+/// Everything known about one run, ready to show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunDetail {
+    /// The run's id.
+    pub run_id: String,
+    /// The pipeline's id.
+    pub pipeline_id: String,
+    /// The pipeline's display name.
+    pub pipeline_name: String,
+    /// The pipeline's version.
+    pub pipeline_version: String,
+    /// The stored status name (`null` for NULL).
+    pub status: String,
+    /// The stored step index (0-based).
+    pub current_step_index: i64,
+    /// The stored number of steps (0 when unknown).
+    pub total_steps: i64,
+    /// `step 3 of 5`, see [`step_text`].
+    pub step: String,
+    /// When the run was created.
+    pub created: Option<Stamp>,
+    /// When the run was last updated.
+    pub updated: Option<Stamp>,
+    /// The error that ended the run, if any.
+    pub error_message: Option<String>,
+    /// Time spent executing, in milliseconds.
+    pub execution_time_ms: Option<i64>,
+    /// Memory used, in MB.
+    pub memory_usage_mb: Option<f64>,
+    /// `pipeline_context`.
+    pub context: JsonBlock,
+    /// `last_step_output`; `None` when the column is NULL.
+    pub last_output: Option<JsonBlock>,
+    /// `step_history`.
+    pub history: JsonBlock,
+    /// When the run was read, RFC 3339 in UTC.
+    pub read_at: String,
+}
+
+/// "step i of N" for people, from the stored 0-based index of the step being executed and the step count.
+///
+/// A finished run's index is usually N (past the last step): it reads "step N of N". An unknown count (0)
+/// reads "step i".
+pub fn step_text(index: i64, total: i64) -> String {
+    let shown = index.saturating_add(1).max(1);
+    if total > 0 {
+        format!("step {} of {total}", shown.min(total))
+    } else {
+        format!("step {shown}")
+    }
+}
+
+/// An instant as pages show it: exact for machines, in UTC and relative for people. Relative to the instant the
+/// figures were read (not the browser's clock), so the server's HTML and the hydrated page agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    /// RFC 3339 in UTC, for `<time datetime>`.
+    pub rfc3339: String,
+    /// `2026-11-27 10:35 UTC`.
+    pub utc: String,
+    /// `3 h 05 min ago`.
+    pub relative: String,
+}
+
+/// Execution-time percentiles (nearest rank), in ms; `None` without any execution time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PercentileFigures {
+    /// Runs with an execution time.
+    pub count: i64,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+    /// Longest.
+    pub max: Option<f64>,
+}
+
+/// One pipeline's execution-time percentiles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelinePercentiles {
+    /// The pipeline id.
+    pub pipeline_id: String,
+    /// Its percentiles.
+    pub percentiles: PercentileFigures,
+}
+
+/// A running or paused run without an update for longer than the stuck threshold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StuckRun {
+    /// The run id.
+    pub run_id: String,
+    /// The pipeline id.
+    pub pipeline_id: String,
+    /// `running` or `paused`.
+    pub status: String,
+    /// The step it is at (0-based index) and how many there are.
+    pub step: i64,
+    /// How many steps the pipeline has.
+    pub total_steps: i64,
+    /// Its last update.
+    pub updated: Option<Stamp>,
+}
+
+/// The Overview's stuck runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StuckFigures {
+    /// The threshold, as in the URL (`1h`, `90m`, `2d`).
+    pub threshold: String,
+    /// The threshold for people (`1 h`).
+    pub threshold_label: String,
+    /// Runs last updated before this instant count as stuck.
+    pub idle_since: Stamp,
+    /// How many runs are stuck.
+    pub count: i64,
+    /// The longest idle of them, oldest update first.
+    pub runs: Vec<StuckRun>,
+}
+
+/// Runs created in one hour or day, per status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityRow {
+    /// The bucket's start, RFC 3339 in UTC.
+    pub start: String,
+    /// Short label: `14:00` for hours, `11-27` for days.
+    pub label: String,
+    /// Runs per status in [`Overview::chart_statuses`] order (zeros included).
+    pub counts: Vec<i64>,
+    /// All runs of the bucket.
+    pub total: i64,
+}
+
+/// A chart drawn on the server: an SVG document to inline, and words saying what it shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chart {
+    /// The `<svg>` element (with `role="img"` and an `aria-label`).
+    pub svg: String,
+    /// One sentence summarising the data (also the SVG's `aria-label`).
+    pub summary: String,
+}
+
+/// The Overview's charts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverviewCharts {
+    /// Runs per hour over the last 24 hours, stacked by status.
+    pub hourly: Chart,
+    /// Runs per day over the last 30 days, stacked by status.
+    pub daily: Chart,
+    /// Execution-time percentiles per pipeline.
+    pub percentiles: Chart,
+}
+
+/// A pipeline and a count (failures of a group in that pipeline).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineCount {
+    /// The pipeline id.
+    pub pipeline_id: String,
+    /// How many.
+    pub count: i64,
+}
+
+/// A failed run shown as a sample of its group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureSample {
+    /// The run id.
+    pub run_id: String,
+    /// The pipeline id.
+    pub pipeline_id: String,
+    /// Its error message (first line, cut at 300 characters).
+    pub error: String,
+    /// When it failed (its last update).
+    pub updated: Option<Stamp>,
+}
+
+/// Failures that share an error signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureGroupView {
+    /// Stable key of the signature, for `?group=`.
+    pub key: String,
+    /// The message with its varying parts replaced by `<n>`, `<id>`, `<v>`, `<dur>`.
+    pub signature: String,
+    /// One real message of the group.
+    pub example: String,
+    /// Failed runs in the group.
+    pub count: i64,
+    /// Failures per pipeline, most first.
+    pub pipelines: Vec<PipelineCount>,
+    /// The earliest failure of the group in the window.
+    pub first_seen: Option<Stamp>,
+    /// The latest.
+    pub last_seen: Option<Stamp>,
+    /// Some of the group's runs, newest first.
+    pub samples: Vec<FailureSample>,
+    /// The runs list of this group: failed runs of the window whose error contains the signature's longest
+    /// constant fragment (see [`crate::format::signature_fragment`]); `None` when the signature has no usable
+    /// fragment (e.g. runs without a message).
+    pub runs_href: Option<String>,
+}
+
+/// One pipeline's failure rate in the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureRateRow {
+    /// The pipeline id (empty for runs without one).
+    pub pipeline_id: String,
+    /// Runs last updated in the window.
+    pub total: i64,
+    /// Of which failed.
+    pub failed: i64,
+    /// failed / total, 0 to 1.
+    pub rate: f64,
+}
+
+/// The Failures page: failures of a window grouped by signature, and failure rates per pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failures {
+    /// The window, as in the URL (`24h`).
+    pub window: crate::spans::FailureWindow,
+    /// The window's start.
+    pub since: Stamp,
+    /// Failed runs in the window.
+    pub total_failed: i64,
+    /// Groups, largest first (empty when a single group was asked for).
+    pub groups: Vec<FailureGroupView>,
+    /// The group asked for with `?group=`, with up to 50 samples.
+    pub group: Option<FailureGroupView>,
+    /// True when the window held more failures than were read; the groups then cover the newest ones.
+    pub truncated: bool,
+    /// How many failures are read at most.
+    pub scan_limit: i64,
+    /// Failure rate per pipeline, highest first.
+    pub rates: Vec<FailureRateRow>,
     /// When the figures were read, RFC 3339 in UTC.
     pub read_at: String,
 }

@@ -674,7 +674,11 @@ fn migrate_reports_changes_once_then_nothing() {
         err.contains("flowstate migrate"),
         "a reading command says to migrate first: {err}"
     );
-    assert_eq!(std::fs::read(&oldest).unwrap(), oldest_bytes, "reading never migrates");
+    assert_eq!(
+        std::fs::read(&oldest).unwrap(),
+        oldest_bytes,
+        "reading never migrates"
+    );
 
     let first = json(&db, &["migrate"]);
     assert_eq!(first["from"]["kind"], "flujo0435", "{first}");

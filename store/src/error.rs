@@ -50,6 +50,15 @@ pub enum StoreError {
         /// The operating system's or SQLite's reason.
         reason: String,
     },
+    /// The disk holding the database is full (or the user's quota is used up). The call changed nothing: SQLite
+    /// rolled its statement or transaction back, and the file is as it was.
+    #[error("{path}: the disk is full ({context}); nothing was changed: free some space and try again")]
+    DiskFull {
+        /// The database file.
+        path: PathBuf,
+        /// What the store was doing.
+        context: String,
+    },
     /// Any other database failure. The message is for logs, not for end users.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
@@ -81,6 +90,27 @@ pub(crate) mod code {
     pub const FULL: i64 = 13;
     pub const CANTOPEN: i64 = 14;
     pub const NOTADB: i64 = 26;
+}
+
+/// Extended SQLite result codes we treat specially.
+pub(crate) mod extended {
+    /// The folder is not writable, so the -wal, -shm or -journal file cannot be created.
+    pub const READONLY_DIRECTORY: i64 = 1544;
+    /// The -shm file could not be enlarged: in practice, no space left.
+    pub const IOERR_SHMSIZE: i64 = 4874;
+}
+
+/// The extended SQLite result code of an sqlx error, if it carries one.
+pub(crate) fn sqlite_extended_code(err: &sqlx::Error) -> Option<i64> {
+    match err {
+        sqlx::Error::Database(db) => db.code().and_then(|c| c.parse::<i64>().ok()),
+        _ => None,
+    }
+}
+
+/// True when SQLite failed for lack of space.
+pub(crate) fn is_disk_full(err: &sqlx::Error) -> bool {
+    sqlite_code(err) == Some(code::FULL) || sqlite_extended_code(err) == Some(extended::IOERR_SHMSIZE)
 }
 
 /// The primary SQLite result code of an sqlx error, if it carries one.

@@ -85,7 +85,7 @@ pub struct FailureGroup {
     pub first_seen: Option<DateTime<Utc>>,
     /// The latest last update among the group's runs.
     pub last_seen: Option<DateTime<Utc>>,
-    /// Up to five of the group's runs, newest first.
+    /// Some of the group's runs, newest first (up to [`FAILURE_SAMPLES`], or as many as asked for).
     pub samples: Vec<RunSummary>,
 }
 
@@ -133,6 +133,9 @@ pub struct AuditEntry {
     /// How many rows were changed.
     pub affected: i64,
 }
+
+/// Sample runs per group in [`Store::failure_groups`].
+pub const FAILURE_SAMPLES: usize = 5;
 
 /// The most rows [`Store::failure_groups`] reads from one window.
 pub const MAX_FAILURE_SCAN: i64 = 50_000;
@@ -353,12 +356,44 @@ impl Store {
         Ok(out)
     }
 
-    /// Failed runs last updated at or after `since`, grouped by [`error_signature`], largest group first.
-    /// Reads at most [`MAX_FAILURE_SCAN`] of the newest failures (and says so in `truncated`).
+    /// Failed runs last updated at or after `since`, grouped by [`error_signature`], largest group first, each
+    /// with up to [`FAILURE_SAMPLES`] sample runs. Reads at most [`MAX_FAILURE_SCAN`] of the newest failures (and
+    /// says so in `truncated`).
     ///
     /// # Errors
     /// Database failures.
     pub async fn failure_groups(&self, since: DateTime<Utc>) -> Result<FailureReport> {
+        self.group_failures(since, FAILURE_SAMPLES, None).await
+    }
+
+    /// One group of [`Store::failure_groups`], found by its [`FailureGroup::key`], with up to `samples` sample
+    /// runs (newest first) instead of [`FAILURE_SAMPLES`]; `None` when no failure of the window has that key.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for more samples than [`ListQuery::MAX_LIMIT`]; database failures.
+    pub async fn failure_group(
+        &self,
+        since: DateTime<Utc>,
+        key: &str,
+        samples: usize,
+    ) -> Result<Option<FailureGroup>> {
+        if samples > ListQuery::MAX_LIMIT as usize {
+            return Err(StoreError::invalid(
+                "samples",
+                format!("must be at most {}", ListQuery::MAX_LIMIT),
+            ));
+        }
+        let report = self.group_failures(since, samples, Some(key)).await?;
+        Ok(report.groups.into_iter().next())
+    }
+
+    /// Failures in the window by signature; with `only_key`, just that group is kept.
+    async fn group_failures(
+        &self,
+        since: DateTime<Utc>,
+        samples: usize,
+        only_key: Option<&str>,
+    ) -> Result<FailureReport> {
         let updated = instant_sql("updated_at");
         let since_us = time::instant_micros(&since);
         let total_failed: i64 = sqlx::query_scalar(&format!(
@@ -387,9 +422,13 @@ impl Store {
             } else {
                 error_signature(&message)
             };
+            let key = signature_key(&signature);
+            if only_key.is_some_and(|k| k != key) {
+                continue;
+            }
             let i = *index.entry(signature.clone()).or_insert_with(|| {
                 groups.push(FailureGroup {
-                    key: signature_key(&signature),
+                    key,
                     signature,
                     example: message.clone(),
                     count: 0,
@@ -407,7 +446,7 @@ impl Store {
                 g.first_seen = Some(g.first_seen.map_or(u, |f| f.min(u)));
                 g.last_seen = Some(g.last_seen.map_or(u, |l| l.max(u)));
             }
-            if g.samples.len() < 5 {
+            if g.samples.len() < samples {
                 g.samples.push(run);
             }
         }
@@ -418,6 +457,22 @@ impl Store {
             truncated: (rows.len() as i64) < total_failed,
             groups,
         })
+    }
+
+    /// How many runs failed (by their last update) at or after `since`: the overview's "failed in the last
+    /// 24 h". Counts what [`Store::failure_groups`] groups, without reading the rows.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn count_failed_since(&self, since: DateTime<Utc>) -> Result<i64> {
+        sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM workflow_state WHERE status = 'failed' AND {} >= ?1",
+            instant_sql("updated_at")
+        ))
+        .bind(time::instant_micros(&since))
+        .fetch_one(self.pool())
+        .await
+        .map_err(self.map("counting failures"))
     }
 
     /// Runs and failures per pipeline among runs last updated at or after `since`, highest failure rate first.
@@ -456,7 +511,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Records a change in the audit table.
+    /// Records a change in the audit table and returns its id (the dashboard links to the entry it wrote).
     ///
     /// # Errors
     /// [`StoreError::Conflict`] on a read-only store; database failures.
@@ -467,11 +522,11 @@ impl Store {
         detail: &Value,
         matched: Option<i64>,
         affected: i64,
-    ) -> Result<()> {
+    ) -> Result<i64> {
         if self.is_read_only() {
             return Err(StoreError::Conflict("the store was opened read-only".into()));
         }
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO flowstate_audit (at, actor, action, detail, matched, affected) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .bind(time::format_timestamp(&self.now()))
@@ -483,7 +538,7 @@ impl Store {
         .execute(self.pool())
         .await
         .map_err(self.map("recording an audit entry"))?;
-        Ok(())
+        Ok(done.last_insert_rowid())
     }
 
     /// The newest `limit` audit entries, newest first.
@@ -492,11 +547,12 @@ impl Store {
     /// Database failures.
     pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
         // A flujo file opened read-only (never migrated) has no audit table: nothing was ever done through us.
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'flowstate_audit'")
-                .fetch_optional(self.pool())
-                .await
-                .map_err(self.map("reading the audit log"))?;
+        let exists: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'flowstate_audit'",
+        )
+        .fetch_optional(self.pool())
+        .await
+        .map_err(self.map("reading the audit log"))?;
         if exists.is_none() {
             return Ok(Vec::new());
         }

@@ -55,7 +55,7 @@ pub use model::{
 };
 pub use schema::{MigrationReport, SchemaKind, SCHEMA_VERSION};
 pub use store::{
-    Durability, Store, StoreOptions, CLEANUP_BATCH, MAX_ERROR_BYTES, MAX_JSON_BYTES, MAX_NAME_BYTES,
-    MAX_RUN_ID_BYTES,
+    Durability, Store, StoreOptions, CLEANUP_BATCH, MAX_ERROR_BYTES, MAX_JSON_BYTES, MAX_JSON_DEPTH,
+    MAX_NAME_BYTES, MAX_RUN_ID_BYTES,
 };
 pub use time::{Clock, FixedClock, SystemClock};

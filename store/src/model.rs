@@ -129,7 +129,7 @@ impl<'de> Deserialize<'de> for Status {
 ///
 /// Timestamps are instants (whatever spelling the file holds); `None` means the stored value was NULL or not a
 /// timestamp (old files), and, when saving, "now" for `updated_at` and "keep the stored creation time, or now"
-/// for `created_at`.
+/// for `created_at`. They are stored to the microsecond (what flujo's Python keeps): finer parts are dropped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowState {
     /// The run's id (primary key).

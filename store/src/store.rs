@@ -15,7 +15,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Row, Sqlite};
 
-use crate::error::{code, map_err, sqlite_code};
+use crate::error::{code, extended, is_disk_full, map_err, sqlite_code, sqlite_extended_code};
 use crate::schema::{self, MigrationReport};
 use crate::time::{self, instant_sql, Clock, SystemClock, UNKNOWN_INSTANT};
 use crate::{
@@ -29,6 +29,11 @@ pub const MAX_RUN_ID_BYTES: usize = 512;
 pub const MAX_NAME_BYTES: usize = 512;
 /// The largest serialized JSON value accepted per column, in bytes.
 pub const MAX_JSON_BYTES: usize = 16 * 1024 * 1024;
+/// The deepest nesting of arrays and objects accepted in a JSON value (`[]` is depth 1). Deeper values are refused
+/// at save with [`StoreError::InvalidInput`]: serde_json, which reads the value back, refuses more than 127 levels
+/// (to bound its recursion), and flujo's Python readers have limits of their own, so a deeper value could be
+/// saved but never loaded again.
+pub const MAX_JSON_DEPTH: usize = 100;
 /// The longest error message accepted, in bytes.
 pub const MAX_ERROR_BYTES: usize = 1024 * 1024;
 /// Rows deleted per transaction by a cleanup: small, so writers wait milliseconds, not seconds.
@@ -85,12 +90,14 @@ pub struct Store {
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
-/// Columns of a [`RunSummary`], in decoding order. Casts make old files with odd types readable.
+/// Columns of a [`RunSummary`], in decoding order. Casts make old files with odd types readable; an integer
+/// execution time is read as it is (`round` goes through a double and would change values above 2^53).
 pub(crate) const SUMMARY_COLUMNS: &str = "CAST(COALESCE(run_id, '') AS TEXT), CAST(COALESCE(pipeline_id, '') AS TEXT), \
     CAST(COALESCE(pipeline_name, '') AS TEXT), CAST(COALESCE(pipeline_version, '') AS TEXT), \
     CAST(status AS TEXT), CAST(COALESCE(current_step_index, 0) AS INTEGER), CAST(COALESCE(total_steps, 0) AS INTEGER), \
     CAST(created_at AS TEXT), CAST(updated_at AS TEXT), CAST(error_message AS TEXT), \
-    CAST(round(execution_time_ms) AS INTEGER), CAST(memory_usage_mb AS REAL)";
+    CASE WHEN typeof(execution_time_ms) = 'integer' THEN execution_time_ms \
+    ELSE CAST(round(execution_time_ms) AS INTEGER) END, CAST(memory_usage_mb AS REAL)";
 
 /// The JSON columns, after the summary ones, for a full [`WorkflowState`].
 const JSON_COLUMNS: &str =
@@ -137,13 +144,18 @@ impl Store {
     pub async fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         let path = path.as_ref().to_path_buf();
         let busy_ms = options.busy_timeout.as_millis() as u64;
-        let exists = check_file(&path, options.read_only)?;
+        let mut exists = check_file(&path, options.read_only)?;
 
         let base = SqliteConnectOptions::new()
             .filename(&path)
             .busy_timeout(options.busy_timeout)
             .foreign_keys(true)
             .log_statements(tracing::log::LevelFilter::Trace);
+
+        if !exists && !options.read_only {
+            create_new(&path, &base, busy_ms).await?;
+            exists = check_file(&path, false)?;
+        }
 
         if exists {
             // Look before writing anything: a file we cannot migrate must stay exactly as it was, so it is only
@@ -170,15 +182,35 @@ impl Store {
             }
         }
 
+        let synchronous = match options.durability {
+            Durability::Full => SqliteSynchronous::Full,
+            Durability::Normal => SqliteSynchronous::Normal,
+        };
+        // A writable open migrates first, on a connection of its own that keeps the journal mode the file has: a
+        // migration that fails (a full disk, a held lock, a kill) then leaves the file byte-for-byte as it was, and
+        // only a file that is current is switched to WAL (by the pool's connections below), which rewrites its
+        // header.
+        let migrated = if options.read_only {
+            None
+        } else {
+            let mut conn = base
+                .clone()
+                .create_if_missing(true)
+                .synchronous(synchronous)
+                .connect()
+                .await
+                .map_err(|e| open_error(&path, e, busy_ms))?;
+            let report = schema::migrate(&mut conn, busy_ms).await;
+            let _ = conn.close().await;
+            Some(report.map_err(|e| with_path(e, &path, busy_ms))?)
+        };
+
         let mut connect = base.read_only(options.read_only);
         if !options.read_only {
             connect = connect
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(match options.durability {
-                    Durability::Full => SqliteSynchronous::Full,
-                    Durability::Normal => SqliteSynchronous::Normal,
-                });
+                .synchronous(synchronous);
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
@@ -188,21 +220,19 @@ impl Store {
             .await
             .map_err(|e| open_error(&path, e, busy_ms))?;
 
-        let migration = if options.read_only {
-            let mut conn = pool.acquire().await.map_err(|e| open_error(&path, e, busy_ms))?;
-            let ins = schema::inspect(&mut conn)
-                .await
-                .map_err(|e| with_path(e, &path, busy_ms))?;
-            MigrationReport {
-                from: ins.kind,
-                to_version: schema::SCHEMA_VERSION,
-                changes: Vec::new(),
+        let migration = match migrated {
+            Some(report) => report,
+            None => {
+                let mut conn = pool.acquire().await.map_err(|e| open_error(&path, e, busy_ms))?;
+                let ins = schema::inspect(&mut conn)
+                    .await
+                    .map_err(|e| with_path(e, &path, busy_ms))?;
+                MigrationReport {
+                    from: ins.kind,
+                    to_version: schema::SCHEMA_VERSION,
+                    changes: Vec::new(),
+                }
             }
-        } else {
-            let mut conn = pool.acquire().await.map_err(|e| open_error(&path, e, busy_ms))?;
-            schema::migrate(&mut conn, busy_ms)
-                .await
-                .map_err(|e| with_path(e, &path, busy_ms))?
         };
 
         Ok(Store {
@@ -257,7 +287,15 @@ impl Store {
 
     fn err(&self, context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
         let context = context.to_string();
-        move |e| map_err(e, self.busy_ms, &context)
+        move |e| {
+            if is_disk_full(&e) {
+                return StoreError::DiskFull {
+                    path: self.path.clone(),
+                    context: context.clone(),
+                };
+            }
+            map_err(e, self.busy_ms, &context)
+        }
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -275,7 +313,8 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::InvalidInput`] naming the field for an empty or overlong id, an unknown status, a negative
-    /// counter, a non-finite number or JSON over [`MAX_JSON_BYTES`]; [`StoreError::Busy`] under a held lock.
+    /// counter, a non-finite number, JSON over [`MAX_JSON_BYTES`] or nested deeper than [`MAX_JSON_DEPTH`]; a
+    /// timestamp outside years 1..=9999; [`StoreError::Busy`] under a held lock; [`StoreError::DiskFull`].
     pub async fn save_state(&self, state: &WorkflowState) -> Result<()> {
         self.check_writable()?;
         let row = EncodedRow::new(state, self.clock.now())?;
@@ -693,7 +732,12 @@ fn check_file(path: &Path, read_only: bool) -> Result<bool> {
             let mut header = [0u8; 16];
             let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut header));
             match read {
-                Ok(()) if &header == SQLITE_MAGIC => Ok(true),
+                Ok(()) if &header == SQLITE_MAGIC => {
+                    if !read_only {
+                        check_writable_file(path)?;
+                    }
+                    Ok(true)
+                }
                 Ok(()) => Err(StoreError::UnsupportedFile {
                     path: path.to_path_buf(),
                     reason: "not a SQLite database (its first bytes are not the SQLite header)".into(),
@@ -733,16 +777,94 @@ fn check_file(path: &Path, read_only: bool) -> Result<bool> {
     }
 }
 
+/// Creates a new, empty database at `path` without another process ever seeing a half-made file there.
+///
+/// Letting SQLite create `path` itself leaves it empty (0 bytes) until the first page is written, and an empty
+/// file is refused as "not a database": another process opening the same new path at that moment (workers
+/// started together) failed, and a process killed in that moment left an empty file every later open refused.
+/// So SQLite creates the database under a temporary name in the same folder (one page, in WAL mode), which is then
+/// hard-linked to `path`: atomic, and it fails when `path` appeared meanwhile (another process won the race; its
+/// file is used). A process killed meanwhile leaves only the hidden temporary file, never a file at `path`. Where
+/// the file system has no hard links, SQLite creates `path` directly, as before.
+async fn create_new(path: &Path, base: &SqliteConnectOptions, busy_ms: u64) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.flowstate-new-{}-{nonce}", std::process::id()));
+    let made = async {
+        let conn = base
+            .clone()
+            .filename(&tmp)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .connect()
+            .await
+            .map_err(|e| open_error(path, e, busy_ms))?;
+        conn.close().await.map_err(|e| open_error(path, e, busy_ms))
+    }
+    .await;
+    if made.is_ok() {
+        match std::fs::hard_link(&tmp, path) {
+            // Ours, or another process's that got there first: either way a whole database is at `path`.
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "no hard link for a new database; SQLite creates it in place");
+            }
+        }
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut leftover = tmp.clone().into_os_string();
+        leftover.push(suffix);
+        let _ = std::fs::remove_file(leftover);
+    }
+    made
+}
+
+/// For a writable open: SQLite silently opens a file it cannot write (the database, or the -wal or -shm file
+/// beside it, e.g. left by a service running as another user) read-only, and the first save then fails with
+/// "attempt to write a readonly database". Say so at open instead. Opening for writing without writing changes
+/// nothing in the files.
+fn check_writable_file(path: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = PathBuf::from(file);
+        match std::fs::OpenOptions::new().read(true).write(true).open(&file) {
+            Ok(_) => {}
+            Err(e) if !suffix.is_empty() && e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StoreError::CannotOpen {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "{} is not writable by this user ({e}): fix its permissions, or open the database \
+                         read-only to view it",
+                        file.display()
+                    ),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
 fn open_error(path: &Path, err: sqlx::Error, busy_ms: u64) -> StoreError {
     match sqlite_code(&err) {
         Some(code::NOTADB) | Some(code::CORRUPT) => StoreError::UnsupportedFile {
             path: path.to_path_buf(),
             reason: format!("SQLite cannot read it ({err})"),
         },
-        Some(code::CANTOPEN) | Some(code::READONLY) | Some(code::FULL) => StoreError::CannotOpen {
-            path: path.to_path_buf(),
-            reason: err.to_string(),
-        },
+        Some(code::CANTOPEN) | Some(code::READONLY) | Some(code::FULL) => cannot_open(path, &err),
+        _ if is_disk_full(&err) => cannot_open(path, &err),
         _ => match err {
             sqlx::Error::Io(e) => StoreError::CannotOpen {
                 path: path.to_path_buf(),
@@ -750,6 +872,34 @@ fn open_error(path: &Path, err: sqlx::Error, busy_ms: u64) -> StoreError {
             },
             other => with_path(map_err(other, busy_ms, "opening the database"), path, busy_ms),
         },
+    }
+}
+
+/// [`StoreError::CannotOpen`] with a reason that says what to do, for SQLite's "cannot open", "read-only" and
+/// "full" failures at open (and during the migration that opening runs).
+fn cannot_open(path: &Path, err: &sqlx::Error) -> StoreError {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.display().to_string(),
+        _ => ".".to_string(),
+    };
+    let reason = if is_disk_full(err) {
+        format!("the disk is full; nothing was changed: free some space and try again ({err})")
+    } else if sqlite_extended_code(err) == Some(extended::READONLY_DIRECTORY) {
+        format!(
+            "the folder {folder} is not writable by this user, and SQLite must create the database's -wal and \
+             -shm files there (even to read a database in WAL mode): make the folder writable ({err})"
+        )
+    } else if sqlite_code(err) == Some(code::READONLY) {
+        format!("the file or its folder is read-only for this user: fix the permissions, or open read-only ({err})")
+    } else {
+        format!(
+            "SQLite cannot open it: check that the file and its folder {folder} exist and are readable and \
+             writable by this user ({err})"
+        )
+    };
+    StoreError::CannotOpen {
+        path: path.to_path_buf(),
+        reason,
     }
 }
 
@@ -764,10 +914,8 @@ fn with_path(err: StoreError, path: &Path, busy_ms: u64) -> StoreError {
                 path: path.to_path_buf(),
                 reason: format!("SQLite cannot read it ({e})"),
             },
-            Some(code::READONLY) | Some(code::FULL) | Some(code::CANTOPEN) => StoreError::CannotOpen {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            },
+            Some(code::READONLY) | Some(code::FULL) | Some(code::CANTOPEN) => cannot_open(path, &e),
+            _ if is_disk_full(&e) => cannot_open(path, &e),
             _ => map_err(e, busy_ms, "opening the database"),
         },
         other => other,
@@ -921,6 +1069,17 @@ impl<'a> EncodedRow<'a> {
 }
 
 fn encode_json(field: &'static str, value: &Value) -> Result<String> {
+    // Before serializing: serde_json's writer recurses once per level, so a value nested 100,000 deep would
+    // overflow the stack there.
+    if let Some(depth) = depth_beyond(value, MAX_JSON_DEPTH) {
+        return Err(StoreError::invalid(
+            field,
+            format!(
+                "nests arrays and objects {depth} deep (or more); the limit is {MAX_JSON_DEPTH} levels, so that \
+                 every reader (flowstate, flujo) can load it back"
+            ),
+        ));
+    }
     let text = serde_json::to_string(value)
         .map_err(|e| StoreError::invalid(field, format!("cannot be written as JSON: {e}")))?;
     if text.len() > MAX_JSON_BYTES {
@@ -930,6 +1089,22 @@ fn encode_json(field: &'static str, value: &Value) -> Result<String> {
         ));
     }
     Ok(text)
+}
+
+/// The nesting depth of `value` when it exceeds `limit` (counted without recursion, and only up to `limit + 1`),
+/// or `None` when it is within the limit.
+fn depth_beyond(value: &Value, limit: usize) -> Option<usize> {
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((v, depth)) = stack.pop() {
+        let depth = depth + 1;
+        match v {
+            Value::Array(_) | Value::Object(_) if depth > limit => return Some(depth),
+            Value::Array(items) => stack.extend(items.iter().map(|c| (c, depth))),
+            Value::Object(map) => stack.extend(map.values().map(|c| (c, depth))),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Reads a JSON column leniently: valid JSON (any whitespace style) as a value; anything else is kept as a

@@ -257,6 +257,74 @@ async fn failures_group_by_signature_with_counts_pipelines_and_samples() {
 }
 
 #[tokio::test]
+async fn one_failure_group_by_key_holds_more_samples_and_failures_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open_at(&dir.path().join("g.db"), at("2026-04-10T12:00:00Z")).await;
+    let mut runs = Vec::new();
+    for i in 0..12 {
+        let mut r = run(
+            &format!("t{i:02}"),
+            if i % 3 == 0 { "b" } else { "a" },
+            Status::Failed,
+            "2026-04-01T00:00:00Z",
+            &format!("2026-04-10T{:02}:00:00Z", i % 12),
+        );
+        r.error_message = Some(format!("TimeoutError: agent call exceeded {}s", 10 + i));
+        runs.push(r);
+    }
+    let mut other = run(
+        "u1",
+        "a",
+        Status::Failed,
+        "2026-04-01T00:00:00Z",
+        "2026-04-10T11:30:00Z",
+    );
+    other.error_message = Some("UsageLimitExceededError: Cost limit of $0.50 exceeded".into());
+    runs.push(other);
+    let mut old = run(
+        "old",
+        "a",
+        Status::Failed,
+        "2026-04-01T00:00:00Z",
+        "2026-04-01T00:00:00Z",
+    );
+    old.error_message = Some("TimeoutError: agent call exceeded 1s".into());
+    runs.push(old);
+    store.save_many(&runs).await.unwrap();
+
+    let since = at("2026-04-09T12:00:00Z");
+    let report = store.failure_groups(since).await.unwrap();
+    let timeouts = &report.groups[0];
+    assert_eq!(timeouts.count, 12);
+    assert_eq!(
+        timeouts.samples.len(),
+        flowstate_store::insights::FAILURE_SAMPLES,
+        "the report keeps a few samples per group"
+    );
+
+    let group = store
+        .failure_group(since, &timeouts.key, 50)
+        .await
+        .unwrap()
+        .expect("the group is found by its key");
+    assert_eq!(group.signature, timeouts.signature);
+    assert_eq!(group.count, 12, "the same count as in the report");
+    assert_eq!(group.samples.len(), 12, "every run of the group, up to the limit");
+    assert_eq!(group.samples[0].run_id, "t11", "newest first");
+    assert_eq!(group.pipelines.get("b"), Some(&4));
+    assert_eq!(
+        store.failure_group(since, &timeouts.key, 3).await.unwrap().unwrap().samples.len(),
+        3
+    );
+    assert_eq!(store.failure_group(since, "0000000000000000", 50).await.unwrap(), None);
+    assert!(store.failure_group(since, &timeouts.key, 100_000).await.is_err());
+
+    assert_eq!(store.count_failed_since(since).await.unwrap(), 13);
+    assert_eq!(store.count_failed_since(at("2026-03-01T00:00:00Z")).await.unwrap(), 14);
+    assert_eq!(store.count_failed_since(at("2026-04-10T11:00:00Z")).await.unwrap(), 2);
+}
+
+#[tokio::test]
 async fn audit_entries_are_recorded_and_listed_newest_first() {
     let dir = tempfile::tempdir().unwrap();
     let (store, clock) = open_at(&dir.path().join("au.db"), at("2026-04-10T12:00:00Z")).await;

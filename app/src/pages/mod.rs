@@ -2,12 +2,14 @@
 
 pub mod cleanup;
 pub mod failures;
+pub mod login;
 pub mod overview;
 pub mod run;
 pub mod runs;
 
 pub use cleanup::CleanupPage;
 pub use failures::FailuresPage;
+pub use login::LoginPage;
 pub use overview::OverviewPage;
 pub use run::RunPage;
 pub use runs::RunsPage;

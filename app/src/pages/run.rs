@@ -1,17 +1,188 @@
-//! `/runs/{run_id}`: one run. (Placeholder.)
+//! `/runs/{run_id}`: one run, every field, the error first.
+//!
+//! Large JSON values are cut (see [`crate::server::runs::JSON_SHOWN_BYTES`]); `?full=context` (or `output`,
+//! `history`, `all`) shows them whole.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+use crate::components::{ErrorPage, JsonView, StatusBadge};
+use crate::format::{duration_ms, url_encode};
+use crate::model::RunDetail;
+use crate::pages::runs::StampView;
+use crate::server::get_run;
 
 /// One run's details.
 #[component]
 pub fn RunPage() -> impl IntoView {
     let params = use_params_map();
-    let run_id = move || params.read().get("run_id").unwrap_or_default();
+    let query = use_query_map();
+    let run = Resource::new(
+        move || {
+            (
+                params.read().get("run_id").unwrap_or_default(),
+                query.read().get("full"),
+            )
+        },
+        |(run_id, full)| get_run(run_id, full),
+    );
     view! {
         <Title text="Run"/>
-        <h1>"Run " <code>{run_id}</code></h1>
-        <p class="placeholder">"The run page is not built yet."</p>
+        <Suspense fallback=|| view! { <p class="loading">"Reading the run…"</p> }>
+            {move || Suspend::new(async move {
+                match run.await {
+                    Ok(run) => view! { <RunView run/> }.into_any(),
+                    Err(error) => {
+                        view! {
+                            <ErrorPage error/>
+                            <p class="error-next">
+                                <a href="/runs">"Back to the runs"</a>
+                            </p>
+                        }
+                            .into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// What an unusual stored status means, for the operator.
+fn status_note(status: &str) -> Option<&'static str> {
+    match status {
+        "running" | "paused" | "completed" | "failed" | "cancelled" => None,
+        "null" => Some("No status is stored for this run (written by an old backend)."),
+        _ => Some("A legacy status from an old backend, not one of the five current ones."),
+    }
+}
+
+#[component]
+fn RunView(run: RunDetail) -> impl IntoView {
+    let RunDetail {
+        run_id,
+        pipeline_id,
+        pipeline_name,
+        pipeline_version,
+        status,
+        current_step_index,
+        total_steps,
+        step,
+        created,
+        updated,
+        error_message,
+        execution_time_ms,
+        memory_usage_mb,
+        context,
+        last_output,
+        history,
+        read_at,
+    } = run;
+    let base = format!("/runs/{}", url_encode(&run_id));
+    let see_all = |which: &str| format!("{base}?full={which}#{which}");
+    let pipeline_runs = format!("/runs?pipeline={}", url_encode(&pipeline_id));
+    let note = status_note(&status);
+    let stored_step = if total_steps > 0 {
+        format!("stored index {current_step_index}, {total_steps} steps")
+    } else {
+        format!("stored index {current_step_index}, step count unknown")
+    };
+    let error = error_message.map(|message| {
+        view! {
+            <section class="run-error" aria-labelledby="run-error-heading" data-testid="run-error">
+                <h2 id="run-error-heading">"Error"</h2>
+                <pre class="error-text">{message}</pre>
+            </section>
+        }
+    });
+    view! {
+        <Title text=format!("Run {run_id}")/>
+        <nav class="breadcrumbs" aria-label="Breadcrumbs">
+            <a href="/runs">"Runs"</a>
+            " › "
+            <span aria-current="page">{run_id.clone()}</span>
+        </nav>
+        <h1>"Run " <code class="run-id">{run_id.clone()}</code></h1>
+        {error}
+        <section aria-labelledby="run-fields-heading">
+            <h2 id="run-fields-heading" class="visually-hidden">"Fields"</h2>
+            <dl class="run-fields">
+                <div>
+                    <dt>"Status"</dt>
+                    <dd data-field="status">
+                        <StatusBadge status=status.clone()/>
+                        {note.map(|n| view! { <span class="hint">" " {n}</span> })}
+                    </dd>
+                </div>
+                <div>
+                    <dt>"Progress"</dt>
+                    <dd data-field="step">
+                        {step} " " <span class="hint">{format!("({stored_step})")}</span>
+                    </dd>
+                </div>
+                <div>
+                    <dt>"Pipeline"</dt>
+                    <dd data-field="pipeline">
+                        <span class="pipeline-name">{pipeline_name}</span>
+                        " · id "
+                        <a href=pipeline_runs title="Runs of this pipeline"><code>{pipeline_id}</code></a>
+                        " · version "
+                        <code data-field="pipeline-version">{pipeline_version}</code>
+                    </dd>
+                </div>
+                <div>
+                    <dt>"Created"</dt>
+                    <dd data-field="created"><StampView stamp=created/></dd>
+                </div>
+                <div>
+                    <dt>"Updated"</dt>
+                    <dd data-field="updated"><StampView stamp=updated/></dd>
+                </div>
+                <div>
+                    <dt>"Execution time"</dt>
+                    <dd data-field="execution">
+                        {execution_time_ms
+                            .map(|ms| format!("{} ({ms} ms)", duration_ms(ms as f64)))
+                            .unwrap_or_else(|| "not recorded".into())}
+                    </dd>
+                </div>
+                <div>
+                    <dt>"Memory"</dt>
+                    <dd data-field="memory">
+                        {memory_usage_mb
+                            .map(|mb| format!("{mb:.1} MB"))
+                            .unwrap_or_else(|| "not recorded".into())}
+                    </dd>
+                </div>
+            </dl>
+            <p class="read-at">
+                "Read at " <time datetime=read_at.clone()>{read_at.replace('T', " ").replace('Z', " UTC")}</time>
+                "; relative times count from then."
+            </p>
+        </section>
+        <JsonView
+            id="context"
+            title="Context"
+            block=Some(context)
+            see_all=see_all("context")
+            open=true
+        />
+        <JsonView
+            id="output"
+            title="Last step output"
+            block=last_output
+            empty="None: no step has stored an output (NULL)."
+            see_all=see_all("output")
+            open=true
+        />
+        <JsonView id="history" title="Step history" block=Some(history) see_all=see_all("history") item="step"/>
+        // DELETE-RUN: the guarded delete form goes here once components/delete_run.rs (guards engineer) exists:
+        // <section class="run-actions" aria-labelledby="run-actions-heading">
+        //     <h2 id="run-actions-heading">"Delete"</h2>
+        //     <DeleteRunForm run_id=run_id.clone()/>
+        // </section>
+        <p class="run-links">
+            <a href="/runs">"All runs"</a>
+        </p>
     }
 }

@@ -4,10 +4,21 @@
 //! Every function that changes something checks its guards itself, on the server: a server function is a public
 //! endpoint, and hiding a button is not security.
 
+pub mod cleanup;
+pub mod failures;
+pub mod guard;
 pub mod overview;
+pub mod runs;
+pub mod runs_delete;
+pub mod session;
 pub mod settings;
 
+pub use cleanup::{cleanup_options, preview_cleanup, run_cleanup};
+pub use failures::get_failures;
 pub use overview::get_overview;
+pub use runs::{get_run, list_runs};
+pub use runs_delete::delete_run;
+pub use session::{get_access, login, logout};
 pub use settings::get_settings;
 
 #[cfg(feature = "ssr")]

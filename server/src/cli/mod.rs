@@ -207,7 +207,13 @@ pub fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // The dashboard serves many requests at once and uses every core; admin commands need only one thread.
+    let mut builder = if matches!(cli.command, Command::Serve(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return fail(&CliError::Runtime(format!("cannot start the async runtime: {e}"))),
     };

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use axum::extract::{FromRef, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -15,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use flowstate_app::model::Settings;
+use flowstate_app::server::guard::Guard;
 use flowstate_app::theme::Theme;
 use flowstate_app::{shell, App};
 use flowstate_store::{ListQuery, Store, StoreError, StoreOptions};
@@ -24,6 +26,8 @@ use leptos_axum::{file_and_error_handler_with_context, generate_route_list, Lept
 use serde::Deserialize;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+
+pub mod guard;
 
 /// The address `serve` binds when none is given: loopback only.
 pub const DEFAULT_BIND: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3000);
@@ -133,6 +137,8 @@ pub struct AppState {
     pub store: Store,
     /// How the dashboard was started, as pages see it.
     pub settings: Settings,
+    /// The guards of every change: mode, admin token, bound address, sessions (see [`guard`]).
+    pub guard: Arc<Guard>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -143,12 +149,22 @@ impl FromRef<AppState> for LeptosOptions {
 
 impl AppState {
     /// A state serving `store` with the site at `site_root` (see [`default_site_root`]).
+    /// `addr` is also what the guards check: without an admin token, changes are allowed on loopback only.
     pub fn new(store: Store, settings: Settings, site_root: &Path, addr: SocketAddr) -> Self {
+        let guard = Arc::new(Guard::new(settings.read_only, addr, None));
         AppState {
             leptos_options: leptos_options(site_root, addr),
             store,
             settings,
+            guard,
         }
+    }
+
+    /// The same state with an admin token (none when `None` or blank): changes then need a login with it.
+    pub fn with_admin_token(mut self, token: Option<&str>) -> Self {
+        self.guard = Arc::new(Guard::new(self.settings.read_only, self.guard.bind(), token));
+        self.settings.admin_token_configured = self.guard.token_required();
+        self
     }
 }
 
@@ -182,12 +198,18 @@ pub fn router(state: AppState) -> Router {
     let context = {
         let store = state.store.clone();
         let settings = state.settings.clone();
+        let guard = state.guard.clone();
         move || {
             provide_context(store.clone());
             provide_context(settings.clone());
+            provide_context(guard.clone());
         }
     };
-    let routes = generate_route_list(App);
+    // Once per process: generating the list sets a process-global "suppress resource loads" flag
+    // (leptos_server's SuppressResourceLoad), so a page rendering meanwhile (another router in the same process,
+    // e.g. parallel tests) would wait for its resources forever (leptos-rs/leptos#4773).
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> = std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| generate_route_list(App)).clone();
     let app_shell = {
         let options = state.leptos_options.clone();
         move || shell(options.clone())
@@ -197,6 +219,8 @@ pub fn router(state: AppState) -> Router {
         .route("/theme", get(set_theme))
         .leptos_routes_with_context(&state, routes, context.clone(), app_shell)
         .fallback(file_and_error_handler_with_context::<AppState, _>(context, shell))
+        // CSRF cookie for every page; 403 for a changing request without the token or from another origin.
+        .layer(axum::middleware::from_fn(guard::csrf_layer))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -369,16 +393,21 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         demo: cfg.demo,
         admin_token_configured: cfg.admin_token.is_some(),
     };
-    let state = AppState::new(store.clone(), settings, &site_root, addr);
+    let state =
+        AppState::new(store.clone(), settings, &site_root, addr).with_admin_token(cfg.admin_token.as_deref());
     tracing::info!(%addr, db = %store.path().display(), read_only = cfg.read_only, "serving the dashboard");
     eprintln!(
         "flowstate dashboard on http://{addr}/ (database {})",
         store.path().display()
     );
 
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    // The peer address limits login attempts per client (web/guard.rs).
+    let served = axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
     store.close().await;
     served.map_err(|source| ServeError::Io {
         context: "the server stopped".into(),

@@ -1,0 +1,92 @@
+//! A JSON value of a run, pretty-printed in a collapsible block, cut when large.
+
+use leptos::prelude::*;
+
+use crate::model::JsonBlock;
+
+/// `1536` → `1.5 KB`.
+pub fn size(bytes: usize) -> String {
+    if bytes < 1024 {
+        format!("{bytes} B")
+    } else if bytes < 1024 * 1024 {
+        format!("{:.1} KB", bytes as f64 / 1024.0)
+    } else {
+        format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+    }
+}
+
+/// A `<details>` block (works without JavaScript) titled by an `<h2>`. When the value was cut, a note says how
+/// much is shown and `see_all` leads to the whole value.
+#[component]
+pub fn JsonView(
+    /// The element id, so `see_all` can come back to this block (`#context`).
+    id: &'static str,
+    /// The heading.
+    title: &'static str,
+    /// The value; `None` shows `empty` instead.
+    block: Option<JsonBlock>,
+    /// What to say when there is no value (e.g. "NULL: no step has produced output").
+    #[prop(optional)]
+    empty: &'static str,
+    /// The address showing this value whole.
+    see_all: String,
+    /// Open at first.
+    #[prop(optional)]
+    open: bool,
+    /// What one item of a list is called ("step"), for the summary line.
+    #[prop(optional)]
+    item: &'static str,
+) -> impl IntoView {
+    let heading_id = format!("{id}-heading");
+    let meta = block.as_ref().map(|b| {
+        let items = match (b.items, item.is_empty()) {
+            (Some(1), false) => format!("1 {item}, "),
+            (Some(n), false) => format!("{n} {item}s, "),
+            (Some(n), true) => format!("{n} items, "),
+            (None, _) => String::new(),
+        };
+        format!("{items}{}", size(b.total_bytes))
+    });
+    let body = match block {
+        Some(b) => {
+            let note = b.cut.then(|| {
+                view! {
+                    <p class="json-cut">
+                        {format!("Showing the first {} of {}. ", size(b.text.len()), size(b.total_bytes))}
+                        <a href=see_all.clone() data-testid=format!("{id}-see-all")>"Show all"</a>
+                    </p>
+                }
+            });
+            view! {
+                {note}
+                <pre class="json" tabindex="0"><code>{b.text}</code></pre>
+            }
+            .into_any()
+        }
+        None => view! { <p class="json-empty">{empty}</p> }.into_any(),
+    };
+    view! {
+        <section class="json-section" id=id>
+            <details class="json-block" open=open>
+                <summary>
+                    <h2 id=heading_id.clone()>{title}</h2>
+                    {meta.map(|m| view! { <span class="json-meta">{m}</span> })}
+                </summary>
+                {body}
+            </details>
+        </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(size(900), "900 B");
+        assert_eq!(size(16 * 1024), "16.0 KB");
+        assert_eq!(size(90_340), "88.2 KB");
+        assert_eq!(size(3 * 1024 * 1024), "3.0 MB");
+    }
+}

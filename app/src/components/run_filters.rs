@@ -1,0 +1,140 @@
+//! The runs list's filter form: a GET form, so the filters live in the address and a view can be shared.
+
+use leptos::prelude::*;
+use leptos_router::components::Form;
+
+use crate::components::StatusBadge;
+use crate::model::{RunsFilter, TimeParam};
+
+/// The five known statuses, in the order the dashboard shows them.
+pub const KNOWN_STATUSES: [&str; 5] = ["running", "paused", "completed", "failed", "cancelled"];
+
+/// The filter form, filled in with `filter`. Without JavaScript the browser submits it; once hydrated the
+/// router does, without reloading the page. Either way the result is `/runs?…` with no cursor: new filters
+/// start at the newest page.
+#[component]
+pub fn RunFilters(filter: RunsFilter, pipelines: Vec<String>) -> impl IntoView {
+    let RunsFilter {
+        statuses,
+        pipeline,
+        created_after,
+        created_before,
+        updated_after,
+        updated_before,
+        prefix,
+        error,
+        limit,
+    } = filter;
+
+    // The five, then any other selected name (a legacy `pending`, `null`) so submitting keeps it.
+    let mut names: Vec<String> = KNOWN_STATUSES.iter().map(|s| s.to_string()).collect();
+    names.extend(
+        statuses
+            .iter()
+            .filter(|s| !names.contains(s))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let status_boxes = names
+        .into_iter()
+        .map(|name| {
+            let checked = statuses.contains(&name);
+            view! {
+                <label class="status-choice">
+                    <input type="checkbox" name="status" value=name.clone() checked=checked/>
+                    <StatusBadge status=name/>
+                </label>
+            }
+        })
+        .collect_view();
+
+    // A selected pipeline that no run has any more stays selectable.
+    let mut pipeline_ids = pipelines;
+    if let Some(p) = &pipeline {
+        if !pipeline_ids.contains(p) {
+            pipeline_ids.push(p.clone());
+        }
+    }
+    let pipeline_options = pipeline_ids
+        .into_iter()
+        .map(|id| {
+            let selected = pipeline.as_deref() == Some(id.as_str());
+            let label = id.clone();
+            view! { <option value=id selected=selected>{label}</option> }
+        })
+        .collect_view();
+
+    let time_input = |name: &'static str, label: &'static str, value: Option<TimeParam>| {
+        let id = format!("filter-{name}");
+        view! {
+            <div class="field">
+                <label for=id.clone()>{label}</label>
+                <input
+                    type="datetime-local"
+                    id=id
+                    name=name
+                    step="1"
+                    value=value.map(|v| v.input).unwrap_or_default()
+                />
+            </div>
+        }
+    };
+
+    view! {
+        <Form method="GET" action="/runs" attr:class="run-filters" attr:aria-label="Filter runs">
+            <fieldset class="filter-statuses">
+                <legend>"Status"</legend>
+                <div class="status-choices">{status_boxes}</div>
+            </fieldset>
+            <div class="filter-grid">
+                <div class="field">
+                    <label for="filter-pipeline">"Pipeline"</label>
+                    <select id="filter-pipeline" name="pipeline">
+                        <option value="" selected=pipeline.is_none()>"All pipelines"</option>
+                        {pipeline_options}
+                    </select>
+                </div>
+                <div class="field">
+                    <label for="filter-prefix">"Run id starts with"</label>
+                    <input
+                        type="search"
+                        id="filter-prefix"
+                        name="prefix"
+                        value=prefix.unwrap_or_default()
+                        autocomplete="off"
+                        spellcheck="false"
+                    />
+                </div>
+                <div class="field">
+                    <label for="filter-error">"Error contains"</label>
+                    <input type="search" id="filter-error" name="error" value=error.unwrap_or_default()/>
+                </div>
+                <div class="field field-narrow">
+                    <label for="filter-limit">"Per page"</label>
+                    <input
+                        type="number"
+                        id="filter-limit"
+                        name="limit"
+                        min="1"
+                        max=RunsFilter::MAX_LIMIT
+                        value=limit
+                        inputmode="numeric"
+                    />
+                </div>
+            </div>
+            <fieldset class="filter-times">
+                <legend>"Time range " <span class="hint">"(UTC)"</span></legend>
+                <div class="filter-grid">
+                    {time_input("created_after", "Created from", created_after)}
+                    {time_input("created_before", "Created before", created_before)}
+                    {time_input("updated_after", "Updated from", updated_after)}
+                    {time_input("updated_before", "Updated before", updated_before)}
+                </div>
+            </fieldset>
+            <div class="filter-actions">
+                <button type="submit" class="button-primary">"Apply filters"</button>
+                <a href="/runs" class="button-link">"Clear filters"</a>
+            </div>
+        </Form>
+    }
+}

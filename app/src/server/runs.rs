@@ -1,0 +1,613 @@
+//! The runs list and one run.
+//!
+//! The runs list reads its filters from the page's raw query string, on the server: every parameter is checked
+//! here, and a bad one is a [`AppError::BadRequest`] naming it (the page answers 400), never a 500.
+//!
+//! | parameter | meaning |
+//! |---|---|
+//! | `status` | repeated (`status=failed&status=paused`) or comma-separated (`status=failed,paused`): the five known statuses, `null` for runs without one, or a legacy value the database holds (e.g. `pending`) |
+//! | `pipeline` | one pipeline id |
+//! | `created_after`, `created_before`, `updated_after`, `updated_before` | RFC 3339, or `YYYY-MM-DDTHH:MM[:SS]` / `YYYY-MM-DD` read as UTC (what `<input type="datetime-local">` sends) |
+//! | `prefix` | run ids starting with this text |
+//! | `error` | error messages containing this text, case-insensitively |
+//! | `limit` | page size, 1 to 1000, default 50 |
+//! | `cursor` | a page's next or previous cursor, as the links carry it |
+//!
+//! Blank values (what an untouched form field sends) mean "not set"; unknown parameters are ignored.
+
+use leptos::prelude::*;
+
+use crate::error::AppError;
+use crate::model::{RunDetail, RunsListing};
+
+/// One page of runs for the query string `search` (as in the address bar, with or without the `?`).
+#[server(endpoint = "runs")]
+pub async fn list_runs(search: String) -> Result<RunsListing, AppError> {
+    ssr::list(&search).await.map_err(ssr::with_status)
+}
+
+/// Every field of one run. `full` names the JSON value to show whole (`context`, `output`, `history` or `all`);
+/// the others are cut after [`JSON_SHOWN_BYTES`].
+#[server(endpoint = "run")]
+pub async fn get_run(run_id: String, full: Option<String>) -> Result<RunDetail, AppError> {
+    ssr::run(&run_id, full.as_deref()).await.map_err(ssr::with_status)
+}
+
+/// How much of a JSON value the run page shows before cutting it (bytes of pretty-printed text).
+pub const JSON_SHOWN_BYTES: usize = 16 * 1024;
+
+#[cfg(feature = "ssr")]
+pub(crate) mod ssr {
+    use chrono::{DateTime, SecondsFormat, Timelike, Utc};
+    use flowstate_store::{ListQuery, RunSummary, Status, Store, StoreError, WorkflowState};
+    use serde_json::Value;
+
+    use super::JSON_SHOWN_BYTES;
+    use crate::error::AppError;
+    use crate::format::ago;
+    use crate::model::{step_text, JsonBlock, RunDetail, RunRow, RunsFilter, RunsListing, Stamp, TimeParam};
+
+    /// The five status names, for messages.
+    const STATUS_NAMES: &str = "running, paused, completed, failed, cancelled";
+
+    /// Sets the HTTP status of the answer to the error's (400, 404, ...): server functions answer 500 for
+    /// every error otherwise, and a bad parameter is not a server failure.
+    pub fn with_status(err: AppError) -> AppError {
+        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+            if let Ok(code) = http::StatusCode::from_u16(err.status()) {
+                response.set_status(code);
+            }
+        }
+        err
+    }
+
+    /// [`super::list_runs`].
+    pub async fn list(search: &str) -> Result<RunsListing, AppError> {
+        let store = crate::server::store()?;
+        let read_at = store.now();
+        let (query, filter) = parse_filter(&parse_pairs(search))?;
+        check_legacy_statuses(&store, &query.statuses).await?;
+        let page = store.list_workflows(&query).await.map_err(rename_params)?;
+        let pipelines = store.pipelines().await?;
+        Ok(RunsListing {
+            runs: page.runs.into_iter().map(|run| row(run, read_at)).collect(),
+            next_cursor: page.next_cursor,
+            prev_cursor: page.prev_cursor,
+            paged: query.cursor.is_some(),
+            filter,
+            pipelines,
+            read_at: iso(&read_at),
+        })
+    }
+
+    /// [`super::get_run`].
+    pub async fn run(run_id: &str, full: Option<&str>) -> Result<RunDetail, AppError> {
+        let store = crate::server::store()?;
+        let full = Full::parse(full)?;
+        if run_id.is_empty() {
+            return Err(AppError::bad_request("run_id", "is empty"));
+        }
+        let read_at = store.now();
+        let run = store
+            .load_state(run_id)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("run “{run_id}”")))?;
+        Ok(detail(run, full, read_at))
+    }
+
+    /// Splits a raw query string into decoded `(name, value)` pairs, in order (`+` is a space, `%XX` a byte;
+    /// invalid UTF-8 becomes U+FFFD).
+    pub fn parse_pairs(search: &str) -> Vec<(String, String)> {
+        search
+            .trim_start_matches('?')
+            .split('&')
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                let (name, value) = part.split_once('=').unwrap_or((part, ""));
+                (decode(name), decode(value))
+            })
+            .collect()
+    }
+
+    fn decode(text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(high), Some(low)) => {
+                        out.push(high << 4 | low);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                },
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+
+    /// The store's query and the filters as the page shows them, from the URL's pairs.
+    ///
+    /// # Errors
+    /// [`AppError::BadRequest`] naming the parameter: an unknown status, a date that is not one, a page size
+    /// outside 1..=1000, a time range that ends before it starts.
+    pub fn parse_filter(pairs: &[(String, String)]) -> Result<(ListQuery, RunsFilter), AppError> {
+        let mut query = ListQuery::default();
+        let mut filter = RunsFilter::default();
+        for (name, raw) in pairs {
+            let value = raw.trim();
+            match name.as_str() {
+                "status" => {
+                    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                        let status = parse_status(part)?;
+                        if !query.statuses.contains(&status) {
+                            filter.statuses.push(status.as_str().to_string());
+                            query.statuses.push(status);
+                        }
+                    }
+                }
+                _ if value.is_empty() => {}
+                "pipeline" => {
+                    query.pipeline_id = Some(value.to_string());
+                    filter.pipeline = Some(value.to_string());
+                }
+                "prefix" => {
+                    // Ids are matched as stored: leading or trailing spaces are part of the prefix.
+                    query.run_id_prefix = Some(raw.to_string());
+                    filter.prefix = Some(raw.to_string());
+                }
+                "error" => {
+                    query.error_contains = Some(value.to_string());
+                    filter.error = Some(value.to_string());
+                }
+                "created_after" | "created_before" | "updated_after" | "updated_before" => {
+                    let at = parse_time(name, value)?;
+                    let param = Some(time_param(&at));
+                    match name.as_str() {
+                        "created_after" => (query.created_after, filter.created_after) = (Some(at), param),
+                        "created_before" => (query.created_before, filter.created_before) = (Some(at), param),
+                        "updated_after" => (query.updated_after, filter.updated_after) = (Some(at), param),
+                        _ => (query.updated_before, filter.updated_before) = (Some(at), param),
+                    }
+                }
+                "limit" => {
+                    let limit = parse_limit(value)?;
+                    query.limit = Some(limit);
+                    filter.limit = limit;
+                }
+                "cursor" => query.cursor = Some(value.to_string()),
+                // Anything else (a tracking parameter, `full`, ...) does not change the list.
+                _ => {}
+            }
+        }
+        for (name, after, before) in [
+            ("created_before", query.created_after, query.created_before),
+            ("updated_before", query.updated_after, query.updated_before),
+        ] {
+            if let (Some(after), Some(before)) = (after, before) {
+                if before <= after {
+                    return Err(AppError::bad_request(
+                        name,
+                        format!(
+                            "the range ends ({}) before it starts ({})",
+                            iso(&before),
+                            iso(&after)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok((query, filter))
+    }
+
+    /// A status name from the URL: one of the five (any case), `null`, or kept as a legacy name to be checked
+    /// against the database ([`check_legacy_statuses`]).
+    fn parse_status(name: &str) -> Result<Status, AppError> {
+        if let Some(known) = Status::known(&name.to_ascii_lowercase()) {
+            return Ok(known);
+        }
+        if name == "null" {
+            return Ok(Status::Other(None));
+        }
+        if name.len() > 64 || name.chars().any(char::is_control) {
+            return Err(unknown_status(name));
+        }
+        Ok(Status::Other(Some(name.to_string())))
+    }
+
+    fn unknown_status(name: &str) -> AppError {
+        AppError::bad_request(
+            "status",
+            format!("“{name}” is not a status; use one of {STATUS_NAMES} (or several)"),
+        )
+    }
+
+    /// Legacy status names (`pending`, ...) are accepted only when the database holds them: `status=done` is a
+    /// typo, not an empty list.
+    ///
+    /// # Errors
+    /// [`AppError::BadRequest`] for `status` when a name is neither known nor stored.
+    pub async fn check_legacy_statuses(store: &Store, statuses: &[Status]) -> Result<(), AppError> {
+        let legacy: Vec<&str> = statuses
+            .iter()
+            .filter_map(|s| match s {
+                Status::Other(Some(name)) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        if legacy.is_empty() {
+            return Ok(());
+        }
+        let stored = store.get_workflow_stats().await?.status_counts;
+        match legacy.into_iter().find(|name| !stored.contains_key(*name)) {
+            Some(name) => Err(unknown_status(name)),
+            None => Ok(()),
+        }
+    }
+
+    /// An instant from the URL: RFC 3339, or a date and time without offset read as UTC (what
+    /// `<input type="datetime-local">` sends), or a date (midnight UTC).
+    fn parse_time(param: &str, value: &str) -> Result<DateTime<Utc>, AppError> {
+        let parsed = flowstate_store::time::parse_timestamp(value).or_else(|| {
+            // An unencoded `+01:00` offset arrives as a space: ` 01:00`.
+            let (head, tail) = value.rsplit_once(' ')?;
+            let offset = tail.len() == 5 && tail.as_bytes()[2] == b':' && head.contains('T');
+            offset
+                .then(|| flowstate_store::time::parse_timestamp(&format!("{head}+{tail}")))
+                .flatten()
+        });
+        parsed.ok_or_else(|| {
+            AppError::bad_request(
+                param,
+                format!(
+                    "“{value}” is not a date and time; use RFC 3339 (2026-03-14T12:00:00Z) or \
+                     YYYY-MM-DDTHH:MM, read as UTC"
+                ),
+            )
+        })
+    }
+
+    fn parse_limit(value: &str) -> Result<u32, AppError> {
+        let bad = || {
+            AppError::bad_request(
+                "limit",
+                format!(
+                    "“{value}” is not a page size; use a whole number from 1 to {}",
+                    RunsFilter::MAX_LIMIT
+                ),
+            )
+        };
+        let limit: u32 = value.parse().map_err(|_| bad())?;
+        if limit == 0 || limit > RunsFilter::MAX_LIMIT {
+            return Err(bad());
+        }
+        Ok(limit)
+    }
+
+    /// The store names some fields after its own API (`run_id_prefix`); the page names the URL's parameters.
+    pub fn rename_params(err: StoreError) -> AppError {
+        match AppError::from(err) {
+            AppError::BadRequest { param, reason } => {
+                let param = match param.as_str() {
+                    "run_id_prefix" => "prefix".to_string(),
+                    "error_contains" => "error".to_string(),
+                    "pipeline_id" => "pipeline".to_string(),
+                    _ => param,
+                };
+                AppError::BadRequest { param, reason }
+            }
+            other => other,
+        }
+    }
+
+    /// RFC 3339 in UTC with as many fraction digits as needed.
+    pub fn iso(at: &DateTime<Utc>) -> String {
+        at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    }
+
+    fn time_param(at: &DateTime<Utc>) -> TimeParam {
+        // `datetime-local` inputs take whole seconds with step="1"; the link keeps the exact instant.
+        let input = if at.second() == 0 && at.nanosecond() == 0 {
+            at.format("%Y-%m-%dT%H:%M").to_string()
+        } else {
+            at.format("%Y-%m-%dT%H:%M:%S").to_string()
+        };
+        TimeParam {
+            rfc3339: iso(at),
+            input,
+        }
+    }
+
+    /// An instant for people, relative to `now`.
+    pub fn stamp(at: &DateTime<Utc>, now: DateTime<Utc>) -> Stamp {
+        Stamp {
+            rfc3339: iso(at),
+            utc: at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            relative: ago((now - *at).num_seconds()),
+        }
+    }
+
+    /// A listed run for the table.
+    pub fn row(run: RunSummary, now: DateTime<Utc>) -> RunRow {
+        RunRow {
+            step: step_text(run.current_step_index, run.total_steps),
+            status: run.status.as_str().to_string(),
+            created: run.created_at.map(|at| stamp(&at, now)),
+            updated: run.updated_at.map(|at| stamp(&at, now)),
+            run_id: run.run_id,
+            pipeline_id: run.pipeline_id,
+            pipeline_name: run.pipeline_name,
+            execution_time_ms: run.execution_time_ms,
+            error_message: run.error_message,
+        }
+    }
+
+    /// Which JSON values the run page shows whole (`?full=`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct Full {
+        context: bool,
+        output: bool,
+        history: bool,
+    }
+
+    impl Full {
+        /// `context`, `output`, `history`, `all`, or nothing.
+        ///
+        /// # Errors
+        /// [`AppError::BadRequest`] for `full` with any other value.
+        pub fn parse(value: Option<&str>) -> Result<Full, AppError> {
+            let mut full = Full::default();
+            for part in value
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+            {
+                match part {
+                    "context" => full.context = true,
+                    "output" => full.output = true,
+                    "history" => full.history = true,
+                    "all" => {
+                        full = Full {
+                            context: true,
+                            output: true,
+                            history: true,
+                        }
+                    }
+                    other => {
+                        return Err(AppError::bad_request(
+                            "full",
+                            format!(
+                                "“{other}” is not a value of the run; use context, output, history or all"
+                            ),
+                        ))
+                    }
+                }
+            }
+            Ok(full)
+        }
+    }
+
+    /// A JSON value pretty-printed, cut after [`JSON_SHOWN_BYTES`] unless `whole` (at a line end when one is
+    /// near, never inside a character).
+    pub fn json_block(value: &Value, whole: bool) -> JsonBlock {
+        let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+        let total_bytes = text.len();
+        let items = value.as_array().map(Vec::len);
+        if whole || total_bytes <= JSON_SHOWN_BYTES {
+            return JsonBlock {
+                text,
+                total_bytes,
+                cut: false,
+                items,
+            };
+        }
+        let mut end = JSON_SHOWN_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        if let Some(line_end) = text[..end].rfind('\n').filter(|&at| at + 1024 >= end) {
+            end = line_end;
+        }
+        JsonBlock {
+            text: text[..end].to_string(),
+            total_bytes,
+            cut: true,
+            items,
+        }
+    }
+
+    /// A loaded run for its page.
+    pub fn detail(run: WorkflowState, full: Full, now: DateTime<Utc>) -> RunDetail {
+        RunDetail {
+            step: step_text(run.current_step_index, run.total_steps),
+            status: run.status.as_str().to_string(),
+            created: run.created_at.map(|at| stamp(&at, now)),
+            updated: run.updated_at.map(|at| stamp(&at, now)),
+            context: json_block(&run.pipeline_context, full.context),
+            last_output: run.last_step_output.as_ref().map(|v| json_block(v, full.output)),
+            history: json_block(&run.step_history, full.history),
+            run_id: run.run_id,
+            pipeline_id: run.pipeline_id,
+            pipeline_name: run.pipeline_name,
+            pipeline_version: run.pipeline_version,
+            current_step_index: run.current_step_index,
+            total_steps: run.total_steps,
+            error_message: run.error_message,
+            execution_time_ms: run.execution_time_ms,
+            memory_usage_mb: run.memory_usage_mb,
+            read_at: iso(&now),
+        }
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use flowstate_store::Status;
+    use serde_json::json;
+
+    use super::ssr::*;
+    use super::JSON_SHOWN_BYTES;
+    use crate::error::AppError;
+
+    fn pairs(search: &str) -> Vec<(String, String)> {
+        parse_pairs(search)
+    }
+
+    #[track_caller]
+    fn bad_param(search: &str) -> String {
+        match parse_filter(&pairs(search)) {
+            Err(AppError::BadRequest { param, .. }) => param,
+            other => panic!("{search}: expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn query_strings_are_decoded() {
+        assert_eq!(
+            pairs("?error=Connection+reset%20by%20peer&prefix=run%5F&x&e=%zz%4"),
+            [
+                ("error".to_string(), "Connection reset by peer".to_string()),
+                ("prefix".into(), "run_".into()),
+                ("x".into(), "".into()),
+                ("e".into(), "%zz%4".into()),
+            ]
+        );
+        assert_eq!(pairs("q=%C3%A9%25"), [("q".to_string(), "é%".to_string())]);
+        assert!(pairs("").is_empty());
+    }
+
+    #[test]
+    fn statuses_come_repeated_or_with_commas() {
+        let (q, f) = parse_filter(&pairs(
+            "status=failed&status=paused,Running&status=failed&status=",
+        ))
+        .unwrap();
+        assert_eq!(q.statuses, [Status::Failed, Status::Paused, Status::Running]);
+        assert_eq!(f.statuses, ["failed", "paused", "running"]);
+        let (q, _) = parse_filter(&pairs("status=null&status=pending")).unwrap();
+        assert_eq!(
+            q.statuses,
+            [Status::Other(None), Status::Other(Some("pending".into()))],
+            "legacy names are checked against the database later"
+        );
+    }
+
+    #[test]
+    fn blank_fields_of_an_untouched_form_mean_no_filter() {
+        let (q, f) = parse_filter(&pairs(
+            "pipeline=&created_after=&created_before=&updated_after=&updated_before=&prefix=&error=+&limit=",
+        ))
+        .unwrap();
+        assert_eq!(q, flowstate_store::ListQuery::default());
+        assert!(!f.is_filtered());
+        assert_eq!(f.href(None), "/runs");
+    }
+
+    #[test]
+    fn dates_are_rfc3339_or_datetime_local_in_utc() {
+        let (q, f) = parse_filter(&pairs(
+            "created_after=2026-03-14T12:00&created_before=2026-03-15T01:02:03%2B01:00&updated_after=2026-03-14T12:00:00.5Z&updated_before=2026-03-16",
+        ))
+        .unwrap();
+        assert_eq!(
+            q.created_after,
+            Some(Utc.with_ymd_and_hms(2026, 3, 14, 12, 0, 0).unwrap())
+        );
+        assert_eq!(
+            q.created_before,
+            Some(Utc.with_ymd_and_hms(2026, 3, 15, 0, 2, 3).unwrap())
+        );
+        assert_eq!(f.created_before.as_ref().unwrap().rfc3339, "2026-03-15T00:02:03Z");
+        assert_eq!(f.created_before.as_ref().unwrap().input, "2026-03-15T00:02:03");
+        assert_eq!(f.created_after.as_ref().unwrap().input, "2026-03-14T12:00");
+        assert_eq!(
+            f.updated_after.as_ref().unwrap().rfc3339,
+            "2026-03-14T12:00:00.500Z"
+        );
+        assert_eq!(
+            q.updated_before,
+            Some(Utc.with_ymd_and_hms(2026, 3, 16, 0, 0, 0).unwrap())
+        );
+        // An unencoded `+` in the offset arrives as a space.
+        let (q, _) = parse_filter(&pairs("created_after=2026-03-14T13:00:00+01:00")).unwrap();
+        assert_eq!(
+            q.created_after,
+            Some(Utc.with_ymd_and_hms(2026, 3, 14, 12, 0, 0).unwrap())
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_parameter() {
+        assert_eq!(bad_param("limit=0"), "limit");
+        assert_eq!(bad_param("limit=1001"), "limit");
+        assert_eq!(bad_param("limit=ten"), "limit");
+        // `status=done` is checked against the database's stored names (see check_legacy_statuses); text no
+        // status can be is refused here.
+        assert_eq!(bad_param("status=a%07b"), "status");
+        assert_eq!(bad_param(&format!("status={}", "x".repeat(65))), "status");
+        assert_eq!(bad_param("created_after=yesterday"), "created_after");
+        assert_eq!(bad_param("updated_after=2026-13-01T00:00"), "updated_after");
+        assert_eq!(
+            bad_param("created_after=2026-03-15T00:00&created_before=2026-03-14T00:00"),
+            "created_before"
+        );
+    }
+
+    #[test]
+    fn links_keep_the_filters_and_drop_blanks() {
+        let (_, f) = parse_filter(&pairs(
+            "status=failed,paused&pipeline=sql-agent&error=reset+by&updated_after=2026-03-14T12:00:00Z&limit=20&cursor=abc&utm=x",
+        ))
+        .unwrap();
+        assert_eq!(
+            f.href(Some("c/1")),
+            "/runs?status=failed&status=paused&pipeline=sql-agent&updated_after=2026-03-14T12%3A00%3A00Z\
+             &error=reset%20by&limit=20&cursor=c%2F1"
+        );
+        assert!(f.is_filtered());
+    }
+
+    #[test]
+    fn full_names_the_values_to_show_whole() {
+        assert!(Full::parse(None).is_ok());
+        assert!(Full::parse(Some("context,history")).is_ok());
+        assert!(matches!(
+            Full::parse(Some("everything")),
+            Err(AppError::BadRequest { param, .. }) if param == "full"
+        ));
+    }
+
+    #[test]
+    fn large_json_is_cut_at_a_line_end_small_json_is_not() {
+        let small = json!({"a": 1});
+        let block = json_block(&small, false);
+        assert!(!block.cut);
+        assert_eq!(block.text, "{\n  \"a\": 1\n}");
+
+        let big = json!({ "items": (0..5000).map(|i| format!("item é {i}")).collect::<Vec<_>>() });
+        let cut = json_block(&big, false);
+        assert!(cut.cut);
+        assert!(cut.text.len() <= JSON_SHOWN_BYTES);
+        assert!(cut.text.len() > JSON_SHOWN_BYTES - 1024);
+        assert!(cut.total_bytes > 50_000);
+        assert!(
+            cut.text.ends_with(','),
+            "cut at a line end: {:?}",
+            &cut.text[cut.text.len() - 20..]
+        );
+        let whole = json_block(&big, true);
+        assert!(!whole.cut);
+        assert_eq!(whole.text.len(), whole.total_bytes);
+        assert_eq!(json_block(&json!([1, 2, 3]), false).items, Some(3));
+    }
+}

@@ -1,0 +1,59 @@
+//! Deleting one run (the Run page's guarded delete form, [`crate::components::DeleteRunForm`]).
+
+use leptos::prelude::*;
+
+use crate::error::AppError;
+
+/// Deletes run `run_id` when the operator typed its id in `confirm`. A running or paused run (a worker may still
+/// write it) is deleted only with `active_ok` set (the form's "delete it even though it is running" box).
+/// Guarded (read-only, CSRF and origin, login) and written to the audit log. On success the browser goes to
+/// `/runs`.
+#[server(endpoint = "delete_run")]
+pub async fn delete_run(
+    run_id: String,
+    confirm: String,
+    csrf: String,
+    active_ok: Option<String>,
+) -> Result<(), AppError> {
+    use super::guard::{require_change, with_status};
+    with_status(
+        async move {
+            let actor = require_change("delete_run", &csrf)?;
+            if run_id.is_empty() {
+                return Err(AppError::bad_request("run_id", "names no run"));
+            }
+            if confirm.trim() != run_id {
+                return Err(AppError::bad_request(
+                    "confirm",
+                    "type the run id exactly as shown to confirm the deletion; nothing was deleted",
+                ));
+            }
+            let store = super::store()?;
+            let Some(run) = store.load_state(&run_id).await? else {
+                return Err(AppError::not_found(format!("run “{run_id}”")));
+            };
+            let status = run.status.as_str().to_string();
+            let active = matches!(status.as_str(), "running" | "paused");
+            if active && active_ok.as_deref().is_none_or(str::is_empty) {
+                return Err(AppError::Conflict {
+                    reason: format!(
+                        "Nothing was deleted: the run is {status}, so a worker may still be writing it. Check “delete \
+                         it even though it is {status}” to delete it anyway"
+                    ),
+                });
+            }
+            if !store.delete_state(&run_id).await? {
+                return Err(AppError::not_found(format!("run “{run_id}”")));
+            }
+            let detail = serde_json::json!({ "run_id": run_id, "status": status });
+            let audit_id = store
+                .record_audit(actor.as_str(), "delete_run", &detail, Some(1), 1)
+                .await
+                .inspect_err(|e| tracing::error!(error = %e, run_id, "run deleted but its audit entry could not be written"))?;
+            tracing::info!(actor = actor.as_str(), run_id, audit_id, "run deleted");
+            leptos_axum::redirect("/runs");
+            Ok(())
+        }
+        .await,
+    )
+}

@@ -249,6 +249,11 @@ impl Post {
         self
     }
 
+    fn host(mut self, host: &str) -> Post {
+        self.host = Some(host.into());
+        self
+    }
+
     fn cookie(mut self, cookie: Option<&str>) -> Post {
         self.cookie = cookie.map(str::to_string);
         self
@@ -948,6 +953,71 @@ async fn without_a_token_a_public_bind_refuses_changes() {
         "public bind",
     );
     assert!(answer.body.contains("FLOWSTATE_ADMIN_TOKEN"), "{}", answer.body);
+}
+
+#[tokio::test]
+async fn without_a_token_only_requests_for_this_machine_are_answered() {
+    // DNS rebinding: a page of evil.example, re-pointed at 127.0.0.1, is same-origin with itself and gets a CSRF
+    // cookie of its own; only its Host header gives it away.
+    let f = fixture().await;
+    let before = snapshot(&f.store).await;
+    let rebound = Post::cleanup("6");
+    let mut request = rebound.request();
+    request
+        .headers_mut()
+        .insert(header::HOST, "evil.example:3000".parse().unwrap());
+    request
+        .headers_mut()
+        .insert(header::ORIGIN, "http://evil.example:3000".parse().unwrap());
+    let answer = send(app(&f.store), request).await;
+    assert_refused(
+        &answer,
+        StatusCode::FORBIDDEN,
+        &before,
+        &snapshot(&f.store).await,
+        "a rebound host",
+    );
+    let mut read = Request::get("/runs/old-c1").body(Body::empty()).unwrap();
+    read.headers_mut()
+        .insert(header::HOST, "evil.example:3000".parse().unwrap());
+    assert_eq!(
+        send(app(&f.store), read).await.status,
+        StatusCode::FORBIDDEN,
+        "reads too"
+    );
+
+    // This machine by any of its names is fine.
+    let answer = Post::cleanup("6")
+        .host("localhost:3000")
+        .origin(Some("http://localhost:3000"))
+        .send(app(&f.store))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "localhost: {}", answer.body);
+    let answer = Post::delete("old-r1", "old-r1")
+        .field("active_ok", "yes")
+        .host("[::1]:3000")
+        .origin(Some("http://[::1]:3000"))
+        .send(app(&f.store))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "[::1]: {}", answer.body);
+
+    // With a token, the name does not matter (a login is needed anyway).
+    let mut request = Request::get("/cleanup").body(Body::empty()).unwrap();
+    request
+        .headers_mut()
+        .insert(header::HOST, "flowstate.example".parse().unwrap());
+    let answer = send(
+        app_with(
+            &f.store,
+            Mode {
+                token: true,
+                ..Default::default()
+            },
+        ),
+        request,
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

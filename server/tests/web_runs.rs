@@ -166,7 +166,9 @@ fn app(store: &Store) -> Router {
 }
 
 async fn get(store: &Store, uri: &str) -> (StatusCode, String) {
+    // A browser always sends Host; the guards (the delete form) read it.
     let request = Request::get(uri)
+        .header(header::HOST, "127.0.0.1:3000")
         .header(header::ACCEPT, "text/html")
         .body(Body::empty())
         .unwrap();
@@ -406,9 +408,16 @@ async fn keyset_pages_have_no_gaps_or_overlaps_both_ways() {
     let html = ok(get(s, "/runs?status=completed&limit=1").await, "completed");
     assert_eq!(listed(&html), ["tie-b"]);
     let next = pager_link(&html, "next").expect("a second page of completed runs");
-    assert!(next.starts_with("/runs?status=completed&limit=1&cursor="), "{next}");
+    assert!(
+        next.starts_with("/runs?status=completed&limit=1&cursor="),
+        "{next}"
+    );
     let html = ok(get(s, &next).await, &next);
-    assert_eq!(listed(&html), ["tie-a"], "ties broken by run id across a page edge");
+    assert_eq!(
+        listed(&html),
+        ["tie-a"],
+        "ties broken by run id across a page edge"
+    );
     let next = pager_link(&html, "next").expect("a third page");
     assert_eq!(list(s, &next).await, ["c-1"]);
 }
@@ -486,6 +495,10 @@ async fn the_run_page_shows_every_field_with_the_error_first() {
     assert!(
         html.contains("href=\"/runs?pipeline=invoice\""),
         "the pipeline's runs"
+    );
+    assert!(
+        html.contains("Delete this run") && html.contains("data-testid=\"delete-run-form\""),
+        "the guarded delete form is on the page"
     );
 
     // A run without error, output or times.

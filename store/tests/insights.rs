@@ -313,15 +313,36 @@ async fn one_failure_group_by_key_holds_more_samples_and_failures_are_counted() 
     assert_eq!(group.samples[0].run_id, "t11", "newest first");
     assert_eq!(group.pipelines.get("b"), Some(&4));
     assert_eq!(
-        store.failure_group(since, &timeouts.key, 3).await.unwrap().unwrap().samples.len(),
+        store
+            .failure_group(since, &timeouts.key, 3)
+            .await
+            .unwrap()
+            .unwrap()
+            .samples
+            .len(),
         3
     );
-    assert_eq!(store.failure_group(since, "0000000000000000", 50).await.unwrap(), None);
+    assert_eq!(
+        store.failure_group(since, "0000000000000000", 50).await.unwrap(),
+        None
+    );
     assert!(store.failure_group(since, &timeouts.key, 100_000).await.is_err());
 
     assert_eq!(store.count_failed_since(since).await.unwrap(), 13);
-    assert_eq!(store.count_failed_since(at("2026-03-01T00:00:00Z")).await.unwrap(), 14);
-    assert_eq!(store.count_failed_since(at("2026-04-10T11:00:00Z")).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .count_failed_since(at("2026-03-01T00:00:00Z"))
+            .await
+            .unwrap(),
+        14
+    );
+    assert_eq!(
+        store
+            .count_failed_since(at("2026-04-10T11:00:00Z"))
+            .await
+            .unwrap(),
+        2
+    );
 }
 
 #[tokio::test]

@@ -255,6 +255,8 @@ fn GroupCard(group: FailureGroupView, window: FailureWindow) -> AnyView {
                 <a href=detail_href>
                     {if n > 50 {
                         "Show the group's 50 newest runs".to_string()
+                    } else if n == 1 {
+                        "Show the group's run".to_string()
                     } else {
                         format!("Show all {} of the group's runs", count(n))
                     }}
@@ -290,10 +292,10 @@ fn GroupDetail(group: FailureGroupView, window: FailureWindow) -> AnyView {
             let href = format!("/runs/{}", url_encode(&s.run_id));
             view! {
                 <tr>
-                    <td><a href=href class="run-ref">{s.run_id}</a></td>
-                    <td>{s.pipeline_id}</td>
-                    <td><When stamp=s.updated/></td>
-                    <td class="sample-error">{s.error}</td>
+                    <td data-label="Run"><a href=href class="run-ref">{s.run_id}</a></td>
+                    <td data-label="Pipeline">{s.pipeline_id}</td>
+                    <td data-label="Failed at"><When stamp=s.updated/></td>
+                    <td class="sample-error" data-label="Error">{s.error}</td>
                 </tr>
             }
         })
@@ -323,7 +325,7 @@ fn GroupDetail(group: FailureGroupView, window: FailureWindow) -> AnyView {
             </dl>
             {runs_href.map(|href| view! { <p><a href=href>"Open this group in the runs list"</a></p> })}
             <div class="data-scroll">
-                <table class="data-table" data-testid="group-samples">
+                <table class="data-table stack-on-phone" data-testid="group-samples">
                     <caption>
                         {if (n as usize) > shown {
                             format!("The {shown} newest of {} runs", count(n))

@@ -285,11 +285,11 @@ fn StuckSection(stuck: StuckFigures) -> AnyView {
             };
             view! {
                 <tr>
-                    <td><a href=href class="run-ref">{r.run_id.clone()}</a></td>
-                    <td>{r.pipeline_id}</td>
-                    <td><StatusBadge status=r.status/></td>
-                    <td>{step}</td>
-                    <td>
+                    <td data-label="Run"><a href=href class="run-ref">{r.run_id.clone()}</a></td>
+                    <td data-label="Pipeline">{r.pipeline_id}</td>
+                    <td data-label="Status"><StatusBadge status=r.status/></td>
+                    <td data-label="Step">{step}</td>
+                    <td data-label="Last update">
                         {match r.updated {
                             Some(u) => view! {
                                 <time datetime=u.rfc3339>{u.utc}</time>
@@ -332,7 +332,7 @@ fn StuckSection(stuck: StuckFigures) -> AnyView {
             } else {
                 view! {
                     <div class="data-scroll">
-                        <table class="data-table" data-testid="stuck-runs">
+                        <table class="data-table stack-on-phone" data-testid="stuck-runs">
                             <caption>
                                 {if (n as usize) > shown {
                                     format!("The {shown} longest idle of {}", count(n))

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::components::{ErrorPage, JsonView, StatusBadge};
+use crate::components::{DeleteRunForm, ErrorPage, JsonView, StatusBadge};
 use crate::format::{duration_ms, url_encode};
 use crate::model::RunDetail;
 use crate::pages::runs::StampView;
@@ -176,11 +176,7 @@ fn RunView(run: RunDetail) -> impl IntoView {
             open=true
         />
         <JsonView id="history" title="Step history" block=Some(history) see_all=see_all("history") item="step"/>
-        // DELETE-RUN: the guarded delete form goes here once components/delete_run.rs (guards engineer) exists:
-        // <section class="run-actions" aria-labelledby="run-actions-heading">
-        //     <h2 id="run-actions-heading">"Delete"</h2>
-        //     <DeleteRunForm run_id=run_id.clone()/>
-        // </section>
+        <DeleteRunForm run_id=run_id.clone() status=status.clone()/>
         <p class="run-links">
             <a href="/runs">"All runs"</a>
         </p>

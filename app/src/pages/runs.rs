@@ -192,6 +192,7 @@ fn RunRowView(run: RunRow) -> impl IntoView {
         error_message,
     } = run;
     let href = format!("/runs/{}", url_encode(&run_id));
+    let title = run_id.clone();
     let step = step.trim_start_matches("step ").to_string();
     let pipeline_title = (pipeline_name != pipeline_id).then(|| pipeline_name.clone());
     let error = error_message.map(|full| {
@@ -203,7 +204,7 @@ fn RunRowView(run: RunRow) -> impl IntoView {
     view! {
         <tr data-run-id=row_id data-status=row_status>
             <th scope="row" data-label="Run">
-                <a href=href class="run-link"><code>{run_id}</code></a>
+                <a href=href class="run-link" title=title><code>{run_id}</code></a>
             </th>
             <td data-label="Pipeline">
                 <span title=pipeline_title>{pipeline_id}</span>

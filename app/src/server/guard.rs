@@ -7,7 +7,8 @@
 //!    the CSRF token the form carries equals the browser's `flowstate_csrf` cookie (double submit, compared in
 //!    constant time);
 //! 3. the operator is authorised: logged in with the admin token when one is configured, or else the server
-//!    listens on a loopback address only.
+//!    listens on a loopback address only and the request names this machine in its `Host` (so a page of another
+//!    site re-pointed at 127.0.0.1, DNS rebinding, is refused).
 //!
 //! Check 2 runs twice: in the binary's axum layer in front of every POST (`server/src/web/guard.rs`, which
 //! answers 403 before any server function runs) and again inside each server function through
@@ -231,6 +232,12 @@ mod ssr {
             sessions.remove(&digest(id));
         }
 
+        /// True when whoever reaches the server may change things without a login: no admin token, and a
+        /// loopback bind. Requests must then name this machine in their `Host` (see [`host_is_local`]).
+        pub fn local_only(&self) -> bool {
+            !self.token_required() && self.bind.ip().is_loopback()
+        }
+
         /// True when the request's session cookie names a live session.
         pub fn logged_in(&self, headers: &HeaderMap) -> bool {
             cookie_value(headers, SESSION_COOKIE).is_some_and(|id| self.session_is_valid(id))
@@ -249,7 +256,17 @@ mod ssr {
                     Err("changes need a login with the admin token; log in first".into())
                 }
             } else if self.bind.ip().is_loopback() {
-                Ok(Actor::Local)
+                // A page of another site whose name was re-pointed at 127.0.0.1 (DNS rebinding) is
+                // same-origin with itself and gets its own CSRF cookie: only the Host header tells it apart.
+                match headers.get(HOST).and_then(|h| h.to_str().ok()) {
+                    Some(host) if host_is_local(host) => Ok(Actor::Local),
+                    host => Err(format!(
+                        "without an admin token, changes are allowed only from this machine, at an address \
+                         such as http://{}/ (the request was for “{}”)",
+                        self.bind,
+                        host.unwrap_or("no host")
+                    )),
+                }
             } else {
                 Err(format!(
                     "this server listens on {}, which other machines can reach, and no admin token is \
@@ -258,6 +275,28 @@ mod ssr {
                 ))
             }
         }
+    }
+
+    /// True when a `Host` header value names this machine: `localhost` (or a name under it), an address of
+    /// 127.0.0.0/8, or `[::1]`, with any port.
+    pub fn host_is_local(host: &str) -> bool {
+        let host = host.trim();
+        let name = if let Some(rest) = host.strip_prefix('[') {
+            match rest.split_once(']') {
+                Some((ip, port)) if port.is_empty() || port.starts_with(':') => ip,
+                _ => return false,
+            }
+        } else {
+            match host.rsplit_once(':') {
+                Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+                Some(_) => return false,
+                None => host,
+            }
+        };
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        name == "localhost"
+            || name.ends_with(".localhost")
+            || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
     }
 
     fn digest(value: &str) -> [u8; 32] {
@@ -591,9 +630,50 @@ mod ssr {
             let none = Guard::new(false, "127.0.0.1:3000".parse().unwrap(), Some("  "));
             assert!(!none.token_required(), "a blank token is none");
             assert!(!none.token_matches("  "));
-            assert_eq!(none.authorise(&HeaderMap::new()), Ok(Actor::Local));
+            assert_eq!(
+                none.authorise(&headers(&[("host", "localhost:3000")])),
+                Ok(Actor::Local)
+            );
+            assert!(
+                none.authorise(&HeaderMap::new()).is_err(),
+                "a change names its host"
+            );
             let public = Guard::new(false, "0.0.0.0:3000".parse().unwrap(), None);
             assert!(public.authorise(&HeaderMap::new()).is_err());
+        }
+
+        #[test]
+        fn local_hosts() {
+            for ok in [
+                "127.0.0.1:3000",
+                "127.0.0.1",
+                "localhost:3000",
+                "LOCALHOST",
+                "app.localhost:80",
+                "[::1]:3000",
+                "127.1.2.3:9",
+            ] {
+                assert!(host_is_local(ok), "{ok}");
+            }
+            for bad in [
+                "evil.example:3000",
+                "127.0.0.1.evil.example",
+                "localhost.evil.example",
+                "[::1]x",
+                "10.0.0.1:3000",
+                "0.0.0.0:3000",
+                "",
+            ] {
+                assert!(!host_is_local(bad), "{bad}");
+            }
+            let g = Guard::new(false, "127.0.0.1:3000".parse().unwrap(), None);
+            assert!(g.local_only());
+            let rebound = headers(&[("host", "evil.example:3000")]);
+            assert!(g.authorise(&rebound).is_err(), "DNS rebinding");
+            assert_eq!(
+                g.authorise(&headers(&[("host", "127.0.0.1:3000")])),
+                Ok(Actor::Local)
+            );
         }
 
         #[test]

@@ -23,14 +23,14 @@ use crate::model::{RunDetail, RunsListing};
 /// One page of runs for the query string `search` (as in the address bar, with or without the `?`).
 #[server(endpoint = "runs")]
 pub async fn list_runs(search: String) -> Result<RunsListing, AppError> {
-    ssr::list(&search).await.map_err(ssr::with_status)
+    super::guard::with_status(ssr::list(&search).await)
 }
 
 /// Every field of one run. `full` names the JSON value to show whole (`context`, `output`, `history` or `all`);
 /// the others are cut after [`JSON_SHOWN_BYTES`].
 #[server(endpoint = "run")]
 pub async fn get_run(run_id: String, full: Option<String>) -> Result<RunDetail, AppError> {
-    ssr::run(&run_id, full.as_deref()).await.map_err(ssr::with_status)
+    super::guard::with_status(ssr::run(&run_id, full.as_deref()).await)
 }
 
 /// How much of a JSON value the run page shows before cutting it (bytes of pretty-printed text).
@@ -50,17 +50,6 @@ pub(crate) mod ssr {
     /// The five status names, for messages.
     const STATUS_NAMES: &str = "running, paused, completed, failed, cancelled";
 
-    /// Sets the HTTP status of the answer to the error's (400, 404, ...): server functions answer 500 for
-    /// every error otherwise, and a bad parameter is not a server failure.
-    pub fn with_status(err: AppError) -> AppError {
-        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
-            if let Ok(code) = http::StatusCode::from_u16(err.status()) {
-                response.set_status(code);
-            }
-        }
-        err
-    }
-
     /// [`super::list_runs`].
     pub async fn list(search: &str) -> Result<RunsListing, AppError> {
         let store = crate::server::store()?;
@@ -76,7 +65,7 @@ pub(crate) mod ssr {
             paged: query.cursor.is_some(),
             filter,
             pipelines,
-            read_at: iso(&read_at),
+            read_at: read_at.to_rfc3339_opts(SecondsFormat::Secs, true),
         })
     }
 
@@ -444,7 +433,7 @@ pub(crate) mod ssr {
             error_message: run.error_message,
             execution_time_ms: run.execution_time_ms,
             memory_usage_mb: run.memory_usage_mb,
-            read_at: iso(&now),
+            read_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
         }
     }
 }

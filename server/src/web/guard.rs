@@ -2,6 +2,9 @@
 //! `flowstate_app::server::guard`; the server functions check again themselves).
 //!
 //! For every request it:
+//! - when changes need no login (no admin token, loopback bind), refuses with 403 a request whose `Host` is not
+//!   this machine: a page of another site re-pointed at 127.0.0.1 (DNS rebinding) could otherwise read and
+//!   change everything, since it is same-origin with itself;
 //! - reads the browser's CSRF token from the `flowstate_csrf` cookie, or makes a new one and sets the cookie
 //!   (HttpOnly, SameSite=Strict, Secure over https) on the response; pages read the token from the request's
 //!   [`CsrfToken`] extension to put it in their forms;
@@ -13,15 +16,16 @@
 //!   read, then passed on unchanged.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use flowstate_app::server::guard::{
-    check_csrf, check_same_origin, cookie_value, csrf_cookie, is_https, is_token_shaped, random_token,
-    ClientIp, CsrfToken, CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, READ_ONLY_ENDPOINTS,
+    check_csrf, check_same_origin, cookie_value, csrf_cookie, host_is_local, is_https, is_token_shaped,
+    random_token, ClientIp, CsrfToken, Guard, CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, READ_ONLY_ENDPOINTS,
 };
 use flowstate_app::theme::Theme;
 use flowstate_app::AppError;
@@ -29,8 +33,24 @@ use flowstate_app::AppError;
 /// The largest form body the layer reads to find the CSRF token (changing forms are a few hundred bytes).
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
 
-/// The layer (`axum::middleware::from_fn(csrf_layer)`).
-pub async fn csrf_layer(mut req: Request, next: Next) -> Response {
+/// The layer (`axum::middleware::from_fn_with_state(guard, csrf_layer)`).
+pub async fn csrf_layer(State(guard): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
+    // Without an admin token anyone who reaches the server may read and change everything, which is fine only
+    // for this machine. A page of another site whose name was re-pointed at 127.0.0.1 (DNS rebinding) reaches
+    // it too, but names its own host: refuse it, reads included.
+    if guard.local_only() {
+        if let Some(host) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) {
+            if !host_is_local(host) {
+                let reason = format!(
+                    "this dashboard answers only requests for this machine (such as http://{}/) because no admin \
+                     token is configured; the request was for “{host}”",
+                    guard.bind()
+                );
+                tracing::warn!(%host, "request refused: not addressed to this machine");
+                return refusal(req.headers(), StatusCode::FORBIDDEN, reason);
+            }
+        }
+    }
     let existing = cookie_value(req.headers(), CSRF_COOKIE)
         .filter(|t| is_token_shaped(t))
         .map(str::to_string);

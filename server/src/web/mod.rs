@@ -220,7 +220,10 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes_with_context(&state, routes, context.clone(), app_shell)
         .fallback(file_and_error_handler_with_context::<AppState, _>(context, shell))
         // CSRF cookie for every page; 403 for a changing request without the token or from another origin.
-        .layer(axum::middleware::from_fn(guard::csrf_layer))
+        .layer(axum::middleware::from_fn_with_state(
+            state.guard.clone(),
+            guard::csrf_layer,
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -3,41 +3,12 @@
 // figures the CLI reads from the same database through FLOWSTATE_E2E_STATS.
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { freePort, waitForHealth } from './support/own-server';
+
 const DEMO_RUNS = 500;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForHealth(url: string, exited: () => string | null, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < deadline) {
-    const gone = exited();
-    if (gone) throw new Error(`flowstate serve exited before it was ready: ${gone}`);
-    try {
-      const res = await fetch(`${url}/healthz`);
-      if (res.ok) return;
-      last = `HTTP ${res.status}`;
-    } catch (e) {
-      last = String(e);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`flowstate serve did not answer ${url}/healthz within ${timeoutMs} ms (last: ${last})`);
-}
 
 export default async function globalSetup(): Promise<() => Promise<void>> {
   const root = path.resolve(__dirname, '..');

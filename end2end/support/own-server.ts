@@ -27,7 +27,7 @@ export interface OwnServerOptions {
 const root = path.resolve(__dirname, '..', '..');
 const bin = process.env.FLOWSTATE_BIN ?? path.join(root, 'target', 'debug', 'flowstate');
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
@@ -39,7 +39,7 @@ function freePort(): Promise<number> {
   });
 }
 
-async function waitForHealth(url: string, exited: () => string | null, timeoutMs: number): Promise<void> {
+export async function waitForHealth(url: string, exited: () => string | null, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {

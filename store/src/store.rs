@@ -599,6 +599,7 @@ impl Store {
                  FROM workflow_state WHERE ",
                 u = instant_sql("updated_at")
             ),
+            None,
         )?;
         qb.push(" GROUP BY status, pipeline_id");
         let rows = qb
@@ -645,7 +646,7 @@ impl Store {
         let started = self.clock.now();
         let mut deleted = 0u64;
         loop {
-            let (_, mut qb) = self.cleanup_filter_at(
+            let (_, mut qb) = self.cleanup_filter(
                 policy,
                 "DELETE FROM workflow_state WHERE run_id IN (SELECT run_id FROM workflow_state WHERE ",
                 Some(started),
@@ -667,14 +668,6 @@ impl Store {
     }
 
     fn cleanup_filter<'a>(
-        &self,
-        policy: &CleanupPolicy,
-        head: &str,
-    ) -> Result<(DateTime<Utc>, QueryBuilder<'a, Sqlite>)> {
-        self.cleanup_filter_at(policy, head, None)
-    }
-
-    fn cleanup_filter_at<'a>(
         &self,
         policy: &CleanupPolicy,
         head: &str,

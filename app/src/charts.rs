@@ -556,6 +556,7 @@ mod tests {
             p95: Some(b),
             p99: Some(c),
             max: Some(c),
+            relative_error: 0.0,
         };
         let rows = vec![
             PipelinePercentiles {

@@ -133,11 +133,18 @@ impl FromServerFnError for AppError {
             ServerFnErrorErr::Request(reason) | ServerFnErrorErr::Response(reason) => {
                 AppError::Transport { reason }
             }
+            // On the server, what cannot be read is the request (a body that is not text, a form that is not
+            // one): the caller's fault, 400. In the browser it is the server's answer.
+            ServerFnErrorErr::Deserialization(reason) if cfg!(feature = "ssr") => {
+                AppError::bad_request("arguments", reason)
+            }
             ServerFnErrorErr::Deserialization(reason) => AppError::Transport {
                 reason: format!("the answer could not be read ({reason})"),
             },
+            ServerFnErrorErr::UnsupportedRequestMethod(method) => {
+                AppError::bad_request("method", format!("{method} is not accepted here; use POST"))
+            }
             ServerFnErrorErr::Registration(_)
-            | ServerFnErrorErr::UnsupportedRequestMethod(_)
             | ServerFnErrorErr::MiddlewareError(_)
             | ServerFnErrorErr::Serialization(_)
             | ServerFnErrorErr::ServerError(_) => {

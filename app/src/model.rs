@@ -298,8 +298,12 @@ pub struct PercentileFigures {
     pub p95: Option<f64>,
     /// 99th percentile.
     pub p99: Option<f64>,
-    /// Longest.
+    /// Longest (exact).
     pub max: Option<f64>,
+    /// How far p50, p95 and p99 may be from the exact values, relative to them (1/32 when read from the store's
+    /// histogram; 0 when exact).
+    #[serde(default)]
+    pub relative_error: f64,
 }
 
 /// One pipeline's execution-time percentiles.

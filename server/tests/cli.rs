@@ -707,3 +707,40 @@ fn migrate_describes_its_changes_for_people() {
     assert!(human.contains("migrated from flujo 0.4.35"), "{human}");
     assert!(human.contains("created index"), "{human}");
 }
+
+#[test]
+fn migrate_check_counters_recounts_and_rebuilds_a_damaged_counter() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo(dir.path(), 300, 5);
+    let clean = json(&db, &["migrate", "--check-counters"]);
+    assert_eq!(clean["counters"]["rows"], 300, "{clean}");
+    assert_eq!(clean["counters"]["differences"], serde_json::json!([]), "{clean}");
+    assert_eq!(clean["counters"]["rebuilt"], false, "{clean}");
+    let before = stats(&db);
+
+    // Another program edits a counter behind flowstate's back.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sqlx::{ConnectOptions, Connection};
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("UPDATE flowstate_counts SET runs = runs + 7 WHERE status_key = '=completed'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    });
+    assert_ne!(stats(&db), before, "the stats read the counters");
+    let human = run_ok(&db, &["migrate", "--check-counters"]);
+    assert!(human.contains("already current"), "{human}");
+    assert!(
+        human.contains("differed from a recount of 300 rows, and were rebuilt"),
+        "{human}"
+    );
+    assert!(human.contains("flowstate_counts"), "names the counter: {human}");
+    assert_eq!(stats(&db), before, "rebuilt");
+    let again = json(&db, &["migrate", "--check-counters"]);
+    assert_eq!(again["counters"]["rebuilt"], false, "{again}");
+}

@@ -1,22 +1,13 @@
 //! The dashboard through its router, without a socket: each test opens its own database in a temp dir, fills it
 //! with runs whose figures are known, and sends requests with `tower::ServiceExt::oneshot`.
 
-use std::sync::Arc;
+mod support;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use axum::Router;
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use flowstate_app::model::Settings;
-use flowstate_server::web::{default_site_root, router, AppState, DEFAULT_BIND};
-use flowstate_store::{FixedClock, Status, Store, StoreOptions, WorkflowState, SCHEMA_VERSION};
-use tempfile::TempDir;
-use tower::ServiceExt;
-
-/// The store's "now" in every test.
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 14, 12, 0, 0).unwrap()
-}
+use chrono::Duration;
+use flowstate_store::{Status, Store, WorkflowState, SCHEMA_VERSION};
+use support::*;
 
 /// The fixture: 8 runs. By status: 3 completed, 2 failed, 1 running, 1 paused, 1 cancelled. 4 were created in the
 /// last 24 h. Execution times 100, 200, 300, 400 ms: mean 250.
@@ -32,24 +23,7 @@ const FIXTURE: &[(&str, Status, i64, Option<i64>)] = &[
     ("run-x1", Status::Cancelled, 25, None),
 ];
 
-struct Fixture {
-    _dir: TempDir,
-    path: std::path::PathBuf,
-    store: Store,
-}
-
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let path = dir.path().join("state.db");
-    let store = Store::open_with(
-        &path,
-        StoreOptions {
-            clock: Arc::new(FixedClock::new(now())),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("the fixture database opens");
+async fn fixture() -> Db {
     let runs: Vec<WorkflowState> = FIXTURE
         .iter()
         .map(|(id, status, hours, ms)| {
@@ -61,47 +35,7 @@ async fn fixture() -> Fixture {
             run
         })
         .collect();
-    store.save_many(&runs).await.expect("the fixture runs are saved");
-    Fixture {
-        _dir: dir,
-        path,
-        store,
-    }
-}
-
-fn app(store: &Store) -> Router {
-    let settings = Settings::default();
-    router(AppState::new(
-        store.clone(),
-        settings,
-        &default_site_root(),
-        DEFAULT_BIND,
-    ))
-}
-
-async fn send(app: Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
-    let response = app.oneshot(request).await.expect("the router answers");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("a body");
-    (
-        status,
-        headers,
-        String::from_utf8(bytes.to_vec()).expect("UTF-8 body"),
-    )
-}
-
-async fn get(app: Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
-    send(
-        app,
-        Request::get(uri)
-            .header(header::ACCEPT, "text/html")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await
+    new_db("state.db", now(), &runs).await
 }
 
 /// The number in `data-value` of the figure inside the `<li data-status="…">` of `status`.
@@ -131,7 +65,12 @@ fn figure(html: &str, marker: &str) -> i64 {
 #[tokio::test]
 async fn overview_is_complete_html_with_the_real_counts() {
     let f = fixture().await;
-    let (status, headers, html) = get(app(&f.store), "/").await;
+    let Answer {
+        status,
+        headers,
+        body: html,
+        ..
+    } = visit(app(&f.store), "/", None).await;
 
     assert_eq!(status, StatusCode::OK, "the overview answers 200; body:\n{html}");
     let content_type = headers[header::CONTENT_TYPE].to_str().unwrap();
@@ -197,7 +136,9 @@ async fn overview_is_complete_html_with_the_real_counts() {
 async fn an_empty_database_shows_zeros() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("empty.db")).await.unwrap();
-    let (status, _, html) = get(app(&store), "/").await;
+    let Answer {
+        status, body: html, ..
+    } = visit(app(&store), "/", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(figure(&html, "data-testid=\"total\" data-value=\""), 0);
     assert_eq!(
@@ -211,7 +152,12 @@ async fn an_empty_database_shows_zeros() {
 #[tokio::test]
 async fn healthz_reports_the_database() {
     let f = fixture().await;
-    let (status, headers, body) = get(app(&f.store), "/healthz").await;
+    let Answer {
+        status,
+        headers,
+        body,
+        ..
+    } = visit(app(&f.store), "/healthz", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(headers[header::CONTENT_TYPE]
         .to_str()
@@ -227,7 +173,9 @@ async fn healthz_reports_the_database() {
 #[tokio::test]
 async fn an_unknown_path_gets_the_404_page() {
     let f = fixture().await;
-    let (status, _, html) = get(app(&f.store), "/no/such/page").await;
+    let Answer {
+        status, body: html, ..
+    } = visit(app(&f.store), "/no/such/page", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(
         html.starts_with("<!DOCTYPE html>"),
@@ -254,7 +202,9 @@ async fn a_database_failure_is_a_500_page_without_sql() {
         .unwrap();
     pool.close().await;
 
-    let (status, _, html) = get(app(&f.store), "/").await;
+    let Answer {
+        status, body: html, ..
+    } = visit(app(&f.store), "/", None).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{html}");
     assert!(html.contains("Server error"), "the page says what happened");
     assert!(
@@ -265,7 +215,7 @@ async fn a_database_failure_is_a_500_page_without_sql() {
         assert!(!html.contains(leak), "the page must not show {leak:?}");
     }
 
-    let (status, _, body) = get(app(&f.store), "/healthz").await;
+    let Answer { status, body, .. } = visit(app(&f.store), "/healthz", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(!body.contains("no such table"), "{body}");
 }
@@ -277,7 +227,7 @@ async fn the_overview_server_function_has_a_stable_url() {
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::empty())
         .unwrap();
-    let (status, _, body) = send(app(&f.store), request).await;
+    let Answer { status, body, .. } = send(app(&f.store), request).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(json["total"], 8);
@@ -288,28 +238,34 @@ async fn the_overview_server_function_has_a_stable_url() {
 #[tokio::test]
 async fn the_theme_link_sets_a_cookie_and_goes_back() {
     let f = fixture().await;
-    let (status, headers, _) = get(app(&f.store), "/theme?set=dark&back=%2Fruns%3Fstatus%3Dfailed").await;
+    let Answer { status, headers, .. } = visit(
+        app(&f.store),
+        "/theme?set=dark&back=%2Fruns%3Fstatus%3Dfailed",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(headers[header::LOCATION], "/runs?status=failed");
     let cookie = headers[header::SET_COOKIE].to_str().unwrap();
     assert!(cookie.starts_with("flowstate_theme=dark;"), "{cookie}");
 
-    let (_, headers, _) = get(app(&f.store), "/theme?set=light&back=%2F%2Fevil.example%2F").await;
+    let Answer { headers, .. } =
+        visit(app(&f.store), "/theme?set=light&back=%2F%2Fevil.example%2F", None).await;
     assert_eq!(headers[header::LOCATION], "/", "never back to another site");
 
-    let (status, _, _) = get(app(&f.store), "/theme?set=purple").await;
+    let Answer { status, .. } = visit(app(&f.store), "/theme?set=purple", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let request = Request::get("/")
         .header(header::COOKIE, "flowstate_theme=dark")
         .body(Body::empty())
         .unwrap();
-    let (_, _, html) = send(app(&f.store), request).await;
+    let Answer { body: html, .. } = send(app(&f.store), request).await;
     assert!(
         html.contains("<html lang=\"en\" data-theme=\"dark\""),
         "the server renders the chosen theme"
     );
-    let (_, _, html) = get(app(&f.store), "/").await;
+    let Answer { body: html, .. } = visit(app(&f.store), "/", None).await;
     assert!(
         !html.contains("data-theme=\""),
         "no cookie: the system setting decides"
@@ -325,7 +281,9 @@ async fn every_page_of_the_navigation_answers() {
         ("/failures", "Failures"),
         ("/cleanup", "Cleanup"),
     ] {
-        let (status, _, html) = get(app(&f.store), path).await;
+        let Answer {
+            status, body: html, ..
+        } = visit(app(&f.store), path, None).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         assert!(html.contains(&format!("<h1>{heading}")), "{path} has its heading");
     }

@@ -6,27 +6,13 @@
 //! status and a JSON error) and plain form posts without JavaScript (`Accept: text/html` and a `Referer`,
 //! answered with a redirect back to the page, which shows the error).
 
-use std::sync::Arc;
+mod support;
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, Request, StatusCode};
-use axum::Router;
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use flowstate_app::model::Settings;
-use flowstate_server::web::{default_site_root, router, AppState};
-use flowstate_store::{FixedClock, ListQuery, Status, Store, StoreOptions, WorkflowState};
-use tempfile::TempDir;
-use tower::ServiceExt;
-
-const HOST: &str = "127.0.0.1:3000";
-const ORIGIN: &str = "http://127.0.0.1:3000";
-/// A CSRF token as the layer makes them (64 hex digits); the browser holds it in its cookie.
-const CSRF: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-const ADMIN_TOKEN: &str = "correct horse battery staple";
-
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 14, 12, 0, 0).unwrap()
-}
+use axum::http::{header, Request, StatusCode};
+use chrono::Duration;
+use flowstate_store::{ListQuery, Status, Store, WorkflowState};
+use support::*;
 
 /// 11 runs. Idle for 40 days: 3 completed, 2 failed, 1 cancelled (the 6 a default 30-day cleanup deletes), 1
 /// running, 1 paused. Idle for 2 days: 1 completed, 1 failed, 1 running.
@@ -46,22 +32,7 @@ const FIXTURE: &[(&str, Status, &str, i64)] = &[
 ];
 const OLD_TERMINAL: &[&str] = &["old-c1", "old-c2", "old-c3", "old-f1", "old-f2", "old-x1"];
 
-struct Fixture {
-    _dir: TempDir,
-    store: Store,
-}
-
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let store = Store::open_with(
-        dir.path().join("state.db"),
-        StoreOptions {
-            clock: Arc::new(FixedClock::new(now())),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("the fixture database opens");
+async fn fixture() -> Db {
     let runs: Vec<WorkflowState> = FIXTURE
         .iter()
         .map(|(id, status, pipeline, days)| {
@@ -72,36 +43,7 @@ async fn fixture() -> Fixture {
             run
         })
         .collect();
-    store.save_many(&runs).await.expect("the fixture runs are saved");
-    Fixture { _dir: dir, store }
-}
-
-/// How the dashboard was started.
-#[derive(Clone, Copy, Default)]
-struct Mode {
-    read_only: bool,
-    token: bool,
-    public_bind: bool,
-}
-
-fn app_with(store: &Store, mode: Mode) -> Router {
-    let settings = Settings {
-        read_only: mode.read_only,
-        ..Default::default()
-    };
-    let bind = if mode.public_bind { "0.0.0.0:3000" } else { HOST };
-    let state = AppState::new(
-        store.clone(),
-        settings,
-        &default_site_root(),
-        bind.parse().unwrap(),
-    )
-    .with_admin_token(mode.token.then_some(ADMIN_TOKEN));
-    router(state)
-}
-
-fn app(store: &Store) -> Router {
-    app_with(store, Mode::default())
+    new_db("state.db", now(), &runs).await
 }
 
 /// What a refusal must leave alone: the run ids and the audit log.
@@ -124,185 +66,6 @@ async fn snapshot(store: &Store) -> Snapshot {
     Snapshot {
         runs,
         audit: store.audit_log(1000).await.unwrap().len(),
-    }
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn location(&self) -> &str {
-        self.headers
-            .get(header::LOCATION)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or("")
-    }
-
-    fn cookies(&self) -> Vec<String> {
-        self.headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap().to_string())
-            .collect()
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("JSON expected ({e}): {}", self.body))
-    }
-}
-
-async fn send(app: Router, request: Request<Body>) -> Answer {
-    let response = app.oneshot(request).await.expect("the router answers");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    Answer {
-        status,
-        headers,
-        body: String::from_utf8(bytes.to_vec()).unwrap(),
-    }
-}
-
-async fn get(app: Router, uri: &str, cookie: Option<&str>) -> Answer {
-    let mut request = Request::get(uri)
-        .header(header::HOST, HOST)
-        .header(header::ACCEPT, "text/html");
-    if let Some(c) = cookie {
-        request = request.header(header::COOKIE, c);
-    }
-    send(app, request.body(Body::empty()).unwrap()).await
-}
-
-fn encode(value: &str) -> String {
-    flowstate_app::format::url_encode(value)
-}
-
-/// A POST the way a browser sends it, with what each test wants to leave out or change.
-#[derive(Clone)]
-struct Post {
-    path: String,
-    form: Vec<(String, String)>,
-    /// The browser's cookies (the CSRF cookie by default).
-    cookie: Option<String>,
-    origin: Option<String>,
-    referer: Option<String>,
-    /// A plain form post (no JavaScript): `Accept: text/html`.
-    html: bool,
-    host: Option<String>,
-}
-
-impl Post {
-    fn new(path: &str, form: &[(&str, &str)]) -> Post {
-        Post {
-            path: path.into(),
-            form: form.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            cookie: Some(format!("flowstate_csrf={CSRF}")),
-            origin: Some(ORIGIN.into()),
-            referer: None,
-            html: false,
-            host: Some(HOST.into()),
-        }
-    }
-
-    /// The default cleanup's confirmation: terminal runs idle for more than 30 days, count `count`.
-    fn cleanup(count: &str) -> Post {
-        Post::new(
-            "/api/run_cleanup",
-            &[
-                ("days", "30"),
-                ("statuses", "completed,failed,cancelled"),
-                ("pipeline", ""),
-                ("confirm_count", count),
-                ("csrf", CSRF),
-            ],
-        )
-    }
-
-    fn delete(run_id: &str, confirm: &str) -> Post {
-        Post::new(
-            "/api/delete_run",
-            &[("run_id", run_id), ("confirm", confirm), ("csrf", CSRF)],
-        )
-    }
-
-    /// As a browser without JavaScript sends it from `page`.
-    fn sent_from(mut self, page: &str) -> Post {
-        self.html = true;
-        self.origin = Some(ORIGIN.into());
-        self.referer = Some(format!("{ORIGIN}{page}"));
-        self
-    }
-
-    fn field(mut self, name: &str, value: &str) -> Post {
-        self.form.retain(|(k, _)| k != name);
-        self.form.push((name.into(), value.into()));
-        self
-    }
-
-    fn without_field(mut self, name: &str) -> Post {
-        self.form.retain(|(k, _)| k != name);
-        self
-    }
-
-    fn host(mut self, host: &str) -> Post {
-        self.host = Some(host.into());
-        self
-    }
-
-    fn cookie(mut self, cookie: Option<&str>) -> Post {
-        self.cookie = cookie.map(str::to_string);
-        self
-    }
-
-    fn origin(mut self, origin: Option<&str>) -> Post {
-        self.origin = origin.map(str::to_string);
-        self
-    }
-
-    fn referer(mut self, referer: Option<&str>) -> Post {
-        self.referer = referer.map(str::to_string);
-        self
-    }
-
-    fn request(&self) -> Request<Body> {
-        let body = self
-            .form
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        let mut r =
-            Request::post(&self.path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-        if let Some(h) = &self.host {
-            r = r.header(header::HOST, h);
-        }
-        if let Some(c) = &self.cookie {
-            r = r.header(header::COOKIE, c);
-        }
-        if let Some(o) = &self.origin {
-            r = r.header(header::ORIGIN, o);
-        }
-        if let Some(referer) = &self.referer {
-            r = r.header(header::REFERER, referer);
-        }
-        r = r.header(
-            header::ACCEPT,
-            if self.html {
-                "text/html,application/xhtml+xml"
-            } else {
-                "application/json"
-            },
-        );
-        r.body(Body::from(body)).unwrap()
-    }
-
-    async fn send(&self, app: Router) -> Answer {
-        send(app, self.request()).await
     }
 }
 
@@ -380,7 +143,7 @@ async fn a_confirmed_cleanup_deletes_exactly_the_previewed_runs_and_writes_one_a
     );
 
     // The page the browser is sent to shows the result and the history.
-    let page = get(app(&f.store), done.location(), None).await;
+    let page = visit(app(&f.store), done.location(), None).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(
         page.body.contains("data-testid=\"cleanup-done\""),
@@ -398,7 +161,7 @@ async fn a_confirmed_cleanup_deletes_exactly_the_previewed_runs_and_writes_one_a
 async fn the_cleanup_works_as_plain_form_posts_without_javascript() {
     let f = fixture().await;
     let page_url = "/cleanup?preview=1&days=30&status=completed&status=failed&status=cancelled&pipeline=";
-    let page = get(app(&f.store), page_url, Some(&format!("flowstate_csrf={CSRF}"))).await;
+    let page = visit(app(&f.store), page_url, Some(&format!("flowstate_csrf={CSRF}"))).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(
         page.body
@@ -424,7 +187,7 @@ async fn the_cleanup_works_as_plain_form_posts_without_javascript() {
     );
     assert!(done.location().contains("&done="), "{}", done.location());
     assert_eq!(snapshot(&f.store).await.runs.len(), FIXTURE.len() - 6);
-    let result = get(app(&f.store), done.location(), None).await;
+    let result = visit(app(&f.store), done.location(), None).await;
     assert!(result.body.contains("Deleted 6 runs"), "{}", result.body);
 }
 
@@ -471,7 +234,7 @@ async fn a_changed_count_deletes_nothing_and_shows_the_new_preview() {
     );
     assert_eq!(snapshot(&f.store).await, before);
     let back = answer.location().strip_prefix(ORIGIN).unwrap().to_string();
-    let page = get(app(&f.store), &back, Some(&format!("flowstate_csrf={CSRF}"))).await;
+    let page = visit(app(&f.store), &back, Some(&format!("flowstate_csrf={CSRF}"))).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(
         page.body.contains("data-testid=\"cleanup-error\""),
@@ -558,10 +321,7 @@ async fn a_pipeline_limits_the_cleanup() {
 #[tokio::test]
 async fn read_only_mode_refuses_every_change_and_the_page_says_so() {
     let f = fixture().await;
-    let mode = Mode {
-        read_only: true,
-        ..Default::default()
-    };
+    let mode = Mode::READ_ONLY;
     let before = snapshot(&f.store).await;
     let answer = Post::cleanup("6").send(app_with(&f.store, mode)).await;
     assert_refused(
@@ -583,7 +343,7 @@ async fn read_only_mode_refuses_every_change_and_the_page_says_so() {
         "read-only delete",
     );
 
-    let page = get(
+    let page = visit(
         app_with(&f.store, mode),
         "/cleanup?preview=1&days=30&status=completed",
         None,
@@ -753,10 +513,7 @@ async fn a_foreign_or_missing_origin_is_refused_with_403() {
 #[tokio::test]
 async fn with_an_admin_token_changes_need_a_login() {
     let f = fixture().await;
-    let mode = Mode {
-        token: true,
-        ..Default::default()
-    };
+    let mode = Mode::TOKEN;
     let before = snapshot(&f.store).await;
     let answer = Post::cleanup("6").send(app_with(&f.store, mode)).await;
     assert_refused(
@@ -790,7 +547,7 @@ async fn with_an_admin_token_changes_need_a_login() {
         "a made-up session",
     );
 
-    let page = get(
+    let page = visit(
         app_with(&f.store, mode),
         "/cleanup?preview=1&days=30&status=failed",
         None,
@@ -804,9 +561,7 @@ async fn with_an_admin_token_changes_need_a_login() {
 
     // One router for the rest: sessions live in it.
     let app = app_with(&f.store, mode);
-    let wrong = Post::new("/api/login", &[("token", "guess"), ("csrf", CSRF)])
-        .send(app.clone())
-        .await;
+    let wrong = Post::login("guess").send(app.clone()).await;
     assert_eq!(wrong.status, StatusCode::FORBIDDEN, "{}", wrong.body);
     assert!(
         wrong
@@ -842,17 +597,14 @@ async fn with_an_admin_token_changes_need_a_login() {
     assert_eq!(done.status, StatusCode::OK, "logged in: {}", done.body);
     assert_eq!(f.store.audit_log(1).await.unwrap()[0].actor, "admin");
 
-    let page = get(app.clone(), "/cleanup", Some(&cookies)).await;
+    let page = visit(app.clone(), "/cleanup", Some(&cookies)).await;
     assert!(
         page.body.contains("Logged in with the admin token"),
         "{}",
         page.body
     );
 
-    let out = Post::new("/api/logout", &[("csrf", CSRF)])
-        .cookie(Some(&cookies))
-        .send(app.clone())
-        .await;
+    let out = Post::logout().cookie(Some(&cookies)).send(app.clone()).await;
     assert_eq!(out.status, StatusCode::OK, "{}", out.body);
     assert!(out
         .cookies()
@@ -876,14 +628,8 @@ async fn with_an_admin_token_changes_need_a_login() {
 #[tokio::test]
 async fn the_session_cookie_is_secure_over_https() {
     let f = fixture().await;
-    let app = app_with(
-        &f.store,
-        Mode {
-            token: true,
-            ..Default::default()
-        },
-    );
-    let mut request = Post::new("/api/login", &[("token", ADMIN_TOKEN), ("csrf", CSRF)])
+    let app = app_with(&f.store, Mode::TOKEN);
+    let mut request = Post::login(ADMIN_TOKEN)
         .origin(Some("https://127.0.0.1:3000"))
         .request();
     request
@@ -902,23 +648,13 @@ async fn the_session_cookie_is_secure_over_https() {
 #[tokio::test]
 async fn login_attempts_are_rate_limited() {
     let f = fixture().await;
-    let app = app_with(
-        &f.store,
-        Mode {
-            token: true,
-            ..Default::default()
-        },
-    );
+    let app = app_with(&f.store, Mode::TOKEN);
     for i in 0..5 {
-        let wrong = Post::new("/api/login", &[("token", "guess"), ("csrf", CSRF)])
-            .send(app.clone())
-            .await;
+        let wrong = Post::login("guess").send(app.clone()).await;
         assert_eq!(wrong.status, StatusCode::FORBIDDEN, "attempt {i}: {}", wrong.body);
     }
     // The sixth attempt within a minute is refused, even with the right token.
-    let limited = Post::new("/api/login", &[("token", ADMIN_TOKEN), ("csrf", CSRF)])
-        .send(app.clone())
-        .await;
+    let limited = Post::login(ADMIN_TOKEN).send(app.clone()).await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{}", limited.body);
     assert!(
         limited.json()["TooManyRequests"]["retry_after_secs"]
@@ -936,15 +672,7 @@ async fn login_attempts_are_rate_limited() {
 async fn without_a_token_a_public_bind_refuses_changes() {
     let f = fixture().await;
     let before = snapshot(&f.store).await;
-    let answer = Post::cleanup("6")
-        .send(app_with(
-            &f.store,
-            Mode {
-                public_bind: true,
-                ..Default::default()
-            },
-        ))
-        .await;
+    let answer = Post::cleanup("6").send(app_with(&f.store, Mode::PUBLIC)).await;
     assert_refused(
         &answer,
         StatusCode::FORBIDDEN,
@@ -1006,17 +734,7 @@ async fn without_a_token_only_requests_for_this_machine_are_answered() {
     request
         .headers_mut()
         .insert(header::HOST, "flowstate.example".parse().unwrap());
-    let answer = send(
-        app_with(
-            &f.store,
-            Mode {
-                token: true,
-                ..Default::default()
-            },
-        ),
-        request,
-    )
-    .await;
+    let answer = send(app_with(&f.store, Mode::TOKEN), request).await;
     assert_eq!(answer.status, StatusCode::OK);
 }
 
@@ -1105,7 +823,7 @@ async fn delete_run_needs_the_typed_id_and_writes_an_audit_entry() {
 #[tokio::test]
 async fn pages_get_an_http_only_strict_csrf_cookie_that_matches_their_forms() {
     let f = fixture().await;
-    let page = get(app(&f.store), "/cleanup?preview=1&days=30&status=completed", None).await;
+    let page = visit(app(&f.store), "/cleanup?preview=1&days=30&status=completed", None).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     let cookie = page
         .cookies()
@@ -1127,7 +845,7 @@ async fn pages_get_an_http_only_strict_csrf_cookie_that_matches_their_forms() {
     );
 
     // A browser that has the cookie keeps it.
-    let again = get(
+    let again = visit(
         app(&f.store),
         "/cleanup",
         Some(&format!("flowstate_csrf={token}")),
@@ -1135,7 +853,7 @@ async fn pages_get_an_http_only_strict_csrf_cookie_that_matches_their_forms() {
     .await;
     assert!(again.cookies().iter().all(|c| !c.starts_with("flowstate_csrf=")));
     // Two browsers get two tokens.
-    let other = get(app(&f.store), "/cleanup", None).await;
+    let other = visit(app(&f.store), "/cleanup", None).await;
     assert!(!other.cookies().iter().any(|c| c.contains(token)));
 }
 
@@ -1156,7 +874,7 @@ async fn reads_need_no_token_and_bad_policies_are_400_pages() {
         ("/cleanup?preview=1&days=30", "status"),
         ("/cleanup?preview=1&days=30&status=exploded", "status"),
     ] {
-        let page = get(app(&f.store), uri, None).await;
+        let page = visit(app(&f.store), uri, None).await;
         assert_eq!(page.status, StatusCode::BAD_REQUEST, "{uri}");
         assert!(
             page.body.contains(&format!("“{param}”")),
@@ -1165,7 +883,7 @@ async fn reads_need_no_token_and_bad_policies_are_400_pages() {
         );
     }
 
-    let page = get(app(&f.store), "/cleanup", None).await;
+    let page = visit(app(&f.store), "/cleanup", None).await;
     assert_eq!(page.status, StatusCode::OK);
     for status in ["completed", "failed", "cancelled"] {
         assert!(
@@ -1193,7 +911,7 @@ async fn reads_need_no_token_and_bad_policies_are_400_pages() {
         "no preview before the form is sent"
     );
 
-    let login = get(app(&f.store), "/login", None).await;
+    let login = visit(app(&f.store), "/login", None).await;
     assert_eq!(login.status, StatusCode::OK);
     assert!(login.body.contains("nothing to log in to"), "{}", login.body);
 }

@@ -1,24 +1,15 @@
 //! The Overview and Failures pages through the router (no socket), on flujo's 300-run sample fixture with the
 //! store's clock at the fixture's `generated_now_utc`, so the 24-hour figures are the fixture's ground truth.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod support;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use axum::Router;
 use chrono::{DateTime, Duration, Utc};
-use flowstate_app::model::Settings;
-use flowstate_server::web::{default_site_root, router, AppState, DEFAULT_BIND};
-use flowstate_store::{FixedClock, Store, StoreOptions};
-use tempfile::TempDir;
-use tower::ServiceExt;
+use flowstate_store::Store;
+use support::*;
 
 const SAMPLE: &str = "flujo-0.4.35-sample-300";
-
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
-}
 
 /// The fixture's ground truth (computed from the values written, not from flujo's answers).
 fn truth() -> serde_json::Value {
@@ -27,7 +18,7 @@ fn truth() -> serde_json::Value {
 }
 
 struct Sample {
-    _dir: TempDir,
+    _db: Db,
     store: Store,
     now: DateTime<Utc>,
     truth: serde_json::Value,
@@ -41,50 +32,13 @@ async fn sample() -> Sample {
         .expect("generated_now_utc")
         .parse()
         .expect("an RFC 3339 instant");
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let path = dir.path().join("sample.db");
-    std::fs::copy(fixtures_dir().join(format!("{SAMPLE}.db")), &path).expect("the fixture is copied");
-    let mut perms = std::fs::metadata(&path).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&path, perms).unwrap();
-    let store = Store::open_with(
-        &path,
-        StoreOptions {
-            clock: Arc::new(FixedClock::new(now)),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("the sample opens");
+    let db = fixture_copy(&format!("{SAMPLE}.db"), now).await;
     Sample {
-        _dir: dir,
-        store,
+        store: db.store.clone(),
+        _db: db,
         now,
         truth,
     }
-}
-
-fn app(store: &Store) -> Router {
-    router(AppState::new(
-        store.clone(),
-        Settings::default(),
-        &default_site_root(),
-        DEFAULT_BIND,
-    ))
-}
-
-async fn get(store: &Store, uri: &str) -> (StatusCode, String) {
-    let request = Request::get(uri)
-        .header(header::ACCEPT, "text/html")
-        .body(Body::empty())
-        .unwrap();
-    let response = app(store).oneshot(request).await.expect("the router answers");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("a body");
-    (status, String::from_utf8(bytes.to_vec()).expect("UTF-8"))
 }
 
 /// The page without the serialized resources Leptos appends after `</html>` for hydration.
@@ -490,16 +444,12 @@ async fn the_server_functions_have_stable_urls() {
             .body(Body::from(body.to_string()))
             .unwrap()
     };
-    let send = |request: Request<Body>| async {
-        let response = app(&s.store).oneshot(request).await.expect("the router answers");
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    let call = |request: Request<Body>| async {
+        let answer = send(app(&s.store), request).await;
+        (answer.status, answer.body)
     };
 
-    let (status, body) = send(post("/api/failures", "window=7d")).await;
+    let (status, body) = call(post("/api/failures", "window=7d")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     let expected = s
@@ -516,7 +466,7 @@ async fn the_server_functions_have_stable_urls() {
         .sum();
     assert_eq!(summed, expected, "the groups add up");
 
-    let (status, body) = send(post("/api/overview", "stuck=2h")).await;
+    let (status, body) = call(post("/api/overview", "stuck=2h")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(json["total"], 300);
@@ -531,8 +481,8 @@ async fn the_server_functions_have_stable_urls() {
         .unwrap()
         .starts_with("<svg "));
 
-    let (status, body) = send(post("/api/failures", "window=bogus")).await;
-    assert!(!status.is_success(), "{status}");
+    let (status, body) = call(post("/api/failures", "window=bogus")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("window"), "the error names the parameter: {body}");
 }
 

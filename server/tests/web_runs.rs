@@ -2,24 +2,14 @@
 //! opens its own database in a temp dir (runs with known values, or a copy of a flujo fixture) and reads the
 //! HTML the server renders.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod support;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use axum::Router;
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use flowstate_app::model::Settings;
-use flowstate_server::web::{default_site_root, router, AppState, DEFAULT_BIND};
-use flowstate_store::{FixedClock, Status, Store, StoreOptions, WorkflowState};
+use chrono::{DateTime, Duration, Utc};
+use flowstate_store::{Status, Store, WorkflowState};
 use serde_json::json;
-use tempfile::TempDir;
-use tower::ServiceExt;
-
-/// The store's "now" in the tests with made-up runs.
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 14, 12, 0, 0).unwrap()
-}
+use support::*;
 
 /// (run id, status, pipeline, created minutes before now, updated minutes before now, error)
 type Row = (&'static str, Status, &'static str, i64, i64, Option<&'static str>);
@@ -83,27 +73,8 @@ fn ids(rows: &[Row], keep: impl Fn(&Row) -> bool) -> Vec<String> {
     rows.iter().filter(|r| keep(r)).map(|r| r.0.to_string()).collect()
 }
 
-struct Db {
-    _dir: TempDir,
-    store: Store,
-}
-
-async fn open_at(path: &Path, at: DateTime<Utc>) -> Store {
-    Store::open_with(
-        path,
-        StoreOptions {
-            clock: Arc::new(FixedClock::new(at)),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("the test database opens")
-}
-
 /// The thirteen runs of [`rows`], with full details on `f-1` and a 100 KB context on `big`.
 async fn made_up() -> Db {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let store = open_at(&dir.path().join("runs.db"), now()).await;
     let runs: Vec<WorkflowState> = rows()
         .into_iter()
         .map(|(id, status, pipeline, created, updated, error)| {
@@ -133,51 +104,12 @@ async fn made_up() -> Db {
             run
         })
         .collect();
-    store.save_many(&runs).await.expect("the runs are saved");
-    Db { _dir: dir, store }
-}
-
-/// A copy of one of flujo's fixture files (opening migrates it, so never the original), with the store's clock
-/// at `at`.
-async fn fixture_copy(name: &str, at: DateTime<Utc>) -> Db {
-    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures")
-        .join(name);
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let path = dir.path().join(name);
-    std::fs::copy(&source, &path).unwrap_or_else(|e| panic!("copying {}: {e}", source.display()));
-    let store = open_at(&path, at).await;
-    Db { _dir: dir, store }
+    new_db("runs.db", now(), &runs).await
 }
 
 fn sample_truth() -> serde_json::Value {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/flujo-0.4.35-sample-300.json");
+    let path = fixtures_dir().join("flujo-0.4.35-sample-300.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("the fixture's ground truth")).unwrap()
-}
-
-fn app(store: &Store) -> Router {
-    router(AppState::new(
-        store.clone(),
-        Settings::default(),
-        &default_site_root(),
-        DEFAULT_BIND,
-    ))
-}
-
-async fn get(store: &Store, uri: &str) -> (StatusCode, String) {
-    // A browser always sends Host; the guards (the delete form) read it.
-    let request = Request::get(uri)
-        .header(header::HOST, "127.0.0.1:3000")
-        .header(header::ACCEPT, "text/html")
-        .body(Body::empty())
-        .unwrap();
-    let response = app(store).oneshot(request).await.expect("the router answers");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("a body");
-    (status, String::from_utf8(bytes.to_vec()).expect("UTF-8"))
 }
 
 /// GETs `uri`, expecting 200, and returns the HTML.
@@ -671,12 +603,9 @@ async fn the_list_server_function_has_a_stable_url() {
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::from("search=status%3Dfailed%26limit%3D2"))
         .unwrap();
-    let response = app(&db.store).oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+    let answer = send(app(&db.store), request).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let json = answer.json();
     let ids: Vec<&str> = json["runs"]
         .as_array()
         .unwrap()
@@ -690,9 +619,8 @@ async fn the_list_server_function_has_a_stable_url() {
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::from("search=limit%3D0"))
         .unwrap();
-    let response = app(&db.store).oneshot(request).await.unwrap();
     assert_eq!(
-        response.status(),
+        send(app(&db.store), request).await.status,
         StatusCode::BAD_REQUEST,
         "a 400 through the API too"
     );

@@ -10,8 +10,9 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::Row;
+use sqlx::{Connection, Row};
 
+use crate::counters::{self, CounterCheck, HOUR_US, PERCENTILE_RELATIVE_ERROR};
 use crate::time::{self, instant_sql};
 use crate::{ListQuery, Result, RunSummary, Status, Store, StoreError};
 
@@ -27,6 +28,11 @@ pub struct StuckRuns {
 }
 
 /// Execution-time percentiles (nearest rank) over the runs that have an execution time.
+///
+/// `count` and `max` are exact. `p50`, `p95` and `p99` come from the execution-time histogram the counters keep
+/// ([`crate::counters`]): each is within `relative_error` (1/32, about 3 %) of the exact nearest-rank value, and
+/// exact below 32 ms; none is above `max`. A store without counters (a flujo file opened read-only) reads the exact
+/// values from the index, and says so with a `relative_error` of 0.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     /// Runs with an execution time.
@@ -37,8 +43,12 @@ pub struct Percentiles {
     pub p95: Option<f64>,
     /// 99th percentile, in ms.
     pub p99: Option<f64>,
-    /// Longest, in ms.
+    /// Longest, in ms (exact).
     pub max: Option<f64>,
+    /// The largest relative difference between `p50`, `p95`, `p99` and the exact nearest-rank values: 1/32 when
+    /// read from the histogram, 0 when exact.
+    #[serde(default)]
+    pub relative_error: f64,
 }
 
 /// Width of an activity bucket.
@@ -196,6 +206,50 @@ pub fn signature_key(signature: &str) -> String {
 
 const SUMMARY_COLUMNS: &str = crate::store::SUMMARY_COLUMNS;
 
+/// Histogram buckets `(lower bound, runs)` from the JSON array [`counters::sql::HISTOGRAM`] returns, ascending.
+fn buckets_of(document: Option<String>) -> Result<Vec<(i64, i64)>> {
+    let mut buckets: Vec<(i64, i64)> =
+        serde_json::from_str(document.as_deref().unwrap_or("[]")).map_err(|e| {
+            StoreError::Database(sqlx::Error::Decode(
+                format!("the execution-time histogram read back as unexpected JSON: {e}").into(),
+            ))
+        })?;
+    buckets.sort_unstable();
+    Ok(buckets)
+}
+
+/// Nearest-rank p50, p95 and p99 from histogram buckets `(lower bound, runs)` in ascending order: each is the
+/// value of the bucket holding its rank (see [`counters::bucket_value`]), capped at the exact `max`.
+fn from_histogram(buckets: &[(i64, i64)], max: Option<f64>) -> Percentiles {
+    let count: i64 = buckets.iter().map(|(_, n)| n).sum();
+    if count <= 0 {
+        return Percentiles {
+            max,
+            ..Percentiles::default()
+        };
+    }
+    let at = |p: f64| {
+        let rank = ((p * count as f64).ceil() as i64).clamp(1, count);
+        let mut seen = 0;
+        for (lower, n) in buckets {
+            seen += n;
+            if seen >= rank {
+                let v = counters::bucket_value(*lower);
+                return Some(max.map_or(v, |m| v.min(m)));
+            }
+        }
+        max
+    };
+    Percentiles {
+        count,
+        p50: at(0.50),
+        p95: at(0.95),
+        p99: at(0.99),
+        max,
+        relative_error: PERCENTILE_RELATIVE_ERROR,
+    }
+}
+
 impl Store {
     /// Running or paused runs whose last update is older than `idle_for`: the count, and the `limit` longest idle.
     ///
@@ -218,19 +272,38 @@ impl Store {
             time::UNKNOWN_INSTANT
         );
         let cutoff = time::instant_micros(&idle_since);
-        let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM workflow_state WHERE {filter}"))
-            .bind(cutoff)
-            .fetch_one(self.pool())
-            .await
-            .map_err(self.map("counting stuck runs"))?;
+        let map = self.map("counting stuck runs");
+        let mut conn = self.pool().acquire().await.map_err(&map)?;
+        let mut tx = conn.begin().await.map_err(&map)?;
+        let count: i64 = if self.has_counters() {
+            // Every live run, minus the ones active since the cutoff (an index range: the runs that are moving)
+            // and the ones whose last update cannot be read (never counted as stuck).
+            let live: i64 = sqlx::query_scalar(counters::sql::LIVE)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(&map)?;
+            let (active, unknown): (i64, i64) = sqlx::query_as(&counters::sql::live_active_and_unknown())
+                .bind(cutoff)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(&map)?;
+            live - active - unknown
+        } else {
+            sqlx::query_scalar(&format!("SELECT count(*) FROM workflow_state WHERE {filter}"))
+                .bind(cutoff)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(&map)?
+        };
         let rows = sqlx::query(&format!(
             "SELECT {SUMMARY_COLUMNS} FROM workflow_state WHERE {filter} ORDER BY {updated} ASC, run_id ASC LIMIT ?2"
         ))
         .bind(cutoff)
         .bind(i64::from(limit))
-        .fetch_all(self.pool())
+        .fetch_all(&mut *tx)
         .await
         .map_err(self.map("listing stuck runs"))?;
+        tx.commit().await.map_err(&map)?;
         Ok(StuckRuns {
             idle_since,
             count,
@@ -238,12 +311,54 @@ impl Store {
         })
     }
 
-    /// Execution-time percentiles over all runs, or one pipeline's. Reads the execution-time index only
-    /// (one ordered step per rank), never the rows.
+    /// Execution-time percentiles over all runs, or one pipeline's.
+    ///
+    /// With the counters, reads the pipeline's (or every pipeline's) execution-time histogram, a few hundred rows
+    /// at most, and the longest time from the execution-time index (one step): p50, p95 and p99 are then within
+    /// [`Percentiles::relative_error`] (1/32) of the exact values, and exact below 32 ms. Without them (a flujo file
+    /// opened read-only), reads the exact values from the index, one ordered step per rank.
     ///
     /// # Errors
     /// Database failures.
     pub async fn execution_percentiles(&self, pipeline_id: Option<&str>) -> Result<Percentiles> {
+        if !self.has_counters() {
+            return self.exact_percentiles(pipeline_id).await;
+        }
+        let map = self.map("reading percentiles");
+        let mut conn = self.pool().acquire().await.map_err(&map)?;
+        let mut tx = conn.begin().await.map_err(&map)?;
+        let key = pipeline_id.map(counters::encode_key);
+        let document: Option<String> = sqlx::query_scalar(counters::sql::HISTOGRAM)
+            .bind(&key)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(&map)?;
+        let max = self.longest(&mut tx, pipeline_id).await?;
+        tx.commit().await.map_err(&map)?;
+        Ok(from_histogram(&buckets_of(document)?, max))
+    }
+
+    /// The longest execution time, overall or of one pipeline (one step in an execution-time index).
+    async fn longest(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        pipeline_id: Option<&str>,
+    ) -> Result<Option<f64>> {
+        let sql = if pipeline_id.is_some() {
+            counters::sql::LONGEST_OF
+        } else {
+            counters::sql::LONGEST
+        };
+        sqlx::query_scalar(sql)
+            .bind(pipeline_id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(self.map("reading percentiles"))
+    }
+
+    /// Exact nearest-rank percentiles from the execution-time index, one ordered step per rank (the cost grows
+    /// with the rank): for stores without counters.
+    async fn exact_percentiles(&self, pipeline_id: Option<&str>) -> Result<Percentiles> {
         let filter = if pipeline_id.is_some() {
             "execution_time_ms IS NOT NULL AND pipeline_id = ?1"
         } else {
@@ -278,36 +393,57 @@ impl Store {
             p95: values[1],
             p99: values[2],
             max: values[3],
+            relative_error: 0.0,
         })
     }
 
-    /// Execution-time percentiles of every pipeline, busiest first.
+    /// Execution-time percentiles of every pipeline, busiest first (as [`Store::execution_percentiles`]; with the
+    /// counters, one read of the histogram table and one index step per pipeline).
     ///
     /// # Errors
     /// Database failures.
     pub async fn execution_percentiles_by_pipeline(&self) -> Result<Vec<(String, Percentiles)>> {
         let mut out = Vec::new();
-        for pipeline in self.pipelines().await? {
-            let p = self.execution_percentiles(Some(&pipeline)).await?;
-            if p.count > 0 {
-                out.push((pipeline, p));
+        if self.has_counters() {
+            let map = self.map("reading percentiles");
+            let rows: Vec<(String, Option<String>, Option<f64>)> = sqlx::query_as(counters::sql::HISTOGRAMS)
+                .fetch_all(self.pool())
+                .await
+                .map_err(&map)?;
+            for (key, document, max) in rows {
+                if let Some(pipeline) = counters::decode_key(&key) {
+                    let p = from_histogram(&buckets_of(document)?, max);
+                    if p.count > 0 {
+                        out.push((pipeline, p));
+                    }
+                }
+            }
+        } else {
+            for pipeline in self.pipelines().await? {
+                let p = self.execution_percentiles(Some(&pipeline)).await?;
+                if p.count > 0 {
+                    out.push((pipeline, p));
+                }
             }
         }
         out.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.0.cmp(&b.0)));
         Ok(out)
     }
 
-    /// Every pipeline id in the table, sorted (for filter menus).
+    /// Every pipeline id in the table, sorted (for filter menus). With the counters, read from them.
     ///
     /// # Errors
     /// Database failures.
     pub async fn pipelines(&self) -> Result<Vec<String>> {
-        sqlx::query_scalar(
-            "SELECT DISTINCT CAST(pipeline_id AS TEXT) FROM workflow_state WHERE pipeline_id IS NOT NULL ORDER BY 1",
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(self.map("listing pipelines"))
+        let sql = if self.has_counters() {
+            counters::sql::PIPELINES
+        } else {
+            "SELECT DISTINCT CAST(pipeline_id AS TEXT) FROM workflow_state WHERE pipeline_id IS NOT NULL ORDER BY 1"
+        };
+        sqlx::query_scalar(sql)
+            .fetch_all(self.pool())
+            .await
+            .map_err(self.map("listing pipelines"))
     }
 
     /// Runs created per bucket and status, for the `buckets` buckets ending with the current one (oldest first;
@@ -329,26 +465,40 @@ impl Store {
         let created = instant_sql("created_at");
         let width_us = width.num_microseconds().unwrap_or(i64::MAX);
         let first_us = time::instant_micros(&first);
-        let rows = sqlx::query(&format!(
-            "SELECT ({created} - ?1) / ?3 AS b, CAST(status AS TEXT), count(*) FROM workflow_state \
-             WHERE {created} >= ?1 AND {created} < ?2 GROUP BY b, status"
-        ))
-        .bind(first_us)
-        .bind(time::instant_micros(&end))
-        .bind(width_us)
-        .fetch_all(self.pool())
-        .await
-        .map_err(self.map("reading activity"))?;
+        let end_us = time::instant_micros(&end);
+        let rows: Vec<(i64, Option<String>, i64)> = if self.has_counters() {
+            // Buckets are whole hours (days are 24 of them, UTC): read the hourly counters.
+            let hours: Vec<(i64, String, i64)> = sqlx::query_as(counters::sql::ACTIVITY)
+                .bind(first_us.div_euclid(HOUR_US))
+                .bind(end_us.div_euclid(HOUR_US))
+                .bind(width_us / HOUR_US)
+                .fetch_all(self.pool())
+                .await
+                .map_err(self.map("reading activity"))?;
+            hours
+                .into_iter()
+                .map(|(b, key, n)| (b, counters::decode_key(&key), n))
+                .collect()
+        } else {
+            sqlx::query_as(&format!(
+                "SELECT ({created} - ?1) / ?3 AS b, CAST(status AS TEXT), count(*) FROM workflow_state \
+                 WHERE {created} >= ?1 AND {created} < ?2 GROUP BY b, status"
+            ))
+            .bind(first_us)
+            .bind(end_us)
+            .bind(width_us)
+            .fetch_all(self.pool())
+            .await
+            .map_err(self.map("reading activity"))?
+        };
         let mut out: Vec<ActivityBucket> = (0..buckets)
             .map(|i| ActivityBucket {
                 start: first + width * i as i32,
                 counts: BTreeMap::new(),
             })
             .collect();
-        for row in rows {
-            let b: i64 = row.get(0);
-            let status = Status::from_stored(row.get(1));
-            let n: i64 = row.get(2);
+        for (b, status, n) in rows {
+            let status = Status::from_stored(status);
             if let Some(slot) = usize::try_from(b).ok().and_then(|b| out.get_mut(b)) {
                 *slot.counts.entry(status.as_str().to_string()).or_insert(0) += n;
             }
@@ -388,67 +538,112 @@ impl Store {
     }
 
     /// Failures in the window by signature; with `only_key`, just that group is kept.
+    ///
+    /// Reads the run id, pipeline, last update and error message of the newest [`MAX_FAILURE_SCAN`] failures of
+    /// the window from `idx_flowstate_status_activity` alone, as one JSON document; computes the signature once
+    /// per message text; then reads the rows of the sample runs only.
     async fn group_failures(
         &self,
         since: DateTime<Utc>,
         samples: usize,
         only_key: Option<&str>,
     ) -> Result<FailureReport> {
-        let updated = instant_sql("updated_at");
         let since_us = time::instant_micros(&since);
-        let total_failed: i64 = sqlx::query_scalar(&format!(
-            "SELECT count(*) FROM workflow_state WHERE status = 'failed' AND {updated} >= ?1"
-        ))
-        .bind(since_us)
-        .fetch_one(self.pool())
-        .await
-        .map_err(self.map("grouping failures"))?;
-        let rows = sqlx::query(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM workflow_state WHERE status = 'failed' AND {updated} >= ?1 \
-             ORDER BY {updated} DESC, run_id DESC LIMIT ?2"
-        ))
-        .bind(since_us)
-        .bind(MAX_FAILURE_SCAN)
-        .fetch_all(self.pool())
-        .await
-        .map_err(self.map("grouping failures"))?;
+        let map = self.map("grouping failures");
+        let mut conn = self.pool().acquire().await.map_err(&map)?;
+        let mut tx = conn.begin().await.map_err(&map)?;
+        let total_failed = self.failed_since(&mut tx, since_us).await?;
+        let document: Option<String> = sqlx::query_scalar(&counters::sql::failed_window_json())
+            .bind(since_us)
+            .bind(MAX_FAILURE_SCAN)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(&map)?;
+        let mut rows: Vec<(String, String, i64, Option<String>)> =
+            serde_json::from_str(document.as_deref().unwrap_or("[]")).map_err(|e| {
+                StoreError::Database(sqlx::Error::Decode(
+                    format!("the failures read back as unexpected JSON: {e}").into(),
+                ))
+            })?;
+        // Newest first (last update, then run id), so each group's first runs are its samples.
+        rows.sort_by(|a, b| (b.2, &b.0).cmp(&(a.2, &a.0)));
         let mut groups: Vec<FailureGroup> = Vec::new();
+        let mut sample_ids: Vec<Vec<String>> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
-        for row in &rows {
-            let run = crate::store::decode_summary(row);
-            let message = run.error_message.clone().unwrap_or_default();
-            let signature = if message.trim().is_empty() {
-                "(no error message)".to_string()
-            } else {
-                error_signature(&message)
+        // The group of each message text seen (`None`: not the group asked for): the same text is common (the
+        // varying parts are what the signature removes), and its signature is computed once.
+        let mut by_message: HashMap<&str, Option<usize>> = HashMap::new();
+        for (run_id, pipeline_id, updated_us, message) in &rows {
+            let text = message.as_deref().unwrap_or_default();
+            let group = match by_message.get(text) {
+                Some(group) => *group,
+                None => {
+                    let signature = if text.trim().is_empty() {
+                        "(no error message)".to_string()
+                    } else {
+                        error_signature(text)
+                    };
+                    let key = signature_key(&signature);
+                    let group = if only_key.is_some_and(|k| k != key) {
+                        None
+                    } else {
+                        Some(*index.entry(signature.clone()).or_insert_with(|| {
+                            groups.push(FailureGroup {
+                                key,
+                                signature,
+                                example: text.to_string(),
+                                count: 0,
+                                pipelines: BTreeMap::new(),
+                                first_seen: None,
+                                last_seen: None,
+                                samples: Vec::new(),
+                            });
+                            sample_ids.push(Vec::new());
+                            groups.len() - 1
+                        }))
+                    };
+                    by_message.insert(text, group);
+                    group
+                }
             };
-            let key = signature_key(&signature);
-            if only_key.is_some_and(|k| k != key) {
-                continue;
-            }
-            let i = *index.entry(signature.clone()).or_insert_with(|| {
-                groups.push(FailureGroup {
-                    key,
-                    signature,
-                    example: message.clone(),
-                    count: 0,
-                    pipelines: BTreeMap::new(),
-                    first_seen: None,
-                    last_seen: None,
-                    samples: Vec::new(),
-                });
-                groups.len() - 1
-            });
+            let Some(i) = group else { continue };
             let g = &mut groups[i];
             g.count += 1;
-            *g.pipelines.entry(run.pipeline_id.clone()).or_insert(0) += 1;
-            if let Some(u) = run.updated_at {
+            match g.pipelines.get_mut(pipeline_id.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    g.pipelines.insert(pipeline_id.clone(), 1);
+                }
+            }
+            if let Some(u) = time::from_micros(*updated_us) {
                 g.first_seen = Some(g.first_seen.map_or(u, |f| f.min(u)));
                 g.last_seen = Some(g.last_seen.map_or(u, |l| l.max(u)));
             }
-            if g.samples.len() < samples {
-                g.samples.push(run);
+            if sample_ids[i].len() < samples {
+                sample_ids[i].push(run_id.clone());
             }
+        }
+        // The samples' rows, read by run id, in the same snapshot.
+        let wanted: Vec<&String> = sample_ids.iter().flatten().collect();
+        let mut found: HashMap<String, RunSummary> = HashMap::with_capacity(wanted.len());
+        for chunk in wanted.chunks(500) {
+            let mut qb: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(format!(
+                "SELECT {SUMMARY_COLUMNS} FROM workflow_state WHERE run_id IN ("
+            ));
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind((*id).clone());
+            }
+            qb.push(")");
+            let sampled = qb.build().fetch_all(&mut *tx).await.map_err(&map)?;
+            for row in &sampled {
+                let run = crate::store::decode_summary(row);
+                found.insert(run.run_id.clone(), run);
+            }
+        }
+        tx.commit().await.map_err(&map)?;
+        for (g, ids) in groups.iter_mut().zip(&sample_ids) {
+            g.samples = ids.iter().filter_map(|id| found.get(id).cloned()).collect();
         }
         groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.signature.cmp(&b.signature)));
         Ok(FailureReport {
@@ -459,36 +654,82 @@ impl Store {
         })
     }
 
-    /// How many runs failed (by their last update) at or after `since`: the overview's "failed in the last
-    /// 24 h". Counts what [`Store::failure_groups`] groups, without reading the rows.
-    ///
-    /// # Errors
-    /// Database failures.
-    pub async fn count_failed_since(&self, since: DateTime<Utc>) -> Result<i64> {
+    /// Failed runs last updated at or after `since_us`: from the hourly counters and an index range of the first
+    /// hour, or (without counters) an index range of the window.
+    async fn failed_since(&self, conn: &mut sqlx::SqliteConnection, since_us: i64) -> Result<i64> {
+        if self.has_counters() {
+            let counts = counters::updated_since(conn, since_us, Some("failed"))
+                .await
+                .map_err(self.map("counting failures"))?;
+            return Ok(counts.values().sum());
+        }
         sqlx::query_scalar(&format!(
             "SELECT count(*) FROM workflow_state WHERE status = 'failed' AND {} >= ?1",
             instant_sql("updated_at")
         ))
-        .bind(time::instant_micros(&since))
-        .fetch_one(self.pool())
+        .bind(since_us)
+        .fetch_one(&mut *conn)
         .await
         .map_err(self.map("counting failures"))
     }
 
+    /// How many runs failed (by their last update) at or after `since`: the overview's "failed in the last
+    /// 24 h". Counts what [`Store::failure_groups`] groups, without reading the rows (with the counters, whole
+    /// hours come from them and only the first hour of the window from an index).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn count_failed_since(&self, since: DateTime<Utc>) -> Result<i64> {
+        let mut conn = self
+            .pool()
+            .acquire()
+            .await
+            .map_err(self.map("counting failures"))?;
+        self.failed_since(&mut conn, time::instant_micros(&since)).await
+    }
+
     /// Runs and failures per pipeline among runs last updated at or after `since`, highest failure rate first.
+    ///
+    /// With the counters, whole hours come from `flowstate_updated_hourly` and the first hour of the window from
+    /// `idx_flowstate_status_activity`; without them, an index range of the whole window is counted.
     ///
     /// # Errors
     /// Database failures.
     pub async fn failure_rates(&self, since: DateTime<Utc>) -> Result<Vec<PipelineFailureRate>> {
         let updated = instant_sql("updated_at");
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(&format!(
-            "SELECT CAST(COALESCE(pipeline_id, '') AS TEXT), count(*), sum(status = 'failed') FROM workflow_state \
-             WHERE {updated} >= ?1 GROUP BY pipeline_id"
-        ))
-        .bind(time::instant_micros(&since))
-        .fetch_all(self.pool())
-        .await
-        .map_err(self.map("reading failure rates"))?;
+        let since_us = time::instant_micros(&since);
+        let rows: Vec<(String, i64, i64)> = if self.has_counters() {
+            let map = self.map("reading failure rates");
+            let mut conn = self.pool().acquire().await.map_err(&map)?;
+            let mut tx = conn.begin().await.map_err(&map)?;
+            let counts = counters::updated_since(&mut tx, since_us, None)
+                .await
+                .map_err(&map)?;
+            tx.commit().await.map_err(&map)?;
+            let mut per: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+            for ((pipeline_key, status_key), n) in counts {
+                let entry = per
+                    .entry(counters::decode_key(&pipeline_key).unwrap_or_default())
+                    .or_insert((0, 0));
+                entry.0 += n;
+                if status_key == "=failed" {
+                    entry.1 += n;
+                }
+            }
+            per.into_iter()
+                .filter(|(_, (total, _))| *total > 0)
+                .map(|(p, (total, failed))| (p, total, failed))
+                .collect()
+        } else {
+            sqlx::query_as(&format!(
+                "SELECT CAST(COALESCE(pipeline_id, '') AS TEXT), count(*), sum(status = 'failed') FROM workflow_state \
+                 WHERE {updated} >= ?1 GROUP BY pipeline_id"
+            ))
+            .bind(since_us)
+            .fetch_all(self.pool())
+            .await
+            .map_err(self.map("reading failure rates"))?
+        };
         let mut out: Vec<PipelineFailureRate> = rows
             .into_iter()
             .map(|(pipeline_id, total, failed)| PipelineFailureRate {
@@ -509,6 +750,61 @@ impl Store {
                 .then_with(|| a.pipeline_id.cmp(&b.pipeline_id))
         });
         Ok(out)
+    }
+
+    /// Recounts every counter from the table and reports each one that differs (none, unless something wrote
+    /// the file with the triggers missing). Reads the whole table: a check for operators, not for pages.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the file has no counters (opened read-only before being migrated);
+    /// database failures.
+    pub async fn verify_counters(&self) -> Result<CounterCheck> {
+        if !self.has_counters() {
+            return Err(StoreError::Conflict(
+                "the file has no counters (it was opened read-only before being migrated)".into(),
+            ));
+        }
+        let map = self.map("checking the counters");
+        let mut conn = self.pool().acquire().await.map_err(&map)?;
+        let mut tx = conn.begin().await.map_err(&map)?;
+        let check = counters::check(&mut tx).await.map_err(&map)?;
+        tx.commit().await.map_err(&map)?;
+        Ok(check)
+    }
+
+    /// Empties the counters and fills them again from the table, in one write transaction (the whole table is
+    /// read while writers wait). Returns what [`Store::verify_counters`] found before.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] on a read-only store; [`StoreError::Busy`]; database failures.
+    pub async fn rebuild_counters(&self) -> Result<CounterCheck> {
+        if self.is_read_only() {
+            return Err(StoreError::Conflict("the store was opened read-only".into()));
+        }
+        let map = self.map("rebuilding the counters");
+        let mut conn = self.pool().acquire().await.map_err(&map)?;
+        // The refill's temporary table (one small row per run) goes to a file, not to memory; the connection
+        // keeps statement journals in memory again afterwards, whatever happened.
+        sqlx::query("PRAGMA temp_store = FILE")
+            .execute(&mut *conn)
+            .await
+            .map_err(&map)?;
+        let rebuilt = async {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            let before = counters::check(&mut tx).await?;
+            for sql in counters::refill() {
+                sqlx::query(&sql).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(before)
+        }
+        .await;
+        let restored = sqlx::query("PRAGMA temp_store = MEMORY")
+            .execute(&mut *conn)
+            .await;
+        let before = rebuilt.map_err(&map)?;
+        restored.map_err(&map)?;
+        Ok(before)
     }
 
     /// Records a change in the audit table and returns its id (the dashboard links to the entry it wrote).

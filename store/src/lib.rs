@@ -37,14 +37,18 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod counters;
 pub mod demo;
 mod error;
 pub mod insights;
 mod model;
+mod reader;
 pub mod schema;
 mod store;
 pub mod time;
+mod writer;
 
+pub use counters::{CounterCheck, CounterDifference};
 pub use error::{Result, StoreError};
 pub use insights::{
     ActivityBucket, AuditEntry, Bucket, FailureGroup, FailureReport, Percentiles, PipelineFailureRate,
@@ -55,7 +59,8 @@ pub use model::{
 };
 pub use schema::{MigrationReport, SchemaKind, SCHEMA_VERSION};
 pub use store::{
-    Durability, Store, StoreOptions, CLEANUP_BATCH, MAX_ERROR_BYTES, MAX_JSON_BYTES, MAX_JSON_DEPTH,
-    MAX_NAME_BYTES, MAX_RUN_ID_BYTES,
+    Durability, Store, StoreOptions, CLEANUP_BATCH, CLEANUP_BATCH_TARGET, MAX_ERROR_BYTES, MAX_JSON_BYTES,
+    MAX_JSON_DEPTH, MAX_NAME_BYTES, MAX_RUN_ID_BYTES,
 };
 pub use time::{Clock, FixedClock, SystemClock};
+pub use writer::WriteStats;

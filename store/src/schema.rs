@@ -2,17 +2,26 @@
 //! brings any file flujo ever wrote to the current schema in one transaction.
 //!
 //! The table is created exactly as flujo 0.4.35 creates it (same columns, order, types, CHECK), so flujo keeps
-//! reading and writing the file. Everything flowstate adds is an index or its own `flowstate_meta` table, both of
-//! which flujo ignores.
+//! reading and writing the file. Everything flowstate adds is an index, a table of its own (`flowstate_meta`,
+//! `flowstate_audit`, the counters of [`crate::counters`]) or a trigger that keeps those counters, all of which
+//! flujo ignores (its SQLite runs the triggers whenever it writes).
+//!
+//! Schema versions: 1 added the indexes, `flowstate_meta` and `flowstate_audit`; 2 added the counters and their
+//! triggers, and replaced `idx_flowstate_status_updated` with `idx_flowstate_status_activity` (the same order,
+//! with the pipeline id and the error message, so failure rates and failure groups are read from the index alone).
 
 use serde::Serialize;
 use sqlx::{Connection, Row, SqliteConnection};
 
+use crate::counters;
 use crate::time::instant_sql;
 use crate::{Result, StoreError};
 
 /// The schema version this build writes into `flowstate_meta`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Indexes earlier schema versions created and this one drops (their job is done by another index).
+const RETIRED_INDEXES: [&str; 1] = ["idx_flowstate_status_updated"];
 
 /// The table exactly as flujo 0.4.35 creates it.
 pub(crate) const CREATE_TABLE: &str = r#"CREATE TABLE workflow_state (
@@ -131,19 +140,20 @@ pub(crate) fn indexes() -> Vec<(&'static str, String, &'static str)> {
             "list_workflows filtered by pipeline",
         ),
         (
-            "idx_flowstate_status_updated",
-            format!("workflow_state(status, {updated}, run_id)"),
-            "get_failed_workflows (failed + updated_at window), stuck runs and cleanup (status + last activity)",
+            "idx_flowstate_status_activity",
+            format!("workflow_state(status, {updated}, run_id, pipeline_id, error_message)"),
+            "get_failed_workflows (failed + updated_at window), stuck runs and cleanup (status + last activity); \
+             failure rates and failures grouped by error signature, read from the index alone",
         ),
         (
             "idx_flowstate_exec",
             "workflow_state(execution_time_ms)".into(),
-            "execution-time percentiles and the average (read from the index, not the rows)",
+            "the longest execution time (read from the index, not the rows)",
         ),
         (
             "idx_flowstate_pipeline_exec",
             "workflow_state(pipeline_id, execution_time_ms)".into(),
-            "execution-time percentiles per pipeline",
+            "the longest execution time per pipeline",
         ),
     ]
 }
@@ -208,8 +218,11 @@ pub(crate) struct Inspection {
     pub kind: SchemaKind,
     columns: Vec<String>,
     missing_indexes: Vec<&'static str>,
+    retired_indexes: Vec<&'static str>,
     meta_exists: bool,
     audit_exists: bool,
+    /// The counter tables and triggers all exist, the triggers exactly as this build writes them.
+    counters_current: bool,
 }
 
 /// Reads what the database holds, without writing anything.
@@ -238,6 +251,33 @@ pub(crate) async fn inspect(conn: &mut SqliteConnection) -> Result<Inspection> {
         .map(|(name, _, _)| name)
         .filter(|name| !existing_indexes.iter().any(|e| e == name))
         .collect();
+    let retired_indexes: Vec<&'static str> = RETIRED_INDEXES
+        .into_iter()
+        .filter(|name| existing_indexes.iter().any(|e| e == name))
+        .collect();
+    let counter_tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'flowstate\\_%' ESCAPE '\\'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::Database)?;
+    let triggers: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(StoreError::Database)?;
+    let wanted_triggers = counters::create_triggers();
+    let counters_current = counters::TABLES
+        .iter()
+        .all(|(name, _)| counter_tables.iter().any(|t| t == name))
+        && counters::TRIGGERS
+            .iter()
+            .zip(&wanted_triggers)
+            .all(|(name, sql)| {
+                triggers
+                    .iter()
+                    .any(|(n, s)| n == name && s.as_deref() == Some(sql.as_str()))
+            });
 
     let columns: Vec<String> = match kind_of("workflow_state").as_deref() {
         None => Vec::new(),
@@ -304,8 +344,10 @@ pub(crate) async fn inspect(conn: &mut SqliteConnection) -> Result<Inspection> {
         kind,
         columns,
         missing_indexes,
+        retired_indexes,
         meta_exists,
         audit_exists,
+        counters_current,
     })
 }
 
@@ -351,6 +393,28 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
             ));
         }
     }
+    for name in &ins.retired_indexes {
+        steps.push((
+            format!("DROP INDEX IF EXISTS {name}"),
+            format!("dropped index {name} (replaced by another index)"),
+        ));
+    }
+    if !ins.counters_current {
+        for (name, sql) in counters::TABLES {
+            steps.push((
+                sql.to_string(),
+                format!("created table {name} if missing (overview counters)"),
+            ));
+        }
+        for (name, sql) in counters::TRIGGERS.iter().zip(counters::create_triggers()) {
+            steps.push((format!("DROP TRIGGER IF EXISTS {name}"), String::new()));
+            steps.push((sql, format!("created trigger {name} (keeps the counters exact)")));
+        }
+        for sql in counters::refill() {
+            steps.push((sql, String::new()));
+        }
+        steps.push((String::new(), "filled the counters from the rows".into()));
+    }
     if !ins.meta_exists {
         steps.push((
             "CREATE TABLE IF NOT EXISTS flowstate_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)".into(),
@@ -388,6 +452,12 @@ pub(crate) fn is_readable(ins: &Inspection) -> bool {
     matches!(ins.kind, SchemaKind::Flujo0435 | SchemaKind::Flowstate { .. })
 }
 
+/// True when the counters and their triggers exist as this build keeps them, so the overview can read them
+/// (false for a file opened read-only before it was migrated: the store then counts from the table).
+pub(crate) fn has_counters(ins: &Inspection) -> bool {
+    ins.counters_current
+}
+
 /// True when the database needs no change.
 pub(crate) fn is_current(ins: &Inspection) -> bool {
     plan(ins).is_empty()
@@ -413,11 +483,15 @@ pub(crate) async fn migrate(conn: &mut SqliteConnection, busy_ms: u64) -> Result
     let steps = plan(&ins);
     let mut changes = Vec::with_capacity(steps.len());
     for (sql, description) in steps {
-        sqlx::query(&sql)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| crate::error::map_err(e, busy_ms, "migrating"))?;
-        changes.push(description);
+        if !sql.is_empty() {
+            sqlx::query(&sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| crate::error::map_err(e, busy_ms, "migrating"))?;
+        }
+        if !description.is_empty() {
+            changes.push(description);
+        }
     }
     tx.commit()
         .await

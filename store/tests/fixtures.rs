@@ -62,7 +62,12 @@ async fn sample_300_matches_ground_truth_and_keeps_every_value() {
         "second open changed: {:?}",
         store.migration()
     );
-    assert_eq!(store.migration().from, SchemaKind::Flowstate { version: 1 });
+    assert_eq!(
+        store.migration().from,
+        SchemaKind::Flowstate {
+            version: flowstate_store::SCHEMA_VERSION
+        }
+    );
 
     // Every row and every value (type included) is as flujo wrote it.
     assert_eq!(raw_rows(&db, &ALL_COLUMNS).await, before);

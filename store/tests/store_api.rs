@@ -716,7 +716,7 @@ async fn list_and_window_queries_use_the_instant_indexes() {
         ),
         (
             format!("SELECT run_id FROM workflow_state WHERE status = 'failed' AND {updated} >= 0 ORDER BY {updated} DESC, run_id DESC LIMIT 50"),
-            "idx_flowstate_status_updated",
+            "idx_flowstate_status_activity",
         ),
     ] {
         let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))

@@ -355,7 +355,8 @@ fn Rates(rates: Vec<FailureRateRow>, window: FailureWindow) -> AnyView {
     let body = rates
         .into_iter()
         .map(|r| {
-            let width = format!("width: {:.1}%", (r.rate * 100.0).clamp(0.0, 100.0));
+            // An SVG bar (its width a presentation attribute, not an inline style: the CSP allows none).
+            let width = format!("{:.1}", (r.rate * 100.0).clamp(0.0, 100.0));
             let name = if r.pipeline_id.is_empty() {
                 "(none)".to_string()
             } else {
@@ -367,7 +368,9 @@ fn Rates(rates: Vec<FailureRateRow>, window: FailureWindow) -> AnyView {
                     <td class="num">{count(r.total)}</td>
                     <td class="num">{count(r.failed)}</td>
                     <td class="rate-cell">
-                        <span class="rate-bar" aria-hidden="true"><span style=width></span></span>
+                        <svg class="rate-bar" aria-hidden="true" viewBox="0 0 100 1" preserveAspectRatio="none">
+                            <rect width=width height="1"></rect>
+                        </svg>
                         <span class="rate-value">{percent(r.rate)}</span>
                     </td>
                 </tr>

@@ -229,7 +229,11 @@ fn Figures(figures: Overview) -> AnyView {
                 </div>
             </dl>
             <p class="hint">
-                {format!("Over the {} runs that have an execution time (nearest-rank percentiles).", count(percentiles.count))}
+                {format!(
+                    "Over the {} runs that have an execution time (nearest-rank percentiles{}).",
+                    count(percentiles.count),
+                    precision(percentiles.relative_error),
+                )}
             </p>
         </section>
         <StuckSection stuck/>
@@ -506,6 +510,15 @@ fn PercentileSection(chart: Chart, rows: Vec<PipelinePercentiles>) -> AnyView {
         </section>
     }
     .into_any()
+}
+
+/// How close approximate percentiles are: `, each within ±3.1 %` (nothing for exact ones).
+fn precision(relative_error: f64) -> String {
+    if relative_error > 0.0 {
+        format!(", each within ±{:.1} %", relative_error * 100.0)
+    } else {
+        String::new()
+    }
 }
 
 /// `2026-11-27T10:35:25Z` → `2026-11-27 10:35:25 UTC`.

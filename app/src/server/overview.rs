@@ -122,6 +122,7 @@ pub(crate) mod ssr {
             p95: p.p95,
             p99: p.p99,
             max: p.max,
+            relative_error: p.relative_error,
         }
     }
 

@@ -55,8 +55,9 @@ pub enum Command {
     Show(ShowArgs),
     /// Delete old runs (terminal ones unless --status names others); preview with --dry-run first.
     Cleanup(CleanupArgs),
-    /// Bring the database to the current schema (flujo's table plus flowstate's indexes) and say what changed.
-    Migrate,
+    /// Bring the database to the current schema (flujo's table plus flowstate's indexes and counters) and say
+    /// what changed.
+    Migrate(MigrateArgs),
     /// Write realistic demo runs into a new or empty database.
     Demo(DemoArgs),
     /// Serve the dashboard (http://127.0.0.1:3000 by default); --demo serves a fresh demo database.
@@ -105,6 +106,15 @@ pub struct FailedArgs {
     /// At most this many runs (1-1000).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub limit: u32,
+}
+
+/// Arguments of `flowstate migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Then recount the overview counters from every row (reads the whole table), and rebuild them if any
+    /// differs.
+    #[arg(long)]
+    pub check_counters: bool,
 }
 
 /// Arguments of `flowstate show`.
@@ -275,7 +285,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         Command::Failed(args) => runs::failed(&db()?, args, json).await,
         Command::Show(args) => show::run(&db()?, &args.run_id, json).await,
         Command::Cleanup(args) => cleanup::run(&db()?, args, json).await,
-        Command::Migrate => migrate::run(&db()?, json).await,
+        Command::Migrate(args) => migrate::run(&db()?, args.check_counters, json).await,
         Command::Demo(args) => demo::run(&db()?, args, json).await,
         Command::Serve(args) => serve(db().ok(), args).await,
     }

@@ -47,7 +47,7 @@ pub async fn csrf_layer(State(guard): State<Arc<Guard>>, mut req: Request, next:
                     guard.bind()
                 );
                 tracing::warn!(%host, "request refused: not addressed to this machine");
-                return refusal(req.headers(), StatusCode::FORBIDDEN, reason);
+                return refusal(req.headers(), AppError::Forbidden { reason });
             }
         }
     }
@@ -99,7 +99,7 @@ async fn check(req: Request) -> Result<Request, Response> {
                  (app/src/server/guard.rs); if it changes something, its form needs the hidden `csrf` field"
             );
         }
-        refusal(&parts.headers, StatusCode::FORBIDDEN, reason)
+        refusal(&parts.headers, AppError::Forbidden { reason })
     };
     if let Err(reason) = check_same_origin(&parts.headers, &parts.uri) {
         return Err(refuse(reason));
@@ -121,8 +121,7 @@ async fn check(req: Request) -> Result<Request, Response> {
             let Ok(bytes) = to_bytes(body, MAX_FORM_BYTES).await else {
                 return Err(refusal(
                     &parts.headers,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the form is larger than {MAX_FORM_BYTES} bytes"),
+                    AppError::bad_request("form", format!("it is larger than {MAX_FORM_BYTES} bytes")),
                 ));
             };
             (form_field(&bytes, CSRF_FIELD), Body::from(bytes))
@@ -166,9 +165,10 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The refusal: a small page for a browser's form post, the server functions' JSON error for `fetch`.
-fn refusal(headers: &HeaderMap, status: StatusCode, reason: String) -> Response {
-    let error = AppError::Forbidden { reason };
+/// The refusal, with the status of `error`: a small page for a browser's form post, the server functions' JSON
+/// error for `fetch`.
+fn refusal(headers: &HeaderMap, error: AppError) -> Response {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::FORBIDDEN);
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -192,14 +192,15 @@ fn refusal(headers: &HeaderMap, status: StatusCode, reason: String) -> Response 
     let page = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"{theme_attr}><head><meta charset=\"utf-8\"/>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\
-         <title>Not allowed ({code}) · flowstate</title>\
+         <title>{title} ({code}) · flowstate</title>\
          <link rel=\"stylesheet\" href=\"{css}\"/><link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\"/>\
          </head><body><header class=\"site-header\"><a class=\"brand\" href=\"/\">flowstate</a></header>\
          <main id=\"main\"><section class=\"error-page\" role=\"alert\" data-status=\"{code}\">\
-         <h1>Not allowed <span class=\"error-code\">({code})</span></h1><p>{message}</p>\
+         <h1>{title} <span class=\"error-code\">({code})</span></h1><p>{message}</p>\
          <p class=\"hint\">Nothing was changed. Go back, reload the page and try again.</p>\
          <p><a href=\"/\">Back to the overview</a></p></section></main></body></html>",
         css = flowstate_app::STYLESHEET,
+        title = error.title(),
         message = escape_html(&error.to_string()),
     );
     (

@@ -10,8 +10,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{FromRef, Query, Request, State};
+use axum::handler::Handler;
+use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -21,13 +23,17 @@ use flowstate_app::theme::Theme;
 use flowstate_app::{shell, App};
 use flowstate_store::{ListQuery, Store, StoreError, StoreOptions};
 use leptos::config::LeptosOptions;
-use leptos::prelude::provide_context;
-use leptos_axum::{file_and_error_handler_with_context, generate_route_list, LeptosRoutes};
+use leptos::nonce::Nonce;
+use leptos::prelude::{provide_context, use_context};
+use leptos_axum::{generate_route_list, render_app_async_with_context, LeptosRoutes};
 use serde::Deserialize;
-use tower_http::set_header::SetResponseHeaderLayer;
+use tower::ServiceExt;
+use tower_http::services::ServeDir;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
+pub mod api;
 pub mod guard;
+pub mod headers;
 
 /// The address `serve` binds when none is given: loopback only.
 pub const DEFAULT_BIND: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3000);
@@ -193,7 +199,8 @@ pub fn default_site_root() -> PathBuf {
 }
 
 /// The whole application: Leptos pages and server functions (with the store in their context), static files,
-/// `/healthz`, `/theme`, request logs and a few safety headers. Unknown paths get the 404 page.
+/// `/healthz`, `/theme`, request logs and the security headers of [`headers`] on every response. Unknown paths
+/// get the 404 page.
 pub fn router(state: AppState) -> Router {
     let context = {
         let store = state.store.clone();
@@ -203,6 +210,13 @@ pub fn router(state: AppState) -> Router {
             provide_context(store.clone());
             provide_context(settings.clone());
             provide_context(guard.clone());
+            // The nonce the header layer names in this response's CSP: Leptos writes it on its inline scripts
+            // (it replaces the one leptos_axum made, which no header names).
+            if let Some(nonce) = use_context::<http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<headers::CspNonce>().cloned())
+            {
+                provide_context(Nonce::from_value(nonce.0));
+            }
         }
     };
     // Once per process: generating the list sets a process-global "suppress resource loads" flag
@@ -214,29 +228,59 @@ pub fn router(state: AppState) -> Router {
         let options = state.leptos_options.clone();
         move || shell(options.clone())
     };
+    // Static files are served here, not by leptos_axum's `file_and_error_handler`: that one answers a file under
+    // a new reactive owner that can inherit the owner current on the thread, and under concurrent requests the
+    // file got the response options of another request (its status, e.g. the 400 of a bad query; its headers go
+    // along). Only what is not a file reaches Leptos, for the 404 page (RELIABILITY.md, items 6 and 7).
+    let not_found = {
+        // Rendered whole before the answer starts, like the pages: a streamed 404 page whose body was dropped
+        // midway (a HEAD request) left a task resolving it, which then panicked on the disposed owner.
+        let render = render_app_async_with_context(context.clone(), app_shell.clone());
+        move |req: Request| {
+            let render = render.clone();
+            async move {
+                // The pages' router renders the 404 page (and sets 404) for a path it does not know.
+                let mut response = render(req).await;
+                if response.status() == StatusCode::OK {
+                    *response.status_mut() = StatusCode::NOT_FOUND;
+                }
+                response
+            }
+        }
+    }
+    .with_state(state.clone());
+    let files = ServeDir::new(&*state.leptos_options.site_root)
+        .append_index_html_on_directories(false)
+        .call_fallback_on_method_not_allowed(true)
+        .fallback(not_found.clone());
+    let static_files = move |req: Request| {
+        let (mut files, not_found) = (files.clone(), not_found.clone());
+        async move {
+            let (parts, body) = req.into_parts();
+            let again = Request::from_parts(parts.clone(), axum::body::Body::empty());
+            match files.try_call(Request::from_parts(parts, body)).await {
+                Ok(response) => response.into_response(),
+                // A name the file system refuses (too long, ...) names no file either: the 404 page, not a 500.
+                Err(_) => not_found.oneshot(again).await.into_response(),
+            }
+        }
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/theme", get(set_theme))
-        .leptos_routes_with_context(&state, routes, context.clone(), app_shell)
-        .fallback(file_and_error_handler_with_context::<AppState, _>(context, shell))
+        .leptos_routes_with_context(&state, routes, context, app_shell)
+        .fallback(static_files)
+        // A server function's error answers with its own status (400, 403, ...), not server_fn's 500.
+        .layer(axum::middleware::from_fn(api::server_fn_status))
+        .layer(axum::middleware::from_fn(canonical_redirect))
         // CSRF cookie for every page; 403 for a changing request without the token or from another origin.
         .layer(axum::middleware::from_fn_with_state(
             state.guard.clone(),
             guard::csrf_layer,
         ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        // Same-origin requests keep their Referer (the CSRF check reads it); other sites get none.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ))
+        // CSP (with this response's nonce), X-Frame-Options, nosniff, Referrer-Policy: on every response,
+        // refusals and static files included.
+        .layer(axum::middleware::from_fn(headers::security_headers))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
@@ -290,7 +334,7 @@ async fn set_theme(Query(query): Query<ThemeQuery>) -> Response {
     let back = query
         .back
         .filter(|b| is_local_path(b))
-        .unwrap_or_else(|| "/".into());
+        .map_or_else(|| "/".into(), |b| header_safe(&b));
     let (Ok(location), Ok(cookie)) = (
         HeaderValue::from_str(&back),
         HeaderValue::from_str(&theme.set_cookie()),
@@ -302,6 +346,74 @@ async fn set_theme(Query(query): Query<ThemeQuery>) -> Response {
         [(header::LOCATION, location), (header::SET_COOKIE, cookie)],
     )
         .into_response()
+}
+
+/// A request for a path in another spelling than its canonical one ([`canonical_path`]: `/runs/`, `/./runs`,
+/// `/x/../runs`): a permanent redirect to the canonical path, the query kept. axum's routes match only the
+/// canonical spelling, so such a path reached the 404 fallback, whose status the pages' own router (which reads
+/// the path as a browser would) contradicted by rendering the page it names. Browsers send canonical paths, but
+/// for the trailing slash, which people type. 308 keeps the method and body: a POST is sent again, to the
+/// canonical path, through every guard (the CSRF layer has already checked this one).
+async fn canonical_redirect(req: Request, next: Next) -> Response {
+    if let Some(location) = canonical_location(req.uri()) {
+        return (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, location)]).into_response();
+    }
+    next.run(req).await
+}
+
+/// Where a request for `uri` goes instead when its path is not canonical: the canonical path and the query, or
+/// `/` when that would name another site (`//host`, `/\host`).
+fn canonical_location(uri: &Uri) -> Option<HeaderValue> {
+    let canonical = canonical_path(uri.path());
+    if canonical == uri.path() {
+        return None;
+    }
+    let target = match uri.query() {
+        Some(query) => format!("{canonical}?{query}"),
+        None => canonical,
+    };
+    let target = if is_local_path(&target) {
+        target
+    } else {
+        "/".into()
+    };
+    HeaderValue::from_str(&header_safe(&target)).ok()
+}
+
+/// `path` with its dot segments resolved (`.` and `..`, also spelled `%2e`, as browsers read them) and without
+/// trailing slashes (except the root's).
+fn canonical_path(path: &str) -> String {
+    let is_dot = |s: &str| s == "." || s.eq_ignore_ascii_case("%2e");
+    let is_dot_dot = |s: &str| matches!(s.to_ascii_lowercase().as_str(), ".." | ".%2e" | "%2e." | "%2e%2e");
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/').skip(1) {
+        if is_dot(segment) {
+            continue;
+        }
+        if is_dot_dot(segment) {
+            segments.pop();
+            continue;
+        }
+        segments.push(segment);
+    }
+    while segments.last() == Some(&"") {
+        segments.pop();
+    }
+    format!("/{}", segments.join("/"))
+}
+
+/// `path` as a `Location` header can carry it: bytes outside visible ASCII (`é`, spaces) percent-encoded, the
+/// way the browser sent them.
+fn header_safe(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_graphic() {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// A path on this site: `/…`, but not `//host` or `/\host` (which browsers treat as another site).
@@ -452,6 +564,26 @@ mod tests {
         assert!(!is_local_path("/\\evil.example/"));
         assert!(!is_local_path("https://evil.example/"));
         assert!(!is_local_path("/a\r\nSet-Cookie: x=y"));
+        assert_eq!(header_safe("/runs?error=é x"), "/runs?error=%C3%A9%20x");
+    }
+
+    #[test]
+    fn canonical_paths() {
+        for (path, canonical) in [
+            ("/", "/"),
+            ("/runs", "/runs"),
+            ("/runs/", "/runs"),
+            ("/runs///", "/runs"),
+            ("/..", "/"),
+            ("/./runs", "/runs"),
+            ("/x/../runs", "/runs"),
+            ("/x/%2E%2e/runs/.", "/runs"),
+            ("/pkg/../../Cargo.toml", "/Cargo.toml"),
+            ("/runs/a%2Fb", "/runs/a%2Fb"),
+            ("//evil.example", "//evil.example"),
+        ] {
+            assert_eq!(canonical_path(path), canonical, "{path}");
+        }
     }
 
     #[test]

@@ -1,0 +1,140 @@
+//! Repeated timings and their percentiles.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::Result;
+
+/// Timings of one operation, sorted, in milliseconds.
+#[derive(Debug, Clone, Default)]
+pub struct Samples {
+    sorted_ms: Vec<f64>,
+}
+
+impl Samples {
+    /// From durations in any order.
+    pub fn new(durations: impl IntoIterator<Item = Duration>) -> Samples {
+        let mut sorted_ms: Vec<f64> = durations.into_iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        sorted_ms.sort_by(|a, b| a.total_cmp(b));
+        Samples { sorted_ms }
+    }
+
+    /// How many timings.
+    pub fn len(&self) -> usize {
+        self.sorted_ms.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.sorted_ms.is_empty()
+    }
+
+    /// The `p`-th percentile (nearest rank, `p` in 0..=100), in ms; 0 when empty.
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        if self.sorted_ms.is_empty() {
+            return 0.0;
+        }
+        let n = self.sorted_ms.len();
+        let rank = ((p / 100.0) * n as f64).ceil() as usize;
+        self.sorted_ms[rank.clamp(1, n) - 1]
+    }
+
+    /// The median, in ms.
+    pub fn median_ms(&self) -> f64 {
+        self.percentile_ms(50.0)
+    }
+
+    /// The 99th percentile, in ms.
+    pub fn p99_ms(&self) -> f64 {
+        self.percentile_ms(99.0)
+    }
+
+    /// The longest, in ms.
+    pub fn max_ms(&self) -> f64 {
+        self.sorted_ms.last().copied().unwrap_or(0.0)
+    }
+}
+
+/// How long to keep repeating an operation: at least `min` times, then until `time` has passed or `max` times.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// Fewest timings.
+    pub min: usize,
+    /// Most timings.
+    pub max: usize,
+    /// Time to spend, once `min` timings are taken.
+    pub time: Duration,
+}
+
+impl Budget {
+    /// A budget of `secs` seconds, 5 to 2,000 timings.
+    pub fn secs(secs: f64) -> Budget {
+        Budget {
+            min: 5,
+            max: 2_000,
+            time: Duration::from_secs_f64(secs),
+        }
+    }
+}
+
+/// Times `f` repeatedly within `budget`, after two untimed calls that warm the caches.
+///
+/// # Errors
+/// The first error `f` returns.
+pub async fn sample_async<F, Fut, T, E>(budget: Budget, mut f: F) -> Result<Samples>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    for _ in 0..2 {
+        f().await.map_err(Into::into)?;
+    }
+    let started = Instant::now();
+    let mut out = Vec::new();
+    while out.len() < budget.min || (out.len() < budget.max && started.elapsed() < budget.time) {
+        let t = Instant::now();
+        let value = f().await.map_err(Into::into)?;
+        out.push(t.elapsed());
+        drop(value);
+    }
+    Ok(Samples::new(out))
+}
+
+/// [`sample_async`] for a blocking operation.
+///
+/// # Errors
+/// The first error `f` returns.
+pub fn sample_sync<F, T, E>(budget: Budget, mut f: F) -> Result<Samples>
+where
+    F: FnMut() -> std::result::Result<T, E>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    for _ in 0..2 {
+        f().map_err(Into::into)?;
+    }
+    let started = Instant::now();
+    let mut out = Vec::new();
+    while out.len() < budget.min || (out.len() < budget.max && started.elapsed() < budget.time) {
+        let t = Instant::now();
+        let value = f().map_err(Into::into)?;
+        out.push(t.elapsed());
+        drop(value);
+    }
+    Ok(Samples::new(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let s = Samples::new((1..=100).map(Duration::from_millis));
+        assert_eq!(s.median_ms(), 50.0);
+        assert_eq!(s.p99_ms(), 99.0);
+        assert_eq!(s.max_ms(), 100.0);
+        assert_eq!(Samples::new([Duration::from_millis(7)]).p99_ms(), 7.0);
+        assert_eq!(Samples::default().median_ms(), 0.0);
+    }
+}

@@ -1,0 +1,488 @@
+//! The write path of a writable [`Store`](crate::Store): one connection of its own, one task, and group commit.
+//!
+//! Every [`Store::save_state`](crate::Store::save_state) and [`Store::save_many`](crate::Store::save_many) is
+//! validated and encoded in the caller, then handed to a task that owns the store's only write connection. The
+//! task takes everything that is waiting, in arrival order, and writes consecutive saves of distinct runs (up to
+//! [`MAX_GROUP`]) as **one** multi-row UPSERT in autocommit: one statement, one hand-off to sqlx's worker thread,
+//! one commit and, with [`Durability::Full`](crate::Durability::Full), one fsync for all of them. A lone save is
+//! the same statement with one row, so a single caller pays nothing for the grouping.
+//!
+//! Each save still returns only once its own row is committed, with its own result:
+//! - when a group's statement fails, nothing of it was written (a statement is atomic), and each save of the group
+//!   is tried again alone, in order, so one bad row fails only its own caller and the others are written exactly
+//!   as if they had come one by one;
+//! - a group never holds the same run twice (a second save of a run starts the next group), so a save that keeps
+//!   the stored creation time sees the one saved just before it, as it would one by one;
+//! - the busy timeout counts from the moment a save was called, not from when its group started: a save that
+//!   waited in the queue behind a held lock gets [`StoreError::Busy`] once *its* timeout is spent, and a save
+//!   whose timeout is not spent yet is tried again.
+//!
+//! Other processes (flujo, another `flowstate`) keep writing the file on their own connections; SQLite's lock and
+//! the busy timeout order them with this one, as before. The pool's own writes (deletes, cleanups, the audit
+//! table) wait for this connection's lock the same way, bounded by the busy timeout.
+//!
+//! The task stops when [`Writer::close`] is called (it writes what was already handed to it, then closes its
+//! connection, which lets SQLite checkpoint the WAL), or when the last [`Writer`] is dropped with its store.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{Connection, Sqlite};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{code, is_disk_full, map_err, sqlite_code};
+use crate::store::{upsert_sql, EncodedRow};
+use crate::{Result, StoreError};
+
+/// The most saves written by one statement. Each group size has its own prepared statement on the write
+/// connection (a multi-row UPSERT), so this bounds their number; past a few dozen rows a bigger group saves
+/// nothing measurable (the commit is already shared by dozens).
+pub(crate) const MAX_GROUP: usize = 32;
+
+/// The most jobs taken from the queue at once (then written in groups of at most [`MAX_GROUP`]).
+const MAX_TAKEN: usize = 256;
+
+/// What the caller is told when the writer is gone (the store was closed): what the pool says once closed.
+fn closed() -> StoreError {
+    StoreError::Database(sqlx::Error::PoolClosed)
+}
+
+/// What the write task has done since the store was opened: how well saves share their commits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Saves written ([`Store::save_state`](crate::Store::save_state) calls that returned `Ok`).
+    pub saves: u64,
+    /// Commits that wrote them (a lone save, a group of saves, or one
+    /// [`Store::save_many`](crate::Store::save_many)). `saves / save_commits` is the average group.
+    pub save_commits: u64,
+    /// Groups whose statement failed for one of its rows, so that each save was then tried alone.
+    pub groups_split: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    saves: AtomicU64,
+    save_commits: AtomicU64,
+    groups_split: AtomicU64,
+}
+
+/// A handle on the write task. Cloned with the store; the task ends when the last handle is dropped.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::UnboundedSender<Job>,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("closed", &self.jobs.is_closed())
+            .finish()
+    }
+}
+
+impl Writer {
+    /// Starts the write task on `conn` (a connection with the store's pragmas, used by nothing else).
+    pub(crate) fn start(conn: SqliteConnection, path: PathBuf, busy_timeout: Duration) -> Writer {
+        let (jobs, queue) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
+        let task = Task {
+            conn,
+            path,
+            busy_timeout,
+            busy_now: busy_timeout,
+            sql: (0..=MAX_GROUP).map(upsert_sql).collect(),
+            counters: Arc::clone(&counters),
+        };
+        tokio::spawn(task.run(queue));
+        Writer { jobs, counters }
+    }
+
+    pub(crate) fn stats(&self) -> WriteStats {
+        WriteStats {
+            saves: self.counters.saves.load(Ordering::Relaxed),
+            save_commits: self.counters.save_commits.load(Ordering::Relaxed),
+            groups_split: self.counters.groups_split.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Writes one run; returns once it is committed.
+    pub(crate) async fn save(&self, row: EncodedRow) -> Result<()> {
+        let (done, result) = oneshot::channel();
+        self.jobs
+            .send(Job::Save(Box::new(Save {
+                row,
+                queued: Instant::now(),
+                done,
+            })))
+            .map_err(|_| closed())?;
+        result.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    /// Writes runs in one transaction (all or none); returns once it is committed.
+    pub(crate) async fn save_many(&self, rows: Vec<EncodedRow>) -> Result<()> {
+        let (done, result) = oneshot::channel();
+        self.jobs
+            .send(Job::Many(Many {
+                rows,
+                queued: Instant::now(),
+                done,
+            }))
+            .map_err(|_| closed())?;
+        result.await.unwrap_or_else(|_| Err(closed()))
+    }
+
+    /// Runs `statement` on the write connection, in turn with the saves (used by cleanups: a delete batch then
+    /// waits in the queue like a save instead of in SQLite's busy handler, whose sleeps grow to 100 ms, and the
+    /// saves queued behind it are written as soon as it is done). Returns what the statement returned.
+    pub(crate) async fn exec(&self, statement: Statement) -> Result<sqlx::Result<u64>> {
+        let (done, result) = oneshot::channel();
+        self.jobs.send(Job::Exec(statement, done)).map_err(|_| closed())?;
+        result.await.map_err(|_| closed())
+    }
+
+    /// Stops the task: what was handed to it before is written, then its connection is closed. Returns once it
+    /// is (at once when it already was). Saves handed over afterwards fail as on a closed pool.
+    pub(crate) async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.jobs.send(Job::Close(done)).is_ok() {
+            let _ = closed.await;
+        }
+    }
+}
+
+/// A statement to run on the write connection (see [`Writer::exec`]), returning the rows it changed.
+pub(crate) type Statement = Box<
+    dyn for<'c> FnOnce(
+            &'c mut SqliteConnection,
+        ) -> Pin<Box<dyn Future<Output = sqlx::Result<u64>> + Send + 'c>>
+        + Send,
+>;
+
+enum Job {
+    /// Boxed: a save is much larger than the other jobs.
+    Save(Box<Save>),
+    Many(Many),
+    Exec(Statement, oneshot::Sender<sqlx::Result<u64>>),
+    Close(oneshot::Sender<()>),
+}
+
+/// One [`Store::save_state`](crate::Store::save_state).
+struct Save {
+    row: EncodedRow,
+    queued: Instant,
+    done: oneshot::Sender<Result<()>>,
+}
+
+/// One [`Store::save_many`](crate::Store::save_many).
+struct Many {
+    rows: Vec<EncodedRow>,
+    queued: Instant,
+    done: oneshot::Sender<Result<()>>,
+}
+
+struct Task {
+    conn: SqliteConnection,
+    path: PathBuf,
+    busy_timeout: Duration,
+    /// The busy timeout the connection has now (see [`Task::fit_busy_timeout`]).
+    busy_now: Duration,
+    /// `sql[n]`: the UPSERT of `n` rows.
+    sql: Vec<String>,
+    counters: Arc<Counters>,
+}
+
+/// What a failed attempt at a group leaves to do.
+enum Outcome<T> {
+    /// Every caller was answered.
+    Answered,
+    /// The statement failed for one (or more) of its rows: nothing was written; try each one alone.
+    OneByOne(Vec<T>),
+}
+
+impl Task {
+    async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Job>) {
+        let mut closers = Vec::new();
+        let mut taken = Vec::with_capacity(MAX_TAKEN);
+        // `recv_many` returns 0 once the queue is closed (by a `Close`, or when the last handle is dropped) and
+        // everything handed over before was taken.
+        while queue.recv_many(&mut taken, MAX_TAKEN).await > 0 {
+            let mut group: Vec<Save> = Vec::new();
+            for job in taken.drain(..) {
+                match job {
+                    Job::Save(save) => {
+                        let repeated = group.iter().any(|s| s.row.run_id == save.row.run_id);
+                        if group.len() == MAX_GROUP || repeated {
+                            self.write_group(std::mem::take(&mut group)).await;
+                        }
+                        group.push(*save);
+                    }
+                    Job::Many(many) => {
+                        if !group.is_empty() {
+                            self.write_group(std::mem::take(&mut group)).await;
+                        }
+                        self.write_many(many).await;
+                    }
+                    Job::Exec(statement, done) => {
+                        if !group.is_empty() {
+                            self.write_group(std::mem::take(&mut group)).await;
+                        }
+                        self.fit_busy_timeout(Instant::now()).await;
+                        let _ = done.send(statement(&mut self.conn).await);
+                    }
+                    Job::Close(done) => {
+                        closers.push(done);
+                        // Nothing new is accepted; what was handed over before is still written.
+                        queue.close();
+                    }
+                }
+            }
+            if !group.is_empty() {
+                self.write_group(group).await;
+            }
+        }
+        // Closing the connection (rather than dropping it) waits until SQLite has closed the file, which
+        // checkpoints the WAL when it is the last connection.
+        if let Err(e) = self.conn.close().await {
+            tracing::warn!(error = %e, "closing the write connection");
+        }
+        for done in closers {
+            let _ = done.send(());
+        }
+    }
+
+    /// Writes saves of distinct runs together, or (when one of them fails) each alone.
+    async fn write_group(&mut self, saves: Vec<Save>) {
+        if let Outcome::OneByOne(saves) = self.write_together(saves).await {
+            for save in saves {
+                // A single save is always answered.
+                let _ = self.write_together(vec![save]).await;
+            }
+        }
+    }
+
+    async fn write_together(&mut self, mut saves: Vec<Save>) -> Outcome<Save> {
+        loop {
+            let oldest = saves.iter().map(|s| s.queued).min().unwrap_or_else(Instant::now);
+            self.fit_busy_timeout(oldest).await;
+            let rows: Vec<&EncodedRow> = saves.iter().map(|s| &s.row).collect();
+            let result = Self::upsert(&mut self.conn, &self.sql, &rows).await;
+            drop(rows);
+            match result {
+                Ok(()) => {
+                    self.counters.save_commits.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .saves
+                        .fetch_add(saves.len() as u64, Ordering::Relaxed);
+                    for save in saves {
+                        let _ = save.done.send(Ok(()));
+                    }
+                    return Outcome::Answered;
+                }
+                Err(e) if is_busy(&e) => {
+                    // Those whose own timeout is spent get Busy; the others are tried again (the lock may be
+                    // free by now), with what is left of theirs.
+                    let before = saves.len();
+                    let (spent, left): (Vec<Save>, Vec<Save>) =
+                        saves.into_iter().partition(|s| self.spent(s.queued));
+                    for save in spent {
+                        let _ = save.done.send(Err(self.busy("saving a run")));
+                    }
+                    if left.is_empty() {
+                        return Outcome::Answered;
+                    }
+                    if left.len() == before {
+                        // SQLite gave up without waiting (it does for some kinds of busy): do not spin.
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    saves = left;
+                }
+                Err(e) if saves.len() == 1 => {
+                    let error = self.error(e, "saving a run");
+                    if let Some(save) = saves.pop() {
+                        let _ = save.done.send(Err(error));
+                    }
+                    return Outcome::Answered;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, rows = saves.len(), "a group of saves failed; saving each alone");
+                    self.counters.groups_split.fetch_add(1, Ordering::Relaxed);
+                    return Outcome::OneByOne(saves);
+                }
+            }
+        }
+    }
+
+    /// Writes a [`Store::save_many`](crate::Store::save_many): one statement when its runs fit in one group,
+    /// otherwise one `BEGIN IMMEDIATE` transaction of several.
+    async fn write_many(&mut self, many: Many) {
+        let chunks = chunks(&many.rows);
+        loop {
+            self.fit_busy_timeout(many.queued).await;
+            let result = if chunks.len() <= 1 {
+                let rows: Vec<&EncodedRow> = many.rows.iter().collect();
+                if rows.is_empty() {
+                    Ok(())
+                } else {
+                    Self::upsert(&mut self.conn, &self.sql, &rows).await
+                }
+            } else {
+                Self::transaction(&mut self.conn, &self.sql, &many.rows, &chunks).await
+            };
+            match result {
+                Ok(()) => {
+                    self.counters.save_commits.fetch_add(1, Ordering::Relaxed);
+                    let _ = many.done.send(Ok(()));
+                    return;
+                }
+                Err(e) if is_busy(&e) => {
+                    if self.spent(many.queued) {
+                        let _ = many.done.send(Err(self.busy("saving runs")));
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(e) => {
+                    let _ = many.done.send(Err(self.error(e, "saving runs")));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One statement: the UPSERT of `rows` (distinct runs), in autocommit unless a transaction is open.
+    async fn upsert(conn: &mut SqliteConnection, sql: &[String], rows: &[&EncodedRow]) -> sqlx::Result<()> {
+        let mut query = sqlx::query::<Sqlite>(&sql[rows.len()]);
+        for row in rows {
+            query = row.bind(query);
+        }
+        query.execute(conn).await.map(|_| ())
+    }
+
+    async fn transaction(
+        conn: &mut SqliteConnection,
+        sql: &[String],
+        rows: &[EncodedRow],
+        chunks: &[std::ops::Range<usize>],
+    ) -> sqlx::Result<()> {
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        for chunk in chunks {
+            let part: Vec<&EncodedRow> = rows[chunk.clone()].iter().collect();
+            Self::upsert(&mut tx, sql, &part).await?;
+        }
+        tx.commit().await
+    }
+
+    /// True when a job handed over at `queued` has waited its whole busy timeout. A little slack: SQLite's busy
+    /// handler sleeps in steps and may give up a few milliseconds early.
+    fn spent(&self, queued: Instant) -> bool {
+        queued.elapsed() + Duration::from_millis(20) >= self.busy_timeout
+    }
+
+    /// Sets the connection's busy timeout to what is left of the oldest job's, when it waited noticeably in the
+    /// queue (behind a held lock or a long transaction), so that no caller waits much longer than its timeout.
+    async fn fit_busy_timeout(&mut self, oldest: Instant) {
+        let waited = oldest.elapsed();
+        let want = if waited < Duration::from_millis(50) {
+            self.busy_timeout
+        } else {
+            self.busy_timeout.saturating_sub(waited)
+        };
+        let close_enough = want.abs_diff(self.busy_now) < Duration::from_millis(20);
+        if want == self.busy_now || (close_enough && !want.is_zero()) {
+            return;
+        }
+        let ms = want.as_millis().min(i32::MAX as u128);
+        match sqlx::query(&format!("PRAGMA busy_timeout = {ms}"))
+            .persistent(false)
+            .execute(&mut self.conn)
+            .await
+        {
+            Ok(_) => self.busy_now = want,
+            Err(e) => tracing::warn!(error = %e, "setting the write connection's busy timeout"),
+        }
+    }
+
+    fn busy(&self, context: &str) -> StoreError {
+        StoreError::Busy {
+            timeout_ms: self.busy_timeout.as_millis() as u64,
+            context: context.to_string(),
+        }
+    }
+
+    fn error(&self, e: sqlx::Error, context: &str) -> StoreError {
+        if is_disk_full(&e) {
+            return StoreError::DiskFull {
+                path: self.path.clone(),
+                context: context.to_string(),
+            };
+        }
+        map_err(e, self.busy_timeout.as_millis() as u64, context)
+    }
+}
+
+fn is_busy(e: &sqlx::Error) -> bool {
+    matches!(sqlite_code(e), Some(code::BUSY) | Some(code::LOCKED))
+}
+
+/// Splits rows into consecutive runs of at most [`MAX_GROUP`] rows, none holding the same run twice (the later
+/// save of a run must see the earlier one, as it would one statement after the other).
+fn chunks(rows: &[EncodedRow]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut ids: HashSet<&str> = HashSet::new();
+    for (i, row) in rows.iter().enumerate() {
+        if i - start == MAX_GROUP || ids.contains(row.run_id.as_str()) {
+            out.push(start..i);
+            start = i;
+            ids.clear();
+        }
+        ids.insert(&row.run_id);
+    }
+    if start < rows.len() {
+        out.push(start..rows.len());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_is_one_statement_with_a_row_of_values_per_save() {
+        let one = upsert_sql(1);
+        assert_eq!(one.matches('?').count(), 17);
+        assert!(one.contains("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, (SELECT created_at"));
+        let three = upsert_sql(3);
+        assert_eq!(three.matches('?').count(), 3 * 17);
+        assert_eq!(three.matches("INSERT").count(), 1);
+        assert_eq!(three.matches("ON CONFLICT").count(), 1);
+    }
+
+    #[test]
+    fn chunks_stop_at_the_group_size_and_at_a_repeated_run() {
+        let row = |id: &str| {
+            let state = crate::WorkflowState::new(id, "p");
+            EncodedRow::new(&state, chrono::Utc::now()).unwrap()
+        };
+        let rows: Vec<EncodedRow> = ["a", "b", "a", "c"].iter().map(|id| row(id)).collect();
+        assert_eq!(chunks(&rows), vec![0..2, 2..4]);
+        let many: Vec<EncodedRow> = (0..MAX_GROUP * 2 + 1).map(|i| row(&format!("r{i}"))).collect();
+        assert_eq!(
+            chunks(&many),
+            vec![
+                0..MAX_GROUP,
+                MAX_GROUP..2 * MAX_GROUP,
+                2 * MAX_GROUP..2 * MAX_GROUP + 1
+            ]
+        );
+        assert!(chunks(&[]).is_empty());
+    }
+}

@@ -1688,16 +1688,18 @@ fn not_found_pages_leave_no_task_panicking() {
                 };
                 let request = Request::builder()
                     .method(method)
-                    .uri(path)
+                    .uri(&path)
                     .header(header::HOST, HOST)
                     .header(header::ACCEPT, "text/html")
                     .body(Body::empty())
                     .unwrap();
-                send(ctx.default.clone(), request).await.status
+                let answer = send(ctx.default.clone(), request).await;
+                (path, answer.status, cut(&answer.body))
             });
         }
-        while let Some(status) = tasks.join_next().await {
-            assert!(!status.unwrap().is_server_error());
+        while let Some(done) = tasks.join_next().await {
+            let (path, status, body) = done.unwrap();
+            assert!(!status.is_server_error(), "{path}: {status}: {body}");
         }
         // Tasks a finished render left behind run on: give them time to fail.
         tokio::time::sleep(StdDuration::from_millis(300)).await;

@@ -144,6 +144,17 @@ struct Throughput {
 }
 
 impl Throughput {
+    /// Every caller's latencies, over the time since `start`.
+    fn from_callers(start: Instant, callers: Vec<Vec<Duration>>) -> Throughput {
+        let elapsed = start.elapsed();
+        let all: Vec<Duration> = callers.into_iter().flatten().collect();
+        Throughput {
+            ops: all.len() as u64,
+            elapsed,
+            latencies: Samples::new(all),
+        }
+    }
+
     fn per_sec(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -332,17 +343,13 @@ async fn store_saves(
             Ok::<_, flowstate_store::StoreError>(latencies)
         }));
     }
-    let mut all = Vec::new();
+    let mut callers = Vec::with_capacity(tasks.len());
     for t in tasks {
-        all.extend(t.await??);
+        callers.push(t.await??);
     }
-    let elapsed = start.elapsed();
+    let measured = Throughput::from_callers(start, callers);
     store.close().await;
-    Ok(Throughput {
-        ops: all.len() as u64,
-        elapsed,
-        latencies: Samples::new(all),
-    })
+    Ok(measured)
 }
 
 fn raw_saves(
@@ -402,16 +409,8 @@ fn raw_saves(
             })
             .collect()
     });
-    let elapsed = start.elapsed();
-    let mut all = Vec::new();
-    for r in results {
-        all.extend(r?);
-    }
-    Ok(Throughput {
-        ops: all.len() as u64,
-        elapsed,
-        latencies: Samples::new(all),
-    })
+    let callers = results.into_iter().collect::<Result<Vec<_>>>()?;
+    Ok(Throughput::from_callers(start, callers))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -544,15 +543,11 @@ async fn store_loads(
             Ok::<_, flowstate_bench::Error>(latencies)
         }));
     }
-    let mut all = Vec::new();
+    let mut callers = Vec::with_capacity(tasks.len());
     for t in tasks {
-        all.extend(t.await??);
+        callers.push(t.await??);
     }
-    Ok(Throughput {
-        ops: all.len() as u64,
-        elapsed: start.elapsed(),
-        latencies: Samples::new(all),
-    })
+    Ok(Throughput::from_callers(start, callers))
 }
 
 fn raw_loads(
@@ -602,16 +597,8 @@ fn raw_loads(
             })
             .collect()
     });
-    let elapsed = start.elapsed();
-    let mut all = Vec::new();
-    for r in results {
-        all.extend(r?);
-    }
-    Ok(Throughput {
-        ops: all.len() as u64,
-        elapsed,
-        latencies: Samples::new(all),
-    })
+    let callers = results.into_iter().collect::<Result<Vec<_>>>()?;
+    Ok(Throughput::from_callers(start, callers))
 }
 
 // ---------------------------------------------------------------------------------------------------------------

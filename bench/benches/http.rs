@@ -219,9 +219,21 @@ async fn bench_size(server: &Path, work: &Path, rows: u64, secs: u64) -> Result<
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let log_path = work.join(format!("serve-{rows}.log"));
-    let mut child = Server::start(server, &served, addr, &log_path)?;
+    let mut child = Server::start(server, &served, addr, &log_path, None)?;
     let phases = load_phases(&mut child, &served, &templates, addr, secs).await;
     child.stop().await;
+    // The same load with the page cache off (`--page-cache-ms 0`): what each page costs to read and render.
+    let uncached = match &phases {
+        Ok(_) => {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            let log_path = work.join(format!("serve-{rows}-uncached.log"));
+            let mut child = Server::start(server, &served, addr, &log_path, Some(0))?;
+            let phases = uncached_phases(&mut child, &served, &templates, addr, secs).await;
+            child.stop().await;
+            phases
+        }
+        Err(_) => Err("not run".into()),
+    };
     let breakdown = match &phases {
         Ok(_) => time_store_calls(&served).await,
         Err(_) => Ok(Vec::new()),
@@ -231,7 +243,7 @@ async fn bench_size(server: &Path, work: &Path, rows: u64, secs: u64) -> Result<
     } else {
         load::remove_db(&served);
     }
-    let (phases, breakdown) = (phases?, breakdown?);
+    let (phases, breakdown, uncached) = (phases?, breakdown?, uncached?);
 
     let (alone, read, write, writer) = (&phases.alone, &phases.read, &phases.write, &phases.writer);
     let note = format!(
@@ -289,11 +301,42 @@ async fn bench_size(server: &Path, work: &Path, rows: u64, secs: u64) -> Result<
         }
         ms.extend([p50, p99, rps]);
     }
+    let (u_alone, u_write) = (&uncached.alone, &uncached.write);
+    for (key, _) in PAGES.iter().copied().chain([("all", "")]) {
+        let (a, u, w) = (u_alone.page(key), u_write.page(key), write.page(key));
+        ms.push(
+            Measurement::new(format!("http_uncached_{key}_p99_ms"), rows, u.p99_ms, "ms")
+                .higher_is_better(false)
+                .baseline(w.p99_ms, "the same load with the page cache (the default)")
+                .goal_at_most(P99_GOAL_MS)
+                .extra("p50_ms", u.p50_ms)
+                .extra("max_ms", u.max_ms)
+                .extra("rps", u.rps)
+                .extra("requests", u.requests)
+                .extra("one_client_p50_ms", a.p50_ms)
+                .extra("one_client_p99_ms", a.p99_ms)
+                .note("`flowstate serve --page-cache-ms 0`: every request reads and renders its page; 32 clients and the writer"),
+        );
+    }
+    ms.push(
+        Measurement::new("http_uncached_rps", rows, u_write.page("all").rps, "requests/s")
+            .higher_is_better(true)
+            .baseline(
+                write.page("all").rps,
+                "the same load with the page cache (the default)",
+            )
+            .extra("server_cpu_ms_per_request", u_write.server_cpu_ms_per_request())
+            .extra(
+                "one_client_server_cpu_ms_per_request",
+                u_alone.server_cpu_ms_per_request(),
+            )
+            .extra("writer_saves_per_s", uncached.writer.rate()),
+    );
     ms.push(
         Measurement::new(
             "http_errors",
             rows,
-            (alone.errors() + read.errors() + write.errors()) as f64,
+            (alone.errors() + read.errors() + write.errors() + u_alone.errors() + u_write.errors()) as f64,
             "responses",
         )
         .higher_is_better(false)
@@ -331,7 +374,8 @@ async fn bench_size(server: &Path, work: &Path, rows: u64, secs: u64) -> Result<
         .note("the bench database as loaded (file + -wal) / runs"),
     );
 
-    let table = size_table(rows, secs, age_h, &phases, &breakdown);
+    let mut table = size_table(rows, secs, age_h, &phases, &breakdown);
+    table.push_str(&uncached_table(&uncached, write));
     Ok(SizeOutcome {
         measurements: ms,
         table,
@@ -522,15 +566,28 @@ struct Server {
 }
 
 impl Server {
-    fn start(binary: &Path, db: &Path, addr: SocketAddr, log: &Path) -> Result<Server> {
+    /// `page_cache_ms`: `--page-cache-ms` (`None`: the server's default).
+    fn start(
+        binary: &Path,
+        db: &Path,
+        addr: SocketAddr,
+        log: &Path,
+        page_cache_ms: Option<u64>,
+    ) -> Result<Server> {
         let log_file = std::fs::File::create(log)?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .arg("serve")
             .arg("--db")
             .arg(db)
             .arg("--bind")
-            .arg(addr.to_string())
+            .arg(addr.to_string());
+        if let Some(ms) = page_cache_ms {
+            command.arg("--page-cache-ms").arg(ms.to_string());
+        }
+        let child = command
             .env_remove("FLOWSTATE_ADMIN_TOKEN")
+            .env_remove("FLOWSTATE_PAGE_CACHE_MS")
             .env_remove("FLOWSTATE_DB")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -742,6 +799,84 @@ async fn load_phases(
         peak_kib: peak.max(hwm),
         rss_after_kib,
     })
+}
+
+/// The load on a server with the page cache off: one client (each page's read-and-render time), then 32 clients
+/// while the writer saves.
+struct Uncached {
+    alone: LoadFigures,
+    write: LoadFigures,
+    writer: WriterFigures,
+}
+
+async fn uncached_phases(
+    server: &mut Server,
+    db: &Path,
+    templates: &[WorkflowState],
+    addr: SocketAddr,
+    secs: u64,
+) -> Result<Uncached> {
+    let client = http_client();
+    server.wait_healthy(&client, addr).await?;
+    let pid = server.pid();
+    load(&client, addr, CLIENTS, WARM_UP, pid).await;
+    let alone_secs = secs.min(ONE_CLIENT_SECS);
+    println!("  page cache off: {alone_secs} s of one client");
+    let alone = load(&client, addr, 1, Duration::from_secs(alone_secs), pid).await;
+    println!("  page cache off: {secs} s of {CLIENTS} clients while the writer saves {WRITE_RATE} runs/s");
+    let writer_store = Store::open(db)
+        .await
+        .map_err(|e| format!("the writer cannot open {}: {e}", db.display()))?;
+    let (write, writer) = tokio::join!(
+        load(&client, addr, CLIENTS, Duration::from_secs(secs), pid),
+        write_runs(&writer_store, templates, Duration::from_secs(secs))
+    );
+    writer_store.close().await;
+    if let Ok(Some(status)) = server.child.try_wait() {
+        return Err(format!(
+            "the server exited during the load ({status}):\n{}",
+            server.log_tail()
+        )
+        .into());
+    }
+    Ok(Uncached { alone, write, writer })
+}
+
+/// The table of the uncached load, beside the cached one.
+fn uncached_table(uncached: &Uncached, cached: &LoadFigures) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "page cache off (--page-cache-ms 0), with the writer; the default (1 s cache) beside it:"
+    );
+    let _ = writeln!(
+        t,
+        "{:<12} | {:>8} {:>8} {:>9} | {:>8} {:>8} | {:>8} {:>8} {:>9}",
+        "page", "p50 ms", "p99 ms", "req/s", "1 client", "p99 ms", "cached", "p99 ms", "req/s"
+    );
+    for (key, _) in PAGES.iter().copied().chain([("all", "")]) {
+        let (a, u, c) = (
+            uncached.alone.page(key),
+            uncached.write.page(key),
+            cached.page(key),
+        );
+        let _ = writeln!(
+            t,
+            "{:<12} | {:>8.2} {:>8.2} {:>9.0} | {:>8.2} {:>8.2} | {:>8.2} {:>8.2} {:>9.0}",
+            key, u.p50_ms, u.p99_ms, u.rps, a.p50_ms, a.p99_ms, c.p50_ms, c.p99_ms, c.rps
+        );
+    }
+    let _ = writeln!(
+        t,
+        "server CPU per request, cache off: {:.2} ms under load, {:.2} ms with one client; cache on: {:.2} ms; \
+         writer {:.0} saves/s ({} failed)",
+        uncached.write.server_cpu_ms_per_request(),
+        uncached.alone.server_cpu_ms_per_request(),
+        cached.server_cpu_ms_per_request(),
+        uncached.writer.rate(),
+        uncached.writer.errors
+    );
+    t
 }
 
 /// Latencies and failures of one phase.

@@ -181,6 +181,16 @@ pub struct ServeArgs {
     /// The built site (pkg/, CSS, favicon); default: the workspace's target/site.
     #[arg(long, env = "FLOWSTATE_SITE_ROOT", value_name = "DIR")]
     pub site_root: Option<PathBuf>,
+    /// How long a rendered page is answered again to the readers that follow, in milliseconds (0: never). Pages
+    /// say their age (`Age` header); this server's own changes empty the cache at once.
+    #[arg(
+        long,
+        env = "FLOWSTATE_PAGE_CACHE_MS",
+        default_value_t = 1000,
+        value_name = "MS",
+        value_parser = clap::value_parser!(u64).range(0..=60_000)
+    )]
+    pub page_cache_ms: u64,
 }
 
 /// `flowstate serve`: runs the dashboard until Ctrl-C or SIGTERM (see `flowstate_server::web`).
@@ -193,6 +203,7 @@ async fn serve(db: Option<PathBuf>, args: ServeArgs) -> Result<String, CliError>
         demo: args.demo,
         site_root: args.site_root,
         admin_token: web::admin_token_from_env(),
+        page_cache: std::time::Duration::from_millis(args.page_cache_ms),
     };
     match web::serve(cfg).await {
         Ok(()) => Ok(String::new()),

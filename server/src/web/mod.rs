@@ -32,6 +32,7 @@ use tower_http::services::ServeDir;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 pub mod api;
+pub mod cache;
 pub mod guard;
 pub mod headers;
 
@@ -65,6 +66,8 @@ pub struct ServeConfig {
     pub site_root: Option<PathBuf>,
     /// The admin token, when one is configured (see [`admin_token_from_env`]).
     pub admin_token: Option<String>,
+    /// How long a rendered page is answered again ([`cache`]); zero: never.
+    pub page_cache: std::time::Duration,
 }
 
 impl Default for ServeConfig {
@@ -76,6 +79,7 @@ impl Default for ServeConfig {
             demo: false,
             site_root: None,
             admin_token: None,
+            page_cache: cache::DEFAULT_MAX_AGE,
         }
     }
 }
@@ -89,6 +93,7 @@ impl fmt::Debug for ServeConfig {
             .field("demo", &self.demo)
             .field("site_root", &self.site_root)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field("page_cache", &self.page_cache)
             .finish()
     }
 }
@@ -145,6 +150,8 @@ pub struct AppState {
     pub settings: Settings,
     /// The guards of every change: mode, admin token, bound address, sessions (see [`guard`]).
     pub guard: Arc<Guard>,
+    /// Rendered pages answered again for a short while ([`cache`]).
+    pub page_cache: Arc<cache::PageCache>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -163,7 +170,14 @@ impl AppState {
             store,
             settings,
             guard,
+            page_cache: Arc::new(cache::PageCache::default()),
         }
+    }
+
+    /// The same state answering rendered pages again for `max_age` ([`cache`]; zero: never).
+    pub fn with_page_cache(mut self, max_age: std::time::Duration) -> Self {
+        self.page_cache = Arc::new(cache::PageCache::new(max_age));
+        self
     }
 
     /// The same state with an admin token (none when `None` or blank): changes then need a login with it.
@@ -270,6 +284,12 @@ pub fn router(state: AppState) -> Router {
         .route("/theme", get(set_theme))
         .leptos_routes_with_context(&state, routes, context, app_shell)
         .fallback(static_files)
+        // Pages answered again for up to a second; emptied by every change (needs the nonce and CSRF token of
+        // the layers outside it).
+        .layer(axum::middleware::from_fn_with_state(
+            state.page_cache.clone(),
+            cache::page_cache,
+        ))
         // A server function's error answers with its own status (400, 403, ...), not server_fn's 500.
         .layer(axum::middleware::from_fn(api::server_fn_status))
         .layer(axum::middleware::from_fn(canonical_redirect))
@@ -508,8 +528,9 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         demo: cfg.demo,
         admin_token_configured: cfg.admin_token.is_some(),
     };
-    let state =
-        AppState::new(store.clone(), settings, &site_root, addr).with_admin_token(cfg.admin_token.as_deref());
+    let state = AppState::new(store.clone(), settings, &site_root, addr)
+        .with_admin_token(cfg.admin_token.as_deref())
+        .with_page_cache(cfg.page_cache);
     tracing::info!(%addr, db = %store.path().display(), read_only = cfg.read_only, "serving the dashboard");
     eprintln!(
         "flowstate dashboard on http://{addr}/ (database {})",

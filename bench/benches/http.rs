@@ -23,13 +23,15 @@
 //!    own time, without queueing), then 32 clients for `FLOWSTATE_BENCH_HTTP_SECS` seconds (default 20) alone
 //!    (the baseline), then 32 clients as long again while a writer in this process saves [`WRITE_RATE`] runs/s
 //!    through `flowstate_store` (default options: synchronous FULL; each new run saved four times: started, two
-//!    steps, finished, with the bench's status mix);
-//! 4. reports p50/p99 latency and requests/s per page and overall; an answer that is not 2xx is an error, and
+//!    steps, finished, with the bench's status mix); all with the server's default page cache (1 s);
+//! 4. starts the server again with `--page-cache-ms 0` (every request reads and renders its page) and runs one
+//!    client, then 32 clients with the writer (`http_uncached_*`, the cached figures as baseline);
+//! 5. reports p50/p99 latency and requests/s per page and overall; an answer that is not 2xx is an error, and
 //!    so is a save that fails (both must be 0); and the CPU time the server, this process and the rest of the
 //!    machine spent in each phase (other processes' load disturbs the figures: the table warns);
-//! 5. reports the server's peak resident memory (`VmHWM` of `/proc/<pid>/status`, sampled during and after
+//! 6. reports the server's peak resident memory (`VmHWM` of `/proc/<pid>/status`, sampled during and after
 //!    the load) and the database's bytes per run (file and `-wal`, as loaded);
-//! 6. times each store call the pages make, alone, on the same database after the load (where the time goes).
+//! 7. times each store call the pages make, alone, on the same database after the load (where the time goes).
 //!
 //! The figures go into `target/bench/flowstate.json` (`http_<page>_p50_ms`, `http_<page>_p99_ms`,
 //! `http_<page>_rps`, `http_rps`, `http_errors`, `http_writer_saves_per_s`, `serve_peak_rss_mib`,

@@ -67,6 +67,20 @@ pub struct Budget {
 }
 
 impl Budget {
+    /// The fewest timings of an operation whose warm-up call alone took longer than the whole budget (a
+    /// baseline scanning a 10M-run table takes minutes): two, not `min`.
+    pub const SLOW_MIN: usize = 2;
+
+    /// How many timings at least, given how long the first warm-up call took: `min`, or [`Budget::SLOW_MIN`]
+    /// when that call alone outlasted the budget (then the second warm-up call is skipped too).
+    pub fn min_after(&self, first_call: Duration) -> usize {
+        if first_call > self.time {
+            self.min.min(Self::SLOW_MIN)
+        } else {
+            self.min
+        }
+    }
+
     /// A budget of `secs` seconds, 5 to 2,000 timings.
     pub fn secs(secs: f64) -> Budget {
         Budget {
@@ -77,7 +91,8 @@ impl Budget {
     }
 }
 
-/// Times `f` repeatedly within `budget`, after two untimed calls that warm the caches.
+/// Times `f` repeatedly within `budget`, after two untimed calls that warm the caches (one, and two timings at
+/// least, when the first call alone outlasts the budget: see [`Budget::min_after`]).
 ///
 /// # Errors
 /// The first error `f` returns.
@@ -87,12 +102,15 @@ where
     Fut: Future<Output = std::result::Result<T, E>>,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    for _ in 0..2 {
+    let first = Instant::now();
+    f().await.map_err(Into::into)?;
+    let min = budget.min_after(first.elapsed());
+    if min == budget.min {
         f().await.map_err(Into::into)?;
     }
     let started = Instant::now();
     let mut out = Vec::new();
-    while out.len() < budget.min || (out.len() < budget.max && started.elapsed() < budget.time) {
+    while out.len() < min || (out.len() < budget.max && started.elapsed() < budget.time) {
         let t = Instant::now();
         let value = f().await.map_err(Into::into)?;
         out.push(t.elapsed());
@@ -110,12 +128,15 @@ where
     F: FnMut() -> std::result::Result<T, E>,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    for _ in 0..2 {
+    let first = Instant::now();
+    f().map_err(Into::into)?;
+    let min = budget.min_after(first.elapsed());
+    if min == budget.min {
         f().map_err(Into::into)?;
     }
     let started = Instant::now();
     let mut out = Vec::new();
-    while out.len() < budget.min || (out.len() < budget.max && started.elapsed() < budget.time) {
+    while out.len() < min || (out.len() < budget.max && started.elapsed() < budget.time) {
         let t = Instant::now();
         let value = f().map_err(Into::into)?;
         out.push(t.elapsed());
@@ -127,6 +148,28 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slow_operations_are_timed_fewer_times() {
+        let budget = Budget::secs(0.05);
+        assert_eq!(budget.min_after(Duration::from_millis(1)), 5);
+        assert_eq!(budget.min_after(Duration::from_millis(60)), Budget::SLOW_MIN);
+        let mut calls = 0;
+        let s = sample_sync(budget, || -> std::result::Result<(), std::io::Error> {
+            calls += 1;
+            std::thread::sleep(Duration::from_millis(60));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((calls, s.len()), (3, 2), "one warm-up call and two timings");
+        let mut fast = 0;
+        let s = sample_sync(budget, || -> std::result::Result<(), std::io::Error> {
+            fast += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert!(s.len() >= 5 && fast == s.len() + 2);
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

@@ -216,7 +216,18 @@ impl Store {
                 .connect()
                 .await
                 .map_err(|e| open_error(&path, e, busy_ms))?;
-            Some(Writer::start(conn, path.clone(), options.busy_timeout))
+            // Checkpoints run on a connection of their own, off the write path (see `writer`).
+            let checkpoints = connect
+                .clone()
+                .connect()
+                .await
+                .map_err(|e| open_error(&path, e, busy_ms))?;
+            Some(Writer::start(
+                conn,
+                checkpoints,
+                path.clone(),
+                options.busy_timeout,
+            ))
         };
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
@@ -735,6 +746,20 @@ impl Store {
                 Some(started),
             )?;
             qb.push(" LIMIT ").push_bind(batch).push(")");
+            // Read the batch's rows first, on a read connection and outside the write lock: on a file larger
+            // than memory the oldest rows are on disk, and the delete would otherwise read them while every save
+            // waits behind it (a 10M-run file gave saves 100 ms stalls). The delete then finds them cached.
+            let (_, mut warm) = self.cleanup_filter(
+                policy,
+                "SELECT sum(length(pipeline_context) + length(step_history) + ifnull(length(last_step_output), 0)) \
+                 FROM workflow_state WHERE run_id IN (SELECT run_id FROM workflow_state WHERE ",
+                Some(started),
+            )?;
+            warm.push(" LIMIT ").push_bind(batch).push(")");
+            if let Err(e) = warm.build().fetch_optional(&self.pool).await {
+                // Only a warm-up: the delete itself reports what is wrong.
+                tracing::debug!(error = %e, "reading a cleanup batch ahead");
+            }
             let began = std::time::Instant::now();
             let done = writer
                 .exec(Box::new(move |conn| {

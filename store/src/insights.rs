@@ -186,8 +186,42 @@ fn patterns() -> &'static [(regex::Regex, &'static str)] {
 /// assert_eq!(error_signature("TimeoutError: agent call exceeded 30s"), "TimeoutError: agent call exceeded <dur>");
 /// ```
 pub fn error_signature(message: &str) -> String {
+    signature_of_head(&signature_head(message))
+}
+
+/// What of a message its signature depends on: the first 500 characters of its first line.
+fn signature_head(message: &str) -> String {
     let first_line = message.lines().next().unwrap_or("").trim();
-    let mut out: String = first_line.chars().take(500).collect();
+    first_line.chars().take(500).collect()
+}
+
+/// The most signatures [`memoized_signature`] keeps (a few MB); when full it starts again.
+const SIGNATURE_MEMO: usize = 20_000;
+
+/// [`error_signature`], remembered by message head: the failures page asks again for the same messages on every
+/// refresh, and the six regular expressions cost microseconds per message (thousands per day at 10M runs).
+fn memoized_signature(message: &str) -> String {
+    static MEMO: OnceLock<std::sync::Mutex<HashMap<String, String>>> = OnceLock::new();
+    let head = signature_head(message);
+    let memo = MEMO.get_or_init(Default::default);
+    if let Some(signature) = memo
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&head)
+    {
+        return signature.clone();
+    }
+    let signature = signature_of_head(&head);
+    let mut memo = memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if memo.len() >= SIGNATURE_MEMO {
+        memo.clear();
+    }
+    memo.insert(head, signature.clone());
+    signature
+}
+
+fn signature_of_head(head: &str) -> String {
+    let mut out = head.to_string();
     for (re, with) in patterns() {
         out = re.replace_all(&out, *with).into_owned();
     }
@@ -581,7 +615,7 @@ impl Store {
                     let signature = if text.trim().is_empty() {
                         "(no error message)".to_string()
                     } else {
-                        error_signature(text)
+                        memoized_signature(text)
                     };
                     let key = signature_key(&signature);
                     let group = if only_key.is_some_and(|k| k != key) {
@@ -897,6 +931,23 @@ mod tests {
             error_signature("ConnectionError: agent call exceeded 30s")
         );
         assert_eq!(error_signature("first line 42\nsecond line"), "first line <n>");
+        for message in [
+            "first line 42\nsecond line",
+            "TimeoutError: agent call exceeded 30s",
+            "",
+            "  x 'y'  ",
+        ] {
+            assert_eq!(
+                memoized_signature(message),
+                error_signature(message),
+                "{message:?}"
+            );
+            assert_eq!(
+                memoized_signature(message),
+                error_signature(message),
+                "{message:?}, remembered"
+            );
+        }
         assert_eq!(signature_key("x"), signature_key("x"));
         assert_ne!(signature_key("x"), signature_key("y"));
     }

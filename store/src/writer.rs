@@ -28,10 +28,17 @@
 //!
 //! SQLite copies the WAL back into the database file (a checkpoint, with an fsync of the file) inside the commit
 //! that takes the WAL past 1,000 pages: that save waits for it. On a 48 GB file under a cleanup, that made single
-//! saves wait 100 ms and more. So the write connection has `wal_autocheckpoint = 0`, and a second task with a
-//! connection of its own runs `PRAGMA wal_checkpoint(PASSIVE)` [`CHECKPOINT_PERIOD`] after a commit (at most one
-//! per period, however many commits): a passive checkpoint waits for no reader or writer, and the saves go on
-//! appending to the WAL meanwhile. Other processes' connections keep SQLite's own automatic checkpoints.
+//! saves wait 100 ms and more. So a second task with a connection of its own runs `PRAGMA
+//! wal_checkpoint(PASSIVE)` [`CHECKPOINT_PERIOD`] after a commit (at most one per period, however many commits):
+//! a passive checkpoint waits for no reader or writer, and the saves go on appending to the WAL meanwhile.
+//!
+//! A passive checkpoint copies the WAL back, but SQLite starts the WAL over only when a write begins after a
+//! checkpoint that copied *everything*; under writes that never pause (a long cleanup) that moment never comes and
+//! the WAL would grow without end (it filled a disk in a first version). So the write connection keeps SQLite's
+//! automatic checkpoint as a backstop, at [`BACKSTOP_PAGES`] instead of 1,000: the background task keeps the
+//! WAL mostly copied, and when writes never pause, the commit that crosses the backstop copies what is left (little)
+//! with no writer running beside it, so the next write starts the WAL over. Other processes' connections keep
+//! SQLite's own automatic checkpoints.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -60,6 +67,9 @@ const MAX_TAKEN: usize = 256;
 /// How long after a commit the checkpoint task copies the WAL back into the database file (the commits of that
 /// time share the checkpoint).
 pub const CHECKPOINT_PERIOD: Duration = Duration::from_millis(250);
+
+/// The write connection's own automatic checkpoint (in WAL pages): the backstop when writes never pause.
+pub const BACKSTOP_PAGES: u32 = 4_000;
 
 /// What the caller is told when the writer is gone (the store was closed): what the pool says once closed.
 fn closed() -> StoreError {
@@ -427,15 +437,16 @@ impl Task {
 
     /// Sets the connection's busy timeout to what is left of the oldest job's, when it waited noticeably in the
     /// queue (behind a held lock or a long transaction), so that no caller waits much longer than its timeout.
-    /// Turns off the write connection's automatic checkpoints and starts the checkpoint task; returns how to
-    /// stop it. Without the task (the pragma failed) SQLite's automatic checkpoints stay on.
+    /// Moves the write connection's automatic checkpoint to the backstop ([`BACKSTOP_PAGES`]) and starts the
+    /// checkpoint task; returns how to stop it. Without the task (the pragma failed) SQLite's automatic
+    /// checkpoints stay as they were.
     async fn start_checkpoints(&mut self) -> Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)> {
         let conn = self.checkpointer.take()?;
-        if let Err(e) = sqlx::query("PRAGMA wal_autocheckpoint = 0")
+        if let Err(e) = sqlx::query(&format!("PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}"))
             .execute(&mut self.conn)
             .await
         {
-            tracing::warn!(error = %e, "automatic checkpoints stay on the write connection");
+            tracing::warn!(error = %e, "automatic checkpoints stay as they were on the write connection");
             let _ = conn.close().await;
             return None;
         }

@@ -675,3 +675,49 @@ async fn the_checkpoint_task_keeps_the_wal_small() {
         "closing checkpoints the WAL"
     );
 }
+
+/// Writes that never pause (a long cleanup, a busy pipeline): a passive checkpoint never copies everything, so
+/// SQLite never starts the WAL over by itself; the write connection's backstop checkpoint must (a first version
+/// without it filled the disk during a 1M-row cleanup).
+#[tokio::test]
+async fn the_wal_stays_bounded_under_writes_that_never_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nonstop.db");
+    let store = Store::open(&path).await.unwrap();
+    let wal = path.with_file_name("nonstop.db-wal");
+    let writers = 4;
+    let deadline = Instant::now() + Duration::from_secs(scale(4, 20));
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let mut s = WorkflowState::new(format!("w{w}-{}", n % 50), "nonstop");
+                s.current_step_index = n as i64;
+                s.pipeline_context = json!({ "pad": "y".repeat(8_000), "n": n });
+                store.save_state(&s).await.unwrap();
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut largest = 0u64;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+    }
+    let mut saves = 0;
+    for t in tasks {
+        saves += t.await.unwrap();
+    }
+    // The backstop is BACKSTOP_PAGES pages of 4 KB; a commit in flight and SQLite's frame headers come on top.
+    let bound = u64::from(flowstate_store::BACKSTOP_PAGES) * 4096 * 2;
+    assert!(
+        largest < bound,
+        "the WAL reached {largest} bytes (bound {bound}) over {saves} saves that never paused"
+    );
+    assert!(saves > 100, "{saves} saves");
+    integrity_ok(&path).await;
+    store.close().await;
+}

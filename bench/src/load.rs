@@ -219,6 +219,13 @@ pub async fn ensure(rows: u64) -> Result<BenchDb> {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+    // The same database, left dirty by an interrupted bench (or asked to be rebuilt): it is rebuilt, so it need
+    // not hold the disk meanwhile (at 10M runs there is rarely room for two).
+    if path.exists() {
+        println!("bench db: removing {} (dirty or to be rebuilt)", path.display());
+        remove_db(&path);
+        let _ = std::fs::remove_file(&meta_path);
+    }
     let needed = rows.saturating_mul(ESTIMATED_BYTES_PER_RUN) + (1 << 30);
     if let Some(free) = free_bytes(&dir) {
         if free < needed {

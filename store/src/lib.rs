@@ -63,4 +63,4 @@ pub use store::{
     MAX_JSON_DEPTH, MAX_NAME_BYTES, MAX_RUN_ID_BYTES,
 };
 pub use time::{Clock, FixedClock, SystemClock};
-pub use writer::{WriteStats, BACKSTOP_PAGES, CHECKPOINT_PERIOD};
+pub use writer::WriteStats;

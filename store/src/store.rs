@@ -216,18 +216,7 @@ impl Store {
                 .connect()
                 .await
                 .map_err(|e| open_error(&path, e, busy_ms))?;
-            // Checkpoints run on a connection of their own, off the write path (see `writer`).
-            let checkpoints = connect
-                .clone()
-                .connect()
-                .await
-                .map_err(|e| open_error(&path, e, busy_ms))?;
-            Some(Writer::start(
-                conn,
-                checkpoints,
-                path.clone(),
-                options.busy_timeout,
-            ))
+            Some(Writer::start(conn, path.clone(), options.busy_timeout))
         };
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))

@@ -23,22 +23,6 @@
 //!
 //! The task stops when [`Writer::close`] is called (it writes what was already handed to it, then closes its
 //! connection, which lets SQLite checkpoint the WAL), or when the last [`Writer`] is dropped with its store.
-//!
-//! # Checkpoints off the write path
-//!
-//! SQLite copies the WAL back into the database file (a checkpoint, with an fsync of the file) inside the commit
-//! that takes the WAL past 1,000 pages: that save waits for it. On a 48 GB file under a cleanup, that made single
-//! saves wait 100 ms and more. So a second task with a connection of its own runs `PRAGMA
-//! wal_checkpoint(PASSIVE)` [`CHECKPOINT_PERIOD`] after a commit (at most one per period, however many commits):
-//! a passive checkpoint waits for no reader or writer, and the saves go on appending to the WAL meanwhile.
-//!
-//! A passive checkpoint copies the WAL back, but SQLite starts the WAL over only when a write begins after a
-//! checkpoint that copied *everything*; under writes that never pause (a long cleanup) that moment never comes and
-//! the WAL would grow without end (it filled a disk in a first version). So the write connection keeps SQLite's
-//! automatic checkpoint as a backstop, at [`BACKSTOP_PAGES`] instead of 1,000: the background task keeps the
-//! WAL mostly copied, and when writes never pause, the commit that crosses the backstop copies what is left (little)
-//! with no writer running beside it, so the next write starts the WAL over. Other processes' connections keep
-//! SQLite's own automatic checkpoints.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -50,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Sqlite};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{code, is_disk_full, map_err, sqlite_code};
 use crate::store::{upsert_sql, EncodedRow};
@@ -63,13 +47,6 @@ pub(crate) const MAX_GROUP: usize = 32;
 
 /// The most jobs taken from the queue at once (then written in groups of at most [`MAX_GROUP`]).
 const MAX_TAKEN: usize = 256;
-
-/// How long after a commit the checkpoint task copies the WAL back into the database file (the commits of that
-/// time share the checkpoint).
-pub const CHECKPOINT_PERIOD: Duration = Duration::from_millis(250);
-
-/// The write connection's own automatic checkpoint (in WAL pages): the backstop when writes never pause.
-pub const BACKSTOP_PAGES: u32 = 4_000;
 
 /// What the caller is told when the writer is gone (the store was closed): what the pool says once closed.
 fn closed() -> StoreError {
@@ -86,8 +63,6 @@ pub struct WriteStats {
     pub save_commits: u64,
     /// Groups whose statement failed for one of its rows, so that each save was then tried alone.
     pub groups_split: u64,
-    /// Checkpoints run by the checkpoint task (off the write path; see the module's documentation).
-    pub checkpoints: u64,
 }
 
 #[derive(Default)]
@@ -95,7 +70,6 @@ struct Counters {
     saves: AtomicU64,
     save_commits: AtomicU64,
     groups_split: AtomicU64,
-    checkpoints: AtomicU64,
 }
 
 /// A handle on the write task. Cloned with the store; the task ends when the last handle is dropped.
@@ -114,14 +88,8 @@ impl std::fmt::Debug for Writer {
 }
 
 impl Writer {
-    /// Starts the write task on `conn` (a connection with the store's pragmas, used by nothing else), and the
-    /// checkpoint task on `checkpoints` (another such connection).
-    pub(crate) fn start(
-        conn: SqliteConnection,
-        checkpoints: SqliteConnection,
-        path: PathBuf,
-        busy_timeout: Duration,
-    ) -> Writer {
+    /// Starts the write task on `conn` (a connection with the store's pragmas, used by nothing else).
+    pub(crate) fn start(conn: SqliteConnection, path: PathBuf, busy_timeout: Duration) -> Writer {
         let (jobs, queue) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
         let task = Task {
@@ -131,8 +99,6 @@ impl Writer {
             busy_now: busy_timeout,
             sql: (0..=MAX_GROUP).map(upsert_sql).collect(),
             counters: Arc::clone(&counters),
-            committed: Arc::new(Notify::new()),
-            checkpointer: Some(checkpoints),
         };
         tokio::spawn(task.run(queue));
         Writer { jobs, counters }
@@ -143,7 +109,6 @@ impl Writer {
             saves: self.counters.saves.load(Ordering::Relaxed),
             save_commits: self.counters.save_commits.load(Ordering::Relaxed),
             groups_split: self.counters.groups_split.load(Ordering::Relaxed),
-            checkpoints: self.counters.checkpoints.load(Ordering::Relaxed),
         }
     }
 
@@ -231,10 +196,6 @@ struct Task {
     /// `sql[n]`: the UPSERT of `n` rows.
     sql: Vec<String>,
     counters: Arc<Counters>,
-    /// Told after every commit of this connection (the checkpoint task waits for it).
-    committed: Arc<Notify>,
-    /// The checkpoint task's connection, until [`Task::run`] starts it.
-    checkpointer: Option<SqliteConnection>,
 }
 
 /// What a failed attempt at a group leaves to do.
@@ -247,7 +208,6 @@ enum Outcome<T> {
 
 impl Task {
     async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Job>) {
-        let checkpoints = self.start_checkpoints().await;
         let mut closers = Vec::new();
         let mut taken = Vec::with_capacity(MAX_TAKEN);
         // `recv_many` returns 0 once the queue is closed (by a `Close`, or when the last handle is dropped) and
@@ -274,11 +234,7 @@ impl Task {
                             self.write_group(std::mem::take(&mut group)).await;
                         }
                         self.fit_busy_timeout(Instant::now()).await;
-                        let result = statement(&mut self.conn).await;
-                        if result.is_ok() {
-                            self.committed.notify_one();
-                        }
-                        let _ = done.send(result);
+                        let _ = done.send(statement(&mut self.conn).await);
                     }
                     Job::Close(done) => {
                         closers.push(done);
@@ -291,12 +247,8 @@ impl Task {
                 self.write_group(group).await;
             }
         }
-        // The checkpoint task's connection first: closing this one (rather than dropping it) then waits until
-        // SQLite has closed the file, which checkpoints the WAL when it is the last connection.
-        if let Some((stop, task)) = checkpoints {
-            let _ = stop.send(());
-            let _ = task.await;
-        }
+        // Closing the connection (rather than dropping it) waits until SQLite has closed the file, which
+        // checkpoints the WAL when it is the last connection.
         if let Err(e) = self.conn.close().await {
             tracing::warn!(error = %e, "closing the write connection");
         }
@@ -324,7 +276,6 @@ impl Task {
             drop(rows);
             match result {
                 Ok(()) => {
-                    self.committed.notify_one();
                     self.counters.save_commits.fetch_add(1, Ordering::Relaxed);
                     self.counters
                         .saves
@@ -386,7 +337,6 @@ impl Task {
             };
             match result {
                 Ok(()) => {
-                    self.committed.notify_one();
                     self.counters.save_commits.fetch_add(1, Ordering::Relaxed);
                     let _ = many.done.send(Ok(()));
                     return;
@@ -437,29 +387,6 @@ impl Task {
 
     /// Sets the connection's busy timeout to what is left of the oldest job's, when it waited noticeably in the
     /// queue (behind a held lock or a long transaction), so that no caller waits much longer than its timeout.
-    /// Moves the write connection's automatic checkpoint to the backstop ([`BACKSTOP_PAGES`]) and starts the
-    /// checkpoint task; returns how to stop it. Without the task (the pragma failed) SQLite's automatic
-    /// checkpoints stay as they were.
-    async fn start_checkpoints(&mut self) -> Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)> {
-        let conn = self.checkpointer.take()?;
-        if let Err(e) = sqlx::query(&format!("PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}"))
-            .execute(&mut self.conn)
-            .await
-        {
-            tracing::warn!(error = %e, "automatic checkpoints stay as they were on the write connection");
-            let _ = conn.close().await;
-            return None;
-        }
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(checkpoint_task(
-            conn,
-            Arc::clone(&self.committed),
-            Arc::clone(&self.counters),
-            stopped,
-        ));
-        Some((stop, task))
-    }
-
     async fn fit_busy_timeout(&mut self, oldest: Instant) {
         let waited = oldest.elapsed();
         let want = if waited < Duration::from_millis(50) {
@@ -522,39 +449,6 @@ fn chunks(rows: &[EncodedRow]) -> Vec<std::ops::Range<usize>> {
         out.push(start..rows.len());
     }
     out
-}
-
-/// Copies the WAL back into the database file [`CHECKPOINT_PERIOD`] after a commit (passively: it waits for no
-/// reader or writer), until told to stop; then closes its connection.
-async fn checkpoint_task(
-    mut conn: SqliteConnection,
-    committed: Arc<Notify>,
-    counters: Arc<Counters>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    loop {
-        tokio::select! {
-            () = committed.notified() => {}
-            _ = &mut stop => break,
-        }
-        tokio::select! {
-            () = tokio::time::sleep(CHECKPOINT_PERIOD) => {}
-            _ = &mut stop => break,
-        }
-        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&mut conn)
-            .await
-        {
-            Ok(_) => {
-                counters.checkpoints.fetch_add(1, Ordering::Relaxed);
-            }
-            // Another connection checkpointing at the same moment, a lock: the next commit brings another try.
-            Err(e) => tracing::debug!(error = %e, "a passive checkpoint did not run"),
-        }
-    }
-    if let Err(e) = conn.close().await {
-        tracing::debug!(error = %e, "closing the checkpoint connection");
-    }
 }
 
 #[cfg(test)]

@@ -53,7 +53,6 @@ pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
 pub const CACHE_HEADER: HeaderName = HeaderName::from_static("x-flowstate-page-cache");
 
 /// The cache of rendered pages; one per router. Cheap to share (`Arc`).
-#[derive(Debug)]
 pub struct PageCache {
     max_age: Duration,
     state: Mutex<Entries>,
@@ -63,7 +62,7 @@ pub struct PageCache {
     changing: AtomicU64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Entries {
     pages: HashMap<String, Arc<Page>>,
     /// Keys being rendered again right now (the others get the expired page meanwhile).
@@ -71,7 +70,6 @@ struct Entries {
 }
 
 /// A kept page: its headers and its body cut at the nonce of the request that rendered it.
-#[derive(Debug)]
 struct Page {
     rendered: Instant,
     generation: u64,
@@ -117,6 +115,17 @@ impl PageCache {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for PageCache {
+    // The pages themselves (whole HTML documents) stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageCache")
+            .field("max_age", &self.max_age)
+            .field("pages", &self.len())
+            .field("generation", &self.generation.load(Ordering::Relaxed))
+            .finish()
     }
 }
 

@@ -73,7 +73,11 @@ async fn a_kept_page_is_the_same_page_with_a_new_nonce_and_its_age() {
         assert_eq!(cache_state(&first), "miss", "{uri}");
         let second = visit(app.clone(), uri, None).await;
         assert_eq!(cache_state(&second), "hit", "{uri}");
-        assert_eq!(second.header("age"), "0", "{uri}");
+        let age: u64 = second
+            .header("age")
+            .parse()
+            .expect("an Age header in whole seconds");
+        assert!(age < 60, "{uri}: age {age}");
 
         let (n1, n2) = (check_headers(&first).unwrap(), check_headers(&second).unwrap());
         assert_ne!(n1, n2, "every answer has its own nonce");
@@ -94,7 +98,8 @@ async fn a_kept_page_is_the_same_page_with_a_new_nonce_and_its_age() {
 #[tokio::test]
 async fn other_writers_show_once_the_page_is_older_than_its_max_age() {
     let db = three_runs().await;
-    let max_age = Duration::from_millis(400);
+    // Long enough that a slow (debug, loaded) first render still leaves the second request inside it.
+    let max_age = Duration::from_secs(2);
     let app = app_caching(&db, max_age, false);
     let before = visit(app.clone(), "/runs", None).await;
     assert_eq!(listed(&before.body).len(), 3);

@@ -773,14 +773,7 @@ async fn load_phases(
     let peak_read_kib = sampler.peak_kib().max(memory_kib(pid).map_or(0, |m| m.0));
 
     println!("  {secs} s of {CLIENTS} clients while the writer saves {WRITE_RATE} runs/s");
-    let writer_store = Store::open(db)
-        .await
-        .map_err(|e| format!("the writer cannot open {}: {e}", db.display()))?;
-    let (write, writer) = tokio::join!(
-        load(&client, addr, CLIENTS, duration, pid),
-        write_runs(&writer_store, templates, duration)
-    );
-    writer_store.close().await;
+    let (write, writer) = load_with_writer(&client, addr, pid, db, templates, duration).await?;
     // Half a second after the load: what the server keeps.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let peak = sampler.stop().await;
@@ -801,6 +794,26 @@ async fn load_phases(
         peak_kib: peak.max(hwm),
         rss_after_kib,
     })
+}
+
+/// [`CLIENTS`] clients for `duration` while the writer saves [`WRITE_RATE`] runs/s into `db` (its own store).
+async fn load_with_writer(
+    client: &HttpClient,
+    addr: SocketAddr,
+    pid: u32,
+    db: &Path,
+    templates: &[WorkflowState],
+    duration: Duration,
+) -> Result<(LoadFigures, WriterFigures)> {
+    let writer_store = Store::open(db)
+        .await
+        .map_err(|e| format!("the writer cannot open {}: {e}", db.display()))?;
+    let (figures, writer) = tokio::join!(
+        load(client, addr, CLIENTS, duration, pid),
+        write_runs(&writer_store, templates, duration)
+    );
+    writer_store.close().await;
+    Ok((figures, writer))
 }
 
 /// The load on a server with the page cache off: one client (each page's read-and-render time), then 32 clients
@@ -826,14 +839,8 @@ async fn uncached_phases(
     println!("  page cache off: {alone_secs} s of one client");
     let alone = load(&client, addr, 1, Duration::from_secs(alone_secs), pid).await;
     println!("  page cache off: {secs} s of {CLIENTS} clients while the writer saves {WRITE_RATE} runs/s");
-    let writer_store = Store::open(db)
-        .await
-        .map_err(|e| format!("the writer cannot open {}: {e}", db.display()))?;
-    let (write, writer) = tokio::join!(
-        load(&client, addr, CLIENTS, Duration::from_secs(secs), pid),
-        write_runs(&writer_store, templates, Duration::from_secs(secs))
-    );
-    writer_store.close().await;
+    let duration = Duration::from_secs(secs);
+    let (write, writer) = load_with_writer(&client, addr, pid, db, templates, duration).await?;
     if let Ok(Some(status)) = server.child.try_wait() {
         return Err(format!(
             "the server exited during the load ({status}):\n{}",

@@ -36,8 +36,9 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use flowstate_app::server::guard::{CsrfToken, CSRF_COOKIE, READ_ONLY_ENDPOINTS};
+use flowstate_app::server::guard::{CsrfToken, CSRF_COOKIE};
 
+use super::guard::needs_check;
 use super::headers::CspNonce;
 
 /// How long a page is answered again when `serve` is given no `--page-cache-ms`.
@@ -141,7 +142,7 @@ pub async fn page_cache(State(cache): State<Arc<PageCache>>, req: Request, next:
     if cache.max_age.is_zero() {
         return next.run(req).await;
     }
-    if is_changing(req.method(), req.uri().path()) {
+    if needs_check(req.method(), req.uri().path()) {
         return changing(&cache, req, next).await;
     }
     if req.method() != Method::GET || !is_page(req.uri().path()) {
@@ -292,14 +293,6 @@ fn is_page(path: &str) -> bool {
             .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
-/// A request that could change something (as the CSRF layer counts them).
-fn is_changing(method: &Method, path: &str) -> bool {
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        return false;
-    }
-    !(*method == Method::POST && READ_ONLY_ENDPOINTS.contains(&path))
-}
-
 /// Only a whole 200 HTML page without cookies of its own is kept.
 fn keepable(response: &Response) -> bool {
     response.status() == StatusCode::OK
@@ -423,11 +416,11 @@ mod tests {
         ] {
             assert!(!is_page(other), "{other}");
         }
-        assert!(!is_changing(&Method::GET, "/runs"));
-        assert!(is_changing(&Method::POST, "/api/delete_run"));
-        assert!(is_changing(&Method::DELETE, "/runs/x"));
-        for read_only in READ_ONLY_ENDPOINTS {
-            assert!(!is_changing(&Method::POST, read_only));
+        assert!(!needs_check(&Method::GET, "/runs"));
+        assert!(needs_check(&Method::POST, "/api/delete_run"));
+        assert!(needs_check(&Method::DELETE, "/runs/x"));
+        for read_only in flowstate_app::server::guard::READ_ONLY_ENDPOINTS {
+            assert!(!needs_check(&Method::POST, read_only));
         }
     }
 

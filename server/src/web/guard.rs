@@ -79,8 +79,8 @@ pub async fn csrf_layer(State(guard): State<Arc<Guard>>, mut req: Request, next:
 }
 
 /// True for a request that could change something: every method but the safe ones, except POSTs to the
-/// server functions that only read.
-fn needs_check(method: &Method, path: &str) -> bool {
+/// server functions that only read. The page cache empties itself after such requests too (`super::cache`).
+pub(crate) fn needs_check(method: &Method, path: &str) -> bool {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return false;
     }

@@ -352,6 +352,25 @@ async fn store_saves(
     Ok(measured)
 }
 
+/// Runs `caller(c)` for `c` in `0..callers`, each on a thread of its own, and returns each one's latencies
+/// (the first error, or a panic named after `what`, fails the whole).
+fn on_threads<F>(callers: usize, what: &str, caller: F) -> Result<Vec<Vec<Duration>>>
+where
+    F: Fn(usize) -> Result<Vec<Duration>> + Sync,
+{
+    let caller = &caller;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..callers).map(|c| scope.spawn(move || caller(c))).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(format!("a {what} thread panicked").into()))
+            })
+            .collect()
+    })
+}
+
 fn raw_saves(
     path: &std::path::Path,
     sync: &str,
@@ -362,54 +381,39 @@ fn raw_saves(
     let now = flowstate_store::time::format_timestamp(&Utc::now());
     let start = Instant::now();
     let deadline = start + duration;
-    let results: Vec<Result<Vec<Duration>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..callers)
-            .map(|c| {
-                let now = now.clone();
-                scope.spawn(move || -> Result<Vec<Duration>> {
-                    let conn = open_raw(path)?;
-                    conn.pragma_update(None, "journal_mode", "WAL")?;
-                    conn.pragma_update(None, "synchronous", sync)?;
-                    let mut stmt = conn.prepare(RAW_UPSERT)?;
-                    let mut latencies = Vec::new();
-                    let mut k = 0usize;
-                    while Instant::now() < deadline {
-                        let r = &rows[c][k % RUNS_PER_CALLER];
-                        let t = Instant::now();
-                        stmt.execute(rusqlite::params![
-                            r.run_id,
-                            r.pipeline_id,
-                            r.pipeline_name,
-                            r.pipeline_version,
-                            r.current_step_index,
-                            r.pipeline_context,
-                            r.last_step_output,
-                            r.step_history,
-                            r.status,
-                            r.created_at,
-                            now,
-                            r.total_steps,
-                            r.error_message,
-                            r.execution_time_ms,
-                            r.memory_usage_mb,
-                            now,
-                        ])?;
-                        latencies.push(t.elapsed());
-                        k += 1;
-                    }
-                    Ok(latencies)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a raw save thread panicked".into()))
-            })
-            .collect()
-    });
-    let callers = results.into_iter().collect::<Result<Vec<_>>>()?;
+    let callers = on_threads(callers, "raw save", |c| {
+        let conn = open_raw(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", sync)?;
+        let mut stmt = conn.prepare(RAW_UPSERT)?;
+        let mut latencies = Vec::new();
+        let mut k = 0usize;
+        while Instant::now() < deadline {
+            let r = &rows[c][k % RUNS_PER_CALLER];
+            let t = Instant::now();
+            stmt.execute(rusqlite::params![
+                r.run_id,
+                r.pipeline_id,
+                r.pipeline_name,
+                r.pipeline_version,
+                r.current_step_index,
+                r.pipeline_context,
+                r.last_step_output,
+                r.step_history,
+                r.status,
+                r.created_at,
+                now,
+                r.total_steps,
+                r.error_message,
+                r.execution_time_ms,
+                r.memory_usage_mb,
+                now,
+            ])?;
+            latencies.push(t.elapsed());
+            k += 1;
+        }
+        Ok(latencies)
+    })?;
     Ok(Throughput::from_callers(start, callers))
 }
 
@@ -566,38 +570,23 @@ fn raw_loads(
     }
     let start = Instant::now();
     let deadline = start + duration;
-    let results: Vec<Result<Vec<Duration>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..callers)
-            .map(|c| {
-                let sql = sql.clone();
-                scope.spawn(move || -> Result<Vec<Duration>> {
-                    let conn = open_raw(path)?;
-                    let mut stmt = conn.prepare(&sql)?;
-                    let mut latencies = Vec::new();
-                    let mut k = c * 7919;
-                    while Instant::now() < deadline {
-                        let id = &ids[k % ids.len()];
-                        let t = Instant::now();
-                        let n = fetch_all(&mut stmt, [id])?;
-                        latencies.push(t.elapsed());
-                        if n != 1 {
-                            return Err(format!("run {id} should exist").into());
-                        }
-                        k += 1;
-                    }
-                    Ok(latencies)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a raw load thread panicked".into()))
-            })
-            .collect()
-    });
-    let callers = results.into_iter().collect::<Result<Vec<_>>>()?;
+    let callers = on_threads(callers, "raw load", |c| {
+        let conn = open_raw(path)?;
+        let mut stmt = conn.prepare(&sql)?;
+        let mut latencies = Vec::new();
+        let mut k = c * 7919;
+        while Instant::now() < deadline {
+            let id = &ids[k % ids.len()];
+            let t = Instant::now();
+            let n = fetch_all(&mut stmt, [id])?;
+            latencies.push(t.elapsed());
+            if n != 1 {
+                return Err(format!("run {id} should exist").into());
+            }
+            k += 1;
+        }
+        Ok(latencies)
+    })?;
     Ok(Throughput::from_callers(start, callers))
 }
 

@@ -76,7 +76,20 @@ fn main() {
     }
 }
 
+/// When the bench started: the origin of the log's times (`RUST_LOG=flowstate_store=debug` shows each cleanup
+/// batch) and of the slowest saves' times.
+static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
 fn run() -> Result<()> {
+    STARTED.get_or_init(Instant::now);
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let config = Config::from_env_and_args(std::env::args().skip(1))?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let path = report::report_path();
@@ -878,8 +891,24 @@ fn cleanup_group(
     db: &BenchDb,
     generator: &Generator,
 ) -> Result<Vec<Measurement>> {
-    // 1M of 10M: a tenth of the table, at every size.
-    let target = (db.rows / 10).max(1);
+    // 1M of 10M: a tenth of the table, at every size (FLOWSTATE_BENCH_CLEANUP_ROWS for a quicker run).
+    let target = match std::env::var("FLOWSTATE_BENCH_CLEANUP_ROWS") {
+        Ok(v) if !v.trim().is_empty() => {
+            let asked = match flowstate_bench::parse_sizes(&v)?[..] {
+                [one] => one,
+                _ => 0,
+            };
+            if asked == 0 || asked > db.rows {
+                return Err(format!(
+                    "FLOWSTATE_BENCH_CLEANUP_ROWS must be between 1 and {}, got {v}",
+                    db.rows
+                )
+                .into());
+            }
+            asked
+        }
+        _ => (db.rows / 10).max(1),
+    };
     let terminal: u32 = STATUS_MIX
         .iter()
         .filter(|(s, _)| s.is_terminal())
@@ -922,6 +951,10 @@ fn cleanup_group(
         db.path.clone()
     };
 
+    // Start from a clean disk: whatever an earlier step left unwritten in the page cache (a restore writes with
+    // synchronous OFF) would otherwise be written back during the measurement and slow its fsyncs.
+    std::fs::File::open(&path)?.sync_all()?;
+    println!("cleanup: dirty page cache before the cleanup: {} kB", dirty_kb());
     let saver_state = {
         let mut s = generator.row(0).to_state();
         s.created_at = None;
@@ -948,8 +981,10 @@ fn cleanup_group(
         tokio::time::sleep(Duration::from_secs_f64(baseline_secs)).await;
         stop.store(true, Ordering::SeqCst);
         let (alone, next) = alone.await??;
+        let alone = Samples::new(alone.into_iter().map(|s| s.1));
 
-        // Then the writer during the cleanup.
+        // Then the writer during the cleanup, with SQLite's checkpoints watched.
+        let watch = CheckpointWatch::start(&path);
         let stop = Arc::new(AtomicBool::new(false));
         let during = tokio::spawn(saver(store.clone(), saver_state.clone(), next, stop.clone()));
         let t = Instant::now();
@@ -957,6 +992,9 @@ fn cleanup_group(
         let cleanup_secs = t.elapsed().as_secs_f64();
         stop.store(true, Ordering::SeqCst);
         let (during, _) = during.await??;
+        let checkpoints = watch.finish();
+        print_slowest_saves(&during, &checkpoints);
+        let during = Samples::new(during.into_iter().map(|s| s.1));
         store.close().await;
         Ok::<_, flowstate_bench::Error>((preview.matched, preview_ms, alone, during, deleted, cleanup_secs))
     });
@@ -969,6 +1007,11 @@ fn cleanup_group(
     }
     let (matched, preview_ms, alone, during, deleted, cleanup_secs) = result?;
 
+    let share = if std::env::var("FLOWSTATE_BENCH_CLEANUP_ROWS").is_ok_and(|v| !v.trim().is_empty()) {
+        "as many as FLOWSTATE_BENCH_CLEANUP_ROWS asked"
+    } else {
+        "a tenth of the table: 1M at 10M"
+    };
     let how = if on_copy {
         "on a copy of the database"
     } else {
@@ -982,7 +1025,7 @@ fn cleanup_group(
             .extra("preview_ms", preview_ms)
             .extra("secs", cleanup_secs)
             .note(format!(
-                "deleting the oldest terminal runs, {} rows (a tenth of the table: 1M at 10M), in the store's \
+                "deleting the oldest terminal runs, {} rows ({share}), in the store's \
                  batches, while one writer saves; {how}",
                 report::number(deleted as f64)
             )),
@@ -995,6 +1038,8 @@ fn cleanup_group(
             .goal_at_most(50.0)
             .extra("p50_ms", during.median_ms())
             .extra("p99_ms", during.p99_ms())
+            .extra("p999_ms", during.percentile_ms(99.9))
+            .extra("saves_over_50_ms", during.count_over_ms(50.0))
             .extra("saves", during.len() as u64)
             .extra("baseline_p99_ms", alone.p99_ms())
             .note(
@@ -1004,24 +1049,135 @@ fn cleanup_group(
     ])
 }
 
-/// Saves new runs back to back until `stop`, returning each save's latency and the next run number.
+/// Saves new runs back to back until `stop`, returning when each save started and how long it took, and the
+/// next run number.
 async fn saver(
     store: Store,
     template: WorkflowState,
     first: u64,
     stop: Arc<AtomicBool>,
-) -> Result<(Samples, u64)> {
-    let mut latencies = Vec::new();
+) -> Result<(Vec<(Instant, Duration)>, u64)> {
+    let mut saves = Vec::new();
     let mut k = first;
     let mut state = template;
     while !stop.load(Ordering::SeqCst) {
         state.run_id = format!("bench-cleanup-{k}");
         let t = Instant::now();
         store.save_state(&state).await?;
-        latencies.push(t.elapsed());
+        saves.push((t, t.elapsed()));
         k += 1;
     }
-    Ok((Samples::new(latencies), k))
+    Ok((saves, k))
+}
+
+/// The kernel's dirty page cache (`Dirty` of /proc/meminfo), in kB; 0 where it cannot be read.
+fn dirty_kb() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("Dirty:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Watches SQLite's checkpoints from outside: a thread reads the WAL index (`-shm`) every millisecond and
+/// notes each change of `nBackfill` (the WAL frames copied into the database so far), so a slow save can be
+/// matched with the checkpoint it waited for.
+struct CheckpointWatch {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Watched>,
+}
+
+/// What a [`CheckpointWatch`] saw: each change of `nBackfill` (when, `mxFrame`, `nBackfill`), and the dirty page
+/// cache every 10 ms (when, kB).
+#[derive(Default)]
+struct Watched {
+    checkpoints: Vec<(Instant, u32, u32)>,
+    dirty: Vec<(Instant, u64)>,
+}
+
+impl CheckpointWatch {
+    fn start(db: &std::path::Path) -> CheckpointWatch {
+        let shm = std::path::PathBuf::from(format!("{}-shm", db.display()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            use std::io::{Read, Seek};
+            let mut seen = Vec::new();
+            let mut last = None;
+            let mut buf = [0u8; 100];
+            let mut dirty = Vec::new();
+            let mut tick = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                if tick % 10 == 0 {
+                    dirty.push((Instant::now(), dirty_kb()));
+                }
+                tick += 1;
+                let read = std::fs::File::open(&shm).and_then(|mut f| {
+                    f.seek(std::io::SeekFrom::Start(0))?;
+                    f.read_exact(&mut buf)
+                });
+                if read.is_ok() {
+                    // WalIndexHdr.mxFrame at 16; WalCkptInfo.nBackfill at 96 (native byte order).
+                    let max_frame = u32::from_ne_bytes(buf[16..20].try_into().unwrap_or_default());
+                    let backfill = u32::from_ne_bytes(buf[96..100].try_into().unwrap_or_default());
+                    if last != Some(backfill) {
+                        seen.push((Instant::now(), max_frame, backfill));
+                        last = Some(backfill);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Watched {
+                checkpoints: seen,
+                dirty,
+            }
+        });
+        CheckpointWatch { stop, thread }
+    }
+
+    fn finish(self) -> Watched {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+/// The slowest saves of a cleanup, each with the checkpoint progress seen while it waited.
+fn print_slowest_saves(saves: &[(Instant, Duration)], Watched { checkpoints, dirty }: &Watched) {
+    let epoch = *STARTED.get_or_init(Instant::now);
+    let mut slow: Vec<_> = saves.to_vec();
+    slow.sort_by_key(|s| std::cmp::Reverse(s.1));
+    let advanced = checkpoints.windows(2).filter(|w| w[1].2 > w[0].2).count();
+    println!(
+        "cleanup: {} saves, {} checkpoint steps seen, dirty page cache at most {} kB; the slowest saves:",
+        saves.len(),
+        advanced,
+        dirty.iter().map(|d| d.1).max().unwrap_or(0)
+    );
+    for (start, took) in slow.iter().take(12) {
+        let end = *start + *took;
+        let during: Vec<String> = checkpoints
+            .iter()
+            .filter(|c| c.0 >= *start && c.0 <= end + Duration::from_millis(2))
+            .map(|c| {
+                format!(
+                    "+{:.1} ms frames {} backfilled {}",
+                    c.0.saturating_duration_since(*start).as_secs_f64() * 1e3,
+                    c.1,
+                    c.2
+                )
+            })
+            .collect();
+        let dirty_then = dirty.iter().rev().find(|d| d.0 <= *start).map_or(0, |d| d.1);
+        println!(
+            "  at {:>9.3} s: {:>7.1} ms  (dirty {dirty_then} kB) {}",
+            start.duration_since(epoch).as_secs_f64(),
+            took.as_secs_f64() * 1e3,
+            during.join("; ")
+        );
+    }
 }
 
 /// After an in-place cleanup: removes the writer's runs and inserts the deleted rows again (they are

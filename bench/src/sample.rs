@@ -49,6 +49,11 @@ impl Samples {
         self.percentile_ms(99.0)
     }
 
+    /// How many took longer than `ms`.
+    pub fn count_over_ms(&self, ms: f64) -> u64 {
+        (self.sorted_ms.len() - self.sorted_ms.partition_point(|&v| v <= ms)) as u64
+    }
+
     /// The longest, in ms.
     pub fn max_ms(&self) -> f64 {
         self.sorted_ms.last().copied().unwrap_or(0.0)
@@ -179,5 +184,9 @@ mod tests {
         assert_eq!(s.max_ms(), 100.0);
         assert_eq!(Samples::new([Duration::from_millis(7)]).p99_ms(), 7.0);
         assert_eq!(Samples::default().median_ms(), 0.0);
+        assert_eq!(s.count_over_ms(50.0), 50);
+        assert_eq!(s.count_over_ms(99.5), 1);
+        assert_eq!(s.count_over_ms(100.0), 0);
+        assert_eq!(Samples::default().count_over_ms(0.0), 0);
     }
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -715,8 +716,10 @@ impl Store {
     /// Deletes the runs a policy matches, in small batches (at most [`CLEANUP_BATCH`] rows, fewer when a batch
     /// takes longer than [`CLEANUP_BATCH_TARGET`]) so concurrent writers are never blocked for long. The batches
     /// run on the store's write connection, in turn with the saves of this process: a save waits for at most one
-    /// batch, in the queue rather than in SQLite's busy handler. Each batch re-checks the policy, so a run updated
-    /// meanwhile (made recent) is kept. Returns the number of rows actually deleted.
+    /// batch, in the queue rather than in SQLite's busy handler. Each batch is read ahead on a read connection
+    /// first and checkpoints what it wrote before the next save, so the wait includes no disk read and no
+    /// checkpoint of other writes. Each batch re-checks the policy, so a run updated meanwhile (made recent) is
+    /// kept. Returns the number of rows actually deleted.
     ///
     /// # Errors
     /// [`StoreError::InvalidInput`] for an invalid policy; [`StoreError::Busy`]. Batches already committed stay
@@ -727,7 +730,8 @@ impl Store {
         // One cutoff for every batch, taken when the cleanup starts.
         let started = self.clock.now();
         let mut deleted = 0u64;
-        let mut batch: i64 = 64;
+        // Small at first: the first batch's pages are the least likely to be cached.
+        let mut batch: i64 = 8;
         loop {
             let (_, mut qb) = self.cleanup_filter(
                 policy,
@@ -735,33 +739,58 @@ impl Store {
                 Some(started),
             )?;
             qb.push(" LIMIT ").push_bind(batch).push(")");
-            // Read the batch's rows first, on a read connection and outside the write lock: on a file larger
-            // than memory the oldest rows are on disk, and the delete would otherwise read them while every save
-            // waits behind it (a 10M-run file gave saves 100 ms stalls). The delete then finds them cached.
-            let (_, mut warm) = self.cleanup_filter(
-                policy,
-                "SELECT sum(length(pipeline_context) + length(step_history) + ifnull(length(last_step_output), 0)) \
-                 FROM workflow_state WHERE run_id IN (SELECT run_id FROM workflow_state WHERE ",
-                Some(started),
-            )?;
-            warm.push(" LIMIT ").push_bind(batch).push(")");
-            if let Err(e) = warm.build().fetch_optional(&self.pool).await {
-                // Only a warm-up: the delete itself reports what is wrong.
-                tracing::debug!(error = %e, "reading a cleanup batch ahead");
-            }
+            // Read the batch first, on a read connection and outside the write lock: on a file larger than memory
+            // the oldest rows are on disk, and the delete would otherwise read them while every save waits behind
+            // it (a 10M-run file gave saves 100 ms stalls). Not while the previous batch is deleted: a reader then
+            // keeps the checkpoint from emptying the WAL, which grew to 20,000 pages and stalled saves 160 ms.
+            let read_ahead = {
+                let mut ahead = self.cleanup_read_ahead(policy, started, batch)?;
+                let began = std::time::Instant::now();
+                if let Err(e) = ahead.build().fetch_optional(&self.pool).await {
+                    // Only a warm-up: the delete itself reports what is wrong.
+                    tracing::debug!(error = %e, "reading a cleanup batch ahead");
+                }
+                began.elapsed()
+            };
+            let checkpoint_us = Arc::new(AtomicU64::new(0));
+            let spent = Arc::clone(&checkpoint_us);
             let began = std::time::Instant::now();
             let done = writer
                 .exec(Box::new(move |conn| {
-                    Box::pin(async move { qb.build().execute(conn).await.map(|d| d.rows_affected()) })
+                    Box::pin(async move {
+                        let done = qb.build().execute(&mut *conn).await?.rows_affected();
+                        // The batch copies what it wrote to the WAL into the database itself, in its own turn:
+                        // otherwise SQLite does it inside whichever commit crosses 1,000 WAL pages, often a
+                        // save's, which then waits for the checkpoint of several batches. Its time counts in the
+                        // batch's, so the batches shrink when the disk is slow.
+                        let t = std::time::Instant::now();
+                        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                            .fetch_all(&mut *conn)
+                            .await
+                        {
+                            // Another connection checkpointing, or a lock: SQLite's own checkpoint takes over.
+                            tracing::debug!(error = %e, "checkpoint after a cleanup batch");
+                        }
+                        spent.store(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+                        Ok(done)
+                    })
                 }))
-                .await?
-                .map_err(self.err("cleaning up"))?;
+                .await?;
+            let took = began.elapsed();
+            let done = done.map_err(self.err("cleaning up"))?;
             deleted += done;
             if done < batch as u64 {
                 break;
             }
-            // Keep each batch near the target whatever the rows cost (their size, the indexes, the triggers).
-            let took = began.elapsed();
+            tracing::debug!(
+                rows = done,
+                read_ahead_ms = read_ahead.as_secs_f64() * 1e3,
+                delete_ms = took.as_secs_f64() * 1e3,
+                checkpoint_ms = checkpoint_us.load(Ordering::Relaxed) as f64 / 1e3,
+                "cleanup batch"
+            );
+            // Keep each batch near the target whatever the rows cost (their size, the indexes, the triggers, the
+            // checkpoint).
             if took > CLEANUP_BATCH_TARGET {
                 batch = (batch / 2).max(8);
             } else if took < CLEANUP_BATCH_TARGET / 4 {
@@ -771,6 +800,32 @@ impl Store {
         }
         tracing::info!(deleted, days = policy.older_than_days, "cleanup finished");
         Ok(deleted)
+    }
+
+    /// A statement that reads the next `limit` rows of a cleanup (those its delete will pick) and their entries in
+    /// the two indexes whose order has nothing to do with age (by execution time): the delete must find each row's
+    /// entry there, on pages spread over the whole index.
+    fn cleanup_read_ahead<'a>(
+        &self,
+        policy: &CleanupPolicy,
+        started: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<QueryBuilder<'a, Sqlite>> {
+        let (_, mut warm) = self.cleanup_filter(
+            policy,
+            "WITH batch AS MATERIALIZED (SELECT pipeline_id AS p, execution_time_ms AS e, \
+             length(pipeline_context) + length(step_history) + ifnull(length(last_step_output), 0) AS n \
+             FROM workflow_state WHERE run_id IN (SELECT run_id FROM workflow_state WHERE ",
+            Some(started),
+        )?;
+        warm.push(" LIMIT ").push_bind(limit).push(
+            ")) SELECT (SELECT sum(n) FROM batch), \
+                 (SELECT count(*) FROM workflow_state INDEXED BY idx_flowstate_exec \
+                  WHERE execution_time_ms IN (SELECT e FROM batch)), \
+                 (SELECT count(*) FROM workflow_state INDEXED BY idx_flowstate_pipeline_exec \
+                  WHERE (pipeline_id, execution_time_ms) IN (SELECT p, e FROM batch))",
+        );
+        Ok(warm)
     }
 
     fn cleanup_filter<'a>(

@@ -404,24 +404,11 @@ fn raw_saves(
         while Instant::now() < deadline {
             let r = &rows[c][k % RUNS_PER_CALLER];
             let t = Instant::now();
-            stmt.execute(rusqlite::params![
-                r.run_id,
-                r.pipeline_id,
-                r.pipeline_name,
-                r.pipeline_version,
-                r.current_step_index,
-                r.pipeline_context,
-                r.last_step_output,
-                r.step_history,
-                r.status,
-                r.created_at,
-                now,
-                r.total_steps,
-                r.error_message,
-                r.execution_time_ms,
-                r.memory_usage_mb,
-                now,
-            ])?;
+            // ?16: the creation time of a new run (the store's statement takes it apart from updated_at).
+            let created: &dyn rusqlite::ToSql = &now;
+            stmt.execute(rusqlite::params_from_iter(
+                r.columns(&now).into_iter().chain([created]),
+            ))?;
             latencies.push(t.elapsed());
             k += 1;
         }
@@ -892,7 +879,7 @@ fn cleanup_group(
     generator: &Generator,
 ) -> Result<Vec<Measurement>> {
     // 1M of 10M: a tenth of the table, at every size (FLOWSTATE_BENCH_CLEANUP_ROWS for a quicker run).
-    let target = match std::env::var("FLOWSTATE_BENCH_CLEANUP_ROWS") {
+    let (target, how_many) = match std::env::var("FLOWSTATE_BENCH_CLEANUP_ROWS") {
         Ok(v) if !v.trim().is_empty() => {
             let asked = match flowstate_bench::parse_sizes(&v)?[..] {
                 [one] => one,
@@ -905,9 +892,9 @@ fn cleanup_group(
                 )
                 .into());
             }
-            asked
+            (asked, "as many as FLOWSTATE_BENCH_CLEANUP_ROWS asked")
         }
-        _ => (db.rows / 10).max(1),
+        _ => ((db.rows / 10).max(1), "a tenth of the table: 1M at 10M"),
     };
     let terminal: u32 = STATUS_MIX
         .iter()
@@ -1007,11 +994,6 @@ fn cleanup_group(
     }
     let (matched, preview_ms, alone, during, deleted, cleanup_secs) = result?;
 
-    let share = if std::env::var("FLOWSTATE_BENCH_CLEANUP_ROWS").is_ok_and(|v| !v.trim().is_empty()) {
-        "as many as FLOWSTATE_BENCH_CLEANUP_ROWS asked"
-    } else {
-        "a tenth of the table: 1M at 10M"
-    };
     let how = if on_copy {
         "on a copy of the database"
     } else {
@@ -1025,7 +1007,7 @@ fn cleanup_group(
             .extra("preview_ms", preview_ms)
             .extra("secs", cleanup_secs)
             .note(format!(
-                "deleting the oldest terminal runs, {} rows ({share}), in the store's \
+                "deleting the oldest terminal runs, {} rows ({how_many}), in the store's \
                  batches, while one writer saves; {how}",
                 report::number(deleted as f64)
             )),

@@ -98,6 +98,28 @@ pub struct Row<'a> {
 }
 
 impl Row<'_> {
+    /// The 15 columns in the table's order (flujo's), ready to bind, with `updated_at` as given (a save stamps
+    /// its own).
+    pub fn columns<'r>(&'r self, updated_at: &'r dyn rusqlite::ToSql) -> [&'r dyn rusqlite::ToSql; 15] {
+        [
+            &self.run_id,
+            &self.pipeline_id,
+            &self.pipeline_name,
+            &self.pipeline_version,
+            &self.current_step_index,
+            &self.pipeline_context,
+            &self.last_step_output,
+            &self.step_history,
+            &self.status,
+            &self.created_at,
+            updated_at,
+            &self.total_steps,
+            &self.error_message,
+            &self.execution_time_ms,
+            &self.memory_usage_mb,
+        ]
+    }
+
     /// The same run as the store's type (JSON columns parsed), for calling the store with it.
     pub fn to_state(&self) -> WorkflowState {
         let json = |t: &str| serde_json::from_str(t).unwrap_or(serde_json::Value::Null);

@@ -410,23 +410,7 @@ pub fn insert_rows(
         for k in i..end {
             let r = generator.row(k);
             context_bytes += r.pipeline_context.len() as u64;
-            stmt.execute(rusqlite::params![
-                r.run_id,
-                r.pipeline_id,
-                r.pipeline_name,
-                r.pipeline_version,
-                r.current_step_index,
-                r.pipeline_context,
-                r.last_step_output,
-                r.step_history,
-                r.status,
-                r.created_at,
-                r.updated_at,
-                r.total_steps,
-                r.error_message,
-                r.execution_time_ms,
-                r.memory_usage_mb,
-            ])?;
+            stmt.execute(r.columns(&r.updated_at))?;
         }
         conn.execute_batch("COMMIT")?;
         i = end;

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -752,8 +751,6 @@ impl Store {
                 }
                 began.elapsed()
             };
-            let checkpoint_us = Arc::new(AtomicU64::new(0));
-            let spent = Arc::clone(&checkpoint_us);
             let began = std::time::Instant::now();
             let done = writer
                 .exec(Box::new(move |conn| {
@@ -764,14 +761,17 @@ impl Store {
                         // save's, which then waits for the checkpoint of several batches. Its time counts in the
                         // batch's, so the batches shrink when the disk is slow.
                         let t = std::time::Instant::now();
-                        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                             .fetch_all(&mut *conn)
                             .await
                         {
+                            Ok(_) => tracing::debug!(
+                                checkpoint_ms = t.elapsed().as_secs_f64() * 1e3,
+                                "cleanup batch checkpointed"
+                            ),
                             // Another connection checkpointing, or a lock: SQLite's own checkpoint takes over.
-                            tracing::debug!(error = %e, "checkpoint after a cleanup batch");
+                            Err(e) => tracing::debug!(error = %e, "checkpoint after a cleanup batch"),
                         }
-                        spent.store(t.elapsed().as_micros() as u64, Ordering::Relaxed);
                         Ok(done)
                     })
                 }))
@@ -786,7 +786,6 @@ impl Store {
                 rows = done,
                 read_ahead_ms = read_ahead.as_secs_f64() * 1e3,
                 delete_ms = took.as_secs_f64() * 1e3,
-                checkpoint_ms = checkpoint_us.load(Ordering::Relaxed) as f64 / 1e3,
                 "cleanup batch"
             );
             // Keep each batch near the target whatever the rows cost (their size, the indexes, the triggers, the

@@ -391,7 +391,6 @@ fn raw_saves(
     duration: Duration,
     rows: &[Vec<Row<'_>>],
 ) -> Result<Throughput> {
-    let now = flowstate_store::time::format_timestamp(&Utc::now());
     let start = Instant::now();
     let deadline = start + duration;
     let callers = on_threads(callers, "raw save", |c| {
@@ -404,6 +403,9 @@ fn raw_saves(
         while Instant::now() < deadline {
             let r = &rows[c][k % RUNS_PER_CALLER];
             let t = Instant::now();
+            // Stamped at each save, as the store does (and as a runner's saves are): a save moves the run's
+            // entries in the indexes on the update time.
+            let now = flowstate_store::time::format_timestamp(&Utc::now());
             // ?16: the creation time of a new run (the store's statement takes it apart from updated_at).
             let created: &dyn rusqlite::ToSql = &now;
             stmt.execute(rusqlite::params_from_iter(

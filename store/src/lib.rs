@@ -42,6 +42,7 @@ pub mod demo;
 mod error;
 pub mod insights;
 mod model;
+mod raw;
 mod reader;
 pub mod schema;
 mod store;

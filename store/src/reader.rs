@@ -1,12 +1,13 @@
-//! The read path of [`Store::load_state`](crate::Store::load_state): a few connections of its own, one task each,
+//! The read path of [`Store::load_state`](crate::Store::load_state): a few connections of its own, one thread each,
 //! and lookups that share a statement.
 //!
-//! Through sqlx, every statement is a round trip to the connection's worker thread (two thread wake-ups), and a
-//! pooled statement costs two more (the pool pings a connection when it hands it out and again when it takes it
-//! back): that, not SQLite, is most of a lookup's cost. So lookups skip the pool: each goes to the reader task with
-//! the fewest lookups in hand, which takes every lookup waiting for it and reads them **all with one statement**
-//! (`run_id IN (...)`), then hands each caller its row, which the caller decodes. A lone lookup is one statement,
-//! as before; concurrent ones share their round trip.
+//! A pooled sqlx statement is a round trip to the connection's worker thread (two thread wake-ups) plus two more
+//! (the pool pings a connection when it hands it out and again when it takes it back): that, not SQLite, was most
+//! of a lookup's cost. So lookups skip the pool and sqlx's worker: each goes to the reader thread with the fewest
+//! lookups in hand, which holds its connection locked and runs the statement itself ([`crate::raw`]). It takes
+//! every lookup waiting for it and reads them **all with one statement** (`run_id IN (...)`), then hands each
+//! caller its row, which the caller decodes. A lone lookup is one statement; concurrent ones share their round
+//! trip.
 //!
 //! Each lookup still reads the database as committed after it was called (its statement starts after it was
 //! handed over), so a run saved before `load_state` is called is found.
@@ -14,15 +15,16 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::{Connection, Row};
+use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::raw::{Owner, Param, RawRow, Session};
 
 /// The most lookups read by one statement.
 const MAX_LOOKUPS: usize = 64;
 
 /// What a lookup gets back: the row (decoded by the caller), or the error of its own statement.
-pub(crate) type Found = sqlx::Result<Option<Arc<SqliteRow>>>;
+pub(crate) type Found = sqlx::Result<Option<RawRow>>;
 
 /// The statements a reader runs; both select the run id first.
 #[derive(Clone)]
@@ -33,7 +35,11 @@ pub(crate) struct LookupSql {
     pub(crate) many: Arc<str>,
 }
 
-/// Handles on the reader tasks. Cloned with the store; the tasks end when the last handle is dropped.
+/// The reader's statement slots (see [`Session`]).
+const ONE: usize = 0;
+const MANY: usize = 1;
+
+/// Handles on the reader threads. Cloned with the store; the threads end when the last handle is dropped.
 #[derive(Clone)]
 pub(crate) struct Readers {
     readers: Arc<[Reader]>,
@@ -64,23 +70,24 @@ struct Lookup {
 }
 
 impl Readers {
-    /// Starts one reader task on each connection (connections with the store's pragmas, used by nothing else).
-    pub(crate) fn start(conns: Vec<SqliteConnection>, sql: LookupSql) -> Readers {
-        let readers = conns
-            .into_iter()
-            .map(|conn| {
-                let (jobs, queue) = mpsc::unbounded_channel();
-                let in_hand = Arc::new(AtomicUsize::new(0));
-                let task = Task {
-                    conn,
-                    sql: sql.clone(),
-                    in_hand: Arc::clone(&in_hand),
-                };
-                tokio::spawn(task.run(queue));
-                Reader { jobs, in_hand }
-            })
-            .collect();
-        Readers { readers }
+    /// Starts one reader thread on each connection (connections with the store's pragmas, used by nothing else).
+    pub(crate) fn start(conns: Vec<SqliteConnection>, sql: LookupSql) -> std::io::Result<Readers> {
+        let mut readers = Vec::with_capacity(conns.len());
+        for conn in conns {
+            let (jobs, queue) = mpsc::unbounded_channel();
+            let in_hand = Arc::new(AtomicUsize::new(0));
+            let task = Task {
+                sql: sql.clone(),
+                in_hand: Arc::clone(&in_hand),
+            };
+            std::thread::Builder::new()
+                .name("flowstate-reader".into())
+                .spawn(move || task.run(Owner::new(conn), queue))?;
+            readers.push(Reader { jobs, in_hand });
+        }
+        Ok(Readers {
+            readers: readers.into(),
+        })
     }
 
     /// Reads the run `run_id`. The error is sqlx's "pool closed" once the store was closed.
@@ -116,18 +123,19 @@ impl Readers {
 }
 
 struct Task {
-    conn: SqliteConnection,
     sql: LookupSql,
     in_hand: Arc<AtomicUsize>,
 }
 
 impl Task {
-    async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Job>) {
+    /// The thread: holds its connection locked and answers lookups until the queue is closed and empty.
+    fn run(self, mut owner: Owner, mut queue: mpsc::UnboundedReceiver<Job>) {
         let mut closers = Vec::new();
-        let mut taken = Vec::with_capacity(MAX_LOOKUPS);
         let mut lookups = Vec::with_capacity(MAX_LOOKUPS);
-        while queue.recv_many(&mut taken, MAX_LOOKUPS).await > 0 {
-            for job in taken.drain(..) {
+        let mut session = owner.lock();
+        while let Some(first) = queue.blocking_recv() {
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
                 match job {
                     Job::Lookup(lookup) => lookups.push(lookup),
                     Job::Close(done) => {
@@ -135,12 +143,24 @@ impl Task {
                         queue.close();
                     }
                 }
+                if lookups.len() < MAX_LOOKUPS {
+                    next = queue.try_recv().ok();
+                }
             }
             let answered = lookups.len();
-            self.answer(std::mem::take(&mut lookups)).await;
+            match &mut session {
+                Ok(session) => self.answer(session, std::mem::take(&mut lookups)),
+                // The connection's worker is gone: nothing can be read.
+                Err(_) => {
+                    for lookup in lookups.drain(..) {
+                        let _ = lookup.done.send(Err(sqlx::Error::WorkerCrashed));
+                    }
+                }
+            }
             self.in_hand.fetch_sub(answered, Ordering::Relaxed);
         }
-        if let Err(e) = self.conn.close().await {
+        drop(session);
+        if let Err(e) = owner.close() {
             tracing::warn!(error = %e, "closing a read connection");
         }
         for done in closers {
@@ -148,55 +168,50 @@ impl Task {
         }
     }
 
-    async fn answer(&mut self, lookups: Vec<Lookup>) {
+    fn answer(&self, session: &mut Session<'_>, lookups: Vec<Lookup>) {
         // SQLite's JSON functions may cut a string at a NUL character; such an id is read on its own.
         let (together, alone): (Vec<Lookup>, Vec<Lookup>) =
             lookups.into_iter().partition(|l| !l.run_id.contains('\0'));
         if together.len() > 1 {
             let ids: Vec<&str> = together.iter().map(|l| l.run_id.as_str()).collect();
             let ids = serde_json::Value::from(ids).to_string();
-            match sqlx::query(&self.sql.many)
-                .bind(ids)
-                .fetch_all(&mut self.conn)
-                .await
-            {
+            match session.query(MANY, &self.sql.many, [Param::Text(&ids)], usize::MAX) {
                 Ok(rows) => {
-                    let mut rows: Vec<(String, Arc<SqliteRow>)> = rows
+                    let mut rows: Vec<(String, RawRow)> = rows
                         .into_iter()
-                        .filter_map(|row| Some((row.try_get::<String, _>(0).ok()?, Arc::new(row))))
+                        .filter_map(|row| Some((row.first()?.as_text()?.to_string(), row)))
                         .collect();
                     rows.sort_by(|a, b| a.0.cmp(&b.0));
                     for lookup in together {
-                        let row = rows
+                        // Cloned: the same run may be asked for by several callers.
+                        let found = rows
                             .binary_search_by(|(id, _)| id.as_str().cmp(&lookup.run_id))
                             .ok()
-                            .map(|i| Arc::clone(&rows[i].1));
-                        let _ = lookup.done.send(Ok(row));
+                            .map(|i| rows[i].1.clone());
+                        let _ = lookup.done.send(Ok(found));
                     }
                 }
                 // Each caller gets the error of its own statement.
                 Err(_) => {
                     for lookup in together {
-                        self.one(lookup).await;
+                        self.one(session, lookup);
                     }
                 }
             }
         } else {
             for lookup in together {
-                self.one(lookup).await;
+                self.one(session, lookup);
             }
         }
         for lookup in alone {
-            self.one(lookup).await;
+            self.one(session, lookup);
         }
     }
 
-    async fn one(&mut self, lookup: Lookup) {
-        let found = sqlx::query(&self.sql.one)
-            .bind(lookup.run_id.as_str())
-            .fetch_optional(&mut self.conn)
-            .await
-            .map(|row| row.map(Arc::new));
+    fn one(&self, session: &mut Session<'_>, lookup: Lookup) {
+        let found = session
+            .query(ONE, &self.sql.one, [Param::Text(&lookup.run_id)], usize::MAX)
+            .map(|rows| rows.into_iter().next());
         let _ = lookup.done.send(found);
     }
 }

@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Row, Sqlite};
 
 use crate::error::{code, extended, is_disk_full, map_err, sqlite_code, sqlite_extended_code};
+use crate::raw::{Column, Param};
 use crate::reader::{LookupSql, Readers};
 use crate::schema::{self, MigrationReport};
 use crate::time::{self, instant_sql, Clock, SystemClock, UNKNOWN_INSTANT};
@@ -216,7 +217,7 @@ impl Store {
                 .connect()
                 .await
                 .map_err(|e| open_error(&path, e, busy_ms))?;
-            Some(Writer::start(conn, path.clone(), options.busy_timeout))
+            Some(Writer::start(conn, path.clone(), options.busy_timeout).map_err(thread_error)?)
         };
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
@@ -238,7 +239,7 @@ impl Store {
                     .map_err(|e| open_error(&path, e, busy_ms))?,
             );
         }
-        let readers = Readers::start(reader_conns, lookup_sql());
+        let readers = Readers::start(reader_conns, lookup_sql()).map_err(thread_error)?;
 
         // A migrated file has the counters; a file opened read-only may not (flujo's, or an older flowstate's).
         let (migration, counters) = match migrated {
@@ -1274,30 +1275,34 @@ impl EncodedRow {
         })
     }
 
-    /// Binds the row's 17 parameters, in the order of one row of [`upsert_sql`]: the columns, but `created_at`
-    /// is the given one, else the stored one (the run id again), else now.
-    pub(crate) fn bind<'q>(
-        &'q self,
-        q: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    ) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-        q.bind(self.run_id.as_str())
-            .bind(self.pipeline_id.as_str())
-            .bind(self.pipeline_name.as_str())
-            .bind(self.pipeline_version.as_str())
-            .bind(self.current_step_index)
-            .bind(self.context.as_str())
-            .bind(self.last_output.as_deref())
-            .bind(self.history.as_deref())
-            .bind(self.status)
-            .bind(self.created_at.as_deref())
-            .bind(self.run_id.as_str())
-            .bind(self.now.as_str())
-            .bind(self.updated_at.as_str())
-            .bind(self.total_steps)
-            .bind(self.error_message.as_deref())
-            .bind(self.execution_time_ms)
-            .bind(self.memory_usage_mb)
+    /// The row's 17 parameters, in the order of one row of [`upsert_sql`]: the columns, but `created_at` is the
+    /// given one, else the stored one (the run id again), else now.
+    pub(crate) fn params(&self) -> [Param<'_>; 17] {
+        [
+            self.run_id.as_str().into(),
+            self.pipeline_id.as_str().into(),
+            self.pipeline_name.as_str().into(),
+            self.pipeline_version.as_str().into(),
+            self.current_step_index.into(),
+            self.context.as_str().into(),
+            self.last_output.as_deref().into(),
+            self.history.as_deref().into(),
+            self.status.into(),
+            self.created_at.as_deref().into(),
+            self.run_id.as_str().into(),
+            self.now.as_str().into(),
+            self.updated_at.as_str().into(),
+            self.total_steps.into(),
+            self.error_message.as_deref().into(),
+            self.execution_time_ms.into(),
+            self.memory_usage_mb.into(),
+        ]
     }
+}
+
+/// A thread of the store's could not be started (the process is out of threads or memory).
+fn thread_error(e: std::io::Error) -> StoreError {
+    StoreError::Database(sqlx::Error::Io(e))
 }
 
 fn encode_json(field: &'static str, value: &Value) -> Result<String> {
@@ -1351,28 +1356,72 @@ fn decode_json(text: Option<&str>) -> Option<Value> {
     })
 }
 
-fn decode_time(text: Option<String>) -> Option<DateTime<Utc>> {
-    text.as_deref().and_then(time::parse_timestamp)
+fn decode_time(text: Option<&str>) -> Option<DateTime<Utc>> {
+    text.and_then(time::parse_timestamp)
 }
 
-pub(crate) fn decode_summary(row: &SqliteRow) -> RunSummary {
-    RunSummary {
-        run_id: row.get(0),
-        pipeline_id: row.get(1),
-        pipeline_name: row.get(2),
-        pipeline_version: row.get(3),
-        status: Status::from_stored(row.get(4)),
-        current_step_index: row.get(5),
-        total_steps: row.get(6),
-        created_at: decode_time(row.get(7)),
-        updated_at: decode_time(row.get(8)),
-        error_message: row.get(9),
-        execution_time_ms: row.get(10),
-        memory_usage_mb: row.get(11),
+/// The columns of a row, however it was read (through sqlx, or by the store's own threads: [`crate::raw`]). A
+/// column of another type than asked for reads as missing; the statements cast every column to its type.
+pub(crate) trait Columns {
+    fn text(&self, i: usize) -> Option<&str>;
+    fn int(&self, i: usize) -> Option<i64>;
+    fn real(&self, i: usize) -> Option<f64>;
+}
+
+impl Columns for SqliteRow {
+    fn text(&self, i: usize) -> Option<&str> {
+        self.try_get::<Option<&str>, _>(i).ok().flatten()
+    }
+
+    fn int(&self, i: usize) -> Option<i64> {
+        self.try_get::<Option<i64>, _>(i).ok().flatten()
+    }
+
+    fn real(&self, i: usize) -> Option<f64> {
+        self.try_get::<Option<f64>, _>(i).ok().flatten()
     }
 }
 
-fn decode_state(row: &SqliteRow) -> WorkflowState {
+impl Columns for [Column] {
+    fn text(&self, i: usize) -> Option<&str> {
+        self.get(i).and_then(Column::as_text)
+    }
+
+    fn int(&self, i: usize) -> Option<i64> {
+        match self.get(i) {
+            Some(Column::Int(v)) => Some(*v),
+            _ => None,
+        }
+    }
+
+    fn real(&self, i: usize) -> Option<f64> {
+        match self.get(i) {
+            Some(Column::Real(v)) => Some(*v),
+            Some(Column::Int(v)) => Some(*v as f64),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn decode_summary<R: Columns + ?Sized>(row: &R) -> RunSummary {
+    let text = |i| row.text(i).unwrap_or_default().to_string();
+    RunSummary {
+        run_id: text(0),
+        pipeline_id: text(1),
+        pipeline_name: text(2),
+        pipeline_version: text(3),
+        status: Status::from_stored(row.text(4).map(str::to_string)),
+        current_step_index: row.int(5).unwrap_or_default(),
+        total_steps: row.int(6).unwrap_or_default(),
+        created_at: decode_time(row.text(7)),
+        updated_at: decode_time(row.text(8)),
+        error_message: row.text(9).map(str::to_string),
+        execution_time_ms: row.int(10),
+        memory_usage_mb: row.real(11),
+    }
+}
+
+fn decode_state(row: &[Column]) -> WorkflowState {
     let s = decode_summary(row);
     WorkflowState {
         run_id: s.run_id,
@@ -1380,9 +1429,9 @@ fn decode_state(row: &SqliteRow) -> WorkflowState {
         pipeline_name: s.pipeline_name,
         pipeline_version: s.pipeline_version,
         current_step_index: s.current_step_index,
-        pipeline_context: decode_json(row.get(12)).unwrap_or(Value::Null),
-        last_step_output: decode_json(row.get(13)),
-        step_history: decode_json(row.get(14)).unwrap_or_else(|| Value::Array(Vec::new())),
+        pipeline_context: decode_json(row.text(12)).unwrap_or(Value::Null),
+        last_step_output: decode_json(row.text(13)),
+        step_history: decode_json(row.text(14)).unwrap_or_else(|| Value::Array(Vec::new())),
         status: s.status,
         created_at: s.created_at,
         updated_at: s.updated_at,

@@ -1,11 +1,12 @@
-//! The write path of a writable [`Store`](crate::Store): one connection of its own, one task, and group commit.
+//! The write path of a writable [`Store`](crate::Store): one connection of its own, one thread, and group commit.
 //!
 //! Every [`Store::save_state`](crate::Store::save_state) and [`Store::save_many`](crate::Store::save_many) is
-//! validated and encoded in the caller, then handed to a task that owns the store's only write connection. The
-//! task takes everything that is waiting, in arrival order, and writes consecutive saves of distinct runs (up to
-//! [`MAX_GROUP`]) as **one** multi-row UPSERT in autocommit: one statement, one hand-off to sqlx's worker thread,
-//! one commit and, with [`Durability::Full`](crate::Durability::Full), one fsync for all of them. A lone save is
-//! the same statement with one row, so a single caller pays nothing for the grouping.
+//! validated and encoded in the caller, then handed to a thread that owns the store's only write connection and
+//! runs the statement on its SQLite handle itself (one hand-off instead of sqlx's two: see [`crate::raw`]). It takes
+//! everything that is waiting, in arrival order, and writes consecutive saves of distinct runs (up to
+//! [`MAX_GROUP`]) as **one** multi-row UPSERT in autocommit: one statement, one commit and, with
+//! [`Durability::Full`](crate::Durability::Full), one fsync for all of them. A lone save is the same statement with
+//! one row, so a single caller pays nothing for the grouping.
 //!
 //! Each save still returns only once its own row is committed, with its own result:
 //! - when a group's statement fails, nothing of it was written (a statement is atomic), and each save of the group
@@ -21,10 +22,10 @@
 //! the busy timeout order them with this one, as before. The pool's own writes (deletes, cleanups, the audit
 //! table) wait for this connection's lock the same way, bounded by the busy timeout.
 //!
-//! The task stops when [`Writer::close`] is called (it writes what was already handed to it, then closes its
+//! The thread stops when [`Writer::close`] is called (it writes what was already handed to it, then closes its
 //! connection, which lets SQLite checkpoint the WAL), or when the last [`Writer`] is dropped with its store.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -33,10 +34,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::sqlite::SqliteConnection;
-use sqlx::{Connection, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{code, is_disk_full, map_err, sqlite_code};
+use crate::raw::{Owner, Session};
 use crate::store::{upsert_sql, EncodedRow};
 use crate::{Result, StoreError};
 
@@ -53,7 +54,7 @@ fn closed() -> StoreError {
     StoreError::Database(sqlx::Error::PoolClosed)
 }
 
-/// What the write task has done since the store was opened: how well saves share their commits.
+/// What the write thread has done since the store was opened: how well saves share their commits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriteStats {
     /// Saves written ([`Store::save_state`](crate::Store::save_state) calls that returned `Ok`).
@@ -72,7 +73,7 @@ struct Counters {
     groups_split: AtomicU64,
 }
 
-/// A handle on the write task. Cloned with the store; the task ends when the last handle is dropped.
+/// A handle on the write thread. Cloned with the store; the thread ends when the last handle is dropped.
 #[derive(Clone)]
 pub(crate) struct Writer {
     jobs: mpsc::UnboundedSender<Job>,
@@ -88,20 +89,25 @@ impl std::fmt::Debug for Writer {
 }
 
 impl Writer {
-    /// Starts the write task on `conn` (a connection with the store's pragmas, used by nothing else).
-    pub(crate) fn start(conn: SqliteConnection, path: PathBuf, busy_timeout: Duration) -> Writer {
+    /// Starts the write thread on `conn` (a connection with the store's pragmas, used by nothing else).
+    pub(crate) fn start(
+        conn: SqliteConnection,
+        path: PathBuf,
+        busy_timeout: Duration,
+    ) -> std::io::Result<Writer> {
         let (jobs, queue) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
         let task = Task {
-            conn,
             path,
             busy_timeout,
             busy_now: busy_timeout,
             sql: (0..=MAX_GROUP).map(upsert_sql).collect(),
             counters: Arc::clone(&counters),
         };
-        tokio::spawn(task.run(queue));
-        Writer { jobs, counters }
+        std::thread::Builder::new()
+            .name("flowstate-writer".into())
+            .spawn(move || task.run(Owner::new(conn), queue))?;
+        Ok(Writer { jobs, counters })
     }
 
     pub(crate) fn stats(&self) -> WriteStats {
@@ -147,7 +153,7 @@ impl Writer {
         result.await.map_err(|_| closed())
     }
 
-    /// Stops the task: what was handed to it before is written, then its connection is closed. Returns once it
+    /// Stops the thread: what was handed to it before is written, then its connection is closed. Returns once it
     /// is (at once when it already was). Saves handed over afterwards fail as on a closed pool.
     pub(crate) async fn close(&self) {
         let (done, closed) = oneshot::channel();
@@ -188,12 +194,11 @@ struct Many {
 }
 
 struct Task {
-    conn: SqliteConnection,
     path: PathBuf,
     busy_timeout: Duration,
     /// The busy timeout the connection has now (see [`Task::fit_busy_timeout`]).
     busy_now: Duration,
-    /// `sql[n]`: the UPSERT of `n` rows.
+    /// `sql[n]`: the UPSERT of `n` rows, prepared in statement slot `n`.
     sql: Vec<String>,
     counters: Arc<Counters>,
 }
@@ -207,34 +212,82 @@ enum Outcome<T> {
 }
 
 impl Task {
-    async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Job>) {
+    /// The thread: holds its connection locked and writes what it is handed, unlocking it only to run a
+    /// [`Job::Exec`] through sqlx, until the queue is closed and empty.
+    fn run(mut self, mut owner: Owner, mut queue: mpsc::UnboundedReceiver<Job>) {
         let mut closers = Vec::new();
-        let mut taken = Vec::with_capacity(MAX_TAKEN);
-        // `recv_many` returns 0 once the queue is closed (by a `Close`, or when the last handle is dropped) and
-        // everything handed over before was taken.
-        while queue.recv_many(&mut taken, MAX_TAKEN).await > 0 {
+        let mut taken = VecDeque::with_capacity(MAX_TAKEN);
+        loop {
+            let exec = match owner.lock() {
+                Ok(mut session) => self.serve(&mut session, &mut queue, &mut taken, &mut closers),
+                Err(e) => {
+                    tracing::error!(error = %e, "locking the write connection");
+                    Self::refuse(&mut queue, &mut taken, &mut closers)
+                }
+            };
+            let Some((statement, done)) = exec else { break };
+            let _ = done.send(futures_executor::block_on(statement(owner.sqlx())));
+        }
+        // Closing the connection (rather than dropping it) waits until SQLite has closed the file, which
+        // checkpoints the WAL when it is the last connection.
+        if let Err(e) = owner.close() {
+            tracing::warn!(error = %e, "closing the write connection");
+        }
+        for done in closers {
+            let _ = done.send(());
+        }
+    }
+
+    /// Moves what is waiting into `taken` (waiting for at least one job when it is empty); false once the queue
+    /// is closed and nothing is left.
+    fn take(queue: &mut mpsc::UnboundedReceiver<Job>, taken: &mut VecDeque<Job>) -> bool {
+        if taken.is_empty() {
+            match queue.blocking_recv() {
+                Some(job) => taken.push_back(job),
+                None => return false,
+            }
+        }
+        while taken.len() < MAX_TAKEN {
+            match queue.try_recv() {
+                Ok(job) => taken.push_back(job),
+                Err(_) => break,
+            }
+        }
+        true
+    }
+
+    /// Writes the jobs in arrival order until one must run through sqlx (returned, to run once the connection is
+    /// unlocked) or the queue is closed and empty (`None`).
+    fn serve(
+        &mut self,
+        session: &mut Session<'_>,
+        queue: &mut mpsc::UnboundedReceiver<Job>,
+        taken: &mut VecDeque<Job>,
+        closers: &mut Vec<oneshot::Sender<()>>,
+    ) -> Option<(Statement, oneshot::Sender<sqlx::Result<u64>>)> {
+        while Self::take(queue, taken) {
             let mut group: Vec<Save> = Vec::new();
-            for job in taken.drain(..) {
+            while let Some(job) = taken.pop_front() {
                 match job {
                     Job::Save(save) => {
                         let repeated = group.iter().any(|s| s.row.run_id == save.row.run_id);
                         if group.len() == MAX_GROUP || repeated {
-                            self.write_group(std::mem::take(&mut group)).await;
+                            self.write_group(session, std::mem::take(&mut group));
                         }
                         group.push(*save);
                     }
                     Job::Many(many) => {
                         if !group.is_empty() {
-                            self.write_group(std::mem::take(&mut group)).await;
+                            self.write_group(session, std::mem::take(&mut group));
                         }
-                        self.write_many(many).await;
+                        self.write_many(session, many);
                     }
                     Job::Exec(statement, done) => {
                         if !group.is_empty() {
-                            self.write_group(std::mem::take(&mut group)).await;
+                            self.write_group(session, std::mem::take(&mut group));
                         }
-                        self.fit_busy_timeout(Instant::now()).await;
-                        let _ = done.send(statement(&mut self.conn).await);
+                        self.fit_busy_timeout(session, Instant::now());
+                        return Some((statement, done));
                     }
                     Job::Close(done) => {
                         closers.push(done);
@@ -244,35 +297,59 @@ impl Task {
                 }
             }
             if !group.is_empty() {
-                self.write_group(group).await;
+                self.write_group(session, group);
             }
         }
-        // Closing the connection (rather than dropping it) waits until SQLite has closed the file, which
-        // checkpoints the WAL when it is the last connection.
-        if let Err(e) = self.conn.close().await {
-            tracing::warn!(error = %e, "closing the write connection");
+        None
+    }
+
+    /// Answers every job with an error, the connection being unusable, until the queue is closed and empty (or a
+    /// job asks for sqlx, which reports for itself).
+    fn refuse(
+        queue: &mut mpsc::UnboundedReceiver<Job>,
+        taken: &mut VecDeque<Job>,
+        closers: &mut Vec<oneshot::Sender<()>>,
+    ) -> Option<(Statement, oneshot::Sender<sqlx::Result<u64>>)> {
+        while Self::take(queue, taken) {
+            while let Some(job) = taken.pop_front() {
+                match job {
+                    Job::Save(save) => {
+                        let _ = save
+                            .done
+                            .send(Err(StoreError::Database(sqlx::Error::WorkerCrashed)));
+                    }
+                    Job::Many(many) => {
+                        let _ = many
+                            .done
+                            .send(Err(StoreError::Database(sqlx::Error::WorkerCrashed)));
+                    }
+                    Job::Exec(statement, done) => return Some((statement, done)),
+                    Job::Close(done) => {
+                        closers.push(done);
+                        queue.close();
+                    }
+                }
+            }
         }
-        for done in closers {
-            let _ = done.send(());
-        }
+        None
     }
 
     /// Writes saves of distinct runs together, or (when one of them fails) each alone.
-    async fn write_group(&mut self, saves: Vec<Save>) {
-        if let Outcome::OneByOne(saves) = self.write_together(saves).await {
+    fn write_group(&mut self, session: &mut Session<'_>, saves: Vec<Save>) {
+        if let Outcome::OneByOne(saves) = self.write_together(session, saves) {
             for save in saves {
                 // A single save is always answered.
-                let _ = self.write_together(vec![save]).await;
+                let _ = self.write_together(session, vec![save]);
             }
         }
     }
 
-    async fn write_together(&mut self, mut saves: Vec<Save>) -> Outcome<Save> {
+    fn write_together(&mut self, session: &mut Session<'_>, mut saves: Vec<Save>) -> Outcome<Save> {
         loop {
             let oldest = saves.iter().map(|s| s.queued).min().unwrap_or_else(Instant::now);
-            self.fit_busy_timeout(oldest).await;
+            self.fit_busy_timeout(session, oldest);
             let rows: Vec<&EncodedRow> = saves.iter().map(|s| &s.row).collect();
-            let result = Self::upsert(&mut self.conn, &self.sql, &rows).await;
+            let result = self.upsert(session, &rows);
             drop(rows);
             match result {
                 Ok(()) => {
@@ -299,7 +376,7 @@ impl Task {
                     }
                     if left.len() == before {
                         // SQLite gave up without waiting (it does for some kinds of busy): do not spin.
-                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        std::thread::sleep(Duration::from_millis(1));
                     }
                     saves = left;
                 }
@@ -321,19 +398,19 @@ impl Task {
 
     /// Writes a [`Store::save_many`](crate::Store::save_many): one statement when its runs fit in one group,
     /// otherwise one `BEGIN IMMEDIATE` transaction of several.
-    async fn write_many(&mut self, many: Many) {
+    fn write_many(&mut self, session: &mut Session<'_>, many: Many) {
         let chunks = chunks(&many.rows);
         loop {
-            self.fit_busy_timeout(many.queued).await;
+            self.fit_busy_timeout(session, many.queued);
             let result = if chunks.len() <= 1 {
                 let rows: Vec<&EncodedRow> = many.rows.iter().collect();
                 if rows.is_empty() {
                     Ok(())
                 } else {
-                    Self::upsert(&mut self.conn, &self.sql, &rows).await
+                    self.upsert(session, &rows)
                 }
             } else {
-                Self::transaction(&mut self.conn, &self.sql, &many.rows, &chunks).await
+                self.transaction(session, &many.rows, &chunks)
             };
             match result {
                 Ok(()) => {
@@ -346,7 +423,7 @@ impl Task {
                         let _ = many.done.send(Err(self.busy("saving runs")));
                         return;
                     }
-                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 Err(e) => {
                     let _ = many.done.send(Err(self.error(e, "saving runs")));
@@ -357,26 +434,33 @@ impl Task {
     }
 
     /// One statement: the UPSERT of `rows` (distinct runs), in autocommit unless a transaction is open.
-    async fn upsert(conn: &mut SqliteConnection, sql: &[String], rows: &[&EncodedRow]) -> sqlx::Result<()> {
-        let mut query = sqlx::query::<Sqlite>(&sql[rows.len()]);
-        for row in rows {
-            query = row.bind(query);
-        }
-        query.execute(conn).await.map(|_| ())
+    fn upsert(&self, session: &mut Session<'_>, rows: &[&EncodedRow]) -> sqlx::Result<()> {
+        let n = rows.len();
+        session
+            .execute(n, &self.sql[n], rows.iter().flat_map(|row| row.params()))
+            .map(|_| ())
     }
 
-    async fn transaction(
-        conn: &mut SqliteConnection,
-        sql: &[String],
+    /// The chunks of one save_many, in one transaction: all written or (on any error) none.
+    fn transaction(
+        &self,
+        session: &mut Session<'_>,
         rows: &[EncodedRow],
         chunks: &[std::ops::Range<usize>],
     ) -> sqlx::Result<()> {
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        for chunk in chunks {
+        session.batch(c"BEGIN IMMEDIATE")?;
+        let written = chunks.iter().try_for_each(|chunk| {
             let part: Vec<&EncodedRow> = rows[chunk.clone()].iter().collect();
-            Self::upsert(&mut tx, sql, &part).await?;
+            self.upsert(session, &part)
+        });
+        let result = written.and_then(|()| session.batch(c"COMMIT"));
+        if result.is_err() && !session.autocommit() {
+            // SQLite rolls some failures back by itself; the others are rolled back here.
+            if let Err(e) = session.batch(c"ROLLBACK") {
+                tracing::warn!(error = %e, "rolling back a failed save_many");
+            }
         }
-        tx.commit().await
+        result
     }
 
     /// True when a job handed over at `queued` has waited its whole busy timeout. A little slack: SQLite's busy
@@ -387,7 +471,7 @@ impl Task {
 
     /// Sets the connection's busy timeout to what is left of the oldest job's, when it waited noticeably in the
     /// queue (behind a held lock or a long transaction), so that no caller waits much longer than its timeout.
-    async fn fit_busy_timeout(&mut self, oldest: Instant) {
+    fn fit_busy_timeout(&mut self, session: &mut Session<'_>, oldest: Instant) {
         let waited = oldest.elapsed();
         let want = if waited < Duration::from_millis(50) {
             self.busy_timeout
@@ -398,13 +482,9 @@ impl Task {
         if want == self.busy_now || (close_enough && !want.is_zero()) {
             return;
         }
-        let ms = want.as_millis().min(i32::MAX as u128);
-        match sqlx::query(&format!("PRAGMA busy_timeout = {ms}"))
-            .persistent(false)
-            .execute(&mut self.conn)
-            .await
-        {
-            Ok(_) => self.busy_now = want,
+        let ms = want.as_millis().min(i32::MAX as u128) as i32;
+        match session.set_busy_timeout(ms) {
+            Ok(()) => self.busy_now = want,
             Err(e) => tracing::warn!(error = %e, "setting the write connection's busy timeout"),
         }
     }

@@ -501,9 +501,10 @@ async fn concurrent_lookups_get_exactly_their_own_run() {
     store.close().await;
 }
 
-/// Dropping the last handle of a store (without `close`) stops its tasks and closes every connection. Run in a
-/// child process of its own, where every SQLite connection's worker thread (`sqlx-sqlite-worker-N`) is this
-/// store's: there must be none left soon after the drop.
+/// Dropping the last handle of a store (without `close`) stops its threads and closes every connection. Run in a
+/// child process of its own, where every SQLite connection's worker thread (`sqlx-sqlite-worker-N`) and every
+/// thread of the store's own (`flowstate-writer`, `flowstate-reader`) is this store's: there must be none left
+/// soon after the drop.
 #[test]
 fn dropping_the_last_store_closes_its_connections() {
     let dir = tempfile::tempdir().unwrap();
@@ -540,7 +541,7 @@ async fn drop_main() {
             .map(|tasks| {
                 tasks
                     .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-                    .filter(|name| name.starts_with("sqlx-sqlite"))
+                    .filter(|name| name.starts_with("sqlx-sqlite") || name.starts_with("flowstate-"))
                     .count()
             })
             .unwrap_or(0)

@@ -1146,7 +1146,7 @@ pub(crate) fn upsert_sql(rows: usize) -> String {
     format!("INSERT INTO workflow_state ({UPSERT_COLUMNS}) VALUES {values} {UPSERT_ON_CONFLICT}")
 }
 
-/// A validated row, ready to bind: owned, so that it can be handed to the writer task.
+/// A validated row, ready to bind: owned, so that it can be handed to the write thread.
 pub(crate) struct EncodedRow {
     pub(crate) run_id: String,
     pipeline_id: String,

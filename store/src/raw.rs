@@ -144,15 +144,6 @@ pub(crate) enum Column {
     Text(String),
 }
 
-impl Column {
-    pub(crate) fn as_text(&self) -> Option<&str> {
-        match self {
-            Column::Text(t) => Some(t),
-            _ => None,
-        }
-    }
-}
-
 /// A row read here.
 pub(crate) type RawRow = Vec<Column>;
 

@@ -19,6 +19,7 @@ use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::raw::{Owner, Param, RawRow, Session};
+use crate::store::Columns;
 
 /// The most lookups read by one statement.
 const MAX_LOOKUPS: usize = 64;
@@ -176,18 +177,15 @@ impl Task {
             let ids: Vec<&str> = together.iter().map(|l| l.run_id.as_str()).collect();
             let ids = serde_json::Value::from(ids).to_string();
             match session.query(MANY, &self.sql.many, [Param::Text(&ids)], usize::MAX) {
-                Ok(rows) => {
-                    let mut rows: Vec<(String, RawRow)> = rows
-                        .into_iter()
-                        .filter_map(|row| Some((row.first()?.as_text()?.to_string(), row)))
-                        .collect();
-                    rows.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(mut rows) => {
+                    // By run id (the first column), in place.
+                    rows.sort_by(|a, b| a.text(0).cmp(&b.text(0)));
                     for lookup in together {
                         // Cloned: the same run may be asked for by several callers.
                         let found = rows
-                            .binary_search_by(|(id, _)| id.as_str().cmp(&lookup.run_id))
+                            .binary_search_by(|row| row.text(0).cmp(&Some(lookup.run_id.as_str())))
                             .ok()
-                            .map(|i| rows[i].1.clone());
+                            .map(|i| rows[i].clone());
                         let _ = lookup.done.send(Ok(found));
                     }
                 }

@@ -1384,7 +1384,10 @@ impl Columns for SqliteRow {
 
 impl Columns for [Column] {
     fn text(&self, i: usize) -> Option<&str> {
-        self.get(i).and_then(Column::as_text)
+        match self.get(i) {
+            Some(Column::Text(t)) => Some(t),
+            _ => None,
+        }
     }
 
     fn int(&self, i: usize) -> Option<i64> {

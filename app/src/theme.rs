@@ -56,17 +56,24 @@ impl Theme {
         }
     }
 
-    /// The theme in a `Cookie:` header (the system setting when absent or unreadable).
-    pub fn from_cookie_header(header: &str) -> Theme {
-        header
-            .split(';')
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == Theme::COOKIE)
-            .and_then(|(_, value)| Theme::parse(value))
+    /// The theme in a request's `Cookie` headers (the system setting when absent or unreadable), read with the
+    /// `cookie` crate: the first `flowstate_theme` naming a theme wins.
+    #[cfg(feature = "ssr")]
+    pub fn from_headers(headers: &http::HeaderMap) -> Theme {
+        headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(cookie::Cookie::split_parse)
+            .filter_map(Result::ok)
+            .filter(|c| c.name() == Theme::COOKIE)
+            .find_map(|c| Theme::parse(c.value()))
             .unwrap_or_default()
     }
 
-    /// A `Set-Cookie` value that stores this choice (for the system setting: one that removes the cookie).
+    /// The cookie that stores this choice, as the browser's `document.cookie` takes it (for the system setting:
+    /// one that removes the cookie). The server's `/theme` sends the same cookie, built with the `cookie` crate
+    /// (`server/src/web/security/cookies.rs`, which checks that both agree).
     pub fn set_cookie(self) -> String {
         match self {
             Theme::System => format!("{}=; Path=/; Max-Age=0; SameSite=Lax", Theme::COOKIE),
@@ -86,15 +93,7 @@ pub fn current() -> Theme {
     {
         use leptos::prelude::use_context;
         use_context::<http::request::Parts>()
-            .and_then(|parts| {
-                parts
-                    .headers
-                    .get_all(http::header::COOKIE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .map(Theme::from_cookie_header)
-                    .find(|t| *t != Theme::System)
-            })
+            .map(|parts| Theme::from_headers(&parts.headers))
             .unwrap_or_default()
     }
     #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
@@ -136,15 +135,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cookie_round_trip() {
-        assert_eq!(
-            Theme::from_cookie_header("a=b; flowstate_theme=dark; c=d"),
-            Theme::Dark
-        );
-        assert_eq!(Theme::from_cookie_header("flowstate_theme=light"), Theme::Light);
-        assert_eq!(Theme::from_cookie_header("flowstate_theme=purple"), Theme::System);
-        assert_eq!(Theme::from_cookie_header(""), Theme::System);
+    fn set_cookie_names_the_choice() {
         assert!(Theme::Dark.set_cookie().starts_with("flowstate_theme=dark;"));
         assert!(Theme::System.set_cookie().contains("Max-Age=0"));
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn the_theme_is_read_from_the_cookie_headers() {
+        let headers = |values: &[&str]| {
+            let mut h = http::HeaderMap::new();
+            for v in values {
+                h.append(http::header::COOKIE, http::HeaderValue::from_str(v).unwrap());
+            }
+            h
+        };
+        assert_eq!(
+            Theme::from_headers(&headers(&["a=b; flowstate_theme=dark; c=d"])),
+            Theme::Dark
+        );
+        assert_eq!(
+            Theme::from_headers(&headers(&["flowstate_theme=light"])),
+            Theme::Light
+        );
+        assert_eq!(
+            Theme::from_headers(&headers(&["flowstate_theme=purple"])),
+            Theme::System
+        );
+        assert_eq!(Theme::from_headers(&headers(&[""])), Theme::System);
+        assert_eq!(Theme::from_headers(&http::HeaderMap::new()), Theme::System);
+        assert_eq!(
+            Theme::from_headers(&headers(&[";;; =; flowstate_theme", "x=1; flowstate_theme=dark"])),
+            Theme::Dark,
+            "unreadable pairs are skipped, a second Cookie header is read"
+        );
+        assert_eq!(
+            Theme::from_headers(&headers(&["flowstate_theme=bogus; flowstate_theme=light"])),
+            Theme::Light
+        );
     }
 }

@@ -259,7 +259,8 @@ pub async fn run_cleanup(
     confirm_count: String,
     csrf: String,
 ) -> Result<CleanupDone, AppError> {
-    use super::guard::{require_change, with_status};
+    use super::security::require_change;
+    use super::with_status;
     with_status(
         async move {
             let actor = require_change("cleanup", &csrf)?;

@@ -1,15 +1,15 @@
 //! Server functions: one per resource and action, each a public HTTP endpoint under `/api/<endpoint>`.
 //!
 //! Endpoints are named (`#[server(endpoint = "...")]`) so their URLs are stable for tests and CSRF checks.
-//! Every function that changes something checks its guards itself, on the server: a server function is a public
-//! endpoint, and hiding a button is not security.
+//! Every function that changes something checks its guards itself, on the server ([`security::require_change`]):
+//! a server function is a public endpoint, and hiding a button is not security.
 
 pub mod cleanup;
 pub mod failures;
-pub mod guard;
 pub mod overview;
 pub mod runs;
 pub mod runs_delete;
+pub mod security;
 pub mod session;
 pub mod settings;
 
@@ -27,6 +27,7 @@ pub use ssr::*;
 #[cfg(feature = "ssr")]
 mod ssr {
     use flowstate_store::Store;
+    use http::request::Parts;
     use leptos::prelude::use_context;
 
     use crate::error::AppError;
@@ -46,5 +47,43 @@ mod ssr {
     /// How the dashboard was started (read-only, demo, ...), as the binary provided it.
     pub fn settings() -> Settings {
         use_context::<Settings>().unwrap_or_default()
+    }
+
+    /// The request being answered (provided by leptos_axum to pages and server functions).
+    ///
+    /// # Errors
+    /// [`AppError::Internal`] (logged) when missing.
+    pub fn request_parts() -> Result<Parts, AppError> {
+        use_context::<Parts>().ok_or_else(|| {
+            tracing::error!("no request Parts in the Leptos context");
+            AppError::Internal
+        })
+    }
+
+    /// True when the request is a plain browser form post (no JavaScript): leptos_axum then answers with a
+    /// redirect back to the page, carrying an error in the URL, so the status must not be changed.
+    pub fn is_plain_form_post(parts: &Parts) -> bool {
+        parts
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+    }
+
+    /// Gives a server function's error its HTTP status (403, 409, ...) for callers that read statuses (`fetch`,
+    /// scripts, tests). Plain form posts keep leptos_axum's redirect back to the page, which shows the error.
+    pub fn with_status<T>(result: Result<T, AppError>) -> Result<T, AppError> {
+        if let Err(err) = &result {
+            let plain = use_context::<Parts>().is_some_and(|p| is_plain_form_post(&p));
+            if !plain {
+                if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                    response.set_status(
+                        http::StatusCode::from_u16(err.status())
+                            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+                    );
+                }
+            }
+        }
+        result
     }
 }

@@ -23,15 +23,20 @@ use crate::model::{RunDetail, RunsListing};
 /// One page of runs for the query string `search` (as in the address bar, with or without the `?`).
 #[server(endpoint = "runs")]
 pub async fn list_runs(search: String) -> Result<RunsListing, AppError> {
-    super::guard::with_status(ssr::list(&search).await)
+    super::with_status(ssr::list(&search).await)
 }
 
 /// Every field of one run. `full` names the JSON value to show whole (`context`, `output`, `history` or `all`);
 /// the others are cut after [`JSON_SHOWN_BYTES`].
 #[server(endpoint = "run")]
 pub async fn get_run(run_id: String, full: Option<String>) -> Result<RunDetail, AppError> {
-    super::guard::with_status(ssr::run(&run_id, full.as_deref()).await)
+    super::with_status(ssr::run(&run_id, full.as_deref()).await)
 }
+
+/// The query-string decoder of the runs list (the binary's CSRF layer reads forms with the same crate; its tests
+/// check that both agree).
+#[cfg(feature = "ssr")]
+pub use ssr::parse_pairs;
 
 /// How much of a JSON value the run page shows before cutting it (bytes of pretty-printed text).
 pub const JSON_SHOWN_BYTES: usize = 16 * 1024;
@@ -84,43 +89,13 @@ pub(crate) mod ssr {
         Ok(detail(run, full, read_at))
     }
 
-    /// Splits a raw query string into decoded `(name, value)` pairs, in order (`+` is a space, `%XX` a byte;
-    /// invalid UTF-8 becomes U+FFFD).
+    /// Splits a raw query string into decoded `(name, value)` pairs, in order, with `form_urlencoded` (what
+    /// browsers send and the binary's CSRF layer reads forms with): `+` is a space, `%XX` a byte, a `%` not
+    /// followed by two hex digits stays as it is, invalid UTF-8 becomes U+FFFD.
     pub fn parse_pairs(search: &str) -> Vec<(String, String)> {
-        search
-            .trim_start_matches('?')
-            .split('&')
-            .filter(|part| !part.is_empty())
-            .map(|part| {
-                let (name, value) = part.split_once('=').unwrap_or((part, ""));
-                (decode(name), decode(value))
-            })
+        form_urlencoded::parse(search.trim_start_matches('?').as_bytes())
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
             .collect()
-    }
-
-    fn decode(text: &str) -> String {
-        let bytes = text.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(high), Some(low)) => {
-                        out.push(high << 4 | low);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                },
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
     }
 
     /// The store's query and the filters as the page shows them, from the URL's pairs.

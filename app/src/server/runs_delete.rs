@@ -15,7 +15,8 @@ pub async fn delete_run(
     csrf: String,
     active_ok: Option<String>,
 ) -> Result<(), AppError> {
-    use super::guard::{require_change, with_status};
+    use super::security::require_change;
+    use super::with_status;
     with_status(
         async move {
             let actor = require_change("delete_run", &csrf)?;

@@ -164,7 +164,8 @@ pub struct DemoArgs {
 /// Arguments of `flowstate serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Where to listen. An address other machines can reach needs --read-only or FLOWSTATE_ADMIN_TOKEN.
+    /// Where to listen. An address other machines can reach needs --public-url, and --read-only or
+    /// FLOWSTATE_ADMIN_TOKEN.
     #[arg(
         long,
         env = "FLOWSTATE_BIND",
@@ -191,6 +192,22 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(0..=60_000)
     )]
     pub page_cache_ms: u64,
+    /// A URL operators reach the dashboard at, such as https://flowstate.example.com (repeatable, or
+    /// comma-separated). Requests naming another host than this machine or these are refused (DNS rebinding).
+    /// Required with a --bind other machines can reach; behind a reverse proxy, the proxy's public URL.
+    #[arg(
+        long = "public-url",
+        env = "FLOWSTATE_PUBLIC_URL",
+        value_name = "URL",
+        value_delimiter = ',',
+        value_parser = parse_public_url
+    )]
+    pub public_url: Vec<flowstate_server::web::security::PublicUrl>,
+}
+
+/// A `--public-url` value.
+fn parse_public_url(text: &str) -> Result<flowstate_server::web::security::PublicUrl, String> {
+    text.parse()
 }
 
 /// `flowstate serve`: runs the dashboard until Ctrl-C or SIGTERM (see `flowstate_server::web`).
@@ -204,6 +221,7 @@ async fn serve(db: Option<PathBuf>, args: ServeArgs) -> Result<String, CliError>
         site_root: args.site_root,
         admin_token: web::admin_token_from_env(),
         page_cache: std::time::Duration::from_millis(args.page_cache_ms),
+        public_urls: args.public_url,
     };
     match web::serve(cfg).await {
         Ok(()) => Ok(String::new()),

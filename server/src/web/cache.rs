@@ -31,15 +31,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::headers::CspNonce;
+use super::security::cookies::{self, CSRF_COOKIE};
+use super::security::csrf::CsrfToken;
+use super::security::needs_check;
 use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use flowstate_app::server::guard::{CsrfToken, CSRF_COOKIE};
-
-use super::guard::needs_check;
-use super::headers::CspNonce;
 
 /// How long a page is answered again when `serve` is given no `--page-cache-ms`.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(1);
@@ -307,15 +307,9 @@ fn keepable(response: &Response) -> bool {
 /// The path and query, and the cookies but the CSRF one, sorted (the order a browser sends them in is not the
 /// page's business).
 fn cache_key(req: &Request) -> String {
-    let mut cookies: Vec<&str> = req
-        .headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .filter(|c| c.split('=').next().map(str::trim) != Some(CSRF_COOKIE))
+    let mut cookies: Vec<String> = cookies::all(req.headers())
+        .filter(|c| c.name() != CSRF_COOKIE)
+        .map(|c| c.to_string())
         .collect();
     cookies.sort_unstable();
     let uri = req.uri();
@@ -419,7 +413,7 @@ mod tests {
         assert!(!needs_check(&Method::GET, "/runs"));
         assert!(needs_check(&Method::POST, "/api/delete_run"));
         assert!(needs_check(&Method::DELETE, "/runs/x"));
-        for read_only in flowstate_app::server::guard::READ_ONLY_ENDPOINTS {
+        for read_only in super::super::security::READ_ONLY_SERVER_FNS {
             assert!(!needs_check(&Method::POST, read_only));
         }
     }

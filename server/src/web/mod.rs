@@ -12,13 +12,12 @@ use std::sync::Arc;
 
 use axum::extract::{FromRef, Query, Request, State};
 use axum::handler::Handler;
-use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use flowstate_app::model::Settings;
-use flowstate_app::server::guard::Guard;
 use flowstate_app::theme::Theme;
 use flowstate_app::{shell, App};
 use flowstate_store::{ListQuery, Store, StoreError, StoreOptions};
@@ -31,10 +30,12 @@ use tower::ServiceExt;
 use tower_http::services::ServeDir;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
+use self::security::{PublicUrl, Security};
+
 pub mod api;
 pub mod cache;
-pub mod guard;
 pub mod headers;
+pub mod security;
 
 /// The address `serve` binds when none is given: loopback only.
 pub const DEFAULT_BIND: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3000);
@@ -50,6 +51,9 @@ pub const SITE_ROOT_ENV: &str = "FLOWSTATE_SITE_ROOT";
 
 /// The environment variable holding the admin token (never a command-line flag: secrets stay out of `ps`).
 pub const ADMIN_TOKEN_ENV: &str = "FLOWSTATE_ADMIN_TOKEN";
+
+/// The environment variable of `--public-url` (comma-separated).
+pub const PUBLIC_URL_ENV: &str = "FLOWSTATE_PUBLIC_URL";
 
 /// How to serve the dashboard.
 #[derive(Clone)]
@@ -68,6 +72,9 @@ pub struct ServeConfig {
     pub admin_token: Option<String>,
     /// How long a rendered page is answered again ([`cache`]); zero: never.
     pub page_cache: std::time::Duration,
+    /// The URLs operators reach the dashboard at besides this machine's names (`--public-url`): requests naming
+    /// another host are refused ([`security::origin`]). Required for a bind other machines can reach.
+    pub public_urls: Vec<PublicUrl>,
 }
 
 impl Default for ServeConfig {
@@ -80,6 +87,7 @@ impl Default for ServeConfig {
             site_root: None,
             admin_token: None,
             page_cache: cache::DEFAULT_MAX_AGE,
+            public_urls: Vec::new(),
         }
     }
 }
@@ -94,6 +102,7 @@ impl fmt::Debug for ServeConfig {
             .field("site_root", &self.site_root)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
             .field("page_cache", &self.page_cache)
+            .field("public_urls", &self.public_urls)
             .finish()
     }
 }
@@ -114,6 +123,14 @@ pub enum ServeError {
          use a loopback address (127.0.0.1), add --read-only, or set {ADMIN_TOKEN_ENV}"
     )]
     UnsafeBind(SocketAddr),
+    /// A non-loopback address without `--public-url`: the `Host` check would refuse every other machine.
+    #[error(
+        "refusing to listen on {0} without --public-url: requests are answered only when they name this machine \
+         or a public URL (so a site re-pointed at this server, DNS rebinding, is refused); say how operators reach \
+         the dashboard, e.g. --public-url https://flowstate.example.com (repeatable, or comma-separated in \
+         {PUBLIC_URL_ENV})"
+    )]
+    NoPublicUrl(SocketAddr),
     /// Neither `--db` nor `--demo`.
     #[error("no database given: pass --db PATH, set FLOWSTATE_DB, or use --demo")]
     NoDatabase,
@@ -134,8 +151,10 @@ pub enum ServeError {
 impl ServeError {
     /// True when the operator's arguments are at fault (as opposed to the machine or the database).
     pub fn is_usage(&self) -> bool {
-        matches!(self, ServeError::UnsafeBind(_) | ServeError::NoDatabase)
-            || matches!(self, ServeError::Store(e) if e.is_user_error())
+        matches!(
+            self,
+            ServeError::UnsafeBind(_) | ServeError::NoPublicUrl(_) | ServeError::NoDatabase
+        ) || matches!(self, ServeError::Store(e) if e.is_user_error())
     }
 }
 
@@ -148,8 +167,8 @@ pub struct AppState {
     pub store: Store,
     /// How the dashboard was started, as pages see it.
     pub settings: Settings,
-    /// The guards of every change: mode, admin token, bound address, sessions (see [`guard`]).
-    pub guard: Arc<Guard>,
+    /// The HTTP security: mode, admin token, bound address, public URLs, sessions (see [`security`]).
+    pub security: Arc<Security>,
     /// Rendered pages answered again for a short while ([`cache`]).
     pub page_cache: Arc<cache::PageCache>,
 }
@@ -164,12 +183,12 @@ impl AppState {
     /// A state serving `store` with the site at `site_root` (see [`default_site_root`]).
     /// `addr` is also what the guards check: without an admin token, changes are allowed on loopback only.
     pub fn new(store: Store, settings: Settings, site_root: &Path, addr: SocketAddr) -> Self {
-        let guard = Arc::new(Guard::new(settings.read_only, addr, None));
+        let security = Arc::new(Security::new(settings.read_only, addr, None, Vec::new()));
         AppState {
             leptos_options: leptos_options(site_root, addr),
             store,
             settings,
-            guard,
+            security,
             page_cache: Arc::new(cache::PageCache::default()),
         }
     }
@@ -182,8 +201,21 @@ impl AppState {
 
     /// The same state with an admin token (none when `None` or blank): changes then need a login with it.
     pub fn with_admin_token(mut self, token: Option<&str>) -> Self {
-        self.guard = Arc::new(Guard::new(self.settings.read_only, self.guard.bind(), token));
-        self.settings.admin_token_configured = self.guard.token_required();
+        let public_urls = self.security.public_urls().to_vec();
+        self.security = Arc::new(Security::new(
+            self.settings.read_only,
+            self.security.bind(),
+            token,
+            public_urls,
+        ));
+        self.settings.admin_token_configured = self.security.token_required();
+        self
+    }
+
+    /// The same state answering requests for `urls` too (`--public-url`), besides this machine's own names.
+    /// Call it before [`AppState::with_admin_token`] or after: the token is kept (sessions are not).
+    pub fn with_public_urls(mut self, urls: Vec<PublicUrl>) -> Self {
+        self.security = Arc::new(self.security.with_public_urls(urls));
         self
     }
 }
@@ -219,11 +251,11 @@ pub fn router(state: AppState) -> Router {
     let context = {
         let store = state.store.clone();
         let settings = state.settings.clone();
-        let guard = state.guard.clone();
+        let security = state.security.handle();
         move || {
             provide_context(store.clone());
             provide_context(settings.clone());
-            provide_context(guard.clone());
+            provide_context(security.clone());
             // The nonce the header layer names in this response's CSP: Leptos writes it on its inline scripts
             // (it replaces the one leptos_axum made, which no header names).
             if let Some(nonce) = use_context::<http::request::Parts>()
@@ -293,10 +325,11 @@ pub fn router(state: AppState) -> Router {
         // A server function's error answers with its own status (400, 403, ...), not server_fn's 500.
         .layer(axum::middleware::from_fn(api::server_fn_status))
         .layer(axum::middleware::from_fn(canonical_redirect))
-        // CSRF cookie for every page; 403 for a changing request without the token or from another origin.
+        // 403 for a request naming another host; CSRF cookie for every page; 403 for a changing request without
+        // the token or from another origin.
         .layer(axum::middleware::from_fn_with_state(
-            state.guard.clone(),
-            guard::csrf_layer,
+            state.security.clone(),
+            security::layer,
         ))
         // CSP (with this response's nonce), X-Frame-Options, nosniff, Referrer-Policy: on every response,
         // refusals and static files included.
@@ -309,9 +342,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `GET /healthz`: `{"ok": true, "db": "...", "schema_version": 1, "read_only": false}`; 503 with `ok: false`
-/// when the database cannot be read (the reason goes to the log, not the probe).
-async fn healthz(State(state): State<AppState>) -> Response {
+/// `GET /healthz`: `{"ok": true, "schema_version": 1, "read_only": false}`, plus `"db"` (the database's path)
+/// for a logged-in operator only; 503 with `ok: false` when the database cannot be read (the reason goes to the
+/// log, not the probe).
+async fn healthz(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let probe = state
         .store
         .list_workflows(&ListQuery {
@@ -321,10 +355,12 @@ async fn healthz(State(state): State<AppState>) -> Response {
         .await;
     let mut body = serde_json::json!({
         "ok": probe.is_ok(),
-        "db": state.store.path(),
         "schema_version": state.store.migration().to_version,
         "read_only": state.settings.read_only,
     });
+    if state.security.logged_in(&headers) {
+        body["db"] = serde_json::json!(state.store.path());
+    }
     match probe {
         Ok(_) => (StatusCode::OK, Json(body)).into_response(),
         Err(e) => {
@@ -351,19 +387,21 @@ async fn set_theme(Query(query): Query<ThemeQuery>) -> Response {
         )
             .into_response();
     };
+    // The same check as the login's `next` (a path of this site, parsed with the URL parser, percent-encoded).
     let back = query
         .back
-        .filter(|b| is_local_path(b))
-        .map_or_else(|| "/".into(), |b| header_safe(&b));
-    let (Ok(location), Ok(cookie)) = (
-        HeaderValue::from_str(&back),
-        HeaderValue::from_str(&theme.set_cookie()),
-    ) else {
+        .as_deref()
+        .and_then(flowstate_app::server::session::same_site_path)
+        .unwrap_or_else(|| "/".into());
+    let Ok(location) = HeaderValue::from_str(&back) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
     (
         StatusCode::SEE_OTHER,
-        [(header::LOCATION, location), (header::SET_COOKIE, cookie)],
+        [
+            (header::LOCATION, location),
+            (header::SET_COOKIE, security::cookies::theme(theme)),
+        ],
     )
         .into_response()
 }
@@ -445,15 +483,20 @@ fn is_local_path(path: &str) -> bool {
 }
 
 /// Refuses a bind address other machines can reach unless changes are impossible (`--read-only`) or need a
-/// login (an admin token).
+/// login (an admin token), and unless the operator said which names it is reached by (`--public-url`): the
+/// `Host` check answers only this machine's names and those.
 ///
 /// # Errors
-/// [`ServeError::UnsafeBind`].
+/// [`ServeError::UnsafeBind`], [`ServeError::NoPublicUrl`].
 pub fn check_bind(cfg: &ServeConfig) -> Result<(), ServeError> {
-    if cfg.bind.ip().is_loopback() || cfg.read_only || cfg.admin_token.is_some() {
+    if cfg.bind.ip().is_loopback() {
         Ok(())
-    } else {
+    } else if !cfg.read_only && cfg.admin_token.is_none() {
         Err(ServeError::UnsafeBind(cfg.bind))
+    } else if cfg.public_urls.is_empty() {
+        Err(ServeError::NoPublicUrl(cfg.bind))
+    } else {
+        Ok(())
     }
 }
 
@@ -529,15 +572,20 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         admin_token_configured: cfg.admin_token.is_some(),
     };
     let state = AppState::new(store.clone(), settings, &site_root, addr)
+        .with_public_urls(cfg.public_urls.clone())
         .with_admin_token(cfg.admin_token.as_deref())
         .with_page_cache(cfg.page_cache);
+    if !cfg.public_urls.is_empty() {
+        let urls: Vec<String> = cfg.public_urls.iter().map(ToString::to_string).collect();
+        tracing::info!(public_urls = %urls.join(", "), "answering requests for this machine and the public URLs");
+    }
     tracing::info!(%addr, db = %store.path().display(), read_only = cfg.read_only, "serving the dashboard");
     eprintln!(
         "flowstate dashboard on http://{addr}/ (database {})",
         store.path().display()
     );
 
-    // The peer address limits login attempts per client (web/guard.rs).
+    // The peer address limits login attempts per client network (web/security/login_limit.rs).
     let served = axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -616,10 +664,18 @@ mod tests {
         };
         assert!(matches!(check_bind(&cfg), Err(ServeError::UnsafeBind(_))));
         cfg.read_only = true;
+        assert!(
+            matches!(check_bind(&cfg), Err(ServeError::NoPublicUrl(_))),
+            "and the names it is reached by"
+        );
+        cfg.public_urls = vec!["https://flowstate.example".parse().unwrap()];
         assert!(check_bind(&cfg).is_ok());
         cfg.read_only = false;
+        assert!(matches!(check_bind(&cfg), Err(ServeError::UnsafeBind(_))));
         cfg.admin_token = Some("s3cret".into());
         assert!(check_bind(&cfg).is_ok());
+        cfg.public_urls.clear();
+        assert!(matches!(check_bind(&cfg), Err(ServeError::NoPublicUrl(_))));
         assert!(
             !format!("{cfg:?}").contains("s3cret"),
             "the token must not be printed"

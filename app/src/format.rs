@@ -36,16 +36,17 @@ pub fn duration_ms(ms: f64) -> String {
     format!("{} h {:02} min", total / 3600, (total % 3600) / 60)
 }
 
-/// Percent-encodes a value for a URL query (everything but RFC 3986's unreserved characters).
+/// What [`url_encode`] leaves as it is: RFC 3986's unreserved characters.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Percent-encodes a value for a URL query or path segment (everything but RFC 3986's unreserved characters),
+/// with `percent-encoding`.
 pub fn url_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(value, UNRESERVED).to_string()
 }
 
 /// The link to the runs list filtered by one status.
@@ -168,6 +169,10 @@ mod tests {
     #[test]
     fn urls_are_encoded() {
         assert_eq!(url_encode("a b/c?d=é"), "a%20b%2Fc%3Fd%3D%C3%A9");
+        assert_eq!(
+            url_encode("A-z_0.9~\u{0}%+&#\u{202e}"),
+            "A-z_0.9~%00%25%2B%26%23%E2%80%AE"
+        );
         assert_eq!(runs_with_status("failed"), "/runs?status=failed");
     }
 

@@ -463,15 +463,8 @@ fn canonical_path(path: &str) -> String {
 /// `path` as a `Location` header can carry it: bytes outside visible ASCII (`é`, spaces) percent-encoded, the
 /// way the browser sent them.
 fn header_safe(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii_graphic() {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    const NOT_VISIBLE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b' ');
+    percent_encoding::utf8_percent_encode(path, NOT_VISIBLE).to_string()
 }
 
 /// A path on this site: `/…`, but not `//host` or `/\host` (which browsers treat as another site).
@@ -634,6 +627,11 @@ mod tests {
         assert!(!is_local_path("https://evil.example/"));
         assert!(!is_local_path("/a\r\nSet-Cookie: x=y"));
         assert_eq!(header_safe("/runs?error=é x"), "/runs?error=%C3%A9%20x");
+        assert_eq!(
+            header_safe("/a\tb\u{7f}%41?x=~"),
+            "/a%09b%7F%41?x=~",
+            "visible ASCII kept"
+        );
     }
 
     #[test]

@@ -48,6 +48,16 @@ pub fn url_encode(value: &str) -> String {
     out
 }
 
+/// The address of a run's page. Browsers resolve the path segments `.` and `..` (also spelled `%2E`) before
+/// asking, so a run with such an id is addressed by a query instead: `/run?id=..`.
+pub fn run_href(run_id: &str) -> String {
+    if run_id == "." || run_id == ".." {
+        format!("/run?id={}", url_encode(run_id))
+    } else {
+        format!("/runs/{}", url_encode(run_id))
+    }
+}
+
 /// The link to the runs list filtered by one status.
 pub fn runs_with_status(status: &str) -> String {
     format!("/runs?status={}", url_encode(status))

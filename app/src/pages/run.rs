@@ -5,11 +5,11 @@
 
 use crate::components::PageTitle;
 use leptos::prelude::*;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::{use_location, use_params_map, use_query_map};
 
 use crate::components::json_view::size;
 use crate::components::{DeleteRunForm, ErrorPage, JsonView, StatusBadge};
-use crate::format::{duration_ms, run_href, url_encode};
+use crate::format::{duration_ms, query_value, run_href, url_encode};
 use crate::model::RunDetail;
 use crate::pages::runs::StampView;
 use crate::server::get_run;
@@ -20,10 +20,15 @@ use crate::server::runs::raw_href;
 pub fn RunPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
+    let search = use_location().search;
     let run = Resource::new(
         move || {
-            // `/runs/{id}`, or `/run?id=..` for the ids a path cannot carry (`.` and `..`).
-            let id = params.read().get("run_id").or_else(|| query.read().get("id"));
+            // `/runs/{id}`, or `/run?id=..` for the ids a path cannot carry (see `run_href`), read from the raw
+            // query: decoded once.
+            let id = params
+                .read()
+                .get("run_id")
+                .or_else(|| query_value(&search.read(), "id"));
             (id.unwrap_or_default(), query.read().get("full"))
         },
         |(run_id, full)| get_run(run_id, full),

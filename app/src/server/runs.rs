@@ -459,12 +459,14 @@ pub(crate) mod ssr {
                             error: true,
                         }
                     }
-                    other => return Err(AppError::bad_request(
-                        "full",
-                        format!(
+                    other => {
+                        return Err(AppError::bad_request(
+                            "full",
+                            format!(
                             "“{other}” is not a value of the run; use context, output, history, error or all"
                         ),
-                    )),
+                        ))
+                    }
                 }
             }
             Ok(full)

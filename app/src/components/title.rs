@@ -69,9 +69,13 @@ mod tests {
                     && !path.ends_with("components/title.rs")
                 {
                     let text = std::fs::read_to_string(&path).expect("a source file");
-                    if text.contains("leptos_meta::Title")
-                        || (text.contains("leptos_meta::{") && text.contains("Title"))
-                    {
+                    let imports_title = text.lines().any(|line| {
+                        line.contains("leptos_meta::")
+                            && line
+                                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                                .any(|word| word == "Title")
+                    });
+                    if imports_title || text.contains("<Title ") {
                         offenders.push(path.display().to_string());
                     }
                 }

@@ -49,11 +49,11 @@ pub fn url_encode(value: &str) -> String {
 }
 
 /// The address of a run's page, `/runs/{id}`, or `/run?id={id}` for the ids a path cannot carry: browsers
-/// resolve the segments `.` and `..` (also spelled `%2E`) before asking; the router matches the decoded path (an
-/// id with `/` spans two segments); and leptos_router decodes a path parameter twice (an id holding `%2F` would
-/// come out as `/`). The run page reads `id` from the raw query with [`query_value`], decoded once.
+/// resolve the segments `.` and `..` (also spelled `%2E`) before asking, and leptos_router decodes a path
+/// parameter twice (an id holding `%2F` would come out as `/`). The run page reads `id` from the raw query with
+/// [`query_value`], decoded once.
 pub fn run_href(run_id: &str) -> String {
-    if run_id == "." || run_id == ".." || run_id.contains('/') || run_id.contains('%') {
+    if run_id == "." || run_id == ".." || run_id.contains('%') {
         format!("/run?id={}", url_encode(run_id))
     } else {
         format!("/runs/{}", url_encode(run_id))

@@ -37,6 +37,7 @@ fn hostile_ids() -> Vec<String> {
         "<!--<x-evil>-->]]><![CDATA[<x-evil>".into(),
         "\u{202E}gnp.exe\u{202C}<x-evil>".into(),
         "run with spaces & ampersands ; and %2F slashes/too?x=1#frag".into(),
+        "plain/slash ü?#".into(),
     ]
 }
 

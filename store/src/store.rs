@@ -1265,6 +1265,12 @@ pub(crate) struct EncodedRow {
 impl EncodedRow {
     pub(crate) fn new(state: &WorkflowState, now: DateTime<Utc>) -> Result<Self> {
         validate_lookup_id(&state.run_id)?;
+        if state.run_id.len() > MAX_RUN_ID_BYTES {
+            return Err(StoreError::invalid(
+                "run_id",
+                format!("is {} bytes; the limit is {MAX_RUN_ID_BYTES}", state.run_id.len()),
+            ));
+        }
         if state.run_id.contains('\0') {
             return Err(StoreError::invalid("run_id", "must not contain NUL characters"));
         }

@@ -32,7 +32,7 @@
 //! 6. reports the server's peak resident memory (`VmHWM` of `/proc/<pid>/status`, sampled during and after
 //!    the load) and the database's bytes per run (file and `-wal`, as loaded);
 //! 7. times each store call the pages make, alone, on the same database after the load (where the time goes);
-//! 8. once (`large-values`): the page of a run holding a 50 MB context written by another process, viewed by 1
+//! 8. once (`FLOWSTATE_BENCH_ONLY=large-values` runs only this): the page of a run holding a 50 MB context written by another process, viewed by 1
 //!    and by 8 clients at once, each on a freshly started server, beside the page of an ordinary run: the time,
 //!    the server's peak memory, and `/healthz`'s longest answer meanwhile; then the whole value at `/raw/context`
 //!    ([`large_values`]).
@@ -125,7 +125,7 @@ fn env_count(name: &str, default: u64) -> Result<u64> {
 
 async fn run() -> Result<()> {
     let config = Config::from_env_and_args(std::env::args().skip(1))?;
-    if !config.wants("http") {
+    if !config.wants("http-pages") && !config.wants("http-large-values") {
         println!("http bench: skipped (only {} asked for)", config.only.join(", "));
         return Ok(());
     }
@@ -145,13 +145,13 @@ async fn run() -> Result<()> {
 
     let mut tables = String::new();
     let mut measured = Vec::new();
-    for rows in sizes {
+    for rows in sizes.into_iter().filter(|_| config.wants("http-pages")) {
         let outcome = bench_size(&server, &work, rows, secs).await?;
         report::merge_into(&report::report_path(), &outcome.measurements)?;
         measured.extend(outcome.measurements);
         tables.push_str(&outcome.table);
     }
-    if config.wants("large-values") {
+    if config.wants("http-large-values") {
         let (table, measurements) = large_values(&server, &work).await?;
         report::merge_into(&report::report_path(), &measurements)?;
         measured.extend(measurements);

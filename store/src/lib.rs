@@ -56,7 +56,8 @@ pub use insights::{
     StuckRuns,
 };
 pub use model::{
-    CleanupPolicy, CleanupPreview, ListQuery, Page, RunSummary, Status, WorkflowState, WorkflowStats,
+    CleanupPolicy, CleanupPreview, ListQuery, Page, RunSummary, RunView, Status, TextColumn, TextHead,
+    WorkflowState, WorkflowStats,
 };
 pub use schema::{MigrationReport, SchemaKind, SCHEMA_VERSION};
 pub use store::{

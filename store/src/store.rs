@@ -22,12 +22,16 @@ use crate::schema::{self, MigrationReport};
 use crate::time::{self, instant_sql, Clock, SystemClock, UNKNOWN_INSTANT};
 use crate::writer::{WriteStats, Writer};
 use crate::{
-    CleanupPolicy, CleanupPreview, ListQuery, Page, Result, RunSummary, Status, StoreError, WorkflowState,
-    WorkflowStats,
+    CleanupPolicy, CleanupPreview, ListQuery, Page, Result, RunSummary, RunView, Status, StoreError,
+    TextColumn, TextHead, WorkflowState, WorkflowStats,
 };
 
 /// The longest run id accepted, in bytes.
 pub const MAX_RUN_ID_BYTES: usize = 512;
+
+/// The longest run id a lookup or a delete accepts: longer than [`MAX_RUN_ID_BYTES`], since other writers (flujo)
+/// keep no limit, and such runs must be found and deleted too.
+pub const MAX_LOOKUP_ID_BYTES: usize = 64 * 1024;
 /// The longest pipeline id, name or version accepted, in bytes.
 pub const MAX_NAME_BYTES: usize = 512;
 /// The largest serialized JSON value accepted per column, in bytes.
@@ -102,14 +106,35 @@ pub struct Store {
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
-/// Columns of a [`RunSummary`], in decoding order. Casts make old files with odd types readable; an integer
-/// execution time is read as it is (`round` goes through a double and would change values above 2^53).
-pub(crate) const SUMMARY_COLUMNS: &str = "CAST(COALESCE(run_id, '') AS TEXT), CAST(COALESCE(pipeline_id, '') AS TEXT), \
-    CAST(COALESCE(pipeline_name, '') AS TEXT), CAST(COALESCE(pipeline_version, '') AS TEXT), \
-    CAST(status AS TEXT), CAST(COALESCE(current_step_index, 0) AS INTEGER), CAST(COALESCE(total_steps, 0) AS INTEGER), \
-    CAST(created_at AS TEXT), CAST(updated_at AS TEXT), CAST(error_message AS TEXT), \
-    CASE WHEN typeof(execution_time_ms) = 'integer' THEN execution_time_ms \
-    ELSE CAST(round(execution_time_ms) AS INTEGER) END, CAST(memory_usage_mb AS REAL)";
+/// The columns of a run's summary, in decoding order (`decode_summary`), with `$error` as the error message's
+/// column. Casts make old files with odd types readable; an integer execution time is read as it is (`round` goes
+/// through a double and would change values above 2^53). The last column is the error message's whole size in
+/// bytes (`octet_length` reads it from the record header, not the text).
+macro_rules! summary_columns {
+    ($error:literal) => {
+        concat!(
+            "CAST(COALESCE(run_id, '') AS TEXT), CAST(COALESCE(pipeline_id, '') AS TEXT), \
+             CAST(COALESCE(pipeline_name, '') AS TEXT), CAST(COALESCE(pipeline_version, '') AS TEXT), \
+             CAST(status AS TEXT), CAST(COALESCE(current_step_index, 0) AS INTEGER), \
+             CAST(COALESCE(total_steps, 0) AS INTEGER), CAST(created_at AS TEXT), CAST(updated_at AS TEXT), ",
+            $error,
+            ", CASE WHEN typeof(execution_time_ms) = 'integer' THEN execution_time_ms \
+             ELSE CAST(round(execution_time_ms) AS INTEGER) END, CAST(memory_usage_mb AS REAL), \
+             octet_length(error_message)"
+        )
+    };
+}
+
+/// Columns of a [`RunSummary`] as lists show them: the error message cut to
+/// [`RunSummary::ERROR_EXCERPT_CHARS`] characters by SQLite, so a 3 MB message never reaches a list, a page or the
+/// page cache whole (the whole value is on the run's page).
+pub(crate) const SUMMARY_COLUMNS: &str = summary_columns!("substr(CAST(error_message AS TEXT), 1, 1000)");
+
+/// How many columns [`SUMMARY_COLUMNS`] has: a query's own columns come after them.
+pub(crate) const SUMMARY_COLUMN_COUNT: usize = 13;
+
+/// The summary columns of a whole [`WorkflowState`]: the error message whole.
+const STATE_SUMMARY_COLUMNS: &str = summary_columns!("CAST(error_message AS TEXT)");
 
 /// The JSON columns, after the summary ones, for a full [`WorkflowState`].
 const JSON_COLUMNS: &str =
@@ -409,6 +434,71 @@ impl Store {
         Ok(row.map(|r| decode_state(&r)))
     }
 
+    /// Loads a run for its page without reading its large columns whole into the process: the summary, and at
+    /// most `max_chars` characters of the error message and of each JSON column, as stored, with each value's
+    /// whole size. Nothing is parsed: a 50 MB context costs `max_chars` here, not a tree of 50 MB.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for an empty id; database failures.
+    pub async fn load_run_view(&self, run_id: &str, max_chars: usize) -> Result<Option<RunView>> {
+        validate_lookup_id(run_id)?;
+        let max = i64::try_from(max_chars).unwrap_or(i64::MAX);
+        let head = |column: &str| format!("substr(CAST({column} AS TEXT), 1, ?2), octet_length({column})");
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS}, {}, {}, {}, {} FROM workflow_state WHERE run_id = ?1",
+            head("error_message"),
+            head("pipeline_context"),
+            head("last_step_output"),
+            head("step_history"),
+        );
+        let row = sqlx::query(&sql)
+            .bind(run_id)
+            .bind(max)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.err("loading a run's page"))?;
+        Ok(row.map(|row| {
+            let text_head = |i: usize| {
+                let head: Option<String> = row.try_get(i).ok().flatten();
+                head.map(|head| TextHead {
+                    total_bytes: row
+                        .try_get::<Option<i64>, _>(i + 1)
+                        .ok()
+                        .flatten()
+                        .map_or(head.len() as u64, |n| n.max(0) as u64),
+                    head,
+                })
+            };
+            let at = SUMMARY_COLUMN_COUNT;
+            RunView {
+                summary: decode_summary(&row),
+                error_message: text_head(at),
+                pipeline_context: text_head(at + 2),
+                last_step_output: text_head(at + 4),
+                step_history: text_head(at + 6),
+            }
+        }))
+    }
+
+    /// Reads one large text column of a run whole, as stored (`Ok(None)`: no such run; `Ok(Some(None))`: NULL).
+    /// Callers bound how many of these run at once: the value is in memory whole.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for an empty id; database failures.
+    pub async fn load_text_column(&self, run_id: &str, column: TextColumn) -> Result<Option<Option<String>>> {
+        validate_lookup_id(run_id)?;
+        let sql = format!(
+            "SELECT CAST({} AS TEXT) FROM workflow_state WHERE run_id = ?1",
+            column.sql_name()
+        );
+        let row: Option<(Option<String>,)> = sqlx::query_as(&sql)
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.err("loading a run's column"))?;
+        Ok(row.map(|(text,)| text))
+    }
+
     /// Deletes a run; true when it existed.
     ///
     /// # Errors
@@ -524,7 +614,7 @@ impl Store {
         let mut keyed: Vec<(i64, RunSummary)> = rows
             .iter()
             .take(limit as usize)
-            .map(|row| (row.get::<i64, _>(12), decode_summary(row)))
+            .map(|row| (row.get::<i64, _>(SUMMARY_COLUMN_COUNT), decode_summary(row)))
             .collect();
         if backwards {
             keyed.reverse();
@@ -1087,10 +1177,15 @@ fn validate_lookup_id(run_id: &str) -> Result<()> {
     if run_id.is_empty() {
         return Err(StoreError::invalid("run_id", "must not be empty"));
     }
-    if run_id.len() > MAX_RUN_ID_BYTES {
+    // Other writers (flujo) store ids longer than flowstate's own limit for saves: they must still be found and
+    // deleted. The bound only keeps a lookup's key reasonable.
+    if run_id.len() > MAX_LOOKUP_ID_BYTES {
         return Err(StoreError::invalid(
             "run_id",
-            format!("is {} bytes; the limit is {MAX_RUN_ID_BYTES}", run_id.len()),
+            format!(
+                "is {} bytes; the limit for a lookup is {MAX_LOOKUP_ID_BYTES}",
+                run_id.len()
+            ),
         ));
     }
     Ok(())
@@ -1100,9 +1195,10 @@ fn validate_lookup_id(run_id: &str) -> Result<()> {
 /// of run ids (several lookups at once, each row found through the primary key).
 pub(crate) fn lookup_sql() -> LookupSql {
     LookupSql {
-        one: format!("SELECT {SUMMARY_COLUMNS}, {JSON_COLUMNS} FROM workflow_state WHERE run_id = ?1").into(),
+        one: format!("SELECT {STATE_SUMMARY_COLUMNS}, {JSON_COLUMNS} FROM workflow_state WHERE run_id = ?1")
+            .into(),
         many: format!(
-            "SELECT {SUMMARY_COLUMNS}, {JSON_COLUMNS} FROM workflow_state \
+            "SELECT {STATE_SUMMARY_COLUMNS}, {JSON_COLUMNS} FROM workflow_state \
              WHERE run_id IN (SELECT value FROM json_each(?1))"
         )
         .into(),
@@ -1169,6 +1265,12 @@ pub(crate) struct EncodedRow {
 impl EncodedRow {
     pub(crate) fn new(state: &WorkflowState, now: DateTime<Utc>) -> Result<Self> {
         validate_lookup_id(&state.run_id)?;
+        if state.run_id.len() > MAX_RUN_ID_BYTES {
+            return Err(StoreError::invalid(
+                "run_id",
+                format!("is {} bytes; the limit is {MAX_RUN_ID_BYTES}", state.run_id.len()),
+            ));
+        }
         if state.run_id.contains('\0') {
             return Err(StoreError::invalid("run_id", "must not contain NUL characters"));
         }
@@ -1421,6 +1523,7 @@ pub(crate) fn decode_summary<R: Columns + ?Sized>(row: &R) -> RunSummary {
         error_message: row.text(9).map(str::to_string),
         execution_time_ms: row.int(10),
         memory_usage_mb: row.real(11),
+        error_message_bytes: row.int(12).map(|n| n.max(0) as u64),
     }
 }
 
@@ -1432,9 +1535,10 @@ fn decode_state(row: &[Column]) -> WorkflowState {
         pipeline_name: s.pipeline_name,
         pipeline_version: s.pipeline_version,
         current_step_index: s.current_step_index,
-        pipeline_context: decode_json(row.text(12)).unwrap_or(Value::Null),
-        last_step_output: decode_json(row.text(13)),
-        step_history: decode_json(row.text(14)).unwrap_or_else(|| Value::Array(Vec::new())),
+        pipeline_context: decode_json(row.text(SUMMARY_COLUMN_COUNT)).unwrap_or(Value::Null),
+        last_step_output: decode_json(row.text(SUMMARY_COLUMN_COUNT + 1)),
+        step_history: decode_json(row.text(SUMMARY_COLUMN_COUNT + 2))
+            .unwrap_or_else(|| Value::Array(Vec::new())),
         status: s.status,
         created_at: s.created_at,
         updated_at: s.updated_at,

@@ -6,6 +6,8 @@
 
 pub mod cleanup;
 pub mod failures;
+#[cfg(feature = "ssr")]
+pub mod limits;
 pub mod overview;
 pub mod runs;
 pub mod runs_delete;

@@ -36,17 +36,8 @@ pub fn duration_ms(ms: f64) -> String {
     format!("{} h {:02} min", total / 3600, (total % 3600) / 60)
 }
 
-/// Percent-encodes a value for a URL query (everything but RFC 3986's unreserved characters).
-pub fn url_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
+/// Percent-encodes a value for a URL query or a path segment (declared in `flowstate_model::url`).
+pub use flowstate_model::url::url_encode;
 
 /// The link to the runs list filtered by one status.
 pub fn runs_with_status(status: &str) -> String {

@@ -39,6 +39,7 @@ pub const JSON_SHOWN_BYTES: usize = 16 * 1024;
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {
     use chrono::{DateTime, SecondsFormat, Timelike, Utc};
+    use flowstate_model::status::{KNOWN_LIST, NULL};
     use flowstate_store::{ListQuery, RunSummary, Status, Store, StoreError, WorkflowState};
     use serde_json::Value;
 
@@ -46,9 +47,6 @@ pub(crate) mod ssr {
     use crate::error::AppError;
     use crate::format::ago;
     use crate::model::{step_text, JsonBlock, RunDetail, RunRow, RunsFilter, RunsListing, Stamp, TimeParam};
-
-    /// The five status names, for messages.
-    const STATUS_NAMES: &str = "running, paused, completed, failed, cancelled";
 
     /// [`super::list_runs`].
     pub async fn list(search: &str) -> Result<RunsListing, AppError> {
@@ -203,7 +201,7 @@ pub(crate) mod ssr {
         if let Some(known) = Status::known(&name.to_ascii_lowercase()) {
             return Ok(known);
         }
-        if name == "null" {
+        if name == NULL {
             return Ok(Status::Other(None));
         }
         if name.len() > 64 || name.chars().any(char::is_control) {
@@ -215,7 +213,7 @@ pub(crate) mod ssr {
     fn unknown_status(name: &str) -> AppError {
         AppError::bad_request(
             "status",
-            format!("“{name}” is not a status; use one of {STATUS_NAMES} (or several)"),
+            format!("“{name}” is not a status; use one of {KNOWN_LIST} (or several)"),
         )
     }
 

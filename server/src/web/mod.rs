@@ -21,6 +21,7 @@ use flowstate_app::model::Settings;
 use flowstate_app::server::guard::Guard;
 use flowstate_app::theme::Theme;
 use flowstate_app::{shell, App};
+use flowstate_model::url::header_safe_path;
 use flowstate_store::{ListQuery, Store, StoreError, StoreOptions};
 use leptos::config::LeptosOptions;
 use leptos::nonce::Nonce;
@@ -354,7 +355,7 @@ async fn set_theme(Query(query): Query<ThemeQuery>) -> Response {
     let back = query
         .back
         .filter(|b| is_local_path(b))
-        .map_or_else(|| "/".into(), |b| header_safe(&b));
+        .map_or_else(|| "/".into(), |b| header_safe_path(&b));
     let (Ok(location), Ok(cookie)) = (
         HeaderValue::from_str(&back),
         HeaderValue::from_str(&theme.set_cookie()),
@@ -397,7 +398,7 @@ fn canonical_location(uri: &Uri) -> Option<HeaderValue> {
     } else {
         "/".into()
     };
-    HeaderValue::from_str(&header_safe(&target)).ok()
+    HeaderValue::from_str(&header_safe_path(&target)).ok()
 }
 
 /// `path` with its dot segments resolved (`.` and `..`, also spelled `%2e`, as browsers read them) and without
@@ -420,20 +421,6 @@ fn canonical_path(path: &str) -> String {
         segments.pop();
     }
     format!("/{}", segments.join("/"))
-}
-
-/// `path` as a `Location` header can carry it: bytes outside visible ASCII (`é`, spaces) percent-encoded, the
-/// way the browser sent them.
-fn header_safe(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for b in path.bytes() {
-        if b.is_ascii_graphic() {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// A path on this site: `/…`, but not `//host` or `/\host` (which browsers treat as another site).
@@ -585,7 +572,7 @@ mod tests {
         assert!(!is_local_path("/\\evil.example/"));
         assert!(!is_local_path("https://evil.example/"));
         assert!(!is_local_path("/a\r\nSet-Cookie: x=y"));
-        assert_eq!(header_safe("/runs?error=é x"), "/runs?error=%C3%A9%20x");
+        assert_eq!(header_safe_path("/runs?error=é x"), "/runs?error=%C3%A9%20x");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use sqlx::Row;
 
 use crate::raw::{Column, Param};
 use crate::time;
-use crate::{Result, RunSummary, Status, StoreError, WorkflowState};
+use crate::{Result, RunSummary, Status, StoreError, UnknownStatus, WorkflowState};
 
 /// Columns of a [`RunSummary`], in decoding order. Casts make old files with odd types readable; an integer
 /// execution time is read as it is (`round` goes through a double and would change values above 2^53).
@@ -153,12 +153,11 @@ impl EncodedRow {
                 ));
             }
         }
-        if !state.status.is_known() {
-            return Err(Status::parse(state.status.as_str())
-                .err()
-                .map(StoreError::from)
-                .unwrap_or_else(|| StoreError::invalid("status", "is not a known status")));
-        }
+        let Some(status) = state.status.known_name() else {
+            return Err(StoreError::from(UnknownStatus {
+                name: state.status.as_str().to_string(),
+            }));
+        };
         for (field, value) in [
             ("current_step_index", Some(state.current_step_index)),
             ("total_steps", Some(state.total_steps)),
@@ -211,11 +210,6 @@ impl EncodedRow {
             Value::Null => None,
             v => Some(encode_json("step_history", v)?),
         };
-        // Refused above when unknown.
-        let status = state
-            .status
-            .known_name()
-            .ok_or_else(|| StoreError::invalid("status", "is not a known status"))?;
         Ok(EncodedRow {
             run_id: state.run_id.clone(),
             pipeline_id: state.pipeline_id.clone(),

@@ -39,6 +39,26 @@ pub fn duration_ms(ms: f64) -> String {
 /// Percent-encodes a value for a URL query or a path segment (declared in `flowstate_model::url`).
 pub use flowstate_model::url::url_encode;
 
+/// The address of a run's page, `/runs/{id}`, or `/run?id={id}` for the ids a path cannot carry: browsers
+/// resolve the segments `.` and `..` (also spelled `%2E`) before asking, and leptos_router decodes a path
+/// parameter twice (an id holding `%2F` would come out as `/`). The run page reads `id` from the raw query with
+/// [`query_value`], decoded once.
+pub fn run_href(run_id: &str) -> String {
+    if run_id == "." || run_id == ".." || run_id.contains('%') {
+        format!("/run?id={}", url_encode(run_id))
+    } else {
+        format!("/runs/{}", url_encode(run_id))
+    }
+}
+
+/// The value of parameter `name` in a raw query string (`?a=1&b=2` or `a=1&b=2`), decoded once as a form is
+/// (`+` is a space). leptos_router's own query map decodes its values a second time, so `%2525` would read `%`.
+pub fn query_value(search: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(search.trim_start_matches('?').as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
 /// The link to the runs list filtered by one status.
 pub fn runs_with_status(status: &str) -> String {
     format!("/runs?status={}", url_encode(status))

@@ -21,12 +21,13 @@ pub mod spans;
 pub mod theme;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Title};
+use leptos_meta::{provide_meta_context, MetaTags};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
 pub use error::AppError;
 
+use components::title::SiteTitle;
 use components::{Layout, NotFoundPage};
 use pages::{CleanupPage, FailuresPage, LoginPage, OverviewPage, RunPage, RunsPage};
 
@@ -62,13 +63,15 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Title formatter=|page: String| format!("{page} · flowstate")/>
+        <SiteTitle/>
         <Router>
             <Layout>
                 <Routes fallback=NotFoundPage>
                     <Route path=path!("/") view=OverviewPage ssr=SsrMode::Async/>
                     <Route path=path!("/runs") view=RunsPage ssr=SsrMode::Async/>
                     <Route path=path!("/runs/:run_id") view=RunPage ssr=SsrMode::Async/>
+                    // The same page for ids a path cannot carry (`.`, `..`): `/run?id=..`.
+                    <Route path=path!("/run") view=RunPage ssr=SsrMode::Async/>
                     <Route path=path!("/failures") view=FailuresPage ssr=SsrMode::Async/>
                     <Route path=path!("/cleanup") view=CleanupPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>

@@ -189,8 +189,10 @@ pub struct RunRow {
     pub updated: Option<Stamp>,
     /// Time spent executing, in milliseconds.
     pub execution_time_ms: Option<i64>,
-    /// The whole error message, if any.
+    /// The error message, if any: its first characters only when `error_cut` (the run's page has it whole).
     pub error_message: Option<String>,
+    /// True when `error_message` is only the start of the stored message.
+    pub error_cut: bool,
 }
 
 /// One page of the runs list with what the filter form needs.
@@ -212,7 +214,7 @@ pub struct RunsListing {
     pub read_at: String,
 }
 
-/// A JSON column of a run, pretty-printed, possibly cut.
+/// A large value of a run (a JSON column pretty-printed, or the error message), possibly cut.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JsonBlock {
     /// The pretty-printed JSON; only its beginning when `cut`.
@@ -221,8 +223,11 @@ pub struct JsonBlock {
     pub total_bytes: usize,
     /// True when `text` is only the beginning.
     pub cut: bool,
-    /// How many items a list holds (`None` for other values): "5 steps".
+    /// How many items a list holds (`None` for other values, and for values too large to be parsed): "5 steps".
     pub items: Option<usize>,
+    /// The whole value is too large to be shown in a page; it opens as plain text instead
+    /// (`crate::server::runs::raw_href`).
+    pub too_large: bool,
 }
 
 /// Everything known about one run, ready to show.
@@ -248,8 +253,8 @@ pub struct RunDetail {
     pub created: Option<Stamp>,
     /// When the run was last updated.
     pub updated: Option<Stamp>,
-    /// The error that ended the run, if any.
-    pub error_message: Option<String>,
+    /// The error that ended the run, if any (cut when long).
+    pub error_message: Option<JsonBlock>,
     /// Time spent executing, in milliseconds.
     pub execution_time_ms: Option<i64>,
     /// Memory used, in MB.

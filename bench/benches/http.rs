@@ -31,7 +31,11 @@
 //!    machine spent in each phase (other processes' load disturbs the figures: the table warns);
 //! 6. reports the server's peak resident memory (`VmHWM` of `/proc/<pid>/status`, sampled during and after
 //!    the load) and the database's bytes per run (file and `-wal`, as loaded);
-//! 7. times each store call the pages make, alone, on the same database after the load (where the time goes).
+//! 7. times each store call the pages make, alone, on the same database after the load (where the time goes);
+//! 8. once (`FLOWSTATE_BENCH_ONLY=large-values` runs only this): the page of a run holding a 50 MB context written by another process, viewed by 1
+//!    and by 8 clients at once, each on a freshly started server, beside the page of an ordinary run: the time,
+//!    the server's peak memory, and `/healthz`'s longest answer meanwhile; then the whole value at `/raw/context`
+//!    ([`large_values`]).
 //!
 //! The figures go into `target/bench/flowstate.json` (`http_<page>_p50_ms`, `http_<page>_p99_ms`,
 //! `http_<page>_rps`, `http_rps`, `http_errors`, `http_writer_saves_per_s`, `serve_peak_rss_mib`,
@@ -121,7 +125,7 @@ fn env_count(name: &str, default: u64) -> Result<u64> {
 
 async fn run() -> Result<()> {
     let config = Config::from_env_and_args(std::env::args().skip(1))?;
-    if !config.wants("http") {
+    if !config.wants("http-pages") && !config.wants("http-large-values") {
         println!("http bench: skipped (only {} asked for)", config.only.join(", "));
         return Ok(());
     }
@@ -141,11 +145,17 @@ async fn run() -> Result<()> {
 
     let mut tables = String::new();
     let mut measured = Vec::new();
-    for rows in sizes {
+    for rows in sizes.into_iter().filter(|_| config.wants("http-pages")) {
         let outcome = bench_size(&server, &work, rows, secs).await?;
         report::merge_into(&report::report_path(), &outcome.measurements)?;
         measured.extend(outcome.measurements);
         tables.push_str(&outcome.table);
+    }
+    if config.wants("http-large-values") {
+        let (table, measurements) = large_values(&server, &work).await?;
+        report::merge_into(&report::report_path(), &measurements)?;
+        measured.extend(measurements);
+        tables.push_str(&table);
     }
     println!("{tables}");
     println!("{}", report::table(&measured));
@@ -1254,4 +1264,176 @@ async fn time_store_calls(db: &Path) -> Result<Breakdown> {
         ("runs_failed", runs_failed),
         ("failures", failures),
     ])
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Large values (issue 12, item 3).
+
+/// The context of the large run: 50 MB, as another writer (flujo) may store it; flowstate's own saves stop at
+/// 16 MiB.
+const LARGE_CONTEXT_BYTES: usize = 50 * 1024 * 1024;
+/// Concurrent viewers of the large run.
+const LARGE_VIEWERS: usize = 8;
+
+/// One phase of [`large_values`]: `viewers` clients open `uri` at once on a fresh server while `/healthz` is asked
+/// every 20 ms. Returns the longest view (ms), the server's peak resident memory (MiB), its memory at the start
+/// and at the end (MiB), and the longest `/healthz` (ms).
+async fn view_phase(server: &Path, db: &Path, work: &Path, uri: &str, viewers: usize) -> Result<[f64; 5]> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let mut child = Server::start(server, db, addr, &work.join("large-values.log"), None)?;
+    let client = http_client();
+    child.wait_healthy(&client, addr).await?;
+    let start_rss = memory_kib(child.pid()).map_or(0, |(_, rss)| rss);
+    let sampler = MemorySampler::start(child.pid());
+    let polling = Arc::new(AtomicBool::new(true));
+    let health = {
+        let (client, polling) = (client.clone(), polling.clone());
+        let uri = format!("http://{addr}/healthz");
+        tokio::spawn(async move {
+            let mut longest = 0f64;
+            while polling.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let _ = get(&client, &uri).await;
+                longest = longest.max(t.elapsed().as_secs_f64() * 1e3);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            longest
+        })
+    };
+    let views: Vec<_> = (0..viewers)
+        .map(|_| {
+            let client = client.clone();
+            let uri = format!("http://{addr}{uri}");
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let answer = get(&client, &uri).await;
+                (answer, t.elapsed().as_secs_f64() * 1e3)
+            })
+        })
+        .collect();
+    let mut longest = 0f64;
+    for view in views {
+        let (answer, ms) = view.await.map_err(|e| format!("a viewer failed: {e}"))?;
+        match answer? {
+            (200, _) => longest = longest.max(ms),
+            (status, _) => return Err(format!("{uri} answered {status}").into()),
+        }
+    }
+    polling.store(false, Ordering::Relaxed);
+    let health_ms = health
+        .await
+        .map_err(|e| format!("the health poller failed: {e}"))?;
+    // Let the allocator give back what the views freed before reading the resident memory.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let end_rss = memory_kib(child.pid()).map_or(0, |(_, rss)| rss);
+    let peak = sampler
+        .stop()
+        .await
+        .max(memory_kib(child.pid()).map_or(0, |(hwm, _)| hwm));
+    child.stop().await;
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    Ok([longest, mib(peak), mib(start_rss), mib(end_rss), health_ms])
+}
+
+/// The run page of a run with a 50 MB context (issue 12: it used to take 4 s and 1.2 GB for one view, 16 s and
+/// 2.5 GB for eight, with `/healthz` waiting 15 s): 1 and [`LARGE_VIEWERS`] viewers, beside the same for an
+/// ordinary run of the same database; then the whole value as plain text.
+async fn large_values(server: &Path, work: &Path) -> Result<(String, Vec<Measurement>)> {
+    let db = work.join("large-values.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(load::with_suffix(&db, suffix));
+    }
+    {
+        let store = Store::open(&db).await?;
+        let mut small = WorkflowState::new("small", "bench");
+        small.pipeline_context = serde_json::json!({ "prompt": "summarise the invoice", "pages": 3 });
+        store.save_state(&small).await?;
+        store.close().await;
+    }
+    let context = format!(
+        r#"{{"document": "{}", "pages": 5000}}"#,
+        "lorem ipsum dolor sit amet ".repeat(LARGE_CONTEXT_BYTES / 27)
+    );
+    {
+        let conn = rusqlite::Connection::open(&db)?;
+        conn.execute(
+            "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
+             pipeline_context, status, created_at, updated_at) \
+             VALUES ('large', 'bench', 'bench', '1', 0, ?1, 'completed', '2026-01-01T00:00:00', '2026-01-01T00:00:00')",
+            [&context],
+        )?;
+    }
+    println!(
+        "large values: a run with a {} MB context",
+        context.len() / (1024 * 1024)
+    );
+    let mut rows = Vec::new();
+    let mut measurements = Vec::new();
+    for viewers in [1, LARGE_VIEWERS] {
+        let ordinary = view_phase(server, &db, work, "/runs/small", viewers).await?;
+        let large = view_phase(server, &db, work, "/runs/large", viewers).await?;
+        let name = |what: &str| format!("large_context_{viewers}_viewers_{what}");
+        measurements.push(
+            Measurement::new(name("ms"), 1, large[0], "ms")
+                .baseline(ordinary[0], "the page of an ordinary run, as many viewers")
+                .goal_at_most(1000.0),
+        );
+        measurements.push(
+            Measurement::new(name("peak_rss_mib"), 1, large[1], "MiB")
+                .baseline(ordinary[1], "the page of an ordinary run, as many viewers")
+                .goal_at_most(512.0),
+        );
+        measurements.push(
+            Measurement::new(name("healthz_ms"), 1, large[4], "ms")
+                .baseline(ordinary[4], "the page of an ordinary run, as many viewers")
+                .goal_at_most(250.0),
+        );
+        measurements.push(
+            Measurement::new(name("rss_after_mib"), 1, large[3], "MiB")
+                .baseline(large[2], "the same server before the views"),
+        );
+        rows.push((viewers, ordinary, large));
+    }
+    // The whole value, one click away: as stored, byte for byte.
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let mut child = Server::start(server, &db, addr, &work.join("large-values.log"), None)?;
+    let client = http_client();
+    child.wait_healthy(&client, addr).await?;
+    let t = Instant::now();
+    let (status, len) = get(&client, &format!("http://{addr}/raw/context?run=large")).await?;
+    let raw_ms = t.elapsed().as_secs_f64() * 1e3;
+    let raw_peak = memory_kib(child.pid()).map_or(0, |(hwm, _)| hwm) as f64 / 1024.0;
+    child.stop().await;
+    if status != 200 || len != context.len() {
+        return Err(format!(
+            "/raw/context answered {status} with {len} bytes, not {}",
+            context.len()
+        )
+        .into());
+    }
+    measurements.push(
+        Measurement::new("large_context_raw_ms", 1, raw_ms, "ms").note(format!(
+            "the whole 50 MB context as plain text; server peak {raw_peak:.0} MiB"
+        )),
+    );
+
+    let mut table = String::from(
+        "\nLarge values: the page of a run with a 50 MB context (fresh server per phase)\n\n\
+         | viewers | run | longest view | server peak | memory after | longest /healthz |\n\
+         |---:|---|---:|---:|---:|---:|\n",
+    );
+    for (viewers, ordinary, large) in rows {
+        for (what, f) in [("ordinary", ordinary), ("50 MB context", large)] {
+            let _ = writeln!(
+                table,
+                "| {viewers} | {what} | {:.1} ms | {:.0} MiB | {:.0} MiB (from {:.0}) | {:.1} ms |",
+                f[0], f[1], f[3], f[2], f[4]
+            );
+        }
+    }
+    let _ = writeln!(
+        table,
+        "\nthe whole context at /raw/context: {raw_ms:.0} ms, server peak {raw_peak:.0} MiB"
+    );
+    Ok((table, measurements))
 }

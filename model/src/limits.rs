@@ -1,7 +1,10 @@
 //! Limits that more than one part of flowstate checks (the store refuses, the CLI and the pages say so first).
 
-/// The longest run id accepted, in bytes.
+/// The longest run id a save accepts, in bytes.
 pub const MAX_RUN_ID_BYTES: usize = 512;
+/// The longest run id a lookup or a delete accepts, in bytes: longer than [`MAX_RUN_ID_BYTES`], since other
+/// writers (flujo) keep no limit, and such runs must be found and deleted too.
+pub const MAX_LOOKUP_ID_BYTES: usize = 64 * 1024;
 /// The longest pipeline id, name or version accepted, in bytes.
 pub const MAX_NAME_BYTES: usize = 512;
 /// The largest serialized JSON value accepted per column, in bytes (16 MiB).

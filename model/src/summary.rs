@@ -29,12 +29,30 @@ pub struct RunSummary {
     /// When the run was last updated.
     #[serde(with = "optional_instant")]
     pub updated_at: Option<DateTime<Utc>>,
-    /// The error that ended the run, if any.
+    /// The error that ended the run, if any: its first [`RunSummary::ERROR_EXCERPT_CHARS`] characters when the
+    /// store lists runs (the store's `load_state` and `load_run_view` have the whole message).
     pub error_message: Option<String>,
     /// Time spent executing, in milliseconds.
     pub execution_time_ms: Option<i64>,
     /// Memory used, in MB.
     pub memory_usage_mb: Option<f64>,
+    /// The whole error message's size in bytes (`error_message` is cut when it is larger than its own length).
+    #[serde(default)]
+    pub error_message_bytes: Option<u64>,
+}
+
+impl RunSummary {
+    /// How much of an error message a listed run carries, in characters. Lists and previews show an excerpt:
+    /// one worker's 3 MB message must not make every list page 3 MB.
+    pub const ERROR_EXCERPT_CHARS: usize = 1000;
+
+    /// True when [`RunSummary::error_message`] is only the start of the stored message.
+    pub fn error_is_cut(&self) -> bool {
+        match (&self.error_message, self.error_message_bytes) {
+            (Some(m), Some(total)) => (m.len() as u64) < total,
+            _ => false,
+        }
+    }
 }
 
 /// An instant as flowstate's JSON writes it: RFC 3339 in UTC with microseconds (`2026-01-31T12:00:00.000000Z`),
@@ -87,6 +105,7 @@ mod tests {
             error_message: Some("boom".into()),
             execution_time_ms: Some(1500),
             memory_usage_mb: Some(12.5),
+            error_message_bytes: Some(4),
         }
     }
 
@@ -97,7 +116,7 @@ mod tests {
         assert_eq!(value["updated_at"], serde_json::Value::Null);
         assert_eq!(value["status"], serde_json::Value::Null);
         let keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys.len(), 12);
+        assert_eq!(keys.len(), 13);
         let back: RunSummary = serde_json::from_value(value).unwrap();
         assert_eq!(back, run());
         let offset: RunSummary = serde_json::from_str(
@@ -107,5 +126,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(offset.created_at, run().created_at);
+    }
+
+    #[test]
+    fn an_error_excerpt_knows_it_is_cut() {
+        let mut r = run();
+        assert!(!r.error_is_cut(), "4 bytes of 4");
+        r.error_message_bytes = Some(3_000_000);
+        assert!(r.error_is_cut());
+        r.error_message = None;
+        assert!(!r.error_is_cut());
     }
 }

@@ -1,18 +1,16 @@
 //! The `flowstate` binary, run for real on temporary databases: every test owns its directory.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
+use support::copy_fixture;
 
 const BIN: &str = env!("CARGO_BIN_EXE_flowstate");
-
-/// The shared fixtures folder, beside the workspace.
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
-}
 
 /// The binary with a clean environment for the variables it reads.
 fn flowstate() -> Command {
@@ -658,16 +656,14 @@ fn demo_never_overwrites_existing_runs() {
 #[test]
 fn migrate_reports_changes_once_then_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("flujo.db");
-    std::fs::copy(fixtures().join("flujo-0.4.35-sample-300.db"), &db).expect("copy the fixture");
+    let db = copy_fixture("flujo-0.4.35-sample-300.db", dir.path());
     let original = std::fs::read(&db).unwrap();
 
     // flujo 0.4.35's table has every column: reading commands read it as it is, without migrating.
     assert_eq!(stats(&db)["total_workflows"], 300);
     assert_eq!(std::fs::read(&db).unwrap(), original, "reading never migrates");
     // flujo's oldest table lacks columns: reading commands say to migrate first, and change nothing.
-    let oldest = dir.path().join("oldest.db");
-    std::fs::copy(fixtures().join("flujo-oldest-schema.db"), &oldest).expect("copy the fixture");
+    let oldest = copy_fixture("flujo-oldest-schema.db", dir.path());
     let oldest_bytes = std::fs::read(&oldest).unwrap();
     let err = fails(&oldest, &["stats"], 1);
     assert!(
@@ -701,8 +697,7 @@ fn migrate_reports_changes_once_then_nothing() {
 #[test]
 fn migrate_describes_its_changes_for_people() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("flujo.db");
-    std::fs::copy(fixtures().join("flujo-0.4.35-sample-300.db"), &db).expect("copy the fixture");
+    let db = copy_fixture("flujo-0.4.35-sample-300.db", dir.path());
     let human = run_ok(&db, &["migrate"]);
     assert!(human.contains("migrated from flujo 0.4.35"), "{human}");
     assert!(human.contains("created index"), "{human}");

@@ -6,6 +6,8 @@
 //!
 //! Quick (CI): 30,000 rows, 10 kills. Long (`FLOWSTATE_LONG_TESTS=1`): 200,000 rows, 25 kills.
 
+mod support;
+
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -37,10 +39,9 @@ fn figure(text: impl std::fmt::Display) {
     eprintln!("[figure] interrupted_migration ({mode}): {text}");
 }
 
-/// flujo's first backend's CREATE TABLE, exactly as the shared fixture records it.
+/// flujo's first backend's CREATE TABLE, exactly as the repository's oldest-schema fixture records it.
 fn oldest_schema() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/flujo-oldest-schema.json");
-    let truth: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let truth = support::fixture_truth("flujo-oldest-schema.json");
     truth["before"]["schema"][0].as_str().unwrap().to_string()
 }
 

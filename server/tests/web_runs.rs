@@ -108,8 +108,7 @@ async fn made_up() -> Db {
 }
 
 fn sample_truth() -> serde_json::Value {
-    let path = fixtures_dir().join("flujo-0.4.35-sample-300.json");
-    serde_json::from_str(&std::fs::read_to_string(path).expect("the fixture's ground truth")).unwrap()
+    fixture_truth("flujo-0.4.35-sample-300.json")
 }
 
 /// GETs `uri`, expecting 200, and returns the HTML.

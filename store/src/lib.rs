@@ -53,15 +53,15 @@ mod writer;
 pub use counters::{CounterCheck, CounterDifference};
 pub use error::{Result, StoreError};
 pub use flowstate_model::limits::{
-    MAX_ERROR_BYTES, MAX_JSON_BYTES, MAX_JSON_DEPTH, MAX_NAME_BYTES, MAX_RUN_ID_BYTES,
+    MAX_ERROR_BYTES, MAX_JSON_BYTES, MAX_JSON_DEPTH, MAX_LOOKUP_ID_BYTES, MAX_NAME_BYTES, MAX_RUN_ID_BYTES,
 };
 pub use insights::{
     ActivityBucket, AuditEntry, Bucket, FailureGroup, FailureReport, Percentiles, PipelineFailureRate,
     StuckRuns,
 };
 pub use model::{
-    CleanupPolicy, CleanupPreview, ListQuery, Page, RunSummary, Status, UnknownStatus, WorkflowState,
-    WorkflowStats,
+    CleanupPolicy, CleanupPreview, ListQuery, Page, RunSummary, RunView, Status, TextColumn, TextHead,
+    UnknownStatus, WorkflowState, WorkflowStats,
 };
 pub use schema::{MigrationReport, SchemaKind, SCHEMA_VERSION};
 pub use store::{Durability, Store, StoreOptions, CLEANUP_BATCH, CLEANUP_BATCH_TARGET};

@@ -78,6 +78,64 @@ impl WorkflowState {
     }
 }
 
+/// The start of a stored text column, read without reading the rest into the process: at most a bound of
+/// characters, and the whole value's size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextHead {
+    /// The first characters of the stored text (all of it when [`TextHead::is_whole`]).
+    pub head: String,
+    /// The whole stored value's size in bytes.
+    pub total_bytes: u64,
+}
+
+impl TextHead {
+    /// True when [`TextHead::head`] is the whole value.
+    pub fn is_whole(&self) -> bool {
+        self.head.len() as u64 >= self.total_bytes
+    }
+}
+
+/// A run for its page, with every large column bounded: the summary (error excerpt as in lists), and the start of
+/// the error message and of each JSON column, as stored (not parsed). See [`crate::Store::load_run_view`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunView {
+    /// Every column but the large ones.
+    pub summary: RunSummary,
+    /// The error message's start (`None`: NULL).
+    pub error_message: Option<TextHead>,
+    /// The context's start, as stored (`None`: NULL, from an old backend).
+    pub pipeline_context: Option<TextHead>,
+    /// The last step output's start (`None`: NULL, no step has stored one).
+    pub last_step_output: Option<TextHead>,
+    /// The step history's start (`None`: NULL, read as `[]`).
+    pub step_history: Option<TextHead>,
+}
+
+/// A large text column of a run, to read whole on its own ([`crate::Store::load_text_column`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TextColumn {
+    /// `pipeline_context`.
+    Context,
+    /// `last_step_output`.
+    LastOutput,
+    /// `step_history`.
+    StepHistory,
+    /// `error_message`.
+    ErrorMessage,
+}
+
+impl TextColumn {
+    /// The column's name in `workflow_state`.
+    pub fn sql_name(self) -> &'static str {
+        match self {
+            TextColumn::Context => "pipeline_context",
+            TextColumn::LastOutput => "last_step_output",
+            TextColumn::StepHistory => "step_history",
+            TextColumn::ErrorMessage => "error_message",
+        }
+    }
+}
+
 /// What to list. Every filter is optional; the default lists the newest 50 runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListQuery {

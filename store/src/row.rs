@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use flowstate_model::limits::{
-    MAX_ERROR_BYTES, MAX_JSON_BYTES, MAX_JSON_DEPTH, MAX_NAME_BYTES, MAX_RUN_ID_BYTES,
+    MAX_ERROR_BYTES, MAX_JSON_BYTES, MAX_JSON_DEPTH, MAX_LOOKUP_ID_BYTES, MAX_NAME_BYTES, MAX_RUN_ID_BYTES,
 };
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
@@ -20,14 +20,35 @@ use crate::raw::{Column, Param};
 use crate::time;
 use crate::{Result, RunSummary, Status, StoreError, UnknownStatus, WorkflowState};
 
-/// Columns of a [`RunSummary`], in decoding order. Casts make old files with odd types readable; an integer
-/// execution time is read as it is (`round` goes through a double and would change values above 2^53).
-pub(crate) const SUMMARY_COLUMNS: &str = "CAST(COALESCE(run_id, '') AS TEXT), CAST(COALESCE(pipeline_id, '') AS TEXT), \
-    CAST(COALESCE(pipeline_name, '') AS TEXT), CAST(COALESCE(pipeline_version, '') AS TEXT), \
-    CAST(status AS TEXT), CAST(COALESCE(current_step_index, 0) AS INTEGER), CAST(COALESCE(total_steps, 0) AS INTEGER), \
-    CAST(created_at AS TEXT), CAST(updated_at AS TEXT), CAST(error_message AS TEXT), \
-    CASE WHEN typeof(execution_time_ms) = 'integer' THEN execution_time_ms \
-    ELSE CAST(round(execution_time_ms) AS INTEGER) END, CAST(memory_usage_mb AS REAL)";
+/// The columns of a run's summary, in decoding order ([`decode_summary`]), with `$error` as the error message's
+/// column. Casts make old files with odd types readable; an integer execution time is read as it is (`round` goes
+/// through a double and would change values above 2^53). The last column is the error message's whole size in
+/// bytes (`octet_length` reads it from the record header, not the text).
+macro_rules! summary_columns {
+    ($error:literal) => {
+        concat!(
+            "CAST(COALESCE(run_id, '') AS TEXT), CAST(COALESCE(pipeline_id, '') AS TEXT), \
+             CAST(COALESCE(pipeline_name, '') AS TEXT), CAST(COALESCE(pipeline_version, '') AS TEXT), \
+             CAST(status AS TEXT), CAST(COALESCE(current_step_index, 0) AS INTEGER), \
+             CAST(COALESCE(total_steps, 0) AS INTEGER), CAST(created_at AS TEXT), CAST(updated_at AS TEXT), ",
+            $error,
+            ", CASE WHEN typeof(execution_time_ms) = 'integer' THEN execution_time_ms \
+             ELSE CAST(round(execution_time_ms) AS INTEGER) END, CAST(memory_usage_mb AS REAL), \
+             octet_length(error_message)"
+        )
+    };
+}
+
+/// Columns of a [`RunSummary`] as lists show them: the error message cut to
+/// [`RunSummary::ERROR_EXCERPT_CHARS`] characters by SQLite, so a 3 MB message never reaches a list, a page or the
+/// page cache whole (the whole value is on the run's page).
+pub(crate) const SUMMARY_COLUMNS: &str = summary_columns!("substr(CAST(error_message AS TEXT), 1, 1000)");
+
+/// How many columns [`SUMMARY_COLUMNS`] has: a query's own columns come after them.
+pub(crate) const SUMMARY_COLUMN_COUNT: usize = 13;
+
+/// The summary columns of a whole [`WorkflowState`]: the error message whole.
+const STATE_SUMMARY_COLUMNS: &str = summary_columns!("CAST(error_message AS TEXT)");
 
 /// The JSON columns, after the summary ones, for a full [`WorkflowState`].
 const JSON_COLUMNS: &str =
@@ -50,15 +71,20 @@ pub(crate) fn non_empty(field: &'static str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// A run id a lookup can use: non-empty and at most [`MAX_RUN_ID_BYTES`].
+/// A run id a lookup or a delete can use: non-empty and at most [`MAX_LOOKUP_ID_BYTES`].
 pub(crate) fn validate_lookup_id(run_id: &str) -> Result<()> {
     if run_id.is_empty() {
         return Err(StoreError::invalid("run_id", "must not be empty"));
     }
-    if run_id.len() > MAX_RUN_ID_BYTES {
+    // Other writers (flujo) store ids longer than flowstate's own limit for saves: they must still be found and
+    // deleted. The bound only keeps a lookup's key reasonable.
+    if run_id.len() > MAX_LOOKUP_ID_BYTES {
         return Err(StoreError::invalid(
             "run_id",
-            format!("is {} bytes; the limit is {MAX_RUN_ID_BYTES}", run_id.len()),
+            format!(
+                "is {} bytes; the limit for a lookup is {MAX_LOOKUP_ID_BYTES}",
+                run_id.len()
+            ),
         ));
     }
     Ok(())
@@ -68,9 +94,10 @@ pub(crate) fn validate_lookup_id(run_id: &str) -> Result<()> {
 /// of run ids (several lookups at once, each row found through the primary key).
 pub(crate) fn lookup_sql() -> LookupSql {
     LookupSql {
-        one: format!("SELECT {SUMMARY_COLUMNS}, {JSON_COLUMNS} FROM workflow_state WHERE run_id = ?1").into(),
+        one: format!("SELECT {STATE_SUMMARY_COLUMNS}, {JSON_COLUMNS} FROM workflow_state WHERE run_id = ?1")
+            .into(),
         many: format!(
-            "SELECT {SUMMARY_COLUMNS}, {JSON_COLUMNS} FROM workflow_state \
+            "SELECT {STATE_SUMMARY_COLUMNS}, {JSON_COLUMNS} FROM workflow_state \
              WHERE run_id IN (SELECT value FROM json_each(?1))"
         )
         .into(),
@@ -137,6 +164,12 @@ pub(crate) struct EncodedRow {
 impl EncodedRow {
     pub(crate) fn new(state: &WorkflowState, now: DateTime<Utc>) -> Result<Self> {
         validate_lookup_id(&state.run_id)?;
+        if state.run_id.len() > MAX_RUN_ID_BYTES {
+            return Err(StoreError::invalid(
+                "run_id",
+                format!("is {} bytes; the limit is {MAX_RUN_ID_BYTES}", state.run_id.len()),
+            ));
+        }
         if state.run_id.contains('\0') {
             return Err(StoreError::invalid("run_id", "must not contain NUL characters"));
         }
@@ -372,6 +405,7 @@ pub(crate) fn decode_summary<R: Columns + ?Sized>(row: &R) -> RunSummary {
         error_message: row.text(9).map(str::to_string),
         execution_time_ms: row.int(10),
         memory_usage_mb: row.real(11),
+        error_message_bytes: row.int(12).map(|n| n.max(0) as u64),
     }
 }
 
@@ -384,9 +418,10 @@ pub(crate) fn decode_state(row: &[Column]) -> WorkflowState {
         pipeline_name: s.pipeline_name,
         pipeline_version: s.pipeline_version,
         current_step_index: s.current_step_index,
-        pipeline_context: decode_json(row.text(12)).unwrap_or(Value::Null),
-        last_step_output: decode_json(row.text(13)),
-        step_history: decode_json(row.text(14)).unwrap_or_else(|| Value::Array(Vec::new())),
+        pipeline_context: decode_json(row.text(SUMMARY_COLUMN_COUNT)).unwrap_or(Value::Null),
+        last_step_output: decode_json(row.text(SUMMARY_COLUMN_COUNT + 1)),
+        step_history: decode_json(row.text(SUMMARY_COLUMN_COUNT + 2))
+            .unwrap_or_else(|| Value::Array(Vec::new())),
         status: s.status,
         created_at: s.created_at,
         updated_at: s.updated_at,

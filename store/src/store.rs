@@ -21,13 +21,14 @@ use crate::error::{code, extended, is_disk_full, map_err, sqlite_code, sqlite_ex
 use crate::reader::Readers;
 use crate::row::{
     decode_state, decode_summary, lookup_sql, non_empty, validate_lookup_id, EncodedRow, SUMMARY_COLUMNS,
+    SUMMARY_COLUMN_COUNT,
 };
 use crate::schema::{self, MigrationReport};
 use crate::time::{self, instant_sql, Clock, SystemClock, UNKNOWN_INSTANT};
 use crate::writer::{WriteStats, Writer};
 use crate::{
-    CleanupPolicy, CleanupPreview, ListQuery, Page, Result, RunSummary, Status, StoreError, WorkflowState,
-    WorkflowStats,
+    CleanupPolicy, CleanupPreview, ListQuery, Page, Result, RunSummary, RunView, Status, StoreError,
+    TextColumn, TextHead, WorkflowState, WorkflowStats,
 };
 
 /// The most rows deleted per transaction by a cleanup: small, so writers wait milliseconds, not seconds.
@@ -387,6 +388,71 @@ impl Store {
         Ok(row.map(|r| decode_state(&r)))
     }
 
+    /// Loads a run for its page without reading its large columns whole into the process: the summary, and at
+    /// most `max_chars` characters of the error message and of each JSON column, as stored, with each value's
+    /// whole size. Nothing is parsed: a 50 MB context costs `max_chars` here, not a tree of 50 MB.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for an empty id; database failures.
+    pub async fn load_run_view(&self, run_id: &str, max_chars: usize) -> Result<Option<RunView>> {
+        validate_lookup_id(run_id)?;
+        let max = i64::try_from(max_chars).unwrap_or(i64::MAX);
+        let head = |column: &str| format!("substr(CAST({column} AS TEXT), 1, ?2), octet_length({column})");
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS}, {}, {}, {}, {} FROM workflow_state WHERE run_id = ?1",
+            head("error_message"),
+            head("pipeline_context"),
+            head("last_step_output"),
+            head("step_history"),
+        );
+        let row = sqlx::query(&sql)
+            .bind(run_id)
+            .bind(max)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.err("loading a run's page"))?;
+        Ok(row.map(|row| {
+            let text_head = |i: usize| {
+                let head: Option<String> = row.try_get(i).ok().flatten();
+                head.map(|head| TextHead {
+                    total_bytes: row
+                        .try_get::<Option<i64>, _>(i + 1)
+                        .ok()
+                        .flatten()
+                        .map_or(head.len() as u64, |n| n.max(0) as u64),
+                    head,
+                })
+            };
+            let at = SUMMARY_COLUMN_COUNT;
+            RunView {
+                summary: decode_summary(&row),
+                error_message: text_head(at),
+                pipeline_context: text_head(at + 2),
+                last_step_output: text_head(at + 4),
+                step_history: text_head(at + 6),
+            }
+        }))
+    }
+
+    /// Reads one large text column of a run whole, as stored (`Ok(None)`: no such run; `Ok(Some(None))`: NULL).
+    /// Callers bound how many of these run at once: the value is in memory whole.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for an empty id; database failures.
+    pub async fn load_text_column(&self, run_id: &str, column: TextColumn) -> Result<Option<Option<String>>> {
+        validate_lookup_id(run_id)?;
+        let sql = format!(
+            "SELECT CAST({} AS TEXT) FROM workflow_state WHERE run_id = ?1",
+            column.sql_name()
+        );
+        let row: Option<(Option<String>,)> = sqlx::query_as(&sql)
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.err("loading a run's column"))?;
+        Ok(row.map(|(text,)| text))
+    }
+
     /// Deletes a run; true when it existed.
     ///
     /// # Errors
@@ -502,7 +568,7 @@ impl Store {
         let mut keyed: Vec<(i64, RunSummary)> = rows
             .iter()
             .take(limit as usize)
-            .map(|row| (row.get::<i64, _>(12), decode_summary(row)))
+            .map(|row| (row.get::<i64, _>(SUMMARY_COLUMN_COUNT), decode_summary(row)))
             .collect();
         if backwards {
             keyed.reverse();

@@ -1,4 +1,4 @@
-//! Every database flujo wrote (shared/fixtures) opened, migrated twice, and checked against its ground truth.
+//! Every database flujo wrote (tests/fixtures) opened, migrated twice, and checked against its ground truth.
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Compatibility with the real flujo 0.4.35 (Python), in both directions, on shared files.
 //!
+//! The fixtures are the repository's own (`tests/fixtures`, made by its `generate.py` with the same flujo).
+//!
 //! Each test drives flujo's own `SQLiteBackend` through `tests/flujo/flujo_driver.py` with the Python named by
 //! the environment variable `FLOWSTATE_FLUJO_PYTHON` (`cargo make setup` creates one at `.venv-flujo`).
 //! Without the variable the tests print a "skipped" line and pass; with it, anything flujo cannot do with a
@@ -14,6 +16,8 @@
 //!   flujo opens, lists and reads them;
 //! - flowstate migrates the 300-run sample → flujo's answers and flowstate's agree on every run.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +25,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use common::{copy_fixture, fixture_truth};
 use flowstate_store::{
     FixedClock, ListQuery, RunSummary, SchemaKind, Status, Store, StoreOptions, WorkflowState,
 };
@@ -160,27 +165,6 @@ fn assert_not_renamed(out: &Value, db: &Path) {
 // ---------------------------------------------------------------------------------------------------------
 // Fixtures, clock, expectations
 // ---------------------------------------------------------------------------------------------------------
-
-fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
-}
-
-/// Copies a read-only fixture into `dir` as a writable file (opening migrates it).
-fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
-    let from = fixtures_dir().join(name);
-    let to = dir.join(name);
-    std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
-    let mut perms = std::fs::metadata(&to).expect("copied fixture").permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&to, perms).expect("making the copy writable");
-    to
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
-}
 
 #[track_caller]
 fn utc(text: &str) -> DateTime<Utc> {
@@ -814,7 +798,7 @@ fn with_iso_datetimes(state: &Value) -> Value {
 async fn oldest_schema_round_trip(flujo: &Flujo, fixture: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = copy_fixture(fixture, dir.path());
-    let truth = read_json(&fixtures_dir().join(fixture.replace(".db", ".json")));
+    let truth = fixture_truth(&fixture.replace(".db", ".json"));
     let rows = truth["before"]["rows"].as_array().expect("rows").clone();
     let now = Utc::now();
 
@@ -1011,7 +995,7 @@ async fn flowstate_and_flujo_agree_on_the_300_run_sample() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let db = copy_fixture("flujo-0.4.35-sample-300.db", dir.path());
-    let truth = read_json(&fixtures_dir().join("flujo-0.4.35-sample-300.json"));
+    let truth = fixture_truth("flujo-0.4.35-sample-300.json");
     let now = utc(truth["generated_now_utc"].as_str().expect("generated_now_utc"));
 
     let store = open_at(&db, now).await;

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::format::url_encode;
+use crate::format::{run_href, url_encode};
 use crate::server::get_access;
 use crate::server::runs_delete::DeleteRun;
 use crate::server::session::Access;
@@ -58,7 +58,7 @@ fn DeleteRunFields(
 ) -> impl IntoView {
     if !access.can_change() {
         let login = access.needs_login().then(|| {
-            let href = format!("/login?next={}", url_encode(&format!("/runs/{run_id}")));
+            let href = format!("/login?next={}", url_encode(&run_href(&run_id)));
             view! { <a href=href>"Log in to delete it"</a> }
         });
         let reason = access.refusal.clone().unwrap_or_default();

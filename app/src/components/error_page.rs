@@ -1,7 +1,7 @@
 //! The error page: words for the operator, and the HTTP status set on the server's response.
 
+use crate::components::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 use crate::error::AppError;
 
@@ -28,7 +28,7 @@ pub fn ErrorPage(error: AppError) -> impl IntoView {
         _ => None,
     };
     view! {
-        <Title text=format!("{title} ({status})")/>
+        <PageTitle text=format!("{title} ({status})")/>
         <section class="error-page" role="alert" data-status=status>
             <h1>{title} <span class="error-code">{format!(" ({status})")}</span></h1>
             <p>{error.to_string()}</p>

@@ -1,4 +1,4 @@
-//! A JSON value of a run, pretty-printed in a collapsible block, cut when large.
+//! A large value of a run, pretty-printed in a collapsible block, cut when large, with links to all of it.
 
 use leptos::prelude::*;
 
@@ -28,8 +28,10 @@ pub fn JsonView(
     /// What to say when there is no value (e.g. "NULL: no step has produced output").
     #[prop(optional)]
     empty: &'static str,
-    /// The address showing this value whole.
+    /// The address showing this value whole in the page.
     see_all: String,
+    /// The address of this value whole as plain text (any size).
+    raw: String,
     /// Open at first.
     #[prop(optional)]
     open: bool,
@@ -50,10 +52,21 @@ pub fn JsonView(
     let body = match block {
         Some(b) => {
             let note = b.cut.then(|| {
+                let whole = if b.too_large {
+                    view! { "Too large to show in a page; " }.into_any()
+                } else {
+                    view! {
+                        <a href=see_all.clone() data-testid=format!("{id}-see-all")>"Show all"</a>
+                        " or "
+                    }
+                    .into_any()
+                };
                 view! {
                     <p class="json-cut">
                         {format!("Showing the first {} of {}. ", size(b.text.len()), size(b.total_bytes))}
-                        <a href=see_all.clone() data-testid=format!("{id}-see-all")>"Show all"</a>
+                        {whole}
+                        <a href=raw.clone() data-testid=format!("{id}-raw")>"open it as plain text"</a>
+                        "."
                     </p>
                 }
             });

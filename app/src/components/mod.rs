@@ -8,6 +8,7 @@ pub mod pager;
 pub mod run_filters;
 pub mod status;
 pub mod theme_toggle;
+pub mod title;
 
 pub use delete_run::DeleteRunForm;
 pub use error_page::{ErrorPage, NotFoundPage};
@@ -17,3 +18,4 @@ pub use pager::Pager;
 pub use run_filters::RunFilters;
 pub use status::StatusBadge;
 pub use theme_toggle::ThemeToggle;
+pub use title::PageTitle;

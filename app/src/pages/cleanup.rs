@@ -12,8 +12,8 @@
 //! Every step works without JavaScript: a refused confirmation comes back to the page with the error in the URL
 //! (leptos' `__err`), which the action shows.
 
+use crate::components::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
@@ -104,7 +104,7 @@ pub fn CleanupPage() -> impl IntoView {
     );
 
     view! {
-        <Title text="Cleanup"/>
+        <PageTitle text="Cleanup"/>
         <Suspense fallback=|| view! { <p class="loading">"Reading the cleanup policy…"</p> }>
             {move || Suspend::new(async move {
                 let request = request.get();

@@ -1,12 +1,12 @@
 //! `/failures`: failures of a time window grouped by error signature, and failure rates per pipeline.
 //! `?window=1h|24h|7d|30d` picks the window (24 h by default); `?group=<key>` shows one group with more samples.
 
+use crate::components::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::components::ErrorPage;
-use crate::format::{count, percent, url_encode};
+use crate::format::{count, percent, run_href, url_encode};
 use crate::model::{FailureGroupView, FailureRateRow, Failures, Stamp};
 use crate::server::get_failures;
 use crate::spans::FailureWindow;
@@ -25,7 +25,7 @@ pub fn FailuresPage() -> impl IntoView {
     };
     let failures = Resource::new(params, |(window, group)| get_failures(window, group));
     view! {
-        <Title text="Failures"/>
+        <PageTitle text="Failures"/>
         <Suspense fallback=|| view! { <p class="loading">"Reading the failures…"</p> }>
             {move || Suspend::new(async move {
                 match failures.await {
@@ -213,7 +213,7 @@ fn GroupCard(group: FailureGroupView, window: FailureWindow) -> AnyView {
     let samples = samples
         .into_iter()
         .map(|s| {
-            let href = format!("/runs/{}", url_encode(&s.run_id));
+            let href = run_href(&s.run_id);
             view! {
                 <li>
                     <a href=href class="run-ref">{s.run_id}</a>
@@ -289,7 +289,7 @@ fn GroupDetail(group: FailureGroupView, window: FailureWindow) -> AnyView {
     let rows = samples
         .into_iter()
         .map(|s| {
-            let href = format!("/runs/{}", url_encode(&s.run_id));
+            let href = run_href(&s.run_id);
             view! {
                 <tr>
                     <td data-label="Run"><a href=href class="run-ref">{s.run_id}</a></td>

@@ -1,7 +1,7 @@
 //! `/login`: the admin token form (when `FLOWSTATE_ADMIN_TOKEN` is set, changes need a login), and logging out.
 
+use crate::components::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::components::ErrorPage;
@@ -21,7 +21,7 @@ pub fn LoginPage() -> impl IntoView {
     let next = Memo::new(move |_| login_target(query.read().get_str("next")));
     let logged_out = Memo::new(move |_| query.read().get_str("out").is_some());
     view! {
-        <Title text="Log in"/>
+        <PageTitle text="Log in"/>
         <h1>"Log in"</h1>
         <Suspense fallback=|| view! { <p class="loading">"…"</p> }>
             {move || Suspend::new(async move {

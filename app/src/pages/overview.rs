@@ -1,11 +1,11 @@
 //! `/`: what is in the database right now.
 
+use crate::components::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::components::{ErrorPage, StatusBadge};
-use crate::format::{count, duration_ms, runs_with_status, url_encode};
+use crate::format::{count, duration_ms, run_href, runs_with_status, url_encode};
 use crate::model::{ActivityRow, Chart, Overview, PipelinePercentiles, StuckFigures};
 use crate::server::get_overview;
 use crate::spans::{FailureWindow, StuckThreshold};
@@ -25,7 +25,7 @@ pub fn OverviewPage() -> impl IntoView {
     let stuck = move || query.with(|q| q.get(StuckThreshold::PARAM));
     let overview = Resource::new(stuck, get_overview);
     view! {
-        <Title text="Overview"/>
+        <PageTitle text="Overview"/>
         <Suspense fallback=|| view! { <p class="loading">"Reading the figures…"</p> }>
             {move || Suspend::new(async move {
                 let stuck = query.with_untracked(|q| q.get(StuckThreshold::PARAM));
@@ -281,7 +281,7 @@ fn StuckSection(stuck: StuckFigures) -> AnyView {
         .into_iter()
         .take(STUCK_SHOWN)
         .map(|r| {
-            let href = format!("/runs/{}", url_encode(&r.run_id));
+            let href = run_href(&r.run_id);
             let step = if r.total_steps > 0 {
                 format!("step {} of {}", r.step + 1, r.total_steps)
             } else {

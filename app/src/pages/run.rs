@@ -3,32 +3,38 @@
 //! Large JSON values are cut (see [`crate::server::runs::JSON_SHOWN_BYTES`]); `?full=context` (or `output`,
 //! `history`, `all`) shows them whole.
 
+use crate::components::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::{use_location, use_params_map, use_query_map};
 
+use crate::components::json_view::size;
 use crate::components::{DeleteRunForm, ErrorPage, JsonView, StatusBadge};
-use crate::format::{duration_ms, url_encode};
+use crate::format::{duration_ms, query_value, run_href, url_encode};
 use crate::model::RunDetail;
 use crate::pages::runs::StampView;
 use crate::server::get_run;
+use crate::server::runs::raw_href;
 
 /// One run's details.
 #[component]
 pub fn RunPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
+    let search = use_location().search;
     let run = Resource::new(
         move || {
-            (
-                params.read().get("run_id").unwrap_or_default(),
-                query.read().get("full"),
-            )
+            // `/runs/{id}`, or `/run?id=..` for the ids a path cannot carry (see `run_href`), read from the raw
+            // query: decoded once.
+            let id = params
+                .read()
+                .get("run_id")
+                .or_else(|| query_value(&search.read(), "id"));
+            (id.unwrap_or_default(), query.read().get("full"))
         },
         |(run_id, full)| get_run(run_id, full),
     );
     view! {
-        <Title text="Run"/>
+        <PageTitle text="Run"/>
         <Suspense fallback=|| view! { <p class="loading">"Reading the run…"</p> }>
             {move || Suspend::new(async move {
                 match run.await {
@@ -74,8 +80,10 @@ fn RunView(run: RunDetail) -> impl IntoView {
         history,
         read_at,
     } = run;
-    let base = format!("/runs/{}", url_encode(&run_id));
-    let see_all = |which: &str| format!("{base}?full={which}#{which}");
+    let base = run_href(&run_id);
+    let join = if base.contains('?') { '&' } else { '?' };
+    let see_all = |which: &str| format!("{base}{join}full={which}#{which}");
+    let raw = |which: &str| raw_href(&run_id, which);
     let pipeline_runs = format!("/runs?pipeline={}", url_encode(&pipeline_id));
     let note = status_note(&status);
     let stored_step = if total_steps > 0 {
@@ -84,15 +92,29 @@ fn RunView(run: RunDetail) -> impl IntoView {
         format!("stored index {current_step_index}, step count unknown")
     };
     let error = error_message.map(|message| {
+        let note = message.cut.then(|| {
+            let whole = (!message.too_large).then(|| {
+                view! { <a href=see_all("error") data-testid="error-see-all">"Show all"</a> " or " }
+            });
+            view! {
+                <p class="json-cut">
+                    {format!("Showing the first {} of {}. ", size(message.text.len()), size(message.total_bytes))}
+                    {whole}
+                    <a href=raw("error") data-testid="error-raw">"open it as plain text"</a>
+                    "."
+                </p>
+            }
+        });
         view! {
-            <section class="run-error" aria-labelledby="run-error-heading" data-testid="run-error">
+            <section class="run-error" id="error" aria-labelledby="run-error-heading" data-testid="run-error">
                 <h2 id="run-error-heading">"Error"</h2>
-                <pre class="error-text">{message}</pre>
+                {note}
+                <pre class="error-text">{message.text}</pre>
             </section>
         }
     });
     view! {
-        <Title text=format!("Run {run_id}")/>
+        <PageTitle text=format!("Run {run_id}")/>
         <nav class="breadcrumbs" aria-label="Breadcrumbs">
             <a href="/runs">"Runs"</a>
             " › "
@@ -161,6 +183,7 @@ fn RunView(run: RunDetail) -> impl IntoView {
             title="Context"
             block=Some(context)
             see_all=see_all("context")
+            raw=raw("context")
             open=true
         />
         <JsonView
@@ -169,9 +192,13 @@ fn RunView(run: RunDetail) -> impl IntoView {
             block=last_output
             empty="None: no step has stored an output (NULL)."
             see_all=see_all("output")
+            raw=raw("output")
             open=true
         />
-        <JsonView id="history" title="Step history" block=Some(history) see_all=see_all("history") item="step"/>
+        <JsonView id="history" title="Step history" block=Some(history) see_all=see_all("history")
+            raw=raw("history")
+            item="step"
+        />
         <DeleteRunForm run_id=run_id.clone() status=status.clone()/>
         <p class="run-links">
             <a href="/runs">"All runs"</a>

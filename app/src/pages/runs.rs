@@ -1,12 +1,12 @@
 //! `/runs`: the runs list, newest first, with filters in the address (see [`crate::server::runs`] for the
 //! parameters) and keyset pages.
 
+use crate::components::PageTitle;
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_location;
 
 use crate::components::{ErrorPage, Pager, RunFilters, StatusBadge};
-use crate::format::{count, duration_ms, truncate_chars, url_encode};
+use crate::format::{count, duration_ms, run_href, truncate_chars};
 use crate::model::{RunRow, RunsFilter, RunsListing, Stamp};
 use crate::server::list_runs;
 
@@ -21,7 +21,7 @@ pub fn RunsPage() -> impl IntoView {
     let location = use_location();
     let listing = Resource::new(move || location.search.get(), list_runs);
     view! {
-        <Title text="Runs"/>
+        <PageTitle text="Runs"/>
         <Transition fallback=|| view! { <p class="loading">"Reading the runs…"</p> }>
             {move || Suspend::new(async move {
                 match listing.await {
@@ -190,14 +190,21 @@ fn RunRowView(run: RunRow) -> impl IntoView {
         updated,
         execution_time_ms,
         error_message,
+        error_cut,
     } = run;
-    let href = format!("/runs/{}", url_encode(&run_id));
+    let href = run_href(&run_id);
     let title = run_id.clone();
     let step = step.trim_start_matches("step ").to_string();
     let pipeline_title = (pipeline_name != pipeline_id).then(|| pipeline_name.clone());
-    let error = error_message.map(|full| {
-        let short = truncate_chars(&full, ERROR_CHARS);
-        view! { <span class="error-snippet" title=full>{short}</span> }
+    let error = error_message.map(|excerpt| {
+        let short = truncate_chars(&excerpt, ERROR_CHARS);
+        // The list carries the start of a long message only; the run's page has all of it.
+        let title = if error_cut {
+            format!("{excerpt}…")
+        } else {
+            excerpt
+        };
+        view! { <span class="error-snippet" title=title>{short}</span> }
     });
     let row_id = run_id.clone();
     let row_status = status.clone();

@@ -7,6 +7,8 @@
 pub mod cleanup;
 pub mod failures;
 pub mod guard;
+#[cfg(feature = "ssr")]
+pub mod limits;
 pub mod overview;
 pub mod runs;
 pub mod runs_delete;

@@ -33,20 +33,44 @@ pub async fn get_run(run_id: String, full: Option<String>) -> Result<RunDetail, 
     super::guard::with_status(ssr::run(&run_id, full.as_deref()).await)
 }
 
+#[cfg(feature = "ssr")]
+pub use ssr::raw_value;
+
 /// How much of a JSON value the run page shows before cutting it (bytes of pretty-printed text).
 pub const JSON_SHOWN_BYTES: usize = 16 * 1024;
+
+/// How much of an error message the run page shows before cutting it (bytes).
+pub const ERROR_SHOWN_BYTES: usize = 16 * 1024;
+
+/// How many characters of each large column (error, context, output, history) a run's page reads. A value up
+/// to this size is parsed and pretty-printed; a larger one is never parsed for the page: its start is laid out
+/// as it is (indented without building a tree) and its size shown.
+pub const VIEW_HEAD_CHARS: usize = 64 * 1024;
+
+/// The largest value `?full=` shows inside the page. Anything larger opens as plain text at [`raw_href`]: a
+/// page of 50 MB helps nobody, and building it would cost a gigabyte.
+pub const FULL_SHOWN_BYTES: u64 = 2 * 1024 * 1024;
+
+/// The large values of a run, as `?full=` and `/raw/{value}` name them.
+pub const VALUE_NAMES: [&str; 4] = ["context", "output", "history", "error"];
+
+/// The address of one large value of a run as plain text, whole: `/raw/context?run=ID`.
+pub fn raw_href(run_id: &str, value: &str) -> String {
+    format!("/raw/{value}?run={}", crate::format::url_encode(run_id))
+}
 
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {
     use chrono::{DateTime, SecondsFormat, Timelike, Utc};
     use flowstate_model::status::{KNOWN_LIST, NULL};
-    use flowstate_store::{ListQuery, RunSummary, Status, Store, StoreError, WorkflowState};
+    use flowstate_store::{ListQuery, RunSummary, RunView, Status, Store, StoreError, TextColumn, TextHead};
     use serde_json::Value;
 
-    use super::JSON_SHOWN_BYTES;
+    use super::{ERROR_SHOWN_BYTES, FULL_SHOWN_BYTES, JSON_SHOWN_BYTES, VIEW_HEAD_CHARS};
     use crate::error::AppError;
     use crate::format::ago;
     use crate::model::{step_text, JsonBlock, RunDetail, RunRow, RunsFilter, RunsListing, Stamp, TimeParam};
+    use crate::server::limits;
 
     /// [`super::list_runs`].
     pub async fn list(search: &str) -> Result<RunsListing, AppError> {
@@ -67,7 +91,8 @@ pub(crate) mod ssr {
         })
     }
 
-    /// [`super::get_run`].
+    /// [`super::get_run`]: the run's summary and the start of its large values, read and shown within bounds
+    /// (see [`VIEW_HEAD_CHARS`]); the values `full` names read whole when they fit [`FULL_SHOWN_BYTES`].
     pub async fn run(run_id: &str, full: Option<&str>) -> Result<RunDetail, AppError> {
         let store = crate::server::store()?;
         let full = Full::parse(full)?;
@@ -75,11 +100,70 @@ pub(crate) mod ssr {
             return Err(AppError::bad_request("run_id", "is empty"));
         }
         let read_at = store.now();
-        let run = store
-            .load_state(run_id)
-            .await?
-            .ok_or_else(|| AppError::not_found(format!("run “{run_id}”")))?;
-        Ok(detail(run, full, read_at))
+        let view = {
+            let _permit = limits::view().await?;
+            store.load_run_view(run_id, VIEW_HEAD_CHARS).await?
+        }
+        .ok_or_else(|| AppError::not_found(format!("run “{run_id}”")))?;
+        let mut detail = detail(view, read_at);
+        for (asked, column, block) in [
+            (full.context, TextColumn::Context, Some(&mut detail.context)),
+            (full.output, TextColumn::LastOutput, detail.last_output.as_mut()),
+            (full.history, TextColumn::StepHistory, Some(&mut detail.history)),
+            (
+                full.error,
+                TextColumn::ErrorMessage,
+                detail.error_message.as_mut(),
+            ),
+        ] {
+            let Some(block) = block.filter(|b| asked && b.cut && !b.too_large) else {
+                continue;
+            };
+            let text = {
+                let _permit = limits::whole_value().await?;
+                store.load_text_column(run_id, column).await?
+            };
+            // Deleted meanwhile, or NULL now: the page keeps what it read first.
+            if let Some(Some(text)) = text {
+                *block = if column == TextColumn::ErrorMessage {
+                    text_block(text, true)
+                } else {
+                    json_block(&parse_json(&text), true)
+                };
+            }
+        }
+        Ok(detail)
+    }
+
+    /// [`raw_href`]: one large value of a run whole, as stored (plain text, never parsed).
+    ///
+    /// # Errors
+    /// [`AppError::BadRequest`] for an unknown value name or an empty id; [`AppError::NotFound`] for an unknown
+    /// run or a NULL value; [`AppError::Busy`] when too many whole values are being read at once.
+    pub async fn raw_value(store: &Store, run_id: &str, value: &str) -> Result<String, AppError> {
+        let column = match value {
+            "context" => TextColumn::Context,
+            "output" => TextColumn::LastOutput,
+            "history" => TextColumn::StepHistory,
+            "error" => TextColumn::ErrorMessage,
+            other => {
+                return Err(AppError::bad_request(
+                    "value",
+                    format!("“{other}” is not a value of a run; use context, output, history or error"),
+                ))
+            }
+        };
+        if run_id.is_empty() {
+            return Err(AppError::bad_request("run", "is missing or empty"));
+        }
+        let _permit = limits::whole_value().await?;
+        match store.load_text_column(run_id, column).await? {
+            None => Err(AppError::not_found(format!("run “{run_id}”"))),
+            Some(None) => Err(AppError::not_found(format!(
+                "{value} of run “{run_id}” (it is NULL)"
+            ))),
+            Some(Some(text)) => Ok(text),
+        }
     }
 
     /// Splits a raw query string into decoded `(name, value)` pairs, in order (`+` is a space, `%XX` a byte;
@@ -325,6 +409,7 @@ pub(crate) mod ssr {
     /// A listed run for the table.
     pub fn row(run: RunSummary, now: DateTime<Utc>) -> RunRow {
         RunRow {
+            error_cut: run.error_is_cut(),
             step: step_text(run.current_step_index, run.total_steps),
             status: run.status.as_str().to_string(),
             created: run.created_at.map(|at| stamp(&at, now)),
@@ -343,10 +428,11 @@ pub(crate) mod ssr {
         context: bool,
         output: bool,
         history: bool,
+        error: bool,
     }
 
     impl Full {
-        /// `context`, `output`, `history`, `all`, or nothing.
+        /// `context`, `output`, `history`, `error`, `all`, or nothing (several with commas).
         ///
         /// # Errors
         /// [`AppError::BadRequest`] for `full` with any other value.
@@ -362,19 +448,21 @@ pub(crate) mod ssr {
                     "context" => full.context = true,
                     "output" => full.output = true,
                     "history" => full.history = true,
+                    "error" => full.error = true,
                     "all" => {
                         full = Full {
                             context: true,
                             output: true,
                             history: true,
+                            error: true,
                         }
                     }
                     other => {
                         return Err(AppError::bad_request(
                             "full",
                             format!(
-                                "“{other}” is not a value of the run; use context, output, history or all"
-                            ),
+                            "“{other}” is not a value of the run; use context, output, history, error or all"
+                        ),
                         ))
                     }
                 }
@@ -387,48 +475,101 @@ pub(crate) mod ssr {
     /// near, never inside a character).
     pub fn json_block(value: &Value, whole: bool) -> JsonBlock {
         let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
-        let total_bytes = text.len();
         let items = value.as_array().map(Vec::len);
-        if whole || total_bytes <= JSON_SHOWN_BYTES {
-            return JsonBlock {
-                text,
-                total_bytes,
-                cut: false,
-                items,
-            };
-        }
-        let mut end = JSON_SHOWN_BYTES;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        if let Some(line_end) = text[..end].rfind('\n').filter(|&at| at + 1024 >= end) {
-            end = line_end;
+        let mut block = cut_block(text, if whole { usize::MAX } else { JSON_SHOWN_BYTES });
+        block.items = items;
+        block
+    }
+
+    /// Text cut after `max` bytes (at a line end when one is within the last KB, never inside a character).
+    fn cut_block(mut text: String, max: usize) -> JsonBlock {
+        let total_bytes = text.len();
+        if total_bytes > max {
+            let mut end = max;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            if let Some(line_end) = text[..end].rfind('\n').filter(|&at| at + 1024 >= end) {
+                end = line_end;
+            }
+            text.truncate(end);
         }
         JsonBlock {
-            text: text[..end].to_string(),
+            cut: text.len() < total_bytes,
+            text,
             total_bytes,
-            cut: true,
-            items,
+            items: None,
+            too_large: false,
         }
     }
 
-    /// A loaded run for its page.
-    pub fn detail(run: WorkflowState, full: Full, now: DateTime<Utc>) -> RunDetail {
+    /// An error message, cut after [`ERROR_SHOWN_BYTES`] unless `whole`.
+    pub fn text_block(text: String, whole: bool) -> JsonBlock {
+        cut_block(text, if whole { usize::MAX } else { ERROR_SHOWN_BYTES })
+    }
+
+    /// A stored JSON text as a value: text that is not JSON (old rows) is shown as a string, as the store does.
+    fn parse_json(text: &str) -> Value {
+        serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+    }
+
+    /// The block of a JSON column from its start as stored: parsed and pretty-printed when the start is the whole
+    /// value; otherwise laid out as it is (indented by `jsonformat`, which never builds a tree and takes a cut
+    /// value as it comes), cut, with the stored size.
+    pub fn head_block(head: &TextHead) -> JsonBlock {
+        if head.is_whole() {
+            return json_block(&parse_json(&head.head), false);
+        }
+        let laid_out = jsonformat::format(&head.head, jsonformat::Indentation::TwoSpace);
+        let mut block = cut_block(laid_out, JSON_SHOWN_BYTES);
+        block.cut = true;
+        block.total_bytes = usize::try_from(head.total_bytes).unwrap_or(usize::MAX);
+        block.too_large = head.total_bytes > FULL_SHOWN_BYTES;
+        block
+    }
+
+    /// The block of an error message from its start as stored.
+    fn error_head_block(head: TextHead) -> JsonBlock {
+        let whole = head.is_whole();
+        let stored = head.total_bytes;
+        let mut block = text_block(head.head, false);
+        if !whole {
+            block.cut = true;
+            block.total_bytes = usize::try_from(stored).unwrap_or(usize::MAX);
+            block.too_large = stored > FULL_SHOWN_BYTES;
+        }
+        block
+    }
+
+    /// A run for its page, from what [`Store::load_run_view`] read.
+    pub fn detail(view: RunView, now: DateTime<Utc>) -> RunDetail {
+        let RunView {
+            summary: run,
+            error_message,
+            pipeline_context,
+            last_step_output,
+            step_history,
+        } = view;
         RunDetail {
             step: step_text(run.current_step_index, run.total_steps),
             status: run.status.as_str().to_string(),
             created: run.created_at.map(|at| stamp(&at, now)),
             updated: run.updated_at.map(|at| stamp(&at, now)),
-            context: json_block(&run.pipeline_context, full.context),
-            last_output: run.last_step_output.as_ref().map(|v| json_block(v, full.output)),
-            history: json_block(&run.step_history, full.history),
+            // NULL reads as the store reads it: a NULL context is `null`, a NULL history `[]`.
+            context: pipeline_context
+                .as_ref()
+                .map_or_else(|| json_block(&Value::Null, false), head_block),
+            last_output: last_step_output.as_ref().map(head_block),
+            history: step_history
+                .as_ref()
+                .map_or_else(|| json_block(&Value::Array(Vec::new()), false), head_block),
+            error_message: error_message.map(error_head_block),
             run_id: run.run_id,
             pipeline_id: run.pipeline_id,
             pipeline_name: run.pipeline_name,
             pipeline_version: run.pipeline_version,
             current_step_index: run.current_step_index,
             total_steps: run.total_steps,
-            error_message: run.error_message,
             execution_time_ms: run.execution_time_ms,
             memory_usage_mb: run.memory_usage_mb,
             read_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),

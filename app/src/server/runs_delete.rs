@@ -29,11 +29,12 @@ pub async fn delete_run(
                 ));
             }
             let store = super::store()?;
-            let Some(run) = store.load_state(&run_id).await? else {
+            // Only the summary: a run's large columns are not read to delete it.
+            let Some(run) = store.load_run_view(&run_id, 0).await? else {
                 return Err(AppError::not_found(format!("run “{run_id}”")));
             };
-            let status = run.status.as_str().to_string();
-            let active = run.status.is_active();
+            let status = run.summary.status.as_str().to_string();
+            let active = run.summary.status.is_active();
             if active && active_ok.as_deref().is_none_or(str::is_empty) {
                 return Err(AppError::Conflict {
                     reason: format!(

@@ -197,9 +197,14 @@ pub fn bytes(n: usize) -> String {
     }
 }
 
-/// A listed run as JSON: every summary column, times in RFC 3339 UTC ([`RunSummary`]'s own serialization).
+/// A listed run as JSON: every summary column, times in RFC 3339 UTC ([`RunSummary`]'s own serialization), but
+/// not the list's bookkeeping of how long the whole error message is (`error_message_bytes`).
 pub fn run_json(run: &RunSummary) -> Value {
-    serde_json::to_value(run).unwrap_or(Value::Null)
+    let mut value = serde_json::to_value(run).unwrap_or(Value::Null);
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("error_message_bytes");
+    }
+    value
 }
 
 /// A JSON document as printed: pretty, ending with a newline.
@@ -266,6 +271,7 @@ mod tests {
             error_message: None,
             execution_time_ms: Some(5),
             memory_usage_mb: None,
+            error_message_bytes: None,
         };
         let v = run_json(&run);
         assert_eq!(v["created_at"], "2026-01-31T12:00:00.000000Z");

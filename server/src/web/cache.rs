@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::body::{to_bytes, Body, Bytes};
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -136,6 +136,29 @@ impl Default for PageCache {
     }
 }
 
+/// Reads `body` whole when it is at most `max` bytes (`Ok(Ok(bytes))`); when it is longer, stops reading and
+/// gives back a body that sends what was read and then the rest (`Ok(Err(body))`), so a large page is answered
+/// without being held whole.
+async fn read_at_most(body: Body, max: usize) -> Result<Result<Bytes, Body>, axum::Error> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        len += chunk.len();
+        chunks.push(chunk);
+        if len > max {
+            let read = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, axum::Error>));
+            return Ok(Err(Body::from_stream(read.chain(stream))));
+        }
+    }
+    Ok(Ok(match chunks.len() {
+        1 => chunks.pop().unwrap_or_default(),
+        _ => chunks.concat().into(),
+    }))
+}
+
 /// The layer (`axum::middleware::from_fn_with_state(cache, page_cache)`), inside the CSRF and header layers
 /// (it reads the request's [`CspNonce`] and [`CsrfToken`]).
 pub async fn page_cache(State(cache): State<Arc<PageCache>>, req: Request, next: Next) -> Response {
@@ -193,10 +216,17 @@ pub async fn page_cache(State(cache): State<Arc<PageCache>>, req: Request, next:
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let bytes = match to_bytes(body, MAX_PAGE_BYTES).await {
-        Ok(bytes) => bytes,
+    let bytes = match read_at_most(body, MAX_PAGE_BYTES).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(whole)) => {
+            // Too large to keep: answered as it is, not kept (never a 500 for a page that rendered fine).
+            parts
+                .headers
+                .insert(CACHE_HEADER, HeaderValue::from_static("miss"));
+            return Response::from_parts(parts, whole);
+        }
         Err(error) => {
-            // The page could not be read whole (too large, or its rendering failed midway): say so plainly.
+            // The page's rendering failed midway: say so plainly.
             tracing::error!(%error, "a page could not be read whole for the page cache");
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -373,8 +403,52 @@ mod tests {
 
     fn body_text(response: Response) -> String {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let bytes = rt.block_on(to_bytes(response.into_body(), usize::MAX)).unwrap();
+        let bytes = rt
+            .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+            .unwrap();
         String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// A page larger than the cache keeps (a run list with huge values written by another process) is answered
+    /// whole, 200, every time, and never kept: it used to be a 500 for everyone (issue 12).
+    #[tokio::test]
+    async fn a_page_too_large_to_keep_is_answered_whole_and_not_kept() {
+        use axum::routing::get;
+        use tower::ServiceExt;
+        let big = format!("<p>{}</p>", "x".repeat(MAX_PAGE_BYTES + 10));
+        let cache = Arc::new(PageCache::new(Duration::from_secs(60)));
+        let page = big.clone();
+        let app = axum::Router::new()
+            .route(
+                "/runs",
+                get(move || {
+                    let page = page.clone();
+                    async move { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page) }
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(cache.clone(), page_cache))
+            .layer(axum::middleware::from_fn(
+                |mut req: Request, next: Next| async move {
+                    req.extensions_mut()
+                        .insert(CspNonce("0123456789abcdef0123456789abcdef".into()));
+                    next.run(req).await
+                },
+            ));
+        for _ in 0..2 {
+            let response = app
+                .clone()
+                .oneshot(Request::get("/runs").body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(response.headers()[CACHE_HEADER], "miss");
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            assert_eq!(body.len(), big.len(), "the whole page is sent");
+            assert_eq!(body, big.as_bytes());
+        }
+        assert!(cache.is_empty(), "a page over {MAX_PAGE_BYTES} bytes is not kept");
     }
 
     #[test]

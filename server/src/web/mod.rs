@@ -283,6 +283,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/theme", get(set_theme))
+        .route("/raw/{value}", get(raw_value))
         .leptos_routes_with_context(&state, routes, context, app_shell)
         .fallback(static_files)
         // Pages answered again for up to a second; emptied by every change (needs the nonce and CSRF token of
@@ -332,6 +333,47 @@ async fn healthz(State(state): State<AppState>) -> Response {
             tracing::error!(error = %e, "health check: the database cannot be read");
             body["error"] = "the database cannot be read; see the server log".into();
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RawQuery {
+    run: Option<String>,
+}
+
+/// `GET /raw/{context|output|history|error}?run=ID`: one large value of a run whole, as stored, as plain text
+/// (never parsed, never laid out: a 50 MB context is sent as it is). The run page links here when it shows only
+/// the start of a value. Reads of whole values are bounded in number (`flowstate_app::server::limits`).
+async fn raw_value(
+    State(state): State<AppState>,
+    axum::extract::Path(value): axum::extract::Path<String>,
+    Query(query): Query<RawQuery>,
+) -> Response {
+    let run_id = query.run.unwrap_or_default();
+    match flowstate_app::server::runs::raw_value(&state.store, &run_id, &value).await {
+        Ok(text) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ],
+            text,
+        )
+            .into_response(),
+        Err(error) => {
+            let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            if status.is_server_error() {
+                tracing::error!(%error, "a run's value could not be read whole");
+            }
+            (
+                status,
+                [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+                error.to_string(),
+            )
+                .into_response()
         }
     }
 }

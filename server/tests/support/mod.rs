@@ -55,9 +55,31 @@ pub fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 14, 12, 0, 0).unwrap()
 }
 
-/// Shared test data: `../shared/fixtures` (flujo's files and their ground truth).
+/// The repository's flujo fixtures, kept with the store (`store/tests/fixtures`: files written by flujo itself,
+/// their ground truth, and `generate.py`, which makes them).
 pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/tests/fixtures")
+}
+
+/// A writable copy of fixture `name` in `dir` (fixtures are inputs: opening migrates, so never the original).
+#[track_caller]
+pub fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
+    let source = fixtures_dir().join(name);
+    let path = dir.join(name);
+    std::fs::copy(&source, &path).unwrap_or_else(|e| panic!("copying {}: {e}", source.display()));
+    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&path, perms).unwrap();
+    path
+}
+
+/// A fixture's ground truth (computed by `generate.py` from the values it wrote, not from flujo's answers).
+#[track_caller]
+pub fn fixture_truth(name: &str) -> serde_json::Value {
+    let path = fixtures_dir().join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
 /// A test database in its own temporary directory.
@@ -96,14 +118,8 @@ pub async fn new_db(name: &str, at: DateTime<Utc>, runs: &[WorkflowState]) -> Db
 
 /// A writable copy of fixture `name` (opening migrates it, so never the original), the clock at `at`.
 pub async fn fixture_copy(name: &str, at: DateTime<Utc>) -> Db {
-    let source = fixtures_dir().join(name);
     let dir = tempfile::tempdir().expect("a temp dir");
-    let path = dir.path().join(name);
-    std::fs::copy(&source, &path).unwrap_or_else(|e| panic!("copying {}: {e}", source.display()));
-    let mut perms = std::fs::metadata(&path).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&path, perms).unwrap();
+    let path = copy_fixture(name, dir.path());
     let store = open_store(&path, at).await;
     Db { dir, path, store }
 }

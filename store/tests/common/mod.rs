@@ -9,9 +9,10 @@ use flowstate_store::{FixedClock, Store, StoreOptions};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
 
-/// The shared fixtures written by flujo itself.
+/// The repository's flujo fixtures (`store/tests/fixtures`: files written by flujo itself, their ground truth, and
+/// `generate.py`, which makes them).
 pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
 /// Copies a fixture into `dir` (fixtures are read-only inputs; opening migrates) and returns the copy's path.
@@ -31,7 +32,8 @@ pub fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
 #[track_caller]
 pub fn fixture_truth(name: &str) -> serde_json::Value {
     let path = fixtures_dir().join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
 /// A store on `path` whose clock stands at `now`.

@@ -8,6 +8,7 @@
 //! match. Text is SVG `<text>` (no fonts are read on the server); the legends are HTML beside the chart, so
 //! colour is never the only cue.
 
+use flowstate_model::status::{CANCELLED, COMPLETED, FAILED, OTHER, PAUSED, RUNNING};
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 
@@ -40,12 +41,12 @@ const TEXT: Paint = Paint::new("text", (0x1b, 0x1f, 0x24));
 const AXIS: Paint = Paint::new("axis", (0x57, 0x60, 0x6a));
 const GRID: Paint = Paint::new("grid", (0xd0, 0xd7, 0xde));
 const STATUS: [Paint; 6] = [
-    Paint::new("running", (0x0a, 0x4b, 0x8f)),
-    Paint::new("paused", (0x6b, 0x4a, 0x00)),
-    Paint::new("completed", (0x11, 0x63, 0x29)),
-    Paint::new("failed", (0xa4, 0x0e, 0x26)),
-    Paint::new("cancelled", (0x42, 0x4a, 0x53)),
-    Paint::new("other", (0x5a, 0x2d, 0x91)),
+    Paint::new(RUNNING, (0x0a, 0x4b, 0x8f)),
+    Paint::new(PAUSED, (0x6b, 0x4a, 0x00)),
+    Paint::new(COMPLETED, (0x11, 0x63, 0x29)),
+    Paint::new(FAILED, (0xa4, 0x0e, 0x26)),
+    Paint::new(CANCELLED, (0x42, 0x4a, 0x53)),
+    Paint::new(OTHER, (0x5a, 0x2d, 0x91)),
 ];
 // Percentile markers: shape and colour differ (circle, triangle, cross).
 const P50: Paint = Paint::new("p50", (0x0b, 0x5c, 0xd5));
@@ -178,7 +179,7 @@ fn draw_activity(
             if n <= 0 {
                 continue;
             }
-            let paint = status_paint(statuses.get(k).map(String::as_str).unwrap_or("other"));
+            let paint = status_paint(statuses.get(k).map(String::as_str).unwrap_or(OTHER));
             let mut bar = Rectangle::new(
                 [
                     (SegmentValue::Exact(i), base),
@@ -474,7 +475,7 @@ fn short_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::PercentileFigures;
+    use crate::model::Percentiles;
 
     fn statuses() -> Vec<String> {
         ["running", "paused", "completed", "failed", "cancelled", "other"]
@@ -550,7 +551,7 @@ mod tests {
 
     #[test]
     fn percentile_charts_mark_each_pipeline() {
-        let p = |a: f64, b: f64, c: f64| PercentileFigures {
+        let p = |a: f64, b: f64, c: f64| Percentiles {
             count: 10,
             p50: Some(a),
             p95: Some(b),

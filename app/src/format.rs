@@ -36,18 +36,8 @@ pub fn duration_ms(ms: f64) -> String {
     format!("{} h {:02} min", total / 3600, (total % 3600) / 60)
 }
 
-/// What [`url_encode`] leaves as it is: RFC 3986's unreserved characters.
-const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-/// Percent-encodes a value for a URL query or path segment (everything but RFC 3986's unreserved characters),
-/// with `percent-encoding`.
-pub fn url_encode(value: &str) -> String {
-    percent_encoding::utf8_percent_encode(value, UNRESERVED).to_string()
-}
+/// Percent-encodes a value for a URL query or a path segment (declared in `flowstate_model::url`).
+pub use flowstate_model::url::url_encode;
 
 /// The address of a run's page, `/runs/{id}`, or `/run?id={id}` for the ids a path cannot carry: browsers
 /// resolve the segments `.` and `..` (also spelled `%2E`) before asking, and leptos_router decodes a path

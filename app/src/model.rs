@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use flowstate_model::Percentiles;
+
 /// How the dashboard was started; shown in the layout (e.g. the read-only banner).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
@@ -37,7 +39,7 @@ pub struct Overview {
     /// Runs that failed (by their last update) in the 24 hours before `read_at`.
     pub failed_24h: i64,
     /// Execution-time percentiles over every run that has one.
-    pub percentiles: PercentileFigures,
+    pub percentiles: Percentiles,
     /// Running or paused runs idle for longer than the threshold.
     pub stuck: StuckFigures,
     /// The statuses the activity rows count, in stacking order (bottom first).
@@ -88,9 +90,9 @@ pub struct RunsFilter {
 
 impl RunsFilter {
     /// The page size when the URL names none.
-    pub const DEFAULT_LIMIT: u32 = 50;
+    pub const DEFAULT_LIMIT: u32 = flowstate_model::limits::DEFAULT_PAGE_SIZE;
     /// The largest page size.
-    pub const MAX_LIMIT: u32 = 1000;
+    pub const MAX_LIMIT: u32 = flowstate_model::limits::MAX_PAGE_SIZE;
 
     /// The `/runs` address of these filters, optionally at a page `cursor`. Parameters that are not set are
     /// left out, so shared links stay short.
@@ -292,32 +294,13 @@ pub struct Stamp {
     pub relative: String,
 }
 
-/// Execution-time percentiles (nearest rank), in ms; `None` without any execution time.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PercentileFigures {
-    /// Runs with an execution time.
-    pub count: i64,
-    /// Median.
-    pub p50: Option<f64>,
-    /// 95th percentile.
-    pub p95: Option<f64>,
-    /// 99th percentile.
-    pub p99: Option<f64>,
-    /// Longest (exact).
-    pub max: Option<f64>,
-    /// How far p50, p95 and p99 may be from the exact values, relative to them (1/32 when read from the store's
-    /// histogram; 0 when exact).
-    #[serde(default)]
-    pub relative_error: f64,
-}
-
 /// One pipeline's execution-time percentiles.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelinePercentiles {
     /// The pipeline id.
     pub pipeline_id: String,
     /// Its percentiles.
-    pub percentiles: PercentileFigures,
+    pub percentiles: Percentiles,
 }
 
 /// A running or paused run without an update for longer than the stuck threshold.

@@ -1,7 +1,9 @@
 //! Spans of time operators put in the address bar: the Failures page's window (`?window=24h`) and the
 //! Overview's stuck-run threshold (`?stuck=2h`). Pure code: the same parsing and labels on the server and in the
-//! browser.
+//! browser. Both read their value with [`flowstate_model::Span`], the parser the CLI's `--since` uses too, so
+//! the units are the same everywhere (`s`, `m`/`min`, `h`, `d`, `w`).
 
+use flowstate_model::Span;
 use serde::{Deserialize, Serialize};
 
 /// The time window of the Failures page: failures whose last update lies within it.
@@ -59,18 +61,21 @@ impl FailureWindow {
         }
     }
 
-    /// The window named in a URL; absent or empty means the default (24 h).
+    /// The window named in a URL, in any spelling of its length (`24h`, `1d`, `1440m`); absent or empty means
+    /// the default (24 h).
     ///
     /// # Errors
-    /// A reason, in words, when the value is none of `1h`, `24h`, `7d`, `30d`.
+    /// A reason, in words, when the value is not a span of time or is none of `1h`, `24h`, `7d`, `30d`.
     pub fn parse(value: Option<&str>) -> Result<FailureWindow, String> {
         let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
             return Ok(FailureWindow::default());
         };
+        let not_a_window = || format!("“{value}” is not a window; use one of 1h, 24h, 7d, 30d");
+        let span = Span::parse(value).map_err(|_| not_a_window())?;
         FailureWindow::ALL
             .into_iter()
-            .find(|w| w.as_str().eq_ignore_ascii_case(value))
-            .ok_or_else(|| format!("“{value}” is not a window; use one of 1h, 24h, 7d, 30d"))
+            .find(|w| w.seconds() == span.seconds())
+            .ok_or_else(not_a_window)
     }
 }
 
@@ -96,8 +101,8 @@ impl StuckThreshold {
     /// The longest threshold accepted: 365 days.
     pub const MAX_SECONDS: i64 = 365 * 24 * 3600;
 
-    /// A threshold from a URL: a whole number and a unit, `m` (minutes), `h` (hours) or `d` (days), e.g. `90m`,
-    /// `2h`, `1d`. Absent or empty means the default (1 h).
+    /// A threshold from a URL: a span of time ([`Span::parse`]: a whole number and `s`, `m`, `h`, `d` or `w`),
+    /// e.g. `90m`, `2h`, `1d`, from 1 minute to 365 days. Absent or empty means the default (1 h).
     ///
     /// # Errors
     /// A reason, in words, for anything else or a value outside 1 minute to 365 days.
@@ -105,20 +110,14 @@ impl StuckThreshold {
         let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
             return Ok(StuckThreshold::default());
         };
-        let explain =
-            || format!("“{value}” is not a duration; write a whole number and m, h or d, like 30m, 2h or 1d");
-        let split = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(explain)?;
-        let (number, unit) = value.split_at(split);
-        let number: i64 = number.parse().map_err(|_| explain())?;
-        let unit_seconds = match unit.trim().to_ascii_lowercase().as_str() {
-            "m" | "min" => 60,
-            "h" => 3600,
-            "d" => 24 * 3600,
-            _ => return Err(explain()),
+        let out_of_range = || format!("“{value}” is out of range; use 1m to 365d");
+        let seconds = match Span::parse(value) {
+            Ok(span) => span.seconds(),
+            Err(flowstate_model::SpanError::TooLong { .. }) => return Err(out_of_range()),
+            Err(e) => return Err(e.to_string()),
         };
-        let seconds = number.checked_mul(unit_seconds).unwrap_or(i64::MAX);
         if !(Self::MIN_SECONDS..=Self::MAX_SECONDS).contains(&seconds) {
-            return Err(format!("“{value}” is out of range; use 1m to 365d"));
+            return Err(out_of_range());
         }
         Ok(StuckThreshold { seconds })
     }
@@ -161,6 +160,14 @@ mod tests {
         assert_eq!(FailureWindow::parse(Some("")), Ok(FailureWindow::Day));
         assert_eq!(FailureWindow::parse(Some("7d")), Ok(FailureWindow::Week));
         assert_eq!(FailureWindow::parse(Some("1H")), Ok(FailureWindow::Hour));
+        // The same span in another unit names the same window.
+        assert_eq!(FailureWindow::parse(Some("1d")), Ok(FailureWindow::Day));
+        assert_eq!(FailureWindow::parse(Some("60m")), Ok(FailureWindow::Hour));
+        assert_eq!(FailureWindow::parse(Some("1w")), Ok(FailureWindow::Week));
+        assert!(
+            FailureWindow::parse(Some("2h")).is_err(),
+            "a span, but not a window"
+        );
         let err = FailureWindow::parse(Some("bogus")).unwrap_err();
         assert!(err.contains("bogus") && err.contains("24h"), "{err}");
         for w in FailureWindow::ALL {
@@ -175,6 +182,9 @@ mod tests {
         assert_eq!(StuckThreshold::parse(Some("2h")).unwrap().seconds, 7200);
         assert_eq!(StuckThreshold::parse(Some("90m")).unwrap().seconds, 5400);
         assert_eq!(StuckThreshold::parse(Some(" 1d ")).unwrap().seconds, 86_400);
+        // The CLI's units too: one parser.
+        assert_eq!(StuckThreshold::parse(Some("1w")).unwrap().seconds, 604_800);
+        assert_eq!(StuckThreshold::parse(Some("3600s")).unwrap().as_param(), "1h");
         assert_eq!(StuckThreshold::parse(Some("120m")).unwrap().as_param(), "2h");
         assert_eq!(StuckThreshold::parse(Some("90m")).unwrap().label(), "90 min");
         assert_eq!(StuckThreshold::default().label(), "1 h");

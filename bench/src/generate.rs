@@ -293,7 +293,11 @@ impl Generator {
             pipeline_context: context,
             last_step_output: t.last_step_output.as_deref(),
             step_history: t.step_history.as_deref(),
-            status: STATUS_MIX[slot].0.as_str_static(),
+            // The mix holds known statuses only.
+            status: STATUS_MIX[slot]
+                .0
+                .known_name()
+                .unwrap_or(flowstate_model::status::RUNNING),
             created_at: stamp(created_us),
             updated_at: stamp(updated_us),
             total_steps: t.total_steps,
@@ -303,24 +307,6 @@ impl Generator {
             created_us,
             updated_us,
             run_id,
-        }
-    }
-}
-
-/// `Status::as_str` with a static lifetime, for the five known states.
-trait StaticName {
-    fn as_str_static(&self) -> &'static str;
-}
-
-impl StaticName for Status {
-    fn as_str_static(&self) -> &'static str {
-        match self {
-            Status::Running => "running",
-            Status::Paused => "paused",
-            Status::Completed => "completed",
-            Status::Failed => "failed",
-            Status::Cancelled => "cancelled",
-            Status::Other(_) => "running",
         }
     }
 }

@@ -3,6 +3,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use flowstate_model::percentiles::nearest_rank;
+
 use crate::Result;
 
 /// Timings of one operation, sorted, in milliseconds.
@@ -34,9 +36,8 @@ impl Samples {
         if self.sorted_ms.is_empty() {
             return 0.0;
         }
-        let n = self.sorted_ms.len();
-        let rank = ((p / 100.0) * n as f64).ceil() as usize;
-        self.sorted_ms[rank.clamp(1, n) - 1]
+        let rank = nearest_rank(p / 100.0, self.sorted_ms.len() as i64).unwrap_or(1);
+        self.sorted_ms[rank as usize - 1]
     }
 
     /// The median, in ms.

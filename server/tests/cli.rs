@@ -739,3 +739,57 @@ fn migrate_check_counters_recounts_and_rebuilds_a_damaged_counter() {
     let again = json(&db, &["migrate", "--check-counters"]);
     assert_eq!(again["counters"]["rebuilt"], false, "{again}");
 }
+
+/// The `runs` table aligns its columns by display width: CJK characters and emoji take two terminal columns
+/// (including emoji the old hand-written width table missed, like 🚀 and ✅), so every row's columns start where
+/// the header's do.
+#[test]
+fn runs_table_aligns_cjk_and_emoji_pipeline_names_by_display_width() {
+    use unicode_width::UnicodeWidthStr;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wide.db");
+    let pipelines = ["請求書の抽出", "🚀-deploy", "✅ checks 🪐", "plain-ascii", "注文"];
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = flowstate_store::Store::open(&db).await.unwrap();
+        for (i, pipeline) in pipelines.iter().enumerate() {
+            let mut run = flowstate_store::WorkflowState::new(format!("run-{i}"), *pipeline);
+            run.status = flowstate_store::Status::Failed;
+            run.error_message = Some(format!("error {i}"));
+            store.save_state(&run).await.unwrap();
+        }
+        store.close().await;
+    });
+    let text = run_ok(&db, &["runs"]);
+    let lines: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 1 + pipelines.len(), "{text}");
+    // The display column where each header's column starts, measured on the header line.
+    let header = lines[0];
+    let start_of = |line: &str, at: usize| UnicodeWidthStr::width(&line[..at]);
+    let status_col = start_of(header, header.find("STATUS").unwrap());
+    let step_end = start_of(header, header.find("STEP").unwrap() + "STEP".len());
+    let created_col = start_of(header, header.find("CREATED").unwrap());
+    assert!(status_col > UnicodeWidthStr::width("請求書の抽出"), "{text}");
+    for line in &lines[1..] {
+        let pipeline = pipelines
+            .iter()
+            .find(|p| line.contains(*p))
+            .unwrap_or_else(|| panic!("a row names its pipeline: {line}"));
+        assert_eq!(
+            start_of(line, line.find("failed").unwrap()),
+            status_col,
+            "STATUS of {pipeline}:\n{text}"
+        );
+        assert_eq!(
+            start_of(line, line.find("0/0").unwrap() + "0/0".len()),
+            step_end,
+            "right-aligned STEP of {pipeline}:\n{text}"
+        );
+        let created = line.find(" 20").map(|i| i + 1).expect("a creation time");
+        assert_eq!(
+            start_of(line, created),
+            created_col,
+            "CREATED of {pipeline}:\n{text}"
+        );
+    }
+}

@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{Connection, Row};
 
+use flowstate_model::percentiles::{nearest_rank, REPORTED};
+
 use crate::counters::{self, CounterCheck, HOUR_US, PERCENTILE_RELATIVE_ERROR};
+use crate::row::SUMMARY_COLUMNS;
 use crate::time::{self, instant_sql};
 use crate::{ListQuery, Result, RunSummary, Status, Store, StoreError};
 
@@ -33,23 +36,7 @@ pub struct StuckRuns {
 /// ([`crate::counters`]): each is within `relative_error` (1/32, about 3 %) of the exact nearest-rank value, and
 /// exact below 32 ms; none is above `max`. A store without counters (a flujo file opened read-only) reads the exact
 /// values from the index, and says so with a `relative_error` of 0.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Percentiles {
-    /// Runs with an execution time.
-    pub count: i64,
-    /// Median, in ms.
-    pub p50: Option<f64>,
-    /// 95th percentile, in ms.
-    pub p95: Option<f64>,
-    /// 99th percentile, in ms.
-    pub p99: Option<f64>,
-    /// Longest, in ms (exact).
-    pub max: Option<f64>,
-    /// The largest relative difference between `p50`, `p95`, `p99` and the exact nearest-rank values: 1/32 when
-    /// read from the histogram, 0 when exact.
-    #[serde(default)]
-    pub relative_error: f64,
-}
+pub use flowstate_model::Percentiles;
 
 /// Width of an activity bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,8 +225,6 @@ pub fn signature_key(signature: &str) -> String {
     format!("{h:016x}")
 }
 
-const SUMMARY_COLUMNS: &str = crate::store::SUMMARY_COLUMNS;
-
 /// Histogram buckets `(lower bound, runs)` from the JSON array [`counters::sql::HISTOGRAM`] returns, ascending.
 fn buckets_of(document: Option<String>) -> Result<Vec<(i64, i64)>> {
     let mut buckets: Vec<(i64, i64)> =
@@ -263,7 +248,7 @@ fn from_histogram(buckets: &[(i64, i64)], max: Option<f64>) -> Percentiles {
         };
     }
     let at = |p: f64| {
-        let rank = ((p * count as f64).ceil() as i64).clamp(1, count);
+        let rank = nearest_rank(p, count)?;
         let mut seen = 0;
         for (lower, n) in buckets {
             seen += n;
@@ -274,11 +259,12 @@ fn from_histogram(buckets: &[(i64, i64)], max: Option<f64>) -> Percentiles {
         }
         max
     };
+    let [p50, p95, p99] = REPORTED.map(at);
     Percentiles {
         count,
-        p50: at(0.50),
-        p95: at(0.95),
-        p99: at(0.99),
+        p50,
+        p95,
+        p99,
         max,
         relative_error: PERCENTILE_RELATIVE_ERROR,
     }
@@ -341,7 +327,7 @@ impl Store {
         Ok(StuckRuns {
             idle_since,
             count,
-            runs: rows.iter().map(crate::store::decode_summary).collect(),
+            runs: rows.iter().map(crate::row::decode_summary).collect(),
         })
     }
 
@@ -406,13 +392,15 @@ impl Store {
         if count == 0 {
             return Ok(Percentiles::default());
         }
-        let at_rank = |p: f64| ((p * count as f64).ceil() as i64 - 1).clamp(0, count - 1);
+        // 0-based offsets of the nearest ranks (count > 0 here).
+        let at_rank = |p: f64| nearest_rank(p, count).unwrap_or(1) - 1;
         let sql = format!(
             "SELECT CAST(execution_time_ms AS REAL) FROM workflow_state WHERE {filter} \
              ORDER BY execution_time_ms LIMIT 1 OFFSET ?2"
         );
         let mut values = Vec::with_capacity(4);
-        for rank in [at_rank(0.50), at_rank(0.95), at_rank(0.99), count - 1] {
+        let [p50, p95, p99] = REPORTED.map(at_rank);
+        for rank in [p50, p95, p99, count - 1] {
             let v: Option<f64> = sqlx::query_scalar(&sql)
                 .bind(pipeline_id)
                 .bind(rank)
@@ -671,7 +659,7 @@ impl Store {
             qb.push(")");
             let sampled = qb.build().fetch_all(&mut *tx).await.map_err(&map)?;
             for row in &sampled {
-                let run = crate::store::decode_summary(row);
+                let run = crate::row::decode_summary(row);
                 found.insert(run.run_id.clone(), run);
             }
         }

@@ -44,6 +44,7 @@ pub mod insights;
 mod model;
 mod raw;
 mod reader;
+mod row;
 pub mod schema;
 mod store;
 pub mod time;
@@ -51,18 +52,18 @@ mod writer;
 
 pub use counters::{CounterCheck, CounterDifference};
 pub use error::{Result, StoreError};
+pub use flowstate_model::limits::{
+    MAX_ERROR_BYTES, MAX_JSON_BYTES, MAX_JSON_DEPTH, MAX_LOOKUP_ID_BYTES, MAX_NAME_BYTES, MAX_RUN_ID_BYTES,
+};
 pub use insights::{
     ActivityBucket, AuditEntry, Bucket, FailureGroup, FailureReport, Percentiles, PipelineFailureRate,
     StuckRuns,
 };
 pub use model::{
     CleanupPolicy, CleanupPreview, ListQuery, Page, RunSummary, RunView, Status, TextColumn, TextHead,
-    WorkflowState, WorkflowStats,
+    UnknownStatus, WorkflowState, WorkflowStats,
 };
 pub use schema::{MigrationReport, SchemaKind, SCHEMA_VERSION};
-pub use store::{
-    Durability, Store, StoreOptions, CLEANUP_BATCH, CLEANUP_BATCH_TARGET, MAX_ERROR_BYTES, MAX_JSON_BYTES,
-    MAX_JSON_DEPTH, MAX_NAME_BYTES, MAX_RUN_ID_BYTES,
-};
+pub use store::{Durability, Store, StoreOptions, CLEANUP_BATCH, CLEANUP_BATCH_TARGET};
 pub use time::{Clock, FixedClock, SystemClock};
 pub use writer::WriteStats;

@@ -1,127 +1,17 @@
 //! The values the store reads and writes.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize, Serializer};
+use flowstate_model::limits;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The state of a run. The five known states are the ones flujo's CHECK constraint allows; files written by
-/// older backends can hold other text (e.g. `pending`) or NULL, which the store keeps and shows as
-/// [`Status::Other`] rather than dropping or rewriting the row.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Status {
-    /// The run is executing.
-    Running,
-    /// The run waits (e.g. for a human).
-    Paused,
-    /// The run finished successfully.
-    Completed,
-    /// The run ended with an error.
-    Failed,
-    /// The run was cancelled.
-    Cancelled,
-    /// A value outside the five (`Some(text)`), or NULL (`None`), found in an old file. Never written.
-    Other(Option<String>),
-}
+pub use flowstate_model::{RunSummary, Status, UnknownStatus};
 
-impl Status {
-    /// The five known states, in the order the dashboard shows them.
-    pub const KNOWN: [Status; 5] = [
-        Status::Running,
-        Status::Paused,
-        Status::Completed,
-        Status::Failed,
-        Status::Cancelled,
-    ];
-
-    /// The terminal states: the ones a cleanup deletes unless told otherwise.
-    pub const TERMINAL: [Status; 3] = [Status::Completed, Status::Failed, Status::Cancelled];
-
-    /// The stored name (`running`, ...; for [`Status::Other`] the stored text, or `null`).
-    pub fn as_str(&self) -> &str {
-        match self {
-            Status::Running => "running",
-            Status::Paused => "paused",
-            Status::Completed => "completed",
-            Status::Failed => "failed",
-            Status::Cancelled => "cancelled",
-            Status::Other(Some(s)) => s,
-            Status::Other(None) => "null",
-        }
-    }
-
-    /// One of the five known states, by name.
-    pub fn known(name: &str) -> Option<Status> {
-        match name {
-            "running" => Some(Status::Running),
-            "paused" => Some(Status::Paused),
-            "completed" => Some(Status::Completed),
-            "failed" => Some(Status::Failed),
-            "cancelled" => Some(Status::Cancelled),
-            _ => None,
-        }
-    }
-
-    /// Parses a name the user typed: one of the five, or an error naming them.
-    ///
-    /// # Errors
-    /// [`crate::StoreError::InvalidInput`] for any other text.
-    pub fn parse(name: &str) -> crate::Result<Status> {
-        Status::known(name.trim()).ok_or_else(|| {
-            crate::StoreError::invalid(
-                "status",
-                format!("{name:?} is not a status; use one of running, paused, completed, failed, cancelled"),
-            )
-        })
-    }
-
-    /// What a stored value means: one of the five, or kept as [`Status::Other`].
-    pub fn from_stored(value: Option<String>) -> Status {
-        match value {
-            Some(text) => Status::known(&text).unwrap_or(Status::Other(Some(text))),
-            None => Status::Other(None),
-        }
-    }
-
-    /// True for one of the five known states.
-    pub fn is_known(&self) -> bool {
-        !matches!(self, Status::Other(_))
-    }
-
-    /// True for completed, failed and cancelled.
-    pub fn is_terminal(&self) -> bool {
-        matches!(self, Status::Completed | Status::Failed | Status::Cancelled)
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Status {
-    type Err = crate::StoreError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Status::parse(s)
-    }
-}
-
-impl Serialize for Status {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Status::Other(None) => s.serialize_none(),
-            other => s.serialize_str(other.as_str()),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Status {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value: Option<String> = Option::deserialize(d)?;
-        Ok(Status::from_stored(value))
+impl From<UnknownStatus> for crate::StoreError {
+    fn from(e: UnknownStatus) -> Self {
+        crate::StoreError::invalid("status", e.to_string())
     }
 }
 
@@ -184,53 +74,6 @@ impl WorkflowState {
             error_message: None,
             execution_time_ms: None,
             memory_usage_mb: None,
-        }
-    }
-}
-
-/// A run as listed: every column but the JSON ones (which can be large).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunSummary {
-    /// The run's id.
-    pub run_id: String,
-    /// The pipeline's id.
-    pub pipeline_id: String,
-    /// The pipeline's display name.
-    pub pipeline_name: String,
-    /// The pipeline's version.
-    pub pipeline_version: String,
-    /// The run's state.
-    pub status: Status,
-    /// Index of the step being executed.
-    pub current_step_index: i64,
-    /// How many steps the pipeline has.
-    pub total_steps: i64,
-    /// When the run was created.
-    pub created_at: Option<DateTime<Utc>>,
-    /// When the run was last updated.
-    pub updated_at: Option<DateTime<Utc>>,
-    /// The error that ended the run, if any: its first [`RunSummary::ERROR_EXCERPT_CHARS`] characters (the whole
-    /// message is in [`crate::Store::load_state`] and [`crate::Store::load_run_view`]).
-    pub error_message: Option<String>,
-    /// Time spent executing, in milliseconds.
-    pub execution_time_ms: Option<i64>,
-    /// Memory used, in MB.
-    pub memory_usage_mb: Option<f64>,
-    /// The whole error message's size in bytes (`error_message` is cut when it is larger than its own length).
-    #[serde(default)]
-    pub error_message_bytes: Option<u64>,
-}
-
-impl RunSummary {
-    /// How much of an error message a listed run carries, in characters. Lists and previews show an excerpt:
-    /// one worker's 3 MB message must not make every list page 3 MB.
-    pub const ERROR_EXCERPT_CHARS: usize = 1000;
-
-    /// True when [`RunSummary::error_message`] is only the start of the stored message.
-    pub fn error_is_cut(&self) -> bool {
-        match (&self.error_message, self.error_message_bytes) {
-            (Some(m), Some(total)) => (m.len() as u64) < total,
-            _ => false,
         }
     }
 }
@@ -322,9 +165,9 @@ pub struct ListQuery {
 
 impl ListQuery {
     /// Page size when none is given.
-    pub const DEFAULT_LIMIT: u32 = 50;
+    pub const DEFAULT_LIMIT: u32 = limits::DEFAULT_PAGE_SIZE;
     /// The largest page the store returns.
-    pub const MAX_LIMIT: u32 = 1000;
+    pub const MAX_LIMIT: u32 = limits::MAX_PAGE_SIZE;
 }
 
 /// One page of runs, newest first (by creation instant, then run id).

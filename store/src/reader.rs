@@ -19,22 +19,13 @@ use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::raw::{Owner, Param, RawRow, Session};
-use crate::store::Columns;
+use crate::row::{Columns, LookupSql};
 
 /// The most lookups read by one statement.
 const MAX_LOOKUPS: usize = 64;
 
 /// What a lookup gets back: the row (decoded by the caller), or the error of its own statement.
 pub(crate) type Found = sqlx::Result<Option<RawRow>>;
-
-/// The statements a reader runs; both select the run id first.
-#[derive(Clone)]
-pub(crate) struct LookupSql {
-    /// One run: `?1` is its id.
-    pub(crate) one: Arc<str>,
-    /// Several runs: `?1` is a JSON array of their ids.
-    pub(crate) many: Arc<str>,
-}
 
 /// The reader's statement slots (see [`Session`]).
 const ONE: usize = 0;
@@ -226,7 +217,7 @@ mod tests {
             .execute(&mut conn)
             .await
             .unwrap();
-        let sql = crate::store::lookup_sql();
+        let sql = crate::row::lookup_sql();
         for (query, arg) in [(&sql.one, "a"), (&sql.many, r#"["a", "b"]"#)] {
             let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {query}"))
                 .bind(arg)

@@ -1,4 +1,5 @@
-//! The store: opening a file, and every query. All of the SQLite statements of the store live in this module.
+//! The store: opening a file, and the core queries (saves, lookups, lists, stats, cleanups). How a row is encoded
+//! and decoded, and the statements that carry whole rows, are the row codec's ([`crate::row`]).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -9,15 +10,19 @@ use std::time::Duration;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Row, Sqlite};
 
+use flowstate_model::limits::MAX_CLEANUP_DAYS;
+
 use crate::error::{code, extended, is_disk_full, map_err, sqlite_code, sqlite_extended_code};
-use crate::raw::{Column, Param};
-use crate::reader::{LookupSql, Readers};
+use crate::reader::Readers;
+use crate::row::{
+    decode_state, decode_summary, lookup_sql, non_empty, validate_lookup_id, EncodedRow, SUMMARY_COLUMNS,
+    SUMMARY_COLUMN_COUNT,
+};
 use crate::schema::{self, MigrationReport};
 use crate::time::{self, instant_sql, Clock, SystemClock, UNKNOWN_INSTANT};
 use crate::writer::{WriteStats, Writer};
@@ -26,23 +31,6 @@ use crate::{
     TextColumn, TextHead, WorkflowState, WorkflowStats,
 };
 
-/// The longest run id accepted, in bytes.
-pub const MAX_RUN_ID_BYTES: usize = 512;
-
-/// The longest run id a lookup or a delete accepts: longer than [`MAX_RUN_ID_BYTES`], since other writers (flujo)
-/// keep no limit, and such runs must be found and deleted too.
-pub const MAX_LOOKUP_ID_BYTES: usize = 64 * 1024;
-/// The longest pipeline id, name or version accepted, in bytes.
-pub const MAX_NAME_BYTES: usize = 512;
-/// The largest serialized JSON value accepted per column, in bytes.
-pub const MAX_JSON_BYTES: usize = 16 * 1024 * 1024;
-/// The deepest nesting of arrays and objects accepted in a JSON value (`[]` is depth 1). Deeper values are refused
-/// at save with [`StoreError::InvalidInput`]: serde_json, which reads the value back, refuses more than 127 levels
-/// (to bound its recursion), and flujo's Python readers have limits of their own, so a deeper value could be
-/// saved but never loaded again.
-pub const MAX_JSON_DEPTH: usize = 100;
-/// The longest error message accepted, in bytes.
-pub const MAX_ERROR_BYTES: usize = 1024 * 1024;
 /// The most rows deleted per transaction by a cleanup: small, so writers wait milliseconds, not seconds.
 pub const CLEANUP_BATCH: i64 = 500;
 /// How long one cleanup batch should take: the batch size halves when a batch takes longer, and doubles (up to
@@ -105,40 +93,6 @@ pub struct Store {
 }
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
-
-/// The columns of a run's summary, in decoding order (`decode_summary`), with `$error` as the error message's
-/// column. Casts make old files with odd types readable; an integer execution time is read as it is (`round` goes
-/// through a double and would change values above 2^53). The last column is the error message's whole size in
-/// bytes (`octet_length` reads it from the record header, not the text).
-macro_rules! summary_columns {
-    ($error:literal) => {
-        concat!(
-            "CAST(COALESCE(run_id, '') AS TEXT), CAST(COALESCE(pipeline_id, '') AS TEXT), \
-             CAST(COALESCE(pipeline_name, '') AS TEXT), CAST(COALESCE(pipeline_version, '') AS TEXT), \
-             CAST(status AS TEXT), CAST(COALESCE(current_step_index, 0) AS INTEGER), \
-             CAST(COALESCE(total_steps, 0) AS INTEGER), CAST(created_at AS TEXT), CAST(updated_at AS TEXT), ",
-            $error,
-            ", CASE WHEN typeof(execution_time_ms) = 'integer' THEN execution_time_ms \
-             ELSE CAST(round(execution_time_ms) AS INTEGER) END, CAST(memory_usage_mb AS REAL), \
-             octet_length(error_message)"
-        )
-    };
-}
-
-/// Columns of a [`RunSummary`] as lists show them: the error message cut to
-/// [`RunSummary::ERROR_EXCERPT_CHARS`] characters by SQLite, so a 3 MB message never reaches a list, a page or the
-/// page cache whole (the whole value is on the run's page).
-pub(crate) const SUMMARY_COLUMNS: &str = summary_columns!("substr(CAST(error_message AS TEXT), 1, 1000)");
-
-/// How many columns [`SUMMARY_COLUMNS`] has: a query's own columns come after them.
-pub(crate) const SUMMARY_COLUMN_COUNT: usize = 13;
-
-/// The summary columns of a whole [`WorkflowState`]: the error message whole.
-const STATE_SUMMARY_COLUMNS: &str = summary_columns!("CAST(error_message AS TEXT)");
-
-/// The JSON columns, after the summary ones, for a full [`WorkflowState`].
-const JSON_COLUMNS: &str =
-    "CAST(pipeline_context AS TEXT), CAST(last_step_output AS TEXT), CAST(step_history AS TEXT)";
 
 impl Store {
     /// Opens (creating if missing) the database at `path` with default options, then migrates it.
@@ -386,9 +340,9 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError::InvalidInput`] naming the field for an empty or overlong id, an unknown status, a negative
-    /// counter, a non-finite number, JSON over [`MAX_JSON_BYTES`] or nested deeper than [`MAX_JSON_DEPTH`]; a
-    /// timestamp outside years 1..=9999; [`StoreError::Busy`] when another connection held the lock for the
-    /// whole busy timeout (counted from this call); [`StoreError::DiskFull`].
+    /// counter, a non-finite number, JSON over [`crate::MAX_JSON_BYTES`] or nested deeper than
+    /// [`crate::MAX_JSON_DEPTH`]; a timestamp outside years 1..=9999; [`StoreError::Busy`] when another
+    /// connection held the lock for the whole busy timeout (counted from this call); [`StoreError::DiskFull`].
     pub async fn save_state(&self, state: &WorkflowState) -> Result<()> {
         let writer = self.writer()?;
         let row = EncodedRow::new(state, self.clock.now())?;
@@ -924,10 +878,13 @@ impl Store {
         head: &str,
         at: Option<DateTime<Utc>>,
     ) -> Result<(DateTime<Utc>, QueryBuilder<'a, Sqlite>)> {
-        if policy.older_than_days == 0 || policy.older_than_days > 36_600 {
+        if policy.older_than_days == 0 || policy.older_than_days > MAX_CLEANUP_DAYS {
             return Err(StoreError::invalid(
                 "older_than_days",
-                format!("must be between 1 and 36600, got {}", policy.older_than_days),
+                format!(
+                    "must be between 1 and {MAX_CLEANUP_DAYS}, got {}",
+                    policy.older_than_days
+                ),
             ));
         }
         let statuses = policy.effective_statuses();
@@ -1166,387 +1123,9 @@ fn with_path(err: StoreError, path: &Path, busy_ms: u64) -> StoreError {
     }
 }
 
-fn non_empty(field: &'static str, value: &str) -> Result<()> {
-    if value.is_empty() {
-        return Err(StoreError::invalid(field, "must not be empty"));
-    }
-    Ok(())
-}
-
-fn validate_lookup_id(run_id: &str) -> Result<()> {
-    if run_id.is_empty() {
-        return Err(StoreError::invalid("run_id", "must not be empty"));
-    }
-    // Other writers (flujo) store ids longer than flowstate's own limit for saves: they must still be found and
-    // deleted. The bound only keeps a lookup's key reasonable.
-    if run_id.len() > MAX_LOOKUP_ID_BYTES {
-        return Err(StoreError::invalid(
-            "run_id",
-            format!(
-                "is {} bytes; the limit for a lookup is {MAX_LOOKUP_ID_BYTES}",
-                run_id.len()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// The statements of [`Store::load_state`]: a whole row (decoded by `decode_state`) by run id, or by a JSON array
-/// of run ids (several lookups at once, each row found through the primary key).
-pub(crate) fn lookup_sql() -> LookupSql {
-    LookupSql {
-        one: format!("SELECT {STATE_SUMMARY_COLUMNS}, {JSON_COLUMNS} FROM workflow_state WHERE run_id = ?1")
-            .into(),
-        many: format!(
-            "SELECT {STATE_SUMMARY_COLUMNS}, {JSON_COLUMNS} FROM workflow_state \
-             WHERE run_id IN (SELECT value FROM json_each(?1))"
-        )
-        .into(),
-    }
-}
-
-/// The columns of `workflow_state` a save writes, in the order of [`upsert_sql`]'s values.
-const UPSERT_COLUMNS: &str = "run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
-    pipeline_context, last_step_output, step_history, status, created_at, updated_at, total_steps, error_message, \
-    execution_time_ms, memory_usage_mb";
-
-/// Every column but `run_id` is replaced on conflict; `created_at` was resolved in the VALUES (given, else kept,
-/// else now).
-const UPSERT_ON_CONFLICT: &str = "ON CONFLICT(run_id) DO UPDATE SET \
-    pipeline_id = excluded.pipeline_id, \
-    pipeline_name = excluded.pipeline_name, \
-    pipeline_version = excluded.pipeline_version, \
-    current_step_index = excluded.current_step_index, \
-    pipeline_context = excluded.pipeline_context, \
-    last_step_output = excluded.last_step_output, \
-    step_history = excluded.step_history, \
-    status = excluded.status, \
-    created_at = excluded.created_at, \
-    updated_at = excluded.updated_at, \
-    total_steps = excluded.total_steps, \
-    error_message = excluded.error_message, \
-    execution_time_ms = excluded.execution_time_ms, \
-    memory_usage_mb = excluded.memory_usage_mb";
-
-/// The UPSERT of `rows` runs in one statement (`rows` of 1 is a plain save), each row's parameters bound by
-/// [`EncodedRow::bind`]. The rows must be of distinct runs: the stored creation time each one keeps is read before
-/// any of them is written.
-///
-/// The parameters are anonymous (`?`, numbered in order), unlike the numbered ones of the other statements:
-/// binding looks every numbered parameter's name up in a list as long as the statement's, which made binding a
-/// 32-row statement (512 parameters) quadratic.
-pub(crate) fn upsert_sql(rows: usize) -> String {
-    const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, \
-        COALESCE(?, (SELECT created_at FROM workflow_state WHERE run_id = ?), ?), ?, ?, ?, ?, ?)";
-    let values = vec![ROW; rows].join(", ");
-    format!("INSERT INTO workflow_state ({UPSERT_COLUMNS}) VALUES {values} {UPSERT_ON_CONFLICT}")
-}
-
-/// A validated row, ready to bind: owned, so that it can be handed to the write thread.
-pub(crate) struct EncodedRow {
-    pub(crate) run_id: String,
-    pipeline_id: String,
-    pipeline_name: String,
-    pipeline_version: String,
-    current_step_index: i64,
-    context: String,
-    last_output: Option<String>,
-    history: Option<String>,
-    status: &'static str,
-    created_at: Option<String>,
-    updated_at: String,
-    total_steps: i64,
-    error_message: Option<String>,
-    execution_time_ms: Option<i64>,
-    memory_usage_mb: Option<f64>,
-    now: String,
-}
-
-impl EncodedRow {
-    pub(crate) fn new(state: &WorkflowState, now: DateTime<Utc>) -> Result<Self> {
-        validate_lookup_id(&state.run_id)?;
-        if state.run_id.len() > MAX_RUN_ID_BYTES {
-            return Err(StoreError::invalid(
-                "run_id",
-                format!("is {} bytes; the limit is {MAX_RUN_ID_BYTES}", state.run_id.len()),
-            ));
-        }
-        if state.run_id.contains('\0') {
-            return Err(StoreError::invalid("run_id", "must not contain NUL characters"));
-        }
-        non_empty("pipeline_id", &state.pipeline_id)?;
-        for (field, value) in [
-            ("pipeline_id", &state.pipeline_id),
-            ("pipeline_name", &state.pipeline_name),
-            ("pipeline_version", &state.pipeline_version),
-        ] {
-            if value.len() > MAX_NAME_BYTES {
-                return Err(StoreError::invalid(
-                    field,
-                    format!("is {} bytes; the limit is {MAX_NAME_BYTES}", value.len()),
-                ));
-            }
-        }
-        if !state.status.is_known() {
-            return Err(StoreError::invalid(
-                "status",
-                format!(
-                    "{:?} is not a status; use one of running, paused, completed, failed, cancelled",
-                    state.status.as_str()
-                ),
-            ));
-        }
-        for (field, value) in [
-            ("current_step_index", Some(state.current_step_index)),
-            ("total_steps", Some(state.total_steps)),
-            ("execution_time_ms", state.execution_time_ms),
-        ] {
-            if value.is_some_and(|v| v < 0) {
-                return Err(StoreError::invalid(field, "must not be negative"));
-            }
-        }
-        if let Some(m) = state.memory_usage_mb {
-            if !m.is_finite() || m < 0.0 {
-                return Err(StoreError::invalid(
-                    "memory_usage_mb",
-                    format!("must be a finite, non-negative number, got {m}"),
-                ));
-            }
-        }
-        if let Some(e) = &state.error_message {
-            if e.len() > MAX_ERROR_BYTES {
-                return Err(StoreError::invalid(
-                    "error_message",
-                    format!("is {} bytes; the limit is {MAX_ERROR_BYTES}", e.len()),
-                ));
-            }
-        }
-        for (field, value) in [
-            ("created_at", &state.created_at),
-            ("updated_at", &state.updated_at),
-        ] {
-            if let Some(at) = value {
-                use chrono::Datelike;
-                if !(1..=9999).contains(&at.year()) {
-                    return Err(StoreError::invalid(
-                        field,
-                        format!(
-                            "year {} is outside 1..=9999 (what Python's datetime can read)",
-                            at.year()
-                        ),
-                    ));
-                }
-            }
-        }
-        let context = encode_json("pipeline_context", &state.pipeline_context)?;
-        let last_output = state
-            .last_step_output
-            .as_ref()
-            .map(|v| encode_json("last_step_output", v))
-            .transpose()?;
-        let history = match &state.step_history {
-            Value::Null => None,
-            v => Some(encode_json("step_history", v)?),
-        };
-        let status = match state.status {
-            Status::Running => "running",
-            Status::Paused => "paused",
-            Status::Completed => "completed",
-            Status::Failed => "failed",
-            Status::Cancelled => "cancelled",
-            // Refused above.
-            Status::Other(_) => return Err(StoreError::invalid("status", "is not a known status")),
-        };
-        Ok(EncodedRow {
-            run_id: state.run_id.clone(),
-            pipeline_id: state.pipeline_id.clone(),
-            pipeline_name: state.pipeline_name.clone(),
-            pipeline_version: state.pipeline_version.clone(),
-            current_step_index: state.current_step_index,
-            context,
-            last_output,
-            history,
-            status,
-            created_at: state.created_at.as_ref().map(time::format_timestamp),
-            updated_at: time::format_timestamp(&state.updated_at.unwrap_or(now)),
-            total_steps: state.total_steps,
-            error_message: state.error_message.clone(),
-            execution_time_ms: state.execution_time_ms,
-            memory_usage_mb: state.memory_usage_mb,
-            now: time::format_timestamp(&now),
-        })
-    }
-
-    /// The row's 17 parameters, in the order of one row of [`upsert_sql`]: the columns, but `created_at` is the
-    /// given one, else the stored one (the run id again), else now.
-    pub(crate) fn params(&self) -> [Param<'_>; 17] {
-        [
-            self.run_id.as_str().into(),
-            self.pipeline_id.as_str().into(),
-            self.pipeline_name.as_str().into(),
-            self.pipeline_version.as_str().into(),
-            self.current_step_index.into(),
-            self.context.as_str().into(),
-            self.last_output.as_deref().into(),
-            self.history.as_deref().into(),
-            self.status.into(),
-            self.created_at.as_deref().into(),
-            self.run_id.as_str().into(),
-            self.now.as_str().into(),
-            self.updated_at.as_str().into(),
-            self.total_steps.into(),
-            self.error_message.as_deref().into(),
-            self.execution_time_ms.into(),
-            self.memory_usage_mb.into(),
-        ]
-    }
-}
-
 /// A thread of the store's could not be started (the process is out of threads or memory).
 fn thread_error(e: std::io::Error) -> StoreError {
     StoreError::Database(sqlx::Error::Io(e))
-}
-
-fn encode_json(field: &'static str, value: &Value) -> Result<String> {
-    // Before serializing: serde_json's writer recurses once per level, so a value nested 100,000 deep would
-    // overflow the stack there.
-    if let Some(depth) = depth_beyond(value, MAX_JSON_DEPTH) {
-        return Err(StoreError::invalid(
-            field,
-            format!(
-                "nests arrays and objects {depth} deep (or more); the limit is {MAX_JSON_DEPTH} levels, so that \
-                 every reader (flowstate, flujo) can load it back"
-            ),
-        ));
-    }
-    let text = serde_json::to_string(value)
-        .map_err(|e| StoreError::invalid(field, format!("cannot be written as JSON: {e}")))?;
-    if text.len() > MAX_JSON_BYTES {
-        return Err(StoreError::invalid(
-            field,
-            format!("is {} bytes of JSON; the limit is {MAX_JSON_BYTES}", text.len()),
-        ));
-    }
-    Ok(text)
-}
-
-/// The nesting depth of `value` when it exceeds `limit` (counted without recursion, and only up to `limit + 1`),
-/// or `None` when it is within the limit.
-fn depth_beyond(value: &Value, limit: usize) -> Option<usize> {
-    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
-    while let Some((v, depth)) = stack.pop() {
-        let depth = depth + 1;
-        match v {
-            Value::Array(_) | Value::Object(_) if depth > limit => return Some(depth),
-            Value::Array(items) => stack.extend(items.iter().map(|c| (c, depth))),
-            Value::Object(map) => stack.extend(map.values().map(|c| (c, depth))),
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Reads a JSON column leniently: valid JSON (any whitespace style) as a value; anything else is kept as a
-/// string rather than failing the row. Parsed where the row holds it, without a copy.
-fn decode_json(text: Option<&str>) -> Option<Value> {
-    text.map(|t| match serde_json::from_str(t) {
-        Ok(v) => v,
-        Err(_) => {
-            tracing::warn!("a JSON column holds text that is not JSON; it is shown as a string");
-            Value::String(t.to_string())
-        }
-    })
-}
-
-fn decode_time(text: Option<&str>) -> Option<DateTime<Utc>> {
-    text.and_then(time::parse_timestamp)
-}
-
-/// The columns of a row, however it was read (through sqlx, or by the store's own threads: [`crate::raw`]). A
-/// column of another type than asked for reads as missing; the statements cast every column to its type.
-pub(crate) trait Columns {
-    fn text(&self, i: usize) -> Option<&str>;
-    fn int(&self, i: usize) -> Option<i64>;
-    fn real(&self, i: usize) -> Option<f64>;
-}
-
-impl Columns for SqliteRow {
-    fn text(&self, i: usize) -> Option<&str> {
-        self.try_get::<Option<&str>, _>(i).ok().flatten()
-    }
-
-    fn int(&self, i: usize) -> Option<i64> {
-        self.try_get::<Option<i64>, _>(i).ok().flatten()
-    }
-
-    fn real(&self, i: usize) -> Option<f64> {
-        self.try_get::<Option<f64>, _>(i).ok().flatten()
-    }
-}
-
-impl Columns for [Column] {
-    fn text(&self, i: usize) -> Option<&str> {
-        match self.get(i) {
-            Some(Column::Text(t)) => Some(t),
-            _ => None,
-        }
-    }
-
-    fn int(&self, i: usize) -> Option<i64> {
-        match self.get(i) {
-            Some(Column::Int(v)) => Some(*v),
-            _ => None,
-        }
-    }
-
-    fn real(&self, i: usize) -> Option<f64> {
-        match self.get(i) {
-            Some(Column::Real(v)) => Some(*v),
-            Some(Column::Int(v)) => Some(*v as f64),
-            _ => None,
-        }
-    }
-}
-
-pub(crate) fn decode_summary<R: Columns + ?Sized>(row: &R) -> RunSummary {
-    let text = |i| row.text(i).unwrap_or_default().to_string();
-    RunSummary {
-        run_id: text(0),
-        pipeline_id: text(1),
-        pipeline_name: text(2),
-        pipeline_version: text(3),
-        status: Status::from_stored(row.text(4).map(str::to_string)),
-        current_step_index: row.int(5).unwrap_or_default(),
-        total_steps: row.int(6).unwrap_or_default(),
-        created_at: decode_time(row.text(7)),
-        updated_at: decode_time(row.text(8)),
-        error_message: row.text(9).map(str::to_string),
-        execution_time_ms: row.int(10),
-        memory_usage_mb: row.real(11),
-        error_message_bytes: row.int(12).map(|n| n.max(0) as u64),
-    }
-}
-
-fn decode_state(row: &[Column]) -> WorkflowState {
-    let s = decode_summary(row);
-    WorkflowState {
-        run_id: s.run_id,
-        pipeline_id: s.pipeline_id,
-        pipeline_name: s.pipeline_name,
-        pipeline_version: s.pipeline_version,
-        current_step_index: s.current_step_index,
-        pipeline_context: decode_json(row.text(SUMMARY_COLUMN_COUNT)).unwrap_or(Value::Null),
-        last_step_output: decode_json(row.text(SUMMARY_COLUMN_COUNT + 1)),
-        step_history: decode_json(row.text(SUMMARY_COLUMN_COUNT + 2))
-            .unwrap_or_else(|| Value::Array(Vec::new())),
-        status: s.status,
-        created_at: s.created_at,
-        updated_at: s.updated_at,
-        total_steps: s.total_steps,
-        error_message: s.error_message,
-        execution_time_ms: s.execution_time_ms,
-        memory_usage_mb: s.memory_usage_mb,
-    }
 }
 
 /// A keyset position: the creation instant and run id of the last (or, going back, first) row of a page.

@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{code, is_disk_full, map_err, sqlite_code};
 use crate::raw::{Owner, Session};
-use crate::store::{upsert_sql, EncodedRow};
+use crate::row::{upsert_sql, EncodedRow};
 use crate::{Result, StoreError};
 
 /// The most saves written by one statement. Each group size has its own prepared statement on the write

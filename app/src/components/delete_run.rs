@@ -70,7 +70,7 @@ fn DeleteRunFields(
         .into_any();
     }
     let warning = match status.as_deref() {
-        Some(s @ ("running" | "paused")) => Some(
+        Some(s) if flowstate_model::Status::from_name(s).is_active() => Some(
             view! {
                 <p class="notice notice-warning">
                     <strong>{format!("This run is {s}.")}</strong>

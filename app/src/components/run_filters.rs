@@ -3,11 +3,10 @@
 use leptos::prelude::*;
 use leptos_router::components::Form;
 
+use flowstate_model::status::KNOWN_NAMES;
+
 use crate::components::StatusBadge;
 use crate::model::{RunsFilter, TimeParam};
-
-/// The five known statuses, in the order the dashboard shows them.
-pub const KNOWN_STATUSES: [&str; 5] = ["running", "paused", "completed", "failed", "cancelled"];
 
 /// The filter form, filled in with `filter`. Without JavaScript the browser submits it; once hydrated the
 /// router does, without reloading the page. Either way the result is `/runs?…` with no cursor: new filters
@@ -27,7 +26,7 @@ pub fn RunFilters(filter: RunsFilter, pipelines: Vec<String>) -> impl IntoView {
     } = filter;
 
     // The five, then any other selected name (a legacy `pending`, `null`) so submitting keeps it.
-    let mut names: Vec<String> = KNOWN_STATUSES.iter().map(|s| s.to_string()).collect();
+    let mut names: Vec<String> = KNOWN_NAMES.iter().map(|s| s.to_string()).collect();
     names.extend(
         statuses
             .iter()

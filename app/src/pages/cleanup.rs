@@ -21,8 +21,7 @@ use crate::components::{ErrorPage, StatusBadge};
 use crate::error::AppError;
 use crate::format::{count, url_encode};
 use crate::server::cleanup::{
-    AuditRow, CleanupChoices, CleanupPolicyForm, PreviewView, RunCleanup, When, ACTIVE_STATUSES,
-    CLEANUP_STATUSES, MAX_DAYS,
+    AuditRow, CleanupChoices, CleanupPolicyForm, PreviewView, RunCleanup, When, CLEANUP_STATUSES,
 };
 use crate::server::session::{Access, Logout};
 use crate::server::{cleanup_options, get_access, preview_cleanup};
@@ -222,7 +221,7 @@ fn PolicyForm(policy: CleanupPolicyForm, pipelines: Vec<String>) -> impl IntoVie
         .map(|s| {
             let id = format!("status-{s}");
             let checked = policy.statuses.iter().any(|p| p == s);
-            let active = ACTIVE_STATUSES.contains(s);
+            let active = flowstate_model::status::ACTIVE_NAMES.contains(s);
             view! {
                 <li class="check" class:check-active=active>
                     <input type="checkbox" id=id.clone() name="status" value=*s checked=checked/>
@@ -266,7 +265,7 @@ fn PolicyForm(policy: CleanupPolicyForm, pipelines: Vec<String>) -> impl IntoVie
                         type="number"
                         inputmode="numeric"
                         min="1"
-                        max=MAX_DAYS
+                        max=flowstate_model::limits::MAX_CLEANUP_DAYS
                         required
                         value=policy.days
                     />

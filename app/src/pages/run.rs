@@ -56,11 +56,7 @@ pub fn RunPage() -> impl IntoView {
 
 /// What an unusual stored status means, for the operator.
 fn status_note(status: &str) -> Option<&'static str> {
-    match status {
-        "running" | "paused" | "completed" | "failed" | "cancelled" => None,
-        "null" => Some("No status is stored for this run (written by an old backend)."),
-        _ => Some("A legacy status from an old backend, not one of the five current ones."),
-    }
+    flowstate_model::Status::from_name(status).note()
 }
 
 #[component]

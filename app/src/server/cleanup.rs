@@ -8,19 +8,16 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use flowstate_model::limits::MAX_CLEANUP_DAYS;
+use flowstate_model::status::{ACTIVE_NAMES, CANCELLED, COMPLETED, FAILED, PAUSED, RUNNING, TERMINAL_NAMES};
+
 use crate::error::AppError;
 use crate::format::url_encode;
 
-/// The statuses a cleanup can select, in the order the form lists them.
-pub const CLEANUP_STATUSES: [&str; 5] = ["completed", "failed", "cancelled", "running", "paused"];
-/// Selected when the URL names none: the terminal ones.
-pub const DEFAULT_STATUSES: [&str; 3] = ["completed", "failed", "cancelled"];
-/// Statuses of runs a worker may still be writing: deleted only when the operator names them.
-pub const ACTIVE_STATUSES: [&str; 2] = ["running", "paused"];
+/// The statuses a cleanup can select, in the order the form lists them: the terminal ones, then the active ones.
+pub const CLEANUP_STATUSES: [&str; 5] = [COMPLETED, FAILED, CANCELLED, RUNNING, PAUSED];
 /// The age the form proposes.
 pub const DEFAULT_DAYS: u32 = 30;
-/// The largest age accepted (the store's limit).
-pub const MAX_DAYS: u32 = 36_600;
 /// Audit entries the page shows.
 pub const HISTORY_LIMIT: u32 = 50;
 
@@ -39,14 +36,14 @@ impl Default for CleanupPolicyForm {
     fn default() -> Self {
         CleanupPolicyForm {
             days: DEFAULT_DAYS,
-            statuses: DEFAULT_STATUSES.iter().map(|s| s.to_string()).collect(),
+            statuses: TERMINAL_NAMES.iter().map(|s| s.to_string()).collect(),
             pipeline: None,
         }
     }
 }
 
 impl CleanupPolicyForm {
-    /// Checks the form's values: `days` a whole number from 1 to [`MAX_DAYS`], at least one known status
+    /// Checks the form's values: `days` a whole number from 1 to [`MAX_CLEANUP_DAYS`], at least one known status
     /// (each may also be a comma-separated list), `pipeline` blank for all.
     ///
     /// # Errors
@@ -56,11 +53,11 @@ impl CleanupPolicyForm {
         let days: u32 = days
             .parse()
             .ok()
-            .filter(|d| (1..=MAX_DAYS).contains(d))
+            .filter(|d| (1..=MAX_CLEANUP_DAYS).contains(d))
             .ok_or_else(|| {
                 AppError::bad_request(
                     "days",
-                    format!("must be a whole number of days from 1 to {MAX_DAYS}, got “{days}”"),
+                    format!("must be a whole number of days from 1 to {MAX_CLEANUP_DAYS}, got “{days}”"),
                 )
             })?;
         let mut chosen = Vec::new();
@@ -108,7 +105,7 @@ impl CleanupPolicyForm {
         let statuses = match statuses {
             Some(s) => s,
             None if submitted => Vec::new(),
-            None => DEFAULT_STATUSES.iter().map(|s| s.to_string()).collect(),
+            None => TERMINAL_NAMES.iter().map(|s| s.to_string()).collect(),
         };
         Self::parse(
             days.as_deref().unwrap_or(&DEFAULT_DAYS.to_string()),
@@ -124,9 +121,7 @@ impl CleanupPolicyForm {
 
     /// True when running or paused runs are selected.
     pub fn includes_active(&self) -> bool {
-        self.statuses
-            .iter()
-            .any(|s| ACTIVE_STATUSES.contains(&s.as_str()))
+        self.statuses.iter().any(|s| ACTIVE_NAMES.contains(&s.as_str()))
     }
 
     /// The policy as a URL query (without `?`), for links and redirects.

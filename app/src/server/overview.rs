@@ -24,14 +24,14 @@ pub async fn get_overview(stuck: Option<String>) -> Result<Overview, AppError> {
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {
     use chrono::{DateTime, Duration, SecondsFormat, Utc};
+    use flowstate_model::status::OTHER;
     use flowstate_store::{ActivityBucket, Bucket, Percentiles, Status, Store, StuckRuns, WorkflowStats};
 
     use crate::charts::{activity_chart, percentile_chart, ActivitySpan};
     use crate::error::AppError;
     use crate::format::stamp;
     use crate::model::{
-        ActivityRow, Overview, OverviewCharts, PercentileFigures, PipelinePercentiles, StatusCount,
-        StuckFigures, StuckRun,
+        ActivityRow, Overview, OverviewCharts, PipelinePercentiles, StatusCount, StuckFigures, StuckRun,
     };
     use crate::spans::StuckThreshold;
 
@@ -54,16 +54,16 @@ pub(crate) mod ssr {
 
         let mut overview = overview_from_stats(stats, read_at);
         overview.failed_24h = failed_24h;
-        overview.percentiles = percentile_figures(&overall);
+        overview.percentiles = overall;
         overview.stuck = stuck_figures(stuck, threshold, read_at);
         overview.chart_statuses = chart_statuses(hourly.iter().chain(daily.iter()));
         overview.hourly = activity_rows(&hourly, &overview.chart_statuses, "%H:00");
         overview.daily = activity_rows(&daily, &overview.chart_statuses, "%m-%d");
         overview.by_pipeline = by_pipeline
             .into_iter()
-            .map(|(pipeline_id, p)| PipelinePercentiles {
+            .map(|(pipeline_id, percentiles)| PipelinePercentiles {
                 pipeline_id,
-                percentiles: percentile_figures(&p),
+                percentiles,
             })
             .collect();
         overview.charts = OverviewCharts {
@@ -98,7 +98,7 @@ pub(crate) mod ssr {
             statuses,
             average_execution_ms: has_times.then_some(stats.average_execution_time_ms),
             failed_24h: 0,
-            percentiles: PercentileFigures::default(),
+            percentiles: Percentiles::default(),
             stuck: StuckFigures {
                 threshold: StuckThreshold::default().as_param(),
                 threshold_label: StuckThreshold::default().label(),
@@ -112,17 +112,6 @@ pub(crate) mod ssr {
             by_pipeline: Vec::new(),
             charts: OverviewCharts::default(),
             read_at: read_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-        }
-    }
-
-    fn percentile_figures(p: &Percentiles) -> PercentileFigures {
-        PercentileFigures {
-            count: p.count,
-            p50: p.p50,
-            p95: p.p95,
-            p99: p.p99,
-            max: p.max,
-            relative_error: p.relative_error,
         }
     }
 
@@ -147,18 +136,18 @@ pub(crate) mod ssr {
         }
     }
 
-    /// The statuses the charts stack, bottom first: the five known ones, then `other` when some bucket holds
+    /// The statuses the charts stack, bottom first: the five known ones, then [`OTHER`] when some bucket holds
     /// another stored value.
     pub fn chart_statuses<'a>(buckets: impl Iterator<Item = &'a ActivityBucket>) -> Vec<String> {
         let mut out: Vec<String> = Status::KNOWN.iter().map(|s| s.as_str().to_string()).collect();
         let mut buckets = buckets;
         if buckets.any(|b| b.counts.keys().any(|k| !out.contains(k))) {
-            out.push("other".into());
+            out.push(OTHER.into());
         }
         out
     }
 
-    /// One row per bucket with counts in `statuses` order; statuses not named there count as `other`.
+    /// One row per bucket with counts in `statuses` order; statuses not named there count as [`OTHER`].
     pub fn activity_rows(buckets: &[ActivityBucket], statuses: &[String], label: &str) -> Vec<ActivityRow> {
         buckets
             .iter()
@@ -168,7 +157,7 @@ pub(crate) mod ssr {
                     let slot = statuses
                         .iter()
                         .position(|s| s == status)
-                        .or_else(|| statuses.iter().position(|s| s == "other"));
+                        .or_else(|| statuses.iter().position(|s| s == OTHER));
                     if let Some(i) = slot {
                         counts[i] += n;
                     }

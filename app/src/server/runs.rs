@@ -66,6 +66,7 @@ pub fn raw_href(run_id: &str, value: &str) -> String {
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {
     use chrono::{DateTime, SecondsFormat, Timelike, Utc};
+    use flowstate_model::status::{KNOWN_LIST, NULL};
     use flowstate_store::{ListQuery, RunSummary, RunView, Status, Store, StoreError, TextColumn, TextHead};
     use serde_json::Value;
 
@@ -74,9 +75,6 @@ pub(crate) mod ssr {
     use crate::format::ago;
     use crate::model::{step_text, JsonBlock, RunDetail, RunRow, RunsFilter, RunsListing, Stamp, TimeParam};
     use crate::server::limits;
-
-    /// The five status names, for messages.
-    const STATUS_NAMES: &str = "running, paused, completed, failed, cancelled";
 
     /// [`super::list_runs`].
     pub async fn list(search: &str) -> Result<RunsListing, AppError> {
@@ -261,7 +259,7 @@ pub(crate) mod ssr {
         if let Some(known) = Status::known(&name.to_ascii_lowercase()) {
             return Ok(known);
         }
-        if name == "null" {
+        if name == NULL {
             return Ok(Status::Other(None));
         }
         if name.len() > 64 || name.chars().any(char::is_control) {
@@ -273,7 +271,7 @@ pub(crate) mod ssr {
     fn unknown_status(name: &str) -> AppError {
         AppError::bad_request(
             "status",
-            format!("“{name}” is not a status; use one of {STATUS_NAMES} (or several)"),
+            format!("“{name}” is not a status; use one of {KNOWN_LIST} (or several)"),
         )
     }
 

@@ -35,7 +35,7 @@ pub async fn delete_run(
                 return Err(AppError::not_found(format!("run “{run_id}”")));
             };
             let status = run.summary.status.as_str().to_string();
-            let active = matches!(status.as_str(), "running" | "paused");
+            let active = run.summary.status.is_active();
             if active && active_ok.as_deref().is_none_or(str::is_empty) {
                 return Err(AppError::Conflict {
                     reason: format!(

@@ -20,6 +20,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use flowstate_model::limits::{DEFAULT_PAGE_SIZE, MAX_CLEANUP_DAYS, MAX_PAGE_SIZE};
+use flowstate_model::status::KNOWN_LIST;
 use flowstate_store::Status;
 
 pub use error::CliError;
@@ -86,8 +88,13 @@ pub struct RunsArgs {
     /// Only runs whose id starts with this text.
     #[arg(long, value_name = "RUNID_PREFIX")]
     pub prefix: Option<String>,
-    /// Runs per page (1-1000).
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// Runs per page.
+    #[arg(
+        long,
+        default_value_t = DEFAULT_PAGE_SIZE,
+        help = format!("Runs per page (1-{MAX_PAGE_SIZE})"),
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PAGE_SIZE))
+    )]
     pub limit: u32,
     /// Continue after a previous page: its `next_cursor`.
     #[arg(long, value_name = "CURSOR")]
@@ -103,8 +110,13 @@ pub struct FailedArgs {
     /// How many hours back to look, by last update.
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=87_840))]
     pub hours: u32,
-    /// At most this many runs (1-1000).
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// At most this many runs.
+    #[arg(
+        long,
+        default_value_t = DEFAULT_PAGE_SIZE,
+        help = format!("At most this many runs (1-{MAX_PAGE_SIZE})"),
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PAGE_SIZE))
+    )]
     pub limit: u32,
 }
 
@@ -129,8 +141,13 @@ pub struct ShowArgs {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("mode").required(true).multiple(false).args(["dry_run", "yes"]))]
 pub struct CleanupArgs {
-    /// Runs whose last update is more than this many days ago (1-36600).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36_600))]
+    /// Runs whose last update is more than this many days ago.
+    #[arg(
+        long,
+        value_name = "N",
+        help = format!("Runs whose last update is more than this many days ago (1-{MAX_CLEANUP_DAYS})"),
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CLEANUP_DAYS))
+    )]
     pub days: u32,
     /// Only runs with this status (repeat or separate with commas). Default: completed, failed and cancelled;
     /// running and paused runs are deleted only when named here.
@@ -232,10 +249,8 @@ async fn serve(db: Option<PathBuf>, args: ServeArgs) -> Result<String, CliError>
 
 /// A status as typed on the command line: one of the five known ones, any case.
 fn parse_status(text: &str) -> Result<Status, String> {
-    Status::parse(&text.to_ascii_lowercase()).map_err(|_| {
-        let names: Vec<&str> = Status::KNOWN.iter().map(Status::as_str).collect();
-        format!("{text:?} is not a status; use one of {}", names.join(", "))
-    })
+    Status::parse(&text.to_ascii_lowercase())
+        .map_err(|_| format!("{text:?} is not a status; use one of {KNOWN_LIST}"))
 }
 
 /// Parses the arguments, runs the command, prints the result and returns the exit code. Never panics on bad

@@ -1,8 +1,11 @@
 //! Output for people (aligned tables, safe one-line cells) and for scripts (JSON with RFC 3339 UTC times).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use flowstate_store::RunSummary;
-use serde_json::{json, Value};
+use serde_json::Value;
+use unicode_width::UnicodeWidthStr;
+
+pub use flowstate_model::rfc3339;
 
 /// A table of left- or right-aligned columns, separated by two spaces, without trailing blanks.
 pub struct Table {
@@ -72,7 +75,8 @@ pub fn key_values(pairs: &[(&str, String)]) -> String {
         let value = safe_text(value);
         let mut lines = value.lines();
         let first = lines.next().unwrap_or("");
-        out.push_str(format!("{key:<key_width$}  {first}").trim_end());
+        let pad = " ".repeat(key_width - width(key));
+        out.push_str(format!("{key}{pad}  {first}").trim_end());
         out.push('\n');
         for line in lines {
             out.push_str(format!("{:key_width$}  {line}", "").trim_end());
@@ -121,49 +125,23 @@ pub fn truncate(text: &str, max: usize) -> String {
     if width(text) <= max {
         return text.to_string();
     }
-    let mut out = String::new();
-    let mut used = 0;
-    for c in text.chars() {
-        let w = char_width(c);
-        if used + w + 1 > max {
+    // The longest prefix that leaves a column for `…` (measured whole: an emoji and its variation selector or
+    // joiner sequence count as they are drawn). Only the first `max` characters or so are ever measured.
+    let mut end = 0;
+    for (i, c) in text.char_indices() {
+        let next = i + c.len_utf8();
+        if width(&text[..next]) + 1 > max {
             break;
         }
-        used += w;
-        out.push(c);
+        end = next;
     }
-    out.push('…');
-    out
+    format!("{}…", &text[..end])
 }
 
-/// Terminal columns a text takes (wide East Asian characters and emoji count two, combining marks zero).
+/// Terminal columns a text takes, as the `unicode-width` crate measures them (Unicode's East Asian Width and
+/// emoji presentation: CJK and emoji count two, combining marks and joiners zero).
 pub fn width(text: &str) -> usize {
-    text.chars().map(char_width).sum()
-}
-
-fn char_width(c: char) -> usize {
-    match c as u32 {
-        0x0300..=0x036F | 0x200B..=0x200F | 0xFE00..=0xFE0F => 0,
-        0x1100..=0x115F
-        | 0x2E80..=0x303E
-        | 0x3041..=0x33FF
-        | 0x3400..=0x4DBF
-        | 0x4E00..=0x9FFF
-        | 0xA000..=0xA4CF
-        | 0xAC00..=0xD7A3
-        | 0xF900..=0xFAFF
-        | 0xFE30..=0xFE4F
-        | 0xFF00..=0xFF60
-        | 0xFFE0..=0xFFE6
-        | 0x1F300..=0x1F64F
-        | 0x1F900..=0x1F9FF
-        | 0x20000..=0x3FFFD => 2,
-        _ => 1,
-    }
-}
-
-/// An instant as RFC 3339 in UTC with microseconds (`2026-01-31T12:00:00.000000Z`), the JSON spelling.
-pub fn rfc3339(at: &DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+    text.width()
 }
 
 /// An optional instant as a JSON string or null.
@@ -219,22 +197,14 @@ pub fn bytes(n: usize) -> String {
     }
 }
 
-/// A listed run as JSON: every summary column, times in RFC 3339 UTC.
+/// A listed run as JSON: every summary column, times in RFC 3339 UTC ([`RunSummary`]'s own serialization), but
+/// not the list's bookkeeping of how long the whole error message is (`error_message_bytes`).
 pub fn run_json(run: &RunSummary) -> Value {
-    json!({
-        "run_id": run.run_id,
-        "pipeline_id": run.pipeline_id,
-        "pipeline_name": run.pipeline_name,
-        "pipeline_version": run.pipeline_version,
-        "status": run.status,
-        "current_step_index": run.current_step_index,
-        "total_steps": run.total_steps,
-        "created_at": json_time(&run.created_at),
-        "updated_at": json_time(&run.updated_at),
-        "error_message": run.error_message,
-        "execution_time_ms": run.execution_time_ms,
-        "memory_usage_mb": run.memory_usage_mb,
-    })
+    let mut value = serde_json::to_value(run).unwrap_or(Value::Null);
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("error_message_bytes");
+    }
+    value
 }
 
 /// A JSON document as printed: pretty, ending with a newline.
@@ -265,6 +235,49 @@ mod tests {
         assert_eq!(truncate("abc", 4), "abc");
         assert_eq!(width("注文"), 4);
         assert_eq!(truncate("注文番号", 5), "注文…");
+        // Emoji outside the old hand-written ranges, and a sequence drawn as one.
+        assert_eq!(width("🚀✅🪐"), 6);
+        assert_eq!(truncate("🚀🚀🚀", 5), "🚀🚀…");
+        assert_eq!(width("e\u{301}"), 1, "a combining accent takes no column");
+    }
+
+    #[test]
+    fn cjk_and_emoji_cells_align_by_display_width() {
+        let mut t = Table::new(&["NAME", ">RUNS", "NOTE"]);
+        t.row(vec!["請求書".into(), "5".into(), "x".into()]);
+        t.row(vec!["🚀 ship".into(), "12".into(), "y".into()]);
+        t.row(vec!["plain".into(), "3".into(), "z".into()]);
+        let text = t.render();
+        let columns: Vec<usize> = text
+            .lines()
+            .map(|line| width(&line[..line.rfind(' ').unwrap()]))
+            .collect();
+        assert!(columns.windows(2).all(|w| w[0] == w[1]), "{columns:?}\n{text}");
+    }
+
+    #[test]
+    fn json_runs_have_every_summary_column() {
+        use chrono::TimeZone;
+        let run = RunSummary {
+            run_id: "r".into(),
+            pipeline_id: "p".into(),
+            pipeline_name: "P".into(),
+            pipeline_version: "1".into(),
+            status: flowstate_store::Status::Failed,
+            current_step_index: 1,
+            total_steps: 2,
+            created_at: Some(Utc.with_ymd_and_hms(2026, 1, 31, 12, 0, 0).unwrap()),
+            updated_at: None,
+            error_message: None,
+            execution_time_ms: Some(5),
+            memory_usage_mb: None,
+            error_message_bytes: None,
+        };
+        let v = run_json(&run);
+        assert_eq!(v["created_at"], "2026-01-31T12:00:00.000000Z");
+        assert_eq!(v["updated_at"], Value::Null);
+        assert_eq!(v["status"], "failed");
+        assert_eq!(v.as_object().unwrap().len(), 12);
     }
 
     #[test]

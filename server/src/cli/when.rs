@@ -1,6 +1,8 @@
-//! Times on the command line: an instant in any spelling the store reads, or a duration before now.
+//! Times on the command line: an instant in any spelling the store reads, or a span of time before now (read
+//! by [`flowstate_model::Span`], the parser the dashboard's `?stuck=` and `?window=` use too).
 
 use chrono::{DateTime, Duration, Utc};
+use flowstate_model::{Span, SpanError};
 use flowstate_store::time::parse_timestamp;
 
 /// A `--since`/`--until` value. Relative values are resolved against the store's clock, not the parse time.
@@ -8,7 +10,7 @@ use flowstate_store::time::parse_timestamp;
 pub enum When {
     /// An instant.
     At(DateTime<Utc>),
-    /// This long before now (`30m`, `24h`, `7d`).
+    /// This long before now (`30m`, `24h`, `7d`, `2w`).
     Ago(Duration),
 }
 
@@ -16,13 +18,17 @@ impl When {
     /// clap's value parser.
     pub fn parse_arg(text: &str) -> Result<When, String> {
         let t = text.trim();
-        if let Some(ago) = parse_duration(t) {
-            return ago.map(When::Ago);
+        match Span::parse(t) {
+            Ok(span) => return Ok(When::Ago(span.duration())),
+            // A span, but longer than any stored time can be old.
+            Err(e @ SpanError::TooLong { .. }) => return Err(e.to_string()),
+            // Not a span: maybe an instant.
+            Err(_) => {}
         }
         parse_timestamp(t).map(When::At).ok_or_else(|| {
             format!(
                 "{text:?} is not a time: use RFC 3339 (2026-01-31T12:00:00Z), a date (2026-01-31), \
-                 or a duration before now (30m, 24h, 7d)"
+                 or a span of time before now (30m, 24h, 7d, 2w)"
             )
         })
     }
@@ -34,35 +40,6 @@ impl When {
             When::Ago(d) => now - *d,
         }
     }
-}
-
-/// `None` when the text does not look like a duration at all; `Some(Err)` when it does but is unusable.
-fn parse_duration(text: &str) -> Option<Result<Duration, String>> {
-    let unit = text.chars().last()?;
-    let digits = text[..text.len() - unit.len_utf8()].trim_end();
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let seconds_per = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3_600,
-        'd' => 86_400,
-        'w' => 7 * 86_400,
-        _ => return None,
-    };
-    // Ten thousand years is more than any stored time can be old.
-    const MAX_SECONDS: i64 = 10_000 * 366 * 86_400;
-    let too_long = || format!("{text:?} is too long ago");
-    Some(
-        digits
-            .parse::<i64>()
-            .ok()
-            .and_then(|n| n.checked_mul(seconds_per))
-            .filter(|s| *s <= MAX_SECONDS)
-            .map(Duration::seconds)
-            .ok_or_else(too_long),
-    )
 }
 
 #[cfg(test)]
@@ -78,6 +55,8 @@ mod tests {
         assert_eq!(at("7d"), now - Duration::days(7));
         assert_eq!(at("30m"), now - Duration::minutes(30));
         assert_eq!(at("2w"), now - Duration::days(14));
+        assert_eq!(at("45s"), now - Duration::seconds(45));
+        assert_eq!(at("90min"), now - Duration::minutes(90));
         assert_eq!(at("2026-01-30T12:00:00Z"), now - Duration::days(1));
         assert_eq!(at("2026-01-30T14:00:00+02:00"), now - Duration::days(1));
         assert_eq!(at("2026-01-30 12:00:00"), now - Duration::days(1));
@@ -93,5 +72,9 @@ mod tests {
         ] {
             assert!(When::parse_arg(bad).is_err(), "{bad:?} should be refused");
         }
+        let err = When::parse_arg("100000000w").unwrap_err();
+        assert!(err.contains("too long"), "a span, refused as too long: {err}");
+        let err = When::parse_arg("5x").unwrap_err();
+        assert!(err.contains("not a time") && err.contains("2w"), "{err}");
     }
 }

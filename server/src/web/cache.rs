@@ -366,21 +366,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     find(haystack, needle).is_some()
 }
 
-/// The first index of `needle` in `haystack`.
+/// The first index of `needle` in `haystack` (memchr's substring search).
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    let first = *needle.first()?;
-    let mut from = 0;
-    while from + needle.len() <= haystack.len() {
-        let i = from
-            + haystack[from..=haystack.len() - needle.len()]
-                .iter()
-                .position(|&b| b == first)?;
-        if haystack[i..].starts_with(needle) {
-            return Some(i);
-        }
-        from = i + 1;
-    }
-    None
+    memchr::memmem::find(haystack, needle)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use axum::{Json, Router};
 use flowstate_app::model::Settings;
 use flowstate_app::theme::Theme;
 use flowstate_app::{shell, App};
+use flowstate_model::url::header_safe_path;
 use flowstate_store::{ListQuery, Store, StoreError, StoreOptions};
 use leptos::config::LeptosOptions;
 use leptos::nonce::Nonce;
@@ -477,7 +478,7 @@ fn canonical_location(uri: &Uri) -> Option<HeaderValue> {
     } else {
         "/".into()
     };
-    HeaderValue::from_str(&header_safe(&target)).ok()
+    HeaderValue::from_str(&header_safe_path(&target)).ok()
 }
 
 /// `path` with its dot segments resolved (`.` and `..`, also spelled `%2e`, as browsers read them) and without
@@ -500,13 +501,6 @@ fn canonical_path(path: &str) -> String {
         segments.pop();
     }
     format!("/{}", segments.join("/"))
-}
-
-/// `path` as a `Location` header can carry it: bytes outside visible ASCII (`é`, spaces) percent-encoded, the
-/// way the browser sent them.
-fn header_safe(path: &str) -> String {
-    const NOT_VISIBLE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b' ');
-    percent_encoding::utf8_percent_encode(path, NOT_VISIBLE).to_string()
 }
 
 /// A path on this site: `/…`, but not `//host` or `/\host` (which browsers treat as another site).
@@ -668,12 +662,8 @@ mod tests {
         assert!(!is_local_path("/\\evil.example/"));
         assert!(!is_local_path("https://evil.example/"));
         assert!(!is_local_path("/a\r\nSet-Cookie: x=y"));
-        assert_eq!(header_safe("/runs?error=é x"), "/runs?error=%C3%A9%20x");
-        assert_eq!(
-            header_safe("/a\tb\u{7f}%41?x=~"),
-            "/a%09b%7F%41?x=~",
-            "visible ASCII kept"
-        );
+        assert_eq!(header_safe_path("/runs?error=é x"), "/runs?error=%C3%A9%20x");
+        assert_eq!(header_safe_path("/a\tb\u{7f}%41?x=~"), "/a%09b%7F%41?x=~", "visible ASCII kept");
     }
 
     #[test]

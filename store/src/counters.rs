@@ -545,14 +545,16 @@ pub(crate) mod sql {
     pub const STATUSES: &str = "SELECT DISTINCT status_key FROM flowstate_counts";
 
     /// The failed runs updated at or after `?1`, newest first, at most `?2`: run id, pipeline, last update and
-    /// the error message's first 1,000 characters (a signature reads only the first 500 of the first line; a
-    /// 3 MB message is not copied into the scan), from `idx_flowstate_status_activity` alone.
+    /// the error message's excerpt as lists read it ([`crate::row::ERROR_EXCERPT`]: a signature reads only the
+    /// first 500 characters of the first line; a 3 MB message is not copied into the scan), from
+    /// `idx_flowstate_status_activity` alone.
     pub fn failed_window() -> String {
         let u = instant_sql("updated_at");
         format!(
             "SELECT CAST(COALESCE(run_id, '') AS TEXT) AS rid, CAST(COALESCE(pipeline_id, '') AS TEXT) AS pipeline, \
-             {u} AS updated, substr(CAST(error_message AS TEXT), 1, 1000) AS message FROM workflow_state \
-             WHERE status = 'failed' AND {u} >= ?1 ORDER BY {u} DESC, run_id DESC LIMIT ?2"
+             {u} AS updated, {} AS message FROM workflow_state \
+             WHERE status = 'failed' AND {u} >= ?1 ORDER BY {u} DESC, run_id DESC LIMIT ?2",
+            *crate::row::ERROR_EXCERPT
         )
     }
 

@@ -316,7 +316,8 @@ impl Store {
                 .map_err(&map)?
         };
         let rows = sqlx::query(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM workflow_state WHERE {filter} ORDER BY {updated} ASC, run_id ASC LIMIT ?2"
+            "SELECT {} FROM workflow_state WHERE {filter} ORDER BY {updated} ASC, run_id ASC LIMIT ?2",
+            *SUMMARY_COLUMNS
         ))
         .bind(cutoff)
         .bind(i64::from(limit))
@@ -650,7 +651,8 @@ impl Store {
         let mut found: HashMap<String, RunSummary> = HashMap::with_capacity(wanted.len());
         for chunk in wanted.chunks(500) {
             let mut qb: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(format!(
-                "SELECT {SUMMARY_COLUMNS} FROM workflow_state WHERE run_id IN ("
+                "SELECT {} FROM workflow_state WHERE run_id IN (",
+                *SUMMARY_COLUMNS
             ));
             let mut sep = qb.separated(", ");
             for id in chunk {

@@ -6,7 +6,7 @@
 //! It depends on nothing of the store above it: [`crate::store`], [`crate::writer`], [`crate::reader`] and
 //! [`crate::insights`] all use it, and it uses none of them.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
 use flowstate_model::limits::{
@@ -20,35 +20,36 @@ use crate::raw::{Column, Param};
 use crate::time;
 use crate::{Result, RunSummary, Status, StoreError, UnknownStatus, WorkflowState};
 
-/// The columns of a run's summary, in decoding order ([`decode_summary`]), with `$error` as the error message's
+/// The columns of a run's summary, in decoding order ([`decode_summary`]), with `error` as the error message's
 /// column. Casts make old files with odd types readable; an integer execution time is read as it is (`round` goes
 /// through a double and would change values above 2^53). The last column is the error message's whole size in
 /// bytes (`octet_length` reads it from the record header, not the text).
-macro_rules! summary_columns {
-    ($error:literal) => {
-        concat!(
-            "CAST(COALESCE(run_id, '') AS TEXT), CAST(COALESCE(pipeline_id, '') AS TEXT), \
-             CAST(COALESCE(pipeline_name, '') AS TEXT), CAST(COALESCE(pipeline_version, '') AS TEXT), \
-             CAST(status AS TEXT), CAST(COALESCE(current_step_index, 0) AS INTEGER), \
-             CAST(COALESCE(total_steps, 0) AS INTEGER), CAST(created_at AS TEXT), CAST(updated_at AS TEXT), ",
-            $error,
-            ", CASE WHEN typeof(execution_time_ms) = 'integer' THEN execution_time_ms \
-             ELSE CAST(round(execution_time_ms) AS INTEGER) END, CAST(memory_usage_mb AS REAL), \
-             octet_length(error_message)"
-        )
-    };
+fn summary_columns(error: &str) -> String {
+    format!(
+        "CAST(COALESCE(run_id, '') AS TEXT), CAST(COALESCE(pipeline_id, '') AS TEXT), \
+         CAST(COALESCE(pipeline_name, '') AS TEXT), CAST(COALESCE(pipeline_version, '') AS TEXT), \
+         CAST(status AS TEXT), CAST(COALESCE(current_step_index, 0) AS INTEGER), \
+         CAST(COALESCE(total_steps, 0) AS INTEGER), CAST(created_at AS TEXT), CAST(updated_at AS TEXT), {error}, \
+         CASE WHEN typeof(execution_time_ms) = 'integer' THEN execution_time_ms \
+         ELSE CAST(round(execution_time_ms) AS INTEGER) END, CAST(memory_usage_mb AS REAL), \
+         octet_length(error_message)"
+    )
 }
 
-/// Columns of a [`RunSummary`] as lists show them: the error message cut to
-/// [`RunSummary::ERROR_EXCERPT_CHARS`] characters by SQLite, so a 3 MB message never reaches a list, a page or the
-/// page cache whole (the whole value is on the run's page).
-pub(crate) const SUMMARY_COLUMNS: &str = summary_columns!("substr(CAST(error_message AS TEXT), 1, 1000)");
+/// The error message as lists read it: its first [`RunSummary::ERROR_EXCERPT_CHARS`] characters, cut by SQLite,
+/// so a 3 MB message never reaches a list, a page or the page cache whole (the whole value is on the run's page).
+pub(crate) static ERROR_EXCERPT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "substr(CAST(error_message AS TEXT), 1, {})",
+        RunSummary::ERROR_EXCERPT_CHARS
+    )
+});
+
+/// Columns of a [`RunSummary`] as lists show them: the error message as [`ERROR_EXCERPT`].
+pub(crate) static SUMMARY_COLUMNS: LazyLock<String> = LazyLock::new(|| summary_columns(&ERROR_EXCERPT));
 
 /// How many columns [`SUMMARY_COLUMNS`] has: a query's own columns come after them.
 pub(crate) const SUMMARY_COLUMN_COUNT: usize = 13;
-
-/// The summary columns of a whole [`WorkflowState`]: the error message whole.
-const STATE_SUMMARY_COLUMNS: &str = summary_columns!("CAST(error_message AS TEXT)");
 
 /// The JSON columns, after the summary ones, for a full [`WorkflowState`].
 const JSON_COLUMNS: &str =
@@ -93,11 +94,12 @@ pub(crate) fn validate_lookup_id(run_id: &str) -> Result<()> {
 /// The statements of [`Store::load_state`]: a whole row (decoded by `decode_state`) by run id, or by a JSON array
 /// of run ids (several lookups at once, each row found through the primary key).
 pub(crate) fn lookup_sql() -> LookupSql {
+    // The error message whole.
+    let columns = summary_columns("CAST(error_message AS TEXT)");
     LookupSql {
-        one: format!("SELECT {STATE_SUMMARY_COLUMNS}, {JSON_COLUMNS} FROM workflow_state WHERE run_id = ?1")
-            .into(),
+        one: format!("SELECT {columns}, {JSON_COLUMNS} FROM workflow_state WHERE run_id = ?1").into(),
         many: format!(
-            "SELECT {STATE_SUMMARY_COLUMNS}, {JSON_COLUMNS} FROM workflow_state \
+            "SELECT {columns}, {JSON_COLUMNS} FROM workflow_state \
              WHERE run_id IN (SELECT value FROM json_each(?1))"
         )
         .into(),

@@ -399,7 +399,8 @@ impl Store {
         let max = i64::try_from(max_chars).unwrap_or(i64::MAX);
         let head = |column: &str| format!("substr(CAST({column} AS TEXT), 1, ?2), octet_length({column})");
         let sql = format!(
-            "SELECT {SUMMARY_COLUMNS}, {}, {}, {}, {} FROM workflow_state WHERE run_id = ?1",
+            "SELECT {}, {}, {}, {}, {} FROM workflow_state WHERE run_id = ?1",
+            *SUMMARY_COLUMNS,
             head("error_message"),
             head("pipeline_context"),
             head("last_step_output"),
@@ -488,7 +489,8 @@ impl Store {
         let updated = instant_sql("updated_at");
 
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "SELECT {SUMMARY_COLUMNS}, {created} FROM workflow_state WHERE 1 = 1"
+            "SELECT {}, {created} FROM workflow_state WHERE 1 = 1",
+            *SUMMARY_COLUMNS
         ));
         if !query.statuses.is_empty() {
             let names: Vec<&Status> = query
@@ -699,8 +701,9 @@ impl Store {
         let cutoff = self.clock.now() - chrono::Duration::hours(i64::from(hours_back));
         let updated = instant_sql("updated_at");
         let sql = format!(
-            "SELECT {SUMMARY_COLUMNS} FROM workflow_state WHERE status = 'failed' AND {updated} >= ?1 \
-             ORDER BY {updated} DESC, run_id DESC LIMIT ?2"
+            "SELECT {} FROM workflow_state WHERE status = 'failed' AND {updated} >= ?1 \
+             ORDER BY {updated} DESC, run_id DESC LIMIT ?2",
+            *SUMMARY_COLUMNS
         );
         let rows = sqlx::query(&sql)
             .bind(time::instant_micros(&cutoff))

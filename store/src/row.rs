@@ -74,9 +74,7 @@ pub(crate) fn non_empty(field: &'static str, value: &str) -> Result<()> {
 
 /// A run id a lookup or a delete can use: non-empty and at most [`MAX_LOOKUP_ID_BYTES`].
 pub(crate) fn validate_lookup_id(run_id: &str) -> Result<()> {
-    if run_id.is_empty() {
-        return Err(StoreError::invalid("run_id", "must not be empty"));
-    }
+    non_empty("run_id", run_id)?;
     // Other writers (flujo) store ids longer than flowstate's own limit for saves: they must still be found and
     // deleted. The bound only keeps a lookup's key reasonable.
     if run_id.len() > MAX_LOOKUP_ID_BYTES {

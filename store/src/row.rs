@@ -349,6 +349,11 @@ pub(crate) trait Columns {
     fn text(&self, i: usize) -> Option<&str>;
     fn int(&self, i: usize) -> Option<i64>;
     fn real(&self, i: usize) -> Option<f64>;
+
+    /// A size in bytes (`octet_length`): an integer column, never negative.
+    fn size(&self, i: usize) -> Option<u64> {
+        self.int(i).map(|n| n.max(0) as u64)
+    }
 }
 
 impl Columns for SqliteRow {
@@ -405,7 +410,7 @@ pub(crate) fn decode_summary<R: Columns + ?Sized>(row: &R) -> RunSummary {
         error_message: row.text(9).map(str::to_string),
         execution_time_ms: row.int(10),
         memory_usage_mb: row.real(11),
-        error_message_bytes: row.int(12).map(|n| n.max(0) as u64),
+        error_message_bytes: row.size(12),
     }
 }
 

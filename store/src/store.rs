@@ -20,8 +20,8 @@ use flowstate_model::limits::MAX_CLEANUP_DAYS;
 use crate::error::{code, extended, is_disk_full, map_err, sqlite_code, sqlite_extended_code};
 use crate::reader::Readers;
 use crate::row::{
-    decode_state, decode_summary, lookup_sql, non_empty, validate_lookup_id, EncodedRow, SUMMARY_COLUMNS,
-    SUMMARY_COLUMN_COUNT,
+    decode_state, decode_summary, lookup_sql, non_empty, validate_lookup_id, Columns, EncodedRow,
+    SUMMARY_COLUMNS, SUMMARY_COLUMN_COUNT,
 };
 use crate::schema::{self, MigrationReport};
 use crate::time::{self, instant_sql, Clock, SystemClock, UNKNOWN_INSTANT};
@@ -414,14 +414,9 @@ impl Store {
             .map_err(self.err("loading a run's page"))?;
         Ok(row.map(|row| {
             let text_head = |i: usize| {
-                let head: Option<String> = row.try_get(i).ok().flatten();
-                head.map(|head| TextHead {
-                    total_bytes: row
-                        .try_get::<Option<i64>, _>(i + 1)
-                        .ok()
-                        .flatten()
-                        .map_or(head.len() as u64, |n| n.max(0) as u64),
-                    head,
+                row.text(i).map(|head| TextHead {
+                    total_bytes: row.size(i + 1).unwrap_or(head.len() as u64),
+                    head: head.to_string(),
                 })
             };
             let at = SUMMARY_COLUMN_COUNT;

@@ -55,9 +55,6 @@ pub const VIEW_HEAD_CHARS: usize = 64 * 1024;
 /// page of 50 MB helps nobody, and building it would cost a gigabyte.
 pub const FULL_SHOWN_BYTES: u64 = 2 * 1024 * 1024;
 
-/// The large values of a run, as `?full=` and `/raw/{value}` name them.
-pub const VALUE_NAMES: [&str; 4] = ["context", "output", "history", "error"];
-
 /// The address of one large value of a run as plain text, whole: `/raw/context?run=ID`.
 pub fn raw_href(run_id: &str, value: &str) -> String {
     format!("/raw/{value}?run={}", crate::format::url_encode(run_id))

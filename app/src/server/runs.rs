@@ -492,23 +492,26 @@ pub(crate) mod ssr {
             return json_block(&parse_json(&head.head), false);
         }
         let laid_out = jsonformat::format(&head.head, jsonformat::Indentation::TwoSpace);
-        let mut block = cut_block(laid_out, JSON_SHOWN_BYTES);
-        block.cut = true;
-        block.total_bytes = usize::try_from(head.total_bytes).unwrap_or(usize::MAX);
-        block.too_large = head.total_bytes > FULL_SHOWN_BYTES;
-        block
+        cut_head(cut_block(laid_out, JSON_SHOWN_BYTES), head.total_bytes)
     }
 
     /// The block of an error message from its start as stored.
     fn error_head_block(head: TextHead) -> JsonBlock {
-        let whole = head.is_whole();
-        let stored = head.total_bytes;
-        let mut block = text_block(head.head, false);
-        if !whole {
-            block.cut = true;
-            block.total_bytes = usize::try_from(stored).unwrap_or(usize::MAX);
-            block.too_large = stored > FULL_SHOWN_BYTES;
+        let (whole, stored) = (head.is_whole(), head.total_bytes);
+        let block = text_block(head.head, false);
+        if whole {
+            block
+        } else {
+            cut_head(block, stored)
         }
+    }
+
+    /// `block`, shown from the start of a stored value of `stored` bytes: cut, with the stored size, and too
+    /// large for the page past [`FULL_SHOWN_BYTES`].
+    fn cut_head(mut block: JsonBlock, stored: u64) -> JsonBlock {
+        block.cut = true;
+        block.total_bytes = usize::try_from(stored).unwrap_or(usize::MAX);
+        block.too_large = stored > FULL_SHOWN_BYTES;
         block
     }
 

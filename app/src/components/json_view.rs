@@ -15,6 +15,28 @@ pub fn size(bytes: usize) -> String {
     }
 }
 
+/// The note over a cut value (`block.cut`): how much of it is shown, and where it is whole: `see_all` in the page
+/// (unless it is too large for one), `raw` as plain text. The links' test ids start with `id` (`context-raw`).
+pub fn cut_note(id: &str, block: &JsonBlock, see_all: String, raw: String) -> impl IntoView {
+    let whole = if block.too_large {
+        view! { "Too large to show in a page; " }.into_any()
+    } else {
+        view! {
+            <a href=see_all data-testid=format!("{id}-see-all")>"Show all"</a>
+            " or "
+        }
+        .into_any()
+    };
+    view! {
+        <p class="json-cut">
+            {format!("Showing the first {} of {}. ", size(block.text.len()), size(block.total_bytes))}
+            {whole}
+            <a href=raw data-testid=format!("{id}-raw")>"open it as plain text"</a>
+            "."
+        </p>
+    }
+}
+
 /// A `<details>` block (works without JavaScript) titled by an `<h2>`. When the value was cut, a note says how
 /// much is shown and `see_all` leads to the whole value.
 #[component]
@@ -51,25 +73,7 @@ pub fn JsonView(
     });
     let body = match block {
         Some(b) => {
-            let note = b.cut.then(|| {
-                let whole = if b.too_large {
-                    view! { "Too large to show in a page; " }.into_any()
-                } else {
-                    view! {
-                        <a href=see_all.clone() data-testid=format!("{id}-see-all")>"Show all"</a>
-                        " or "
-                    }
-                    .into_any()
-                };
-                view! {
-                    <p class="json-cut">
-                        {format!("Showing the first {} of {}. ", size(b.text.len()), size(b.total_bytes))}
-                        {whole}
-                        <a href=raw.clone() data-testid=format!("{id}-raw")>"open it as plain text"</a>
-                        "."
-                    </p>
-                }
-            });
+            let note = b.cut.then(|| cut_note(id, &b, see_all, raw));
             view! {
                 {note}
                 <pre class="json" tabindex="0"><code>{b.text}</code></pre>

@@ -7,7 +7,7 @@ use crate::components::PageTitle;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_location, use_params_map, use_query_map};
 
-use crate::components::json_view::size;
+use crate::components::json_view::cut_note;
 use crate::components::{DeleteRunForm, ErrorPage, JsonView, StatusBadge};
 use crate::format::{duration_ms, query_value, run_href, url_encode};
 use crate::model::RunDetail;
@@ -92,19 +92,9 @@ fn RunView(run: RunDetail) -> impl IntoView {
         format!("stored index {current_step_index}, step count unknown")
     };
     let error = error_message.map(|message| {
-        let note = message.cut.then(|| {
-            let whole = (!message.too_large).then(|| {
-                view! { <a href=see_all("error") data-testid="error-see-all">"Show all"</a> " or " }
-            });
-            view! {
-                <p class="json-cut">
-                    {format!("Showing the first {} of {}. ", size(message.text.len()), size(message.total_bytes))}
-                    {whole}
-                    <a href=raw("error") data-testid="error-raw">"open it as plain text"</a>
-                    "."
-                </p>
-            }
-        });
+        let note = message
+            .cut
+            .then(|| cut_note("error", &message, see_all("error"), raw("error")));
         view! {
             <section class="run-error" id="error" aria-labelledby="run-error-heading" data-testid="run-error">
                 <h2 id="run-error-heading">"Error"</h2>

@@ -663,7 +663,11 @@ mod tests {
         assert!(!is_local_path("https://evil.example/"));
         assert!(!is_local_path("/a\r\nSet-Cookie: x=y"));
         assert_eq!(header_safe_path("/runs?error=é x"), "/runs?error=%C3%A9%20x");
-        assert_eq!(header_safe_path("/a\tb\u{7f}%41?x=~"), "/a%09b%7F%41?x=~", "visible ASCII kept");
+        assert_eq!(
+            header_safe_path("/a\tb\u{7f}%41?x=~"),
+            "/a%09b%7F%41?x=~",
+            "visible ASCII kept"
+        );
     }
 
     #[test]

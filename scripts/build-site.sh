@@ -4,7 +4,7 @@
 #
 #   scripts/build-site.sh            debug build  (target/debug/flowstate)
 #   scripts/build-site.sh --release  release build (target/release/flowstate; wasm with the wasm-release profile,
-#                                    shrunk with wasm-opt when a good one is installed)
+#                                    shrunk with wasm-opt: binaryen's from npm unless a good one is on PATH)
 #
 # The binary carries the site inside itself (server/build.rs embeds target/site when the server is built, last);
 # FLOWSTATE_SITE_ROOT=DIR serves a folder instead.
@@ -12,7 +12,8 @@
 # minutes), which must equal the wasm-bindgen crate pinned in Cargo.toml.
 set -euo pipefail
 
-# Debian's binaryen (108) makes a wasm that fails to hydrate; crates.io's wasm-opt 0.116.1 works.
+# Debian's binaryen (108) makes a wasm that fails to hydrate; crates.io's wasm-opt 0.116.1 and npm's binaryen 132
+# work.
 WASM_OPT_MIN=116
 
 release=false
@@ -57,15 +58,22 @@ wasm-bindgen --target web --no-typescript --out-dir "$staging/pkg" --out-name fl
   "$target_dir/wasm32-unknown-unknown/$wasm_profile_dir/flowstate_app.wasm"
 
 if $release; then
+  # scripts/prereqs.sh wasm-opt: one on PATH (version 116 or newer), else binaryen's from npm.
+  bash "$root/scripts/prereqs.sh" wasm-opt
+  wasm_opt=wasm-opt
   opt_version="$(wasm-opt --version 2>/dev/null | grep -oE '[0-9]+' | head -1 || true)"
+  if [ -z "$opt_version" ] || [ "$opt_version" -lt "$WASM_OPT_MIN" ]; then
+    wasm_opt="$root/scripts/wasm-opt/node_modules/.bin/wasm-opt"
+    opt_version="$("$wasm_opt" --version 2>/dev/null | grep -oE '[0-9]+' | head -1 || true)"
+  fi
   if [ -n "$opt_version" ] && [ "$opt_version" -ge "$WASM_OPT_MIN" ]; then
     step "shrinking the wasm with wasm-opt $opt_version"
-    wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types \
+    "$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types \
       --enable-multivalue \
       -o "$staging/pkg/flowstate_bg.wasm.opt" "$staging/pkg/flowstate_bg.wasm"
     mv "$staging/pkg/flowstate_bg.wasm.opt" "$staging/pkg/flowstate_bg.wasm"
   else
-    echo "note: no wasm-opt >= $WASM_OPT_MIN found (cargo install --locked wasm-opt --version 0.116.1);" \
+    echo "note: no wasm-opt >= $WASM_OPT_MIN (scripts/prereqs.sh wasm-opt installs one with npm);" \
       "the bundle works but is about twice as large" >&2
   fi
 fi

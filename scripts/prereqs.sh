@@ -8,8 +8,9 @@
 # and .ci/run call it. Only the package registries are used (crates.io, PyPI, Debian, npm). A prerequisite that
 # cannot be installed here (no cargo; no root for apt) stops with one sentence saying what to do, exit status 1.
 #
-# To add one: write a function `need_NAME` below (check, then install; `say`, `installing`, `apt_install` and
-# `fail` help) and a line in `describe`, then name it in the Makefile.toml task that needs it.
+# To add one: write a function `need_NAME` below (check; then `apt_can` or other checks that can fail, `installing`,
+# the install, `installed`; `say` and `fail` help) and a line in `describe`, then name it in the Makefile.toml task
+# that needs it (`args = ["scripts/prereqs.sh", ..., "NAME"]`).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,25 +38,31 @@ installing() {
 installed() { say "$1 installed in $((SECONDS - INSTALL_START)) s"; }
 
 APT_UPDATED=false
-# apt_install WHY PACKAGE...: Debian packages, as root or through sudo; otherwise one sentence and exit 1.
-apt_install() {
+SUDO=()
+# apt_can WHY PACKAGE...: returns when apt can install PACKAGE (root, or sudo without a password); otherwise one
+# sentence saying what to run, and exit 1. Call it before announcing the install.
+apt_can() {
   local why=$1
   shift
-  local sudo=()
+  command -v apt-get >/dev/null ||
+    fail "$why is missing and this is not a Debian system (no apt-get): install $* by hand, then run this command again."
   if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-      sudo=(sudo)
+      SUDO=(sudo)
     else
       fail "$why is missing and installing it needs root: run \`sudo apt-get install -y $*\` (or run this as root), then run this command again."
     fi
   fi
-  command -v apt-get >/dev/null ||
-    fail "$why is missing and this is not a Debian system (no apt-get): install the packages $* by hand, then run this command again."
+}
+# apt_install WHY PACKAGE...: Debian packages, as root or through sudo (after apt_can).
+apt_install() {
+  apt_can "$@"
+  shift
   if ! $APT_UPDATED; then
-    "${sudo[@]}" apt-get update -qq
+    "${SUDO[@]}" apt-get update -qq
     APT_UPDATED=true
   fi
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
 need_cargo() {
@@ -141,11 +148,17 @@ need_wasm-bindgen() {
 }
 
 need_python3-venv() {
-  command -v "$PYTHON3" >/dev/null || apt_install "$PYTHON3" python3 python3-venv
+  if ! command -v "$PYTHON3" >/dev/null; then
+    apt_can "$PYTHON3" python3 python3-venv
+    installing "python3 and python3-venv" "seconds, from Debian"
+    apt_install "$PYTHON3" python3 python3-venv
+    installed "python3"
+  fi
   # Debian's python3 creates venvs only with python3-venv (ensurepip) installed.
   if "$PYTHON3" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     say "python3 venv support present: $("$PYTHON3" --version)"
   else
+    apt_can "python3's venv module" python3-venv
     installing "python3-venv" "seconds, from Debian"
     apt_install "python3's venv module" python3-venv
     installed "python3-venv"
@@ -181,7 +194,8 @@ need_chromium() {
     return
   fi
   [ -z "${CHROMIUM_PATH:-}" ] || fail "CHROMIUM_PATH names $CHROMIUM, which is not an executable: fix or unset it, then run this command again."
-  installing "Debian's chromium" "under a minute, from Debian"
+  apt_can "Chromium (for the browser tests)" chromium
+  installing "Debian's chromium" "about 2 minutes, from Debian"
   apt_install "Chromium (for the browser tests)" chromium
   installed chromium
 }
@@ -191,6 +205,7 @@ need_node() {
     say "node present: $(node --version), npm $(npm --version)"
     return
   fi
+  apt_can "Node.js (for the browser tests)" nodejs npm
   installing "node and npm" "about a minute, from Debian"
   apt_install "Node.js (for the browser tests)" nodejs npm
   installed "node and npm"
@@ -209,6 +224,32 @@ need_npm-packages() {
   installed "npm packages"
 }
 
+# wasm-opt shrinks the release wasm (`./x dist`) to about half: one of version 116 or newer on PATH, else
+# binaryen's Node program from npm (scripts/wasm-opt/, seconds). Debian's binaryen (108) makes a wasm that fails to
+# hydrate; crates.io's wasm-opt takes about 8 minutes to build. Without node this is skipped, not failed: the
+# bundle works, twice as large.
+WASM_OPT_MIN=116
+wasm_opt_version() { "$1" --version 2>/dev/null | grep -oE '[0-9]+' | head -1 || true; }
+need_wasm-opt() {
+  local found npm_opt="$ROOT/scripts/wasm-opt/node_modules/.bin/wasm-opt"
+  found="$(wasm_opt_version wasm-opt)"
+  if [ -n "$found" ] && [ "$found" -ge "$WASM_OPT_MIN" ]; then
+    say "wasm-opt $found present: $(command -v wasm-opt)"
+    return
+  fi
+  if [ -x "$npm_opt" ] && [ "$ROOT/scripts/wasm-opt/node_modules/.package-lock.json" -nt "$ROOT/scripts/wasm-opt/package-lock.json" ]; then
+    say "wasm-opt $(wasm_opt_version "$npm_opt") present: $npm_opt"
+    return
+  fi
+  if ! command -v npm >/dev/null; then
+    say "no wasm-opt and no npm to install binaryen's: the release wasm is not shrunk (it works, about twice as large)"
+    return
+  fi
+  installing "binaryen's wasm-opt" "seconds, from npm"
+  (cd "$ROOT/scripts/wasm-opt" && npm ci --no-audit --no-fund --loglevel=error)
+  installed "wasm-opt $(wasm_opt_version "$npm_opt")"
+}
+
 describe() {
   cat <<EOF
 cargo           Rust's cargo (cannot be installed from here: install Rust with rustup)
@@ -218,9 +259,10 @@ wasm32          the wasm32-unknown-unknown target, with rustup (seconds)
 wasm-bindgen    wasm-bindgen-cli $(wasm_bindgen_version), the version Cargo.lock pins, from crates.io (about 2.5 minutes)
 python3-venv    python3 and its venv module, from Debian
 flujo           flujo $FLUJO_VERSION in $FLUJO_VENV, from PyPI (about 35 s)
-chromium        Debian's chromium at $CHROMIUM (under a minute)
+chromium        Debian's chromium at $CHROMIUM (about 2 minutes)
 node            node and npm, from Debian
 npm-packages    the npm packages of end2end/ (npm ci, seconds)
+wasm-opt        wasm-opt $WASM_OPT_MIN or newer for release builds: binaryen's from npm (scripts/wasm-opt/, seconds) unless one is on PATH
 EOF
 }
 

@@ -1,6 +1,10 @@
 // A `flowstate serve` of a test's own: a fresh demo database in a temp dir, a free loopback port, waited for
 // through /healthz. For tests that change data (the cleanup), so they never disturb the shared server of
 // global-setup.ts nor each other. Call `stop()` when done (it also removes the database).
+//
+// Every server of the browser tests is the built binary copied alone into an empty folder (global-setup.ts puts it
+// there, `FLOWSTATE_E2E_BIN`), started with that empty folder as its working directory and no FLOWSTATE_SITE_ROOT:
+// the site it serves can only be the one inside it.
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -25,7 +29,20 @@ export interface OwnServerOptions {
 }
 
 const root = path.resolve(__dirname, '..', '..');
-const bin = process.env.FLOWSTATE_BIN ?? path.join(root, 'target', 'debug', 'flowstate');
+
+/// The binary as built (`FLOWSTATE_BIN`, default target/debug/flowstate).
+export const builtBinary = (): string =>
+  process.env.FLOWSTATE_BIN ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, 'target'), 'debug', 'flowstate');
+
+/// The copy of the binary the servers run (see above); the built one when global-setup.ts has not run.
+const binary = (): string => process.env.FLOWSTATE_E2E_BIN ?? builtBinary();
+
+/// The environment of a server: this one's, without anything that would point it at a site on disk.
+export function serverEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  delete env.FLOWSTATE_SITE_ROOT;
+  return env;
+}
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -39,6 +56,7 @@ export function freePort(): Promise<number> {
   });
 }
 
+/// Waits until `url`/healthz answers, and checks the server serves the site inside its binary.
 export async function waitForHealth(url: string, exited: () => string | null, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
@@ -47,9 +65,16 @@ export async function waitForHealth(url: string, exited: () => string | null, ti
     if (gone) throw new Error(`flowstate serve exited before it was ready: ${gone}`);
     try {
       const res = await fetch(`${url}/healthz`);
-      if (res.ok) return;
+      if (res.ok) {
+        const health = (await res.json()) as { site?: string };
+        if (health.site !== 'embedded') {
+          throw new Error(`the server serves its site from ${health.site}, not from inside its binary: build it with scripts/build-site.sh`);
+        }
+        return;
+      }
       last = `HTTP ${res.status}`;
     } catch (e) {
+      if (String(e).includes('not from inside its binary')) throw e;
       last = String(e);
     }
     await new Promise((r) => setTimeout(r, 100));
@@ -60,6 +85,8 @@ export async function waitForHealth(url: string, exited: () => string | null, ti
 export async function startOwnServer(options: OwnServerOptions = {}): Promise<OwnServer> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowstate-e2e-own-'));
   const db = path.join(dir, 'own.db');
+  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'flowstate-e2e-cwd-'));
+  const bin = binary();
   execFileSync(bin, ['demo', '--db', db, '--runs', String(options.runs ?? 300), '--seed', String(options.seed ?? 11)], {
     stdio: 'ignore',
   });
@@ -67,7 +94,8 @@ export async function startOwnServer(options: OwnServerOptions = {}): Promise<Ow
   const url = `http://127.0.0.1:${port}`;
   const server: ChildProcess = spawn(bin, ['serve', '--db', db, '--bind', `127.0.0.1:${port}`, ...(options.args ?? [])], {
     stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, FLOWSTATE_LOG: process.env.FLOWSTATE_LOG ?? 'error', ...(options.env ?? {}) },
+    cwd,
+    env: serverEnv({ FLOWSTATE_LOG: process.env.FLOWSTATE_LOG ?? 'error', ...(options.env ?? {}) }),
   });
   let exit: string | null = null;
   server.on('exit', (code, signal) => {
@@ -86,6 +114,7 @@ export async function startOwnServer(options: OwnServerOptions = {}): Promise<Ow
         if (exit === null) server.kill('SIGKILL');
       }
       fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(cwd, { recursive: true, force: true });
     },
   };
 }

@@ -22,7 +22,7 @@ fn app_caching(db: &Db, max_age: Duration, read_only: bool) -> Router {
     let state = AppState::new(
         db.store.clone(),
         settings,
-        &default_site_root(),
+        default_site_root(),
         HOST.parse().unwrap(),
     )
     .with_page_cache(max_age);

@@ -196,7 +196,7 @@ pub struct ServeArgs {
     /// Serve a fresh demo database in a temporary directory instead of --db.
     #[arg(long)]
     pub demo: bool,
-    /// The built site (pkg/, CSS, favicon); default: the workspace's target/site.
+    /// Serve the site (pkg/, CSS, favicon) from this folder instead of the copy inside the binary.
     #[arg(long, env = "FLOWSTATE_SITE_ROOT", value_name = "DIR")]
     pub site_root: Option<PathBuf>,
     /// How long a rendered page is answered again to the readers that follow, in milliseconds (0: never). Pages

@@ -25,6 +25,9 @@
 //! When a kept page expires, the first request renders it again while the others arriving meanwhile are answered
 //! the expired one (for up to another `max_age`, marked `stale`), so a burst of readers costs one render, not
 //! one each. The cache holds at most [`MAX_ENTRIES`] pages of at most [`MAX_PAGE_BYTES`] each.
+//!
+//! Pages are kept uncompressed: the compression layer sits outside this one (see `router` in `web/mod.rs`), so each
+//! answer, kept or rendered, is compressed for its own request's `Accept-Encoding` after its nonce is spliced in.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

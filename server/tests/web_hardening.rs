@@ -58,7 +58,7 @@ fn app_of(store: &Store, bind: &str, read_only: bool, token: bool, public: &[&st
     let state = AppState::new(
         store.clone(),
         settings,
-        &default_site_root(),
+        default_site_root(),
         bind.parse().unwrap(),
     )
     .with_public_urls(urls)

@@ -132,6 +132,16 @@ fn check_document(page: &str, html: &str) -> Html {
     doc
 }
 
+/// The text of the first element `css` selects (the test fails naming `css` when there is none).
+#[track_caller]
+fn text_of(doc: &Html, css: &str) -> String {
+    doc.select(&selector(css))
+        .next()
+        .unwrap_or_else(|| panic!("no element {css}"))
+        .text()
+        .collect()
+}
+
 fn title_of(doc: &Html) -> String {
     doc.select(&selector("head > title"))
         .next()
@@ -206,37 +216,17 @@ async fn hostile_values_never_become_markup_on_any_page() {
             format!("Run {} · flowstate", run.run_id),
             "{page}"
         );
-        let shown: String = doc
-            .select(&selector("h1 code.run-id"))
-            .next()
-            .unwrap()
-            .text()
-            .collect();
+        let shown = text_of(&doc, "h1 code.run-id");
         assert_eq!(shown, run.run_id, "{page}: the heading shows the id as text");
-        let error: String = doc
-            .select(&selector(".error-text"))
-            .next()
-            .unwrap()
-            .text()
-            .collect();
+        let error = text_of(&doc, ".error-text");
         assert_eq!(
             Some(error.as_str()),
             run.error_message.as_deref(),
             "{page}: the error as text"
         );
-        let version: String = doc
-            .select(&selector("[data-field=pipeline-version]"))
-            .next()
-            .unwrap()
-            .text()
-            .collect();
+        let version = text_of(&doc, "[data-field=pipeline-version]");
         assert_eq!(version, run.pipeline_version);
-        let context: String = doc
-            .select(&selector("#context pre"))
-            .next()
-            .unwrap()
-            .text()
-            .collect();
+        let context = text_of(&doc, "#context pre");
         assert!(
             context.contains("</script><x-evil-ctx>"),
             "{page}: the context as text"
@@ -301,12 +291,7 @@ async fn runs_with_dot_ids_and_long_ids_can_be_opened_and_deleted() {
         let answer = visit(app(&db.store), &href, None).await;
         assert_eq!(answer.status, 200, "{href}");
         let page = Html::parse_document(&answer.body);
-        let shown: String = page
-            .select(&selector("h1 code.run-id"))
-            .next()
-            .unwrap()
-            .text()
-            .collect();
+        let shown = text_of(&page, "h1 code.run-id");
         assert_eq!(shown, id, "{href} shows the run");
         assert!(
             page.select(&selector("form[action='/api/delete_run'] input[name=run_id]"))
@@ -397,12 +382,7 @@ async fn huge_values_keep_every_page_small_and_the_whole_value_one_click_away() 
         answer.body.contains("Too large to show in a page"),
         "both values are over the in-page limit"
     );
-    let shown: String = doc
-        .select(&selector(".error-text"))
-        .next()
-        .unwrap()
-        .text()
-        .collect();
+    let shown = text_of(&doc, ".error-text");
     assert!(
         error.starts_with(&shown) && shown.len() >= 8 * 1024,
         "the error's start is shown"
@@ -449,12 +429,7 @@ async fn full_shows_a_medium_value_whole() {
     let (status, whole) = get(&db.store, "/runs/medium?full=context").await;
     assert_eq!(status, 200);
     let doc = Html::parse_document(&whole);
-    let shown: String = doc
-        .select(&selector("#context pre"))
-        .next()
-        .unwrap()
-        .text()
-        .collect();
+    let shown = text_of(&doc, "#context pre");
     let parsed: serde_json::Value = serde_json::from_str(&shown).expect("the whole value, as JSON");
     assert_eq!(parsed["items"].as_array().unwrap().len(), 6000);
 }

@@ -77,27 +77,20 @@ need_rustup() {
     fail "rustup is not on PATH (it adds the wasm32 target and cargo's components): install Rust with rustup, then run this command again."
 }
 
-need_rustfmt() {
-  if cargo fmt --version >/dev/null 2>&1; then
-    say "rustfmt present: $(cargo fmt --version)"
+# need_component COMPONENT SUBCOMMAND: a rustup component cargo runs as `cargo SUBCOMMAND`.
+need_component() {
+  if cargo "$2" --version >/dev/null 2>&1; then
+    say "$1 present: $(cargo "$2" --version)"
   else
     need_rustup
-    installing rustfmt "seconds"
-    rustup component add rustfmt
-    installed rustfmt
+    installing "$1" "seconds"
+    rustup component add "$1"
+    installed "$1"
   fi
 }
 
-need_clippy() {
-  if cargo clippy --version >/dev/null 2>&1; then
-    say "clippy present: $(cargo clippy --version)"
-  else
-    need_rustup
-    installing clippy "seconds"
-    rustup component add clippy
-    installed clippy
-  fi
-}
+need_rustfmt() { need_component rustfmt fmt; }
+need_clippy() { need_component clippy clippy; }
 
 # cargo_tool CRATE VERSION BINARY DURATION: `cargo install --locked` unless BINARY --version says VERSION.
 cargo_tool() {

@@ -164,8 +164,8 @@ impl From<flowstate_store::StoreError> for AppError {
             StoreError::InvalidInput { field, reason } => AppError::bad_request(field, reason),
             StoreError::NotFound { run_id } => AppError::not_found(format!("run “{run_id}”")),
             StoreError::Conflict(reason) => AppError::Conflict { reason },
-            StoreError::Busy { .. } => {
-                tracing::warn!(error = %err, "store busy");
+            StoreError::Busy { .. } | StoreError::Unavailable { .. } => {
+                tracing::warn!(error = %err, "store busy or unavailable");
                 AppError::Busy
             }
             other => {

@@ -142,6 +142,7 @@ impl Row<'_> {
             error_message: self.error_message.map(str::to_string),
             execution_time_ms: self.execution_time_ms,
             memory_usage_mb: self.memory_usage_mb,
+            extras: Default::default(),
         }
     }
 }

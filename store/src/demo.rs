@@ -420,6 +420,7 @@ fn generate_one(rng: &mut Rng, weights: &[u32], forced: Option<Status>, now: Dat
         error_message,
         execution_time_ms,
         memory_usage_mb,
+        extras: Default::default(),
     }
 }
 

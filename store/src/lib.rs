@@ -1,8 +1,9 @@
 //! # flowstate-store
 //!
-//! The state backend for durable workflow runs: one SQLite table, `workflow_state`, exactly as the Python
-//! framework flujo (0.4.35) lays it out, so flowstate and flujo can share a database in both directions, with
-//! the parts flujo gets wrong done right:
+//! The state backend for durable workflow runs: one table, `workflow_state`, exactly as the Python framework
+//! flujo lays it out, in a SQLite file (flujo 0.4.35's layout) or a PostgreSQL database (flujo's
+//! `PostgresBackend` layout), so flowstate and flujo can share a database in both directions, with the parts flujo
+//! gets wrong done right:
 //!
 //! - every time window (last 24 h, older than N days, a range) counts by the **real instant**, whatever spelling
 //!   or offset the stored text has ([`time`]);
@@ -37,18 +38,18 @@
 //! ```
 #![warn(missing_docs)]
 
+mod backend;
 pub mod counters;
 pub mod demo;
 mod error;
 pub mod insights;
 mod model;
-mod raw;
-mod reader;
-mod row;
+pub mod postgres;
 pub mod schema;
+mod sqlite;
 mod store;
 pub mod time;
-mod writer;
+mod validate;
 
 pub use counters::{CounterCheck, CounterDifference};
 pub use error::{Result, StoreError};
@@ -60,10 +61,11 @@ pub use insights::{
     StuckRuns,
 };
 pub use model::{
-    CleanupPolicy, CleanupPreview, ListQuery, Page, RunSummary, RunView, Status, TextColumn, TextHead,
-    UnknownStatus, WorkflowState, WorkflowStats,
+    CleanupPolicy, CleanupPreview, ListQuery, Page, RunExtras, RunSummary, RunView, Status, TextColumn,
+    TextHead, UnknownStatus, WorkflowState, WorkflowStats,
 };
 pub use schema::{MigrationReport, SchemaKind, SCHEMA_VERSION};
-pub use store::{Durability, Store, StoreOptions, CLEANUP_BATCH, CLEANUP_BATCH_TARGET};
+pub use store::{
+    BackendKind, Durability, Location, Store, StoreOptions, WriteStats, CLEANUP_BATCH, CLEANUP_BATCH_TARGET,
+};
 pub use time::{Clock, FixedClock, SystemClock};
-pub use writer::WriteStats;

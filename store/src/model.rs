@@ -52,6 +52,32 @@ pub struct WorkflowState {
     pub execution_time_ms: Option<i64>,
     /// Memory used, in MB.
     pub memory_usage_mb: Option<f64>,
+    /// The columns only flujo's PostgreSQL layout has (background tasks, metadata): kept by both backends.
+    #[serde(default)]
+    pub extras: RunExtras,
+}
+
+/// The five columns of flujo's PostgreSQL layout that its SQLite one lacks: a run's metadata and what ties a
+/// background task to the run that started it. flowstate keeps them on both backends (so a copy keeps them too).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunExtras {
+    /// Free-form metadata (JSON; `None`: SQL NULL).
+    pub metadata: Option<Value>,
+    /// True for a background task started by another run (flujo's `is_background_task`; NULL reads as false).
+    pub is_background_task: bool,
+    /// The run that started this one, for a background task.
+    pub parent_run_id: Option<String>,
+    /// The background task's id.
+    pub task_id: Option<String>,
+    /// The error a background task ended with.
+    pub background_error: Option<String>,
+}
+
+impl RunExtras {
+    /// True when every column is empty (NULL or false), as on a run flujo's SQLite backend wrote.
+    pub fn is_empty(&self) -> bool {
+        *self == RunExtras::default()
+    }
 }
 
 impl WorkflowState {
@@ -74,6 +100,7 @@ impl WorkflowState {
             error_message: None,
             execution_time_ms: None,
             memory_usage_mb: None,
+            extras: RunExtras::default(),
         }
     }
 }
@@ -109,6 +136,21 @@ pub struct RunView {
     pub last_step_output: Option<TextHead>,
     /// The step history's start (`None`: NULL, read as `[]`).
     pub step_history: Option<TextHead>,
+    /// The metadata's start, as stored (`None`: NULL).
+    #[serde(default)]
+    pub metadata: Option<TextHead>,
+    /// The background task's error's start (`None`: NULL).
+    #[serde(default)]
+    pub background_error: Option<TextHead>,
+    /// True for a background task.
+    #[serde(default)]
+    pub is_background_task: bool,
+    /// The run that started this background task.
+    #[serde(default)]
+    pub parent_run_id: Option<String>,
+    /// The background task's id.
+    #[serde(default)]
+    pub task_id: Option<String>,
 }
 
 /// A large text column of a run, to read whole on its own ([`crate::Store::load_text_column`]).
@@ -122,6 +164,10 @@ pub enum TextColumn {
     StepHistory,
     /// `error_message`.
     ErrorMessage,
+    /// `metadata`.
+    Metadata,
+    /// `background_error`.
+    BackgroundError,
 }
 
 impl TextColumn {
@@ -132,6 +178,8 @@ impl TextColumn {
             TextColumn::LastOutput => "last_step_output",
             TextColumn::StepHistory => "step_history",
             TextColumn::ErrorMessage => "error_message",
+            TextColumn::Metadata => "metadata",
+            TextColumn::BackgroundError => "background_error",
         }
     }
 }
@@ -155,6 +203,12 @@ pub struct ListQuery {
     pub run_id_prefix: Option<String>,
     /// Error messages containing this text (ASCII case-insensitive).
     pub error_contains: Option<String>,
+    /// Only the background tasks this run started (flujo's `parent_run_id`).
+    #[serde(default)]
+    pub parent_run_id: Option<String>,
+    /// Only background tasks (`Some(true)`) or only runs that are not (`Some(false)`).
+    #[serde(default)]
+    pub background: Option<bool>,
     /// Page size: default [`ListQuery::DEFAULT_LIMIT`], at most [`ListQuery::MAX_LIMIT`].
     pub limit: Option<u32>,
     /// Rows to skip (after the cursor, if any).
@@ -192,6 +246,33 @@ pub struct WorkflowStats {
     pub status_counts: BTreeMap<String, i64>,
     /// Mean of the non-NULL execution times; 0 when there are none.
     pub average_execution_time_ms: f64,
+}
+
+impl WorkflowStats {
+    /// The figures from rows per stored status (NULL: `None`), the recent runs and the mean execution time.
+    pub(crate) fn from_parts(
+        per_status: Vec<(Option<String>, i64)>,
+        recent: i64,
+        average: Option<f64>,
+    ) -> Self {
+        let mut status_counts = BTreeMap::new();
+        let mut total = 0;
+        for (status, count) in per_status {
+            if count == 0 {
+                continue;
+            }
+            total += count;
+            *status_counts
+                .entry(Status::from_stored(status).as_str().to_string())
+                .or_insert(0) += count;
+        }
+        WorkflowStats {
+            total_workflows: total,
+            recent_workflows_24h: recent,
+            status_counts,
+            average_execution_time_ms: average.unwrap_or(0.0),
+        }
+    }
 }
 
 /// Which runs a cleanup removes. The same policy drives the preview and the deletion.

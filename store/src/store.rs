@@ -1,43 +1,33 @@
-//! The store: opening a file, and the core queries (saves, lookups, lists, stats, cleanups). How a row is encoded
-//! and decoded, and the statements that carry whole rows, are the row codec's ([`crate::row`]).
+//! The store: one API over two backends, chosen by where the database is. A path (or `sqlite:PATH`) is a SQLite
+//! file ([`crate::sqlite`]); a `postgres://` or `postgresql://` URL is a PostgreSQL database ([`crate::postgres`]).
+//!
+//! Every public method validates its arguments here ([`crate::validate`]), once for both backends, then hands the
+//! call to the backend ([`crate::backend::Backend`]).
 
-use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{ConnectOptions, Connection, QueryBuilder, Row, Sqlite};
+use serde_json::Value;
 
-use flowstate_model::limits::MAX_CLEANUP_DAYS;
-
-use crate::error::{code, extended, is_disk_full, map_err, sqlite_code, sqlite_extended_code};
-use crate::reader::Readers;
-use crate::row::{
-    decode_state, decode_summary, lookup_sql, non_empty, validate_lookup_id, Columns, EncodedRow,
-    SUMMARY_COLUMNS, SUMMARY_COLUMN_COUNT,
+use crate::backend::Backend;
+use crate::insights::{
+    ActivityBucket, AuditEntry, Bucket, FailureGroup, FailureReport, PipelineFailureRate, StuckRuns,
+    FAILURE_SAMPLES,
 };
-use crate::schema::{self, MigrationReport};
-use crate::time::{self, instant_sql, Clock, SystemClock, UNKNOWN_INSTANT};
-use crate::writer::{WriteStats, Writer};
+use crate::postgres::PgStore;
+use crate::sqlite::SqliteStore;
+use crate::time::{Clock, SystemClock};
+use crate::validate::{self, ValidCleanup, ValidList, ValidState};
 use crate::{
-    CleanupPolicy, CleanupPreview, ListQuery, Page, Result, RunSummary, RunView, Status, StoreError,
-    TextColumn, TextHead, WorkflowState, WorkflowStats,
+    CleanupPolicy, CleanupPreview, CounterCheck, ListQuery, MigrationReport, Page, Percentiles, Result,
+    RunSummary, RunView, StoreError, TextColumn, WorkflowState, WorkflowStats,
 };
 
-/// The most rows deleted per transaction by a cleanup: small, so writers wait milliseconds, not seconds.
-pub const CLEANUP_BATCH: i64 = 500;
-/// How long one cleanup batch should take: the batch size halves when a batch takes longer, and doubles (up to
-/// [`CLEANUP_BATCH`]) when it takes less than a quarter of it.
-pub const CLEANUP_BATCH_TARGET: Duration = Duration::from_millis(15);
+pub use crate::sqlite::{WriteStats, CLEANUP_BATCH, CLEANUP_BATCH_TARGET};
 
-/// How hard SQLite works to make each commit durable.
+/// How hard SQLite works to make each commit durable. (On PostgreSQL, durability is the server's setting.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// `synchronous=FULL`: a committed save survives power loss. The default: these are durable workflows.
@@ -51,13 +41,14 @@ pub enum Durability {
 /// How to open a store.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// Durability of commits (default [`Durability::Full`]).
+    /// Durability of commits on SQLite (default [`Durability::Full`]).
     pub durability: Durability,
-    /// How long to wait for another process's lock before giving up with [`StoreError::Busy`] (default 5 s).
+    /// How long to wait for another process's lock (SQLite), or for a connection or a lock (PostgreSQL), before
+    /// giving up with [`StoreError::Busy`] (default 5 s).
     pub busy_timeout: Duration,
     /// Pooled connections (default 8).
     pub max_connections: u32,
-    /// Open without writing anything: no migration, no saves. The file must already be current.
+    /// Open without writing anything: no migration, no saves. The database must already be current.
     pub read_only: bool,
     /// Where "now" comes from (default the system clock).
     pub clock: Arc<dyn Clock>,
@@ -75,190 +66,127 @@ impl Default for StoreOptions {
     }
 }
 
-/// The state backend over one SQLite file. Cheap to clone (the pool is shared).
-#[derive(Debug, Clone)]
-pub struct Store {
-    pool: SqlitePool,
-    path: PathBuf,
-    clock: Arc<dyn Clock>,
-    busy_ms: u64,
-    read_only: bool,
-    migration: Arc<MigrationReport>,
-    /// The file has the trigger-kept counters ([`crate::counters`]): the overview reads them instead of counting.
-    counters: bool,
-    /// Every save goes through it (group commit on a connection of its own); `None` when read-only.
-    writer: Option<Writer>,
-    /// Every [`Store::load_state`] goes through them (connections of their own, lookups sharing a statement).
-    readers: Readers,
+/// Which kind of database a store is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL database.
+    Postgres,
 }
 
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+/// Where a database is: a SQLite file, or a PostgreSQL URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file at this path.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database at this URL (`postgres://` or `postgresql://`).
+    Postgres(String),
+}
+
+impl Location {
+    /// Reads `--db`/`FLOWSTATE_DB`: `postgres://...` or `postgresql://...` is PostgreSQL; `sqlite://PATH`,
+    /// `sqlite:PATH` or any other text is a SQLite file's path.
+    pub fn parse(text: impl AsRef<Path>) -> Location {
+        let path = text.as_ref();
+        let Some(s) = path.to_str() else {
+            return Location::Sqlite(path.to_path_buf());
+        };
+        let lower = s.get(..13).unwrap_or(s).to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            return Location::Postgres(s.to_string());
+        }
+        if let Some(rest) = s.strip_prefix("sqlite://").or_else(|| s.strip_prefix("sqlite:")) {
+            return Location::Sqlite(PathBuf::from(rest));
+        }
+        Location::Sqlite(path.to_path_buf())
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+/// Runs `$body` with `$b` bound to whichever backend the store has.
+macro_rules! on_backend {
+    ($self:expr, $b:ident => $body:expr) => {
+        match &$self.inner {
+            Inner::Sqlite($b) => $body,
+            Inner::Postgres($b) => $body,
+        }
+    };
+}
+
+/// The state backend over one database: a SQLite file or a PostgreSQL database. Cheap to clone (the
+/// connections are shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Inner,
+    /// The file's path, or the URL without its password.
+    location: PathBuf,
+    clock: Arc<dyn Clock>,
+    read_only: bool,
+}
 
 impl Store {
-    /// Opens (creating if missing) the database at `path` with default options, then migrates it.
+    /// Opens (creating if missing) the database at `location` with default options, then migrates it.
+    ///
+    /// `location` is a SQLite file's path (or `sqlite:PATH`), or a `postgres://` / `postgresql://` URL.
     ///
     /// # Errors
     /// [`StoreError::UnsupportedFile`] for a file that is not a SQLite database or holds a table flowstate cannot
-    /// migrate (the file is left byte-for-byte unchanged); [`StoreError::CannotOpen`] for a missing folder or a
-    /// permission problem; [`StoreError::Busy`] when another process holds the lock past the busy timeout.
-    pub async fn open(path: impl AsRef<Path>) -> Result<Store> {
-        Store::open_with(path, StoreOptions::default()).await
+    /// migrate (the file is left byte-for-byte unchanged); [`StoreError::CannotOpen`] for a missing folder, a
+    /// permission problem or a server that cannot be reached; [`StoreError::Busy`] when another process holds the
+    /// lock past the busy timeout.
+    pub async fn open(location: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(location, StoreOptions::default()).await
     }
 
-    /// Opens the database at `path` with `options`. See [`Store::open`].
+    /// Opens the database at `location` with `options`. See [`Store::open`].
     ///
     /// # Errors
-    /// As [`Store::open`]; with `read_only`, also [`StoreError::UnsupportedFile`] when the file needs a migration.
-    pub async fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
-        let path = path.as_ref().to_path_buf();
-        let busy_ms = options.busy_timeout.as_millis() as u64;
-        let mut exists = check_file(&path, options.read_only)?;
-
-        let base = SqliteConnectOptions::new()
-            .filename(&path)
-            .busy_timeout(options.busy_timeout)
-            .foreign_keys(true)
-            // A write inside a transaction that fires the counters' triggers keeps a statement journal (to undo
-            // just that statement); at a few dozen pages it outgrows SQLite's 64 KiB in-memory limit and spills to
-            // a temporary file, which made every save of a group commit about 0.5 ms slower. Keep it in memory.
-            .pragma("temp_store", "memory")
-            .log_statements(tracing::log::LevelFilter::Trace);
-
-        if !exists && !options.read_only {
-            create_new(&path, &base, busy_ms).await?;
-            exists = check_file(&path, false)?;
-        }
-
-        if exists {
-            // Look before writing anything: a file we cannot migrate must stay exactly as it was, so it is only
-            // ever opened read-only until we know we can use it.
-            let mut conn = base
-                .clone()
-                .read_only(true)
-                .connect()
-                .await
-                .map_err(|e| open_error(&path, e, busy_ms))?;
-            let inspection = schema::preflight(&mut conn)
-                .await
-                .map_err(|e| with_path(e, &path, busy_ms))?;
-            let _ = conn.close().await;
-            if options.read_only && !schema::is_readable(&inspection) {
-                return Err(StoreError::UnsupportedFile {
-                    path,
-                    reason: format!(
-                        "it needs a migration before it can be read (it holds {}) and was opened read-only; \
-                         run `flowstate migrate` first",
-                        inspection.kind.describe()
-                    ),
-                });
+    /// As [`Store::open`]; with `read_only`, also [`StoreError::UnsupportedFile`] when the database needs a
+    /// migration.
+    pub async fn open_with(location: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let clock = options.clock.clone();
+        let read_only = options.read_only;
+        let (inner, location) = match Location::parse(location) {
+            Location::Sqlite(path) => {
+                let store = SqliteStore::open_with(&path, &options).await?;
+                (Inner::Sqlite(store), path)
             }
-        }
-
-        let synchronous = match options.durability {
-            Durability::Full => SqliteSynchronous::Full,
-            Durability::Normal => SqliteSynchronous::Normal,
-        };
-        // A writable open migrates first, on a connection of its own that keeps the journal mode the file has: a
-        // migration that fails (a full disk, a held lock, a kill) then leaves the file byte-for-byte as it was, and
-        // only a file that is current is switched to WAL (by the pool's connections below), which rewrites its
-        // header.
-        let migrated = if options.read_only {
-            None
-        } else {
-            let mut conn = base
-                .clone()
-                .create_if_missing(true)
-                .synchronous(synchronous)
-                // Filling the counters keeps a temporary table of one small row per run: on disk, not in memory.
-                .pragma("temp_store", "file")
-                .connect()
-                .await
-                .map_err(|e| open_error(&path, e, busy_ms))?;
-            let report = schema::migrate(&mut conn, busy_ms).await;
-            let _ = conn.close().await;
-            Some(report.map_err(|e| with_path(e, &path, busy_ms))?)
-        };
-
-        let mut connect = base.read_only(options.read_only);
-        if !options.read_only {
-            connect = connect
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(synchronous);
-        }
-        // Saves have a connection of their own (see `writer`): one task writes every save on it, several
-        // callers' saves sharing one statement and one commit.
-        let writer = if options.read_only {
-            None
-        } else {
-            let conn = connect
-                .clone()
-                .connect()
-                .await
-                .map_err(|e| open_error(&path, e, busy_ms))?;
-            Some(Writer::start(conn, path.clone(), options.busy_timeout).map_err(thread_error)?)
-        };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .min_connections(1)
-            .acquire_timeout(options.busy_timeout + Duration::from_secs(5))
-            .connect_with(connect.clone())
-            .await
-            .map_err(|e| open_error(&path, e, busy_ms))?;
-        // Lookups by id have connections of their own too (see `reader`): one per core, at most 4, and no more
-        // than the pool may hold.
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut reader_conns = Vec::new();
-        for _ in 0..cores.min(4).min(options.max_connections.max(1) as usize) {
-            reader_conns.push(
-                connect
-                    .clone()
-                    .connect()
-                    .await
-                    .map_err(|e| open_error(&path, e, busy_ms))?,
-            );
-        }
-        let readers = Readers::start(reader_conns, lookup_sql()).map_err(thread_error)?;
-
-        // A migrated file has the counters; a file opened read-only may not (flujo's, or an older flowstate's).
-        let (migration, counters) = match migrated {
-            Some(report) => (report, true),
-            None => {
-                let mut conn = pool.acquire().await.map_err(|e| open_error(&path, e, busy_ms))?;
-                let ins = schema::inspect(&mut conn)
-                    .await
-                    .map_err(|e| with_path(e, &path, busy_ms))?;
-                let counters = schema::has_counters(&ins);
-                let report = MigrationReport {
-                    from: ins.kind,
-                    to_version: schema::SCHEMA_VERSION,
-                    changes: Vec::new(),
-                };
-                (report, counters)
+            Location::Postgres(url) => {
+                let store = PgStore::open(&url, &options).await?;
+                let shown = PathBuf::from(store.display_url());
+                (Inner::Postgres(store), shown)
             }
         };
-
         Ok(Store {
-            pool,
-            path,
-            clock: options.clock,
-            busy_ms,
-            read_only: options.read_only,
-            migration: Arc::new(migration),
-            counters,
-            writer,
-            readers,
+            inner,
+            location,
+            clock,
+            read_only,
         })
     }
 
-    /// What opening this store changed in the file.
+    /// What opening this store changed in the database.
     pub fn migration(&self) -> &MigrationReport {
-        &self.migration
+        on_backend!(self, b => b.migration())
     }
 
-    /// The database file.
+    /// The database: a SQLite file's path, or a PostgreSQL URL without its password.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.location
+    }
+
+    /// Which kind of database this is.
+    pub fn backend(&self) -> BackendKind {
+        match self.inner {
+            Inner::Sqlite(_) => BackendKind::Sqlite,
+            Inner::Postgres(_) => BackendKind::Postgres,
+        }
     }
 
     /// True when opened read-only.
@@ -271,52 +199,32 @@ impl Store {
         self.clock.now()
     }
 
-    /// Closes every connection (SQLite then checkpoints the WAL), and returns once they are closed. Saves already
-    /// made (called before `close`) are written first; later ones, and every other call, fail as on a closed pool.
+    /// Closes every connection, and returns once they are closed. Saves already made (called before `close`) are
+    /// written first; later ones, and every other call, fail as on a closed pool.
     pub async fn close(&self) {
-        if let Some(writer) = &self.writer {
-            writer.close().await;
-        }
-        self.readers.close().await;
-        self.pool.close().await;
-        // sqlx hands a used connection back to the pool in a spawned task, so `close` can return while the last
-        // one is still open; a process that exits then leaves its writes in the -wal file instead of the
-        // database file. Wait (boundedly) until every connection is really closed.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while self.pool.size() > 0 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        on_backend!(self, b => b.close().await)
     }
 
-    /// How the saves of this store (this process) shared their commits since it was opened; all zero when
-    /// read-only. For benchmarks and tests.
+    /// How the saves of this store (this process) shared their commits since it was opened (SQLite's group
+    /// commit); all zero when read-only or on PostgreSQL. For benchmarks and tests.
     pub fn write_stats(&self) -> WriteStats {
-        self.writer.as_ref().map(Writer::stats).unwrap_or_default()
+        match &self.inner {
+            Inner::Sqlite(s) => s.write_stats(),
+            Inner::Postgres(_) => WriteStats::default(),
+        }
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
-    /// True when the overview figures come from the trigger-kept counters rather than from counting rows.
+    /// True when the overview figures come from counters kept on each write rather than from counting rows.
     pub fn has_counters(&self) -> bool {
-        self.counters
+        on_backend!(self, b => b.has_counters())
     }
 
-    pub(crate) fn map(&self, context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
-        self.err(context)
-    }
-
-    fn err(&self, context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
-        let context = context.to_string();
-        move |e| {
-            if is_disk_full(&e) {
-                return StoreError::DiskFull {
-                    path: self.path.clone(),
-                    context: context.clone(),
-                };
-            }
-            map_err(e, self.busy_ms, &context)
+    /// The SQLite backend, for the backend's own unit tests.
+    #[cfg(test)]
+    pub(crate) fn sqlite(&self) -> Option<&SqliteStore> {
+        match &self.inner {
+            Inner::Sqlite(s) => Some(s),
+            Inner::Postgres(_) => None,
         }
     }
 
@@ -334,19 +242,18 @@ impl Store {
     ///
     /// `created_at: None` keeps the stored creation time (or uses now for a new run); `updated_at: None` uses now.
     ///
-    /// Saves made at the same time from several tasks share one statement and one commit (group commit, see the
-    /// `writer` module); each is still all or nothing, and each caller gets its own result: a save that fails does
-    /// not fail the others.
+    /// On SQLite, saves made at the same time from several tasks share one statement and one commit (group
+    /// commit); each is still all or nothing, and each caller gets its own result.
     ///
     /// # Errors
     /// [`StoreError::InvalidInput`] naming the field for an empty or overlong id, an unknown status, a negative
-    /// counter, a non-finite number, JSON over [`crate::MAX_JSON_BYTES`] or nested deeper than
-    /// [`crate::MAX_JSON_DEPTH`]; a timestamp outside years 1..=9999; [`StoreError::Busy`] when another
-    /// connection held the lock for the whole busy timeout (counted from this call); [`StoreError::DiskFull`].
+    /// or out-of-range counter, a non-finite number, NUL characters, JSON over [`crate::MAX_JSON_BYTES`] or
+    /// nested deeper than [`crate::MAX_JSON_DEPTH`]; a timestamp outside years 1..=9999; [`StoreError::Busy`]
+    /// when another connection held the lock for the whole busy timeout; [`StoreError::DiskFull`].
     pub async fn save_state(&self, state: &WorkflowState) -> Result<()> {
-        let writer = self.writer()?;
-        let row = EncodedRow::new(state, self.clock.now())?;
-        writer.save(row).await
+        self.check_writable()?;
+        let row = ValidState::new(state)?;
+        on_backend!(self, b => b.save(vec![row], self.clock.now()).await)
     }
 
     /// Saves many runs in one transaction (all or none); much faster than one [`Store::save_state`] each.
@@ -354,24 +261,12 @@ impl Store {
     /// # Errors
     /// As [`Store::save_state`]; every row is validated before anything is written.
     pub async fn save_many(&self, states: &[WorkflowState]) -> Result<()> {
-        let writer = self.writer()?;
-        let now = self.clock.now();
-        let rows = states
-            .iter()
-            .map(|s| EncodedRow::new(s, now))
-            .collect::<Result<Vec<_>>>()?;
+        self.check_writable()?;
+        let rows = states.iter().map(ValidState::new).collect::<Result<Vec<_>>>()?;
         if rows.is_empty() {
             return Ok(());
         }
-        writer.save_many(rows).await
-    }
-
-    fn writer(&self) -> Result<&Writer> {
-        self.check_writable()?;
-        // Only a read-only store has no writer.
-        self.writer
-            .as_ref()
-            .ok_or_else(|| StoreError::Database(sqlx::Error::PoolClosed))
+        on_backend!(self, b => b.save(rows, self.clock.now()).await)
     }
 
     /// Loads every column of a run.
@@ -379,13 +274,8 @@ impl Store {
     /// # Errors
     /// [`StoreError::InvalidInput`] for an empty id; database failures.
     pub async fn load_state(&self, run_id: &str) -> Result<Option<WorkflowState>> {
-        validate_lookup_id(run_id)?;
-        let row = self
-            .readers
-            .load(run_id)
-            .await
-            .map_err(self.err("loading a run"))?;
-        Ok(row.map(|r| decode_state(&r)))
+        validate::lookup_id(run_id)?;
+        on_backend!(self, b => b.load_state(run_id).await)
     }
 
     /// Loads a run for its page without reading its large columns whole into the process: the summary, and at
@@ -395,39 +285,9 @@ impl Store {
     /// # Errors
     /// [`StoreError::InvalidInput`] for an empty id; database failures.
     pub async fn load_run_view(&self, run_id: &str, max_chars: usize) -> Result<Option<RunView>> {
-        validate_lookup_id(run_id)?;
-        let max = i64::try_from(max_chars).unwrap_or(i64::MAX);
-        let head = |column: &str| format!("substr(CAST({column} AS TEXT), 1, ?2), octet_length({column})");
-        let sql = format!(
-            "SELECT {}, {}, {}, {}, {} FROM workflow_state WHERE run_id = ?1",
-            *SUMMARY_COLUMNS,
-            head("error_message"),
-            head("pipeline_context"),
-            head("last_step_output"),
-            head("step_history"),
-        );
-        let row = sqlx::query(&sql)
-            .bind(run_id)
-            .bind(max)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(self.err("loading a run's page"))?;
-        Ok(row.map(|row| {
-            let text_head = |i: usize| {
-                row.text(i).map(|head| TextHead {
-                    total_bytes: row.size(i + 1).unwrap_or(head.len() as u64),
-                    head: head.to_string(),
-                })
-            };
-            let at = SUMMARY_COLUMN_COUNT;
-            RunView {
-                summary: decode_summary(&row),
-                error_message: text_head(at),
-                pipeline_context: text_head(at + 2),
-                last_step_output: text_head(at + 4),
-                step_history: text_head(at + 6),
-            }
-        }))
+        validate::lookup_id(run_id)?;
+        let max = i64::try_from(max_chars).unwrap_or(i64::MAX).max(1);
+        on_backend!(self, b => b.load_run_view(run_id, max).await)
     }
 
     /// Reads one large text column of a run whole, as stored (`Ok(None)`: no such run; `Ok(Some(None))`: NULL).
@@ -436,17 +296,18 @@ impl Store {
     /// # Errors
     /// [`StoreError::InvalidInput`] for an empty id; database failures.
     pub async fn load_text_column(&self, run_id: &str, column: TextColumn) -> Result<Option<Option<String>>> {
-        validate_lookup_id(run_id)?;
-        let sql = format!(
-            "SELECT CAST({} AS TEXT) FROM workflow_state WHERE run_id = ?1",
-            column.sql_name()
-        );
-        let row: Option<(Option<String>,)> = sqlx::query_as(&sql)
-            .bind(run_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(self.err("loading a run's column"))?;
-        Ok(row.map(|(text,)| text))
+        validate::lookup_id(run_id)?;
+        on_backend!(self, b => b.load_text_column(run_id, column).await)
+    }
+
+    /// Whole runs in run-id order (byte order), the first `limit` (1..=[`ListQuery::MAX_LIMIT`]) after the run id
+    /// `after`, or from the first run: reads a whole table in keyset batches (`flowstate copy`).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for a limit out of range; database failures.
+    pub async fn export_runs(&self, after: Option<&str>, limit: u32) -> Result<Vec<WorkflowState>> {
+        validate::limit(limit)?;
+        on_backend!(self, b => b.export(after, limit).await)
     }
 
     /// Deletes a run; true when it existed.
@@ -455,13 +316,8 @@ impl Store {
     /// [`StoreError::InvalidInput`] for an empty id; [`StoreError::Busy`]; database failures.
     pub async fn delete_state(&self, run_id: &str) -> Result<bool> {
         self.check_writable()?;
-        validate_lookup_id(run_id)?;
-        let done = sqlx::query("DELETE FROM workflow_state WHERE run_id = ?1")
-            .bind(run_id)
-            .execute(&self.pool)
-            .await
-            .map_err(self.err("deleting a run"))?;
-        Ok(done.rows_affected() > 0)
+        validate::lookup_id(run_id)?;
+        on_backend!(self, b => b.delete_state(run_id).await)
     }
 
     /// Lists runs newest first (by the real creation instant, run id breaking ties), with filters and pages.
@@ -470,207 +326,22 @@ impl Store {
     /// [`StoreError::InvalidInput`] for a limit of 0 or above [`ListQuery::MAX_LIMIT`], an unreadable cursor, or
     /// an empty filter value.
     pub async fn list_workflows(&self, query: &ListQuery) -> Result<Page> {
-        let limit = query.limit.unwrap_or(ListQuery::DEFAULT_LIMIT);
-        if limit == 0 || limit > ListQuery::MAX_LIMIT {
-            return Err(StoreError::invalid(
-                "limit",
-                format!("must be between 1 and {}, got {limit}", ListQuery::MAX_LIMIT),
-            ));
-        }
-        let offset = i64::try_from(query.offset.unwrap_or(0))
-            .map_err(|_| StoreError::invalid("offset", "is too large"))?;
-        let cursor = query.cursor.as_deref().map(Cursor::decode).transpose()?;
-        let created = instant_sql("created_at");
-        let updated = instant_sql("updated_at");
-
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "SELECT {}, {created} FROM workflow_state WHERE 1 = 1",
-            *SUMMARY_COLUMNS
-        ));
-        if !query.statuses.is_empty() {
-            let names: Vec<&Status> = query
-                .statuses
-                .iter()
-                .filter(|s| !matches!(s, Status::Other(None)))
-                .collect();
-            let wants_null = query.statuses.iter().any(|s| matches!(s, Status::Other(None)));
-            qb.push(" AND (status IN (");
-            let mut sep = qb.separated(", ");
-            for s in &names {
-                sep.push_bind(s.as_str().to_string());
-            }
-            if names.is_empty() {
-                sep.push("NULL");
-            }
-            qb.push(")");
-            if wants_null {
-                qb.push(" OR status IS NULL");
-            }
-            qb.push(")");
-        }
-        if let Some(p) = &query.pipeline_id {
-            non_empty("pipeline_id", p)?;
-            qb.push(" AND pipeline_id = ").push_bind(p.clone());
-        }
-        for (value, expr, op) in [
-            (&query.created_after, &created, " >= "),
-            (&query.created_before, &created, " < "),
-            (&query.updated_after, &updated, " >= "),
-            (&query.updated_before, &updated, " < "),
-        ] {
-            if let Some(at) = value {
-                qb.push(format!(" AND {expr}{op}"))
-                    .push_bind(time::instant_micros(at));
-            }
-        }
-        if let Some(prefix) = &query.run_id_prefix {
-            non_empty("run_id_prefix", prefix)?;
-            qb.push(" AND substr(run_id, 1, ")
-                .push_bind(prefix.chars().count() as i64)
-                .push(") = ")
-                .push_bind(prefix.clone());
-        }
-        if let Some(text) = &query.error_contains {
-            non_empty("error_contains", text)?;
-            qb.push(" AND instr(lower(error_message), lower(")
-                .push_bind(text.clone())
-                .push(")) > 0");
-        }
-        let backwards = cursor.as_ref().is_some_and(|c| c.before);
-        if let Some(c) = &cursor {
-            // Spelled as a range on the instant plus a tie-break, not as the row value `(instant, run_id) < (?, ?)`:
-            // SQLite turns only the former into a seek on the instant indexes. With the row value it walked the
-            // index from the newest entry (1.6 s for page 10,000 of one pipeline at 1M runs; 0.2 ms this way).
-            let (op, op_eq) = if c.before { (">", ">=") } else { ("<", "<=") };
-            qb.push(format!(" AND {created} {op_eq} "))
-                .push_bind(c.key)
-                .push(format!(" AND ({created} {op} "))
-                .push_bind(c.key)
-                .push(format!(" OR run_id {op} "))
-                .push_bind(c.run_id.clone())
-                .push(")");
-        }
-        let dir = if backwards { "ASC" } else { "DESC" };
-        qb.push(format!(" ORDER BY {created} {dir}, run_id {dir} LIMIT "))
-            .push_bind(i64::from(limit) + 1)
-            .push(" OFFSET ")
-            .push_bind(offset);
-
-        let rows = qb
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(self.err("listing runs"))?;
-        let more = rows.len() > limit as usize;
-        let mut keyed: Vec<(i64, RunSummary)> = rows
-            .iter()
-            .take(limit as usize)
-            .map(|row| (row.get::<i64, _>(SUMMARY_COLUMN_COUNT), decode_summary(row)))
-            .collect();
-        if backwards {
-            keyed.reverse();
-        }
-        let at = |i: Option<&(i64, RunSummary)>, before: bool| {
-            i.map(|(key, run)| {
-                Cursor {
-                    key: *key,
-                    run_id: run.run_id.clone(),
-                    before,
-                }
-                .encode()
-            })
-        };
-        // Going forward, a next page exists when more rows came back, a previous one whenever we came from a
-        // cursor; going backward, the other way round.
-        let (has_next, has_prev) = if backwards {
-            (true, more)
-        } else {
-            (more, cursor.is_some())
-        };
-        let next_cursor = if has_next { at(keyed.last(), false) } else { None };
-        let prev_cursor = if has_prev { at(keyed.first(), true) } else { None };
-        Ok(Page {
-            runs: keyed.into_iter().map(|(_, r)| r).collect(),
-            next_cursor,
-            prev_cursor,
-        })
+        let list = ValidList::new(query)?;
+        let rows = on_backend!(self, b => b.list(&list).await)?;
+        Ok(list.page(rows))
     }
 
-    /// The seed's four figures, from one read snapshot (a single read transaction).
+    /// The seed's four figures, from one read snapshot.
     ///
-    /// With the counters ([`crate::counters`]) this reads a few small rows whatever the size of the table: runs
-    /// and execution-time sums per status from `flowstate_counts`, and the runs created in the last 24 hours from
-    /// `flowstate_created_hourly` (whole hours) plus an index range of at most half an hour (the part of the hour
-    /// the window starts in). Execution times that are not integers (a Python float) count rounded to the
-    /// millisecond, as every reader shows them. Without counters (a flujo file opened read-only), it counts the
-    /// rows.
+    /// With the counters this reads a few small rows whatever the size of the table. Execution times that are
+    /// not integers (a Python float) count rounded to the millisecond, as every reader shows them. Without
+    /// counters (a flujo database opened read-only), it counts the rows.
     ///
     /// # Errors
     /// Database failures.
     pub async fn get_workflow_stats(&self) -> Result<WorkflowStats> {
-        let cutoff = time::instant_micros(&(self.clock.now() - chrono::Duration::hours(24)));
-        let map = self.err("reading stats");
-        let mut conn = self.pool.acquire().await.map_err(&map)?;
-        let mut tx = conn.begin().await.map_err(&map)?;
-        let per_status: Vec<(Option<String>, i64)>;
-        let (recent, average): (i64, Option<f64>);
-        if self.counters {
-            let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(crate::counters::sql::COUNTS)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(&map)?;
-            recent = crate::counters::created_since(&mut tx, cutoff)
-                .await
-                .map_err(&map)?;
-            let (mut timed, mut sum) = (0i64, 0i128);
-            let mut statuses = Vec::with_capacity(rows.len());
-            for (status_key, runs, t, hi, lo) in rows {
-                timed += t;
-                sum += crate::counters::time_sum(hi, lo);
-                statuses.push((crate::counters::decode_key(&status_key), runs));
-            }
-            per_status = statuses;
-            average = (timed > 0).then(|| sum as f64 / timed as f64);
-        } else {
-            per_status =
-                sqlx::query_as("SELECT CAST(status AS TEXT), count(*) FROM workflow_state GROUP BY status")
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(&map)?;
-            recent = sqlx::query_scalar(&format!(
-                "SELECT count(*) FROM workflow_state WHERE {} >= ?1",
-                instant_sql("created_at")
-            ))
-            .bind(cutoff)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(&map)?;
-            average = sqlx::query_scalar(
-                "SELECT CAST(avg(execution_time_ms) AS REAL) FROM workflow_state WHERE execution_time_ms IS NOT NULL",
-            )
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(&map)?;
-        }
-        tx.commit().await.map_err(&map)?;
-
-        let mut status_counts = BTreeMap::new();
-        let mut total = 0;
-        for (status, count) in per_status {
-            if count == 0 {
-                continue;
-            }
-            total += count;
-            *status_counts
-                .entry(Status::from_stored(status).as_str().to_string())
-                .or_insert(0) += count;
-        }
-        Ok(WorkflowStats {
-            total_workflows: total,
-            recent_workflows_24h: recent,
-            status_counts,
-            average_execution_time_ms: average.unwrap_or(0.0),
-        })
+        let since = self.clock.now() - chrono::Duration::hours(24);
+        on_backend!(self, b => b.stats(since).await)
     }
 
     /// Failed runs whose last update lies within the last `hours_back` hours, newest update first.
@@ -678,35 +349,10 @@ impl Store {
     /// # Errors
     /// [`StoreError::InvalidInput`] for 0 hours, more than ten years, or a limit outside 1..=[`ListQuery::MAX_LIMIT`].
     pub async fn get_failed_workflows(&self, hours_back: u32, limit: u32) -> Result<Vec<RunSummary>> {
-        if hours_back == 0 || hours_back > 24 * 366 * 10 {
-            return Err(StoreError::invalid(
-                "hours_back",
-                format!(
-                    "must be between 1 and {} (ten years), got {hours_back}",
-                    24 * 366 * 10
-                ),
-            ));
-        }
-        if limit == 0 || limit > ListQuery::MAX_LIMIT {
-            return Err(StoreError::invalid(
-                "limit",
-                format!("must be between 1 and {}, got {limit}", ListQuery::MAX_LIMIT),
-            ));
-        }
-        let cutoff = self.clock.now() - chrono::Duration::hours(i64::from(hours_back));
-        let updated = instant_sql("updated_at");
-        let sql = format!(
-            "SELECT {} FROM workflow_state WHERE status = 'failed' AND {updated} >= ?1 \
-             ORDER BY {updated} DESC, run_id DESC LIMIT ?2",
-            *SUMMARY_COLUMNS
-        );
-        let rows = sqlx::query(&sql)
-            .bind(time::instant_micros(&cutoff))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(self.err("listing failed runs"))?;
-        Ok(rows.iter().map(decode_summary).collect())
+        validate::hours_back(hours_back)?;
+        validate::limit(limit)?;
+        let since = self.clock.now() - chrono::Duration::hours(i64::from(hours_back));
+        on_backend!(self, b => b.failed(since, limit).await)
     }
 
     /// What [`Store::cleanup_old_workflows`] would delete with the same policy, now.
@@ -714,451 +360,215 @@ impl Store {
     /// # Errors
     /// [`StoreError::InvalidInput`] for an invalid policy.
     pub async fn preview_cleanup(&self, policy: &CleanupPolicy) -> Result<CleanupPreview> {
-        let (cutoff, mut qb) = self.cleanup_filter(
-            policy,
-            &format!(
-                "SELECT CAST(status AS TEXT), CAST(COALESCE(pipeline_id, '') AS TEXT), count(*), min({u}), max({u}) \
-                 FROM workflow_state WHERE ",
-                u = instant_sql("updated_at")
-            ),
-            None,
-        )?;
-        qb.push(" GROUP BY status, pipeline_id");
-        let rows = qb
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(self.err("previewing a cleanup"))?;
-        let mut preview = CleanupPreview {
-            cutoff,
-            matched: 0,
-            by_status: BTreeMap::new(),
-            by_pipeline: BTreeMap::new(),
-            oldest_updated_at: None,
-            newest_updated_at: None,
-        };
-        let (mut oldest, mut newest) = (i64::MAX, i64::MIN);
-        for row in rows {
-            let status = Status::from_stored(row.get::<Option<String>, _>(0));
-            let pipeline: String = row.get(1);
-            let count: i64 = row.get(2);
-            oldest = oldest.min(row.get::<i64, _>(3));
-            newest = newest.max(row.get::<i64, _>(4));
-            preview.matched += count;
-            *preview.by_status.entry(status.as_str().to_string()).or_insert(0) += count;
-            *preview.by_pipeline.entry(pipeline).or_insert(0) += count;
-        }
-        if preview.matched > 0 {
-            preview.oldest_updated_at = time::from_micros(oldest);
-            preview.newest_updated_at = time::from_micros(newest);
-        }
-        Ok(preview)
+        let cleanup = ValidCleanup::new(policy, self.clock.now())?;
+        on_backend!(self, b => b.preview_cleanup(&cleanup).await)
     }
 
     /// Deletes the runs a policy matches, in small batches (at most [`CLEANUP_BATCH`] rows, fewer when a batch
-    /// takes longer than [`CLEANUP_BATCH_TARGET`]) so concurrent writers are never blocked for long. The batches
-    /// run on the store's write connection, in turn with the saves of this process: a save waits for at most one
-    /// batch, in the queue rather than in SQLite's busy handler. Each batch is read ahead on a read connection
-    /// first and checkpoints what it wrote before the next save, so the wait includes no disk read and no
-    /// checkpoint of other writes. Each batch re-checks the policy, so a run updated meanwhile (made recent) is
-    /// kept. Returns the number of rows actually deleted.
+    /// takes longer than [`CLEANUP_BATCH_TARGET`]) so concurrent writers are never blocked for long. One cutoff,
+    /// taken when the cleanup starts, for every batch; each batch re-checks the policy, so a run updated
+    /// meanwhile (made recent) is kept. Returns the number of rows actually deleted.
     ///
     /// # Errors
     /// [`StoreError::InvalidInput`] for an invalid policy; [`StoreError::Busy`]. Batches already committed stay
     /// deleted when a later batch fails.
     pub async fn cleanup_old_workflows(&self, policy: &CleanupPolicy) -> Result<u64> {
         self.check_writable()?;
-        let writer = self.writer()?;
-        // One cutoff for every batch, taken when the cleanup starts.
-        let started = self.clock.now();
-        let mut deleted = 0u64;
-        // Small at first: the first batch's pages are the least likely to be cached.
-        let mut batch: i64 = 8;
-        loop {
-            let (_, mut qb) = self.cleanup_filter(
-                policy,
-                "DELETE FROM workflow_state WHERE run_id IN (SELECT run_id FROM workflow_state WHERE ",
-                Some(started),
-            )?;
-            qb.push(" LIMIT ").push_bind(batch).push(")");
-            // Read the batch first, on a read connection and outside the write lock: on a file larger than memory
-            // the oldest rows are on disk, and the delete would otherwise read them while every save waits behind
-            // it (a 10M-run file gave saves 100 ms stalls). Not while the previous batch is deleted: a reader then
-            // keeps the checkpoint from emptying the WAL, which grew to 20,000 pages and stalled saves 160 ms.
-            let read_ahead = {
-                let mut ahead = self.cleanup_read_ahead(policy, started, batch)?;
-                let began = std::time::Instant::now();
-                if let Err(e) = ahead.build().fetch_optional(&self.pool).await {
-                    // Only a warm-up: the delete itself reports what is wrong.
-                    tracing::debug!(error = %e, "reading a cleanup batch ahead");
-                }
-                began.elapsed()
-            };
-            let began = std::time::Instant::now();
-            let done = writer
-                .exec(Box::new(move |conn| {
-                    Box::pin(async move {
-                        let done = qb.build().execute(&mut *conn).await?.rows_affected();
-                        // The batch copies what it wrote to the WAL into the database itself, in its own turn:
-                        // otherwise SQLite does it inside whichever commit crosses 1,000 WAL pages, often a
-                        // save's, which then waits for the checkpoint of several batches. Its time counts in the
-                        // batch's, so the batches shrink when the disk is slow.
-                        let t = std::time::Instant::now();
-                        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                            .fetch_all(&mut *conn)
-                            .await
-                        {
-                            Ok(_) => tracing::debug!(
-                                checkpoint_ms = t.elapsed().as_secs_f64() * 1e3,
-                                "cleanup batch checkpointed"
-                            ),
-                            // Another connection checkpointing, or a lock: SQLite's own checkpoint takes over.
-                            Err(e) => tracing::debug!(error = %e, "checkpoint after a cleanup batch"),
-                        }
-                        Ok(done)
-                    })
-                }))
-                .await?;
-            let took = began.elapsed();
-            let done = done.map_err(self.err("cleaning up"))?;
-            deleted += done;
-            if done < batch as u64 {
-                break;
-            }
-            tracing::debug!(
-                rows = done,
-                read_ahead_ms = read_ahead.as_secs_f64() * 1e3,
-                delete_ms = took.as_secs_f64() * 1e3,
-                "cleanup batch"
-            );
-            // Keep each batch near the target whatever the rows cost (their size, the indexes, the triggers, the
-            // checkpoint).
-            if took > CLEANUP_BATCH_TARGET {
-                batch = (batch / 2).max(8);
-            } else if took < CLEANUP_BATCH_TARGET / 4 {
-                batch = (batch * 2).min(CLEANUP_BATCH);
-            }
-            tokio::task::yield_now().await;
-        }
-        tracing::info!(deleted, days = policy.older_than_days, "cleanup finished");
-        Ok(deleted)
+        let cleanup = ValidCleanup::new(policy, self.clock.now())?;
+        on_backend!(self, b => b.cleanup(&cleanup).await)
     }
 
-    /// A statement that reads the next `limit` rows of a cleanup (those its delete will pick) and their entries in
-    /// the two indexes whose order has nothing to do with age (by execution time): the delete must find each row's
-    /// entry there, on pages spread over the whole index.
-    fn cleanup_read_ahead<'a>(
+    /// Running or paused runs whose last update is older than `idle_for`: the count, and the `limit` longest idle.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for a non-positive threshold or a limit above [`ListQuery::MAX_LIMIT`].
+    pub async fn stuck_runs(&self, idle_for: chrono::Duration, limit: u32) -> Result<StuckRuns> {
+        if idle_for <= chrono::Duration::zero() {
+            return Err(StoreError::invalid("idle_for", "must be positive"));
+        }
+        if limit > ListQuery::MAX_LIMIT {
+            return Err(StoreError::invalid(
+                "limit",
+                format!("must be at most {}", ListQuery::MAX_LIMIT),
+            ));
+        }
+        let idle_since = self.now() - idle_for;
+        on_backend!(self, b => b.stuck_runs(idle_since, limit).await)
+    }
+
+    /// Execution-time percentiles over all runs, or one pipeline's.
+    ///
+    /// With the counters, reads the execution-time histogram (a few hundred rows at most) and the longest time
+    /// from an index: p50, p95 and p99 are then within [`Percentiles::relative_error`] (1/32) of the exact
+    /// values, and exact below 32 ms. Without them, reads the exact values from the index.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn execution_percentiles(&self, pipeline_id: Option<&str>) -> Result<Percentiles> {
+        on_backend!(self, b => b.execution_percentiles(pipeline_id).await)
+    }
+
+    /// Execution-time percentiles of every pipeline, busiest first (as [`Store::execution_percentiles`]).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn execution_percentiles_by_pipeline(&self) -> Result<Vec<(String, Percentiles)>> {
+        on_backend!(self, b => b.execution_percentiles_by_pipeline().await)
+    }
+
+    /// Every pipeline id in the table, sorted (for filter menus). With the counters, read from them.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn pipelines(&self) -> Result<Vec<String>> {
+        on_backend!(self, b => b.pipelines().await)
+    }
+
+    /// Runs created per bucket and status, for the `buckets` buckets ending with the current one (oldest first;
+    /// buckets with no runs are included with empty counts).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for 0 or more than 1000 buckets.
+    pub async fn activity(&self, bucket: Bucket, buckets: u32) -> Result<Vec<ActivityBucket>> {
+        if buckets == 0 || buckets > 1000 {
+            return Err(StoreError::invalid("buckets", "must be between 1 and 1000"));
+        }
+        let first = crate::insights::first_bucket(self.now(), bucket, buckets)?;
+        on_backend!(self, b => b.activity(bucket, first, buckets).await)
+    }
+
+    /// Failed runs last updated at or after `since`, grouped by [`crate::insights::error_signature`], largest
+    /// group first, each with up to [`FAILURE_SAMPLES`] sample runs. Reads at most
+    /// [`crate::insights::MAX_FAILURE_SCAN`] of the newest failures (and says so in `truncated`).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn failure_groups(&self, since: DateTime<Utc>) -> Result<FailureReport> {
+        on_backend!(self, b => b.group_failures(since, FAILURE_SAMPLES, None).await)
+    }
+
+    /// One group of [`Store::failure_groups`], found by its [`FailureGroup::key`], with up to `samples` sample
+    /// runs (newest first) instead of [`FAILURE_SAMPLES`]; `None` when no failure of the window has that key.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for more samples than [`ListQuery::MAX_LIMIT`]; database failures.
+    pub async fn failure_group(
         &self,
-        policy: &CleanupPolicy,
-        started: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<QueryBuilder<'a, Sqlite>> {
-        let (_, mut warm) = self.cleanup_filter(
-            policy,
-            "WITH batch AS MATERIALIZED (SELECT pipeline_id AS p, execution_time_ms AS e, \
-             length(pipeline_context) + length(step_history) + ifnull(length(last_step_output), 0) AS n \
-             FROM workflow_state WHERE run_id IN (SELECT run_id FROM workflow_state WHERE ",
-            Some(started),
-        )?;
-        warm.push(" LIMIT ").push_bind(limit).push(
-            ")) SELECT (SELECT sum(n) FROM batch), \
-                 (SELECT count(*) FROM workflow_state INDEXED BY idx_flowstate_exec \
-                  WHERE execution_time_ms IN (SELECT e FROM batch)), \
-                 (SELECT count(*) FROM workflow_state INDEXED BY idx_flowstate_pipeline_exec \
-                  WHERE (pipeline_id, execution_time_ms) IN (SELECT p, e FROM batch))",
+        since: DateTime<Utc>,
+        key: &str,
+        samples: usize,
+    ) -> Result<Option<FailureGroup>> {
+        if samples > ListQuery::MAX_LIMIT as usize {
+            return Err(StoreError::invalid(
+                "samples",
+                format!("must be at most {}", ListQuery::MAX_LIMIT),
+            ));
+        }
+        let report = on_backend!(self, b => b.group_failures(since, samples, Some(key)).await)?;
+        Ok(report.groups.into_iter().next())
+    }
+
+    /// How many runs failed (by their last update) at or after `since`: the overview's "failed in the last
+    /// 24 h". Counts what [`Store::failure_groups`] groups, without reading the rows.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn count_failed_since(&self, since: DateTime<Utc>) -> Result<i64> {
+        on_backend!(self, b => b.count_failed_since(since).await)
+    }
+
+    /// Runs and failures per pipeline among runs last updated at or after `since`, highest failure rate first.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn failure_rates(&self, since: DateTime<Utc>) -> Result<Vec<PipelineFailureRate>> {
+        let counts = on_backend!(self, b => b.failure_counts(since).await)?;
+        Ok(crate::insights::rates_of(counts))
+    }
+
+    /// Recounts every counter from the table and reports each one that differs (none, unless something wrote
+    /// the table with the counters' triggers missing). Reads the whole table: a check for operators, not pages.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the database has no counters (opened read-only before being migrated);
+    /// database failures.
+    pub async fn verify_counters(&self) -> Result<CounterCheck> {
+        if !self.has_counters() {
+            return Err(StoreError::Conflict(
+                "the database has no counters (it was opened read-only before being migrated)".into(),
+            ));
+        }
+        on_backend!(self, b => b.verify_counters().await)
+    }
+
+    /// Empties the counters and fills them again from the table, in one transaction. Returns what
+    /// [`Store::verify_counters`] found before.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] on a read-only store; [`StoreError::Busy`]; database failures.
+    pub async fn rebuild_counters(&self) -> Result<CounterCheck> {
+        if self.is_read_only() {
+            return Err(StoreError::Conflict("the store was opened read-only".into()));
+        }
+        on_backend!(self, b => b.rebuild_counters().await)
+    }
+
+    /// Records a change in the audit table and returns its id (the dashboard links to the entry it wrote).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] on a read-only store; database failures.
+    pub async fn record_audit(
+        &self,
+        actor: &str,
+        action: &str,
+        detail: &Value,
+        matched: Option<i64>,
+        affected: i64,
+    ) -> Result<i64> {
+        if self.is_read_only() {
+            return Err(StoreError::Conflict("the store was opened read-only".into()));
+        }
+        on_backend!(self, b => b.record_audit(self.now(), actor, action, detail, matched, affected).await)
+    }
+
+    /// The newest `limit` audit entries, newest first.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        on_backend!(self, b => b.audit_log(limit.min(ListQuery::MAX_LIMIT)).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_told_apart_by_their_scheme() {
+        assert_eq!(
+            Location::parse("postgres://u@h/db"),
+            Location::Postgres("postgres://u@h/db".into())
         );
-        Ok(warm)
-    }
-
-    fn cleanup_filter<'a>(
-        &self,
-        policy: &CleanupPolicy,
-        head: &str,
-        at: Option<DateTime<Utc>>,
-    ) -> Result<(DateTime<Utc>, QueryBuilder<'a, Sqlite>)> {
-        if policy.older_than_days == 0 || policy.older_than_days > MAX_CLEANUP_DAYS {
-            return Err(StoreError::invalid(
-                "older_than_days",
-                format!(
-                    "must be between 1 and {MAX_CLEANUP_DAYS}, got {}",
-                    policy.older_than_days
-                ),
-            ));
-        }
-        let statuses = policy.effective_statuses();
-        if let Some(bad) = statuses.iter().find(|s| !s.is_known()) {
-            return Err(StoreError::invalid(
-                "statuses",
-                format!("{:?} is not a status a cleanup can select", bad.as_str()),
-            ));
-        }
-        let now = at.unwrap_or_else(|| self.clock.now());
-        let cutoff = now - chrono::Duration::days(i64::from(policy.older_than_days));
-        let updated = instant_sql("updated_at");
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(head);
-        qb.push("status IN (");
-        let mut sep = qb.separated(", ");
-        for s in &statuses {
-            sep.push_bind(s.as_str().to_string());
-        }
-        qb.push(format!(") AND {updated} < "))
-            .push_bind(time::instant_micros(&cutoff))
-            // A run whose last activity cannot be read is never treated as old.
-            .push(format!(" AND {updated} > {UNKNOWN_INSTANT}"));
-        if let Some(p) = &policy.pipeline_id {
-            non_empty("pipeline_id", p)?;
-            qb.push(" AND pipeline_id = ").push_bind(p.clone());
-        }
-        Ok((cutoff, qb))
-    }
-}
-
-/// Checks the path before SQLite sees it. Returns whether the file exists.
-fn check_file(path: &Path, read_only: bool) -> Result<bool> {
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => Err(StoreError::CannotOpen {
-            path: path.to_path_buf(),
-            reason: "it is a directory, not a database file".into(),
-        }),
-        Ok(meta) => {
-            if meta.len() == 0 {
-                return Err(StoreError::UnsupportedFile {
-                    path: path.to_path_buf(),
-                    reason: "the file is empty, not a SQLite database; remove it or choose another path"
-                        .into(),
-                });
-            }
-            let mut header = [0u8; 16];
-            let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut header));
-            match read {
-                Ok(()) if &header == SQLITE_MAGIC => {
-                    if !read_only {
-                        check_writable_file(path)?;
-                    }
-                    Ok(true)
-                }
-                Ok(()) => Err(StoreError::UnsupportedFile {
-                    path: path.to_path_buf(),
-                    reason: "not a SQLite database (its first bytes are not the SQLite header)".into(),
-                }),
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(StoreError::UnsupportedFile {
-                    path: path.to_path_buf(),
-                    reason: "not a SQLite database (too short)".into(),
-                }),
-                Err(e) => Err(StoreError::CannotOpen {
-                    path: path.to_path_buf(),
-                    reason: e.to_string(),
-                }),
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if read_only {
-                return Err(StoreError::CannotOpen {
-                    path: path.to_path_buf(),
-                    reason: "the file does not exist (opening read-only never creates one)".into(),
-                });
-            }
-            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-            if let Some(parent) = parent {
-                if !parent.is_dir() {
-                    return Err(StoreError::CannotOpen {
-                        path: path.to_path_buf(),
-                        reason: format!("the folder {} does not exist", parent.display()),
-                    });
-                }
-            }
-            Ok(false)
-        }
-        Err(e) => Err(StoreError::CannotOpen {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        }),
-    }
-}
-
-/// Creates a new, empty database at `path` without another process ever seeing a half-made file there.
-///
-/// Letting SQLite create `path` itself leaves it empty (0 bytes) until the first page is written, and an empty
-/// file is refused as "not a database": another process opening the same new path at that moment (workers
-/// started together) failed, and a process killed in that moment left an empty file every later open refused.
-/// So SQLite creates the database under a temporary name in the same folder (one page, in WAL mode), which is then
-/// hard-linked to `path`: atomic, and it fails when `path` appeared meanwhile (another process won the race; its
-/// file is used). A process killed meanwhile leaves only the hidden temporary file, never a file at `path`. Where
-/// the file system has no hard links, SQLite creates `path` directly, as before.
-async fn create_new(path: &Path, base: &SqliteConnectOptions, busy_ms: u64) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.flowstate-new-{}-{nonce}", std::process::id()));
-    let made = async {
-        let conn = base
-            .clone()
-            .filename(&tmp)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .connect()
-            .await
-            .map_err(|e| open_error(path, e, busy_ms))?;
-        conn.close().await.map_err(|e| open_error(path, e, busy_ms))
-    }
-    .await;
-    if made.is_ok() {
-        match std::fs::hard_link(&tmp, path) {
-            // Ours, or another process's that got there first: either way a whole database is at `path`.
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                tracing::debug!(error = %e, "no hard link for a new database; SQLite creates it in place");
-            }
-        }
-    }
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let mut leftover = tmp.clone().into_os_string();
-        leftover.push(suffix);
-        let _ = std::fs::remove_file(leftover);
-    }
-    made
-}
-
-/// For a writable open: SQLite silently opens a file it cannot write (the database, or the -wal or -shm file
-/// beside it, e.g. left by a service running as another user) read-only, and the first save then fails with
-/// "attempt to write a readonly database". Say so at open instead. Opening for writing without writing changes
-/// nothing in the files.
-fn check_writable_file(path: &Path) -> Result<()> {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = path.as_os_str().to_owned();
-        file.push(suffix);
-        let file = PathBuf::from(file);
-        match std::fs::OpenOptions::new().read(true).write(true).open(&file) {
-            Ok(_) => {}
-            Err(e) if !suffix.is_empty() && e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(StoreError::CannotOpen {
-                    path: path.to_path_buf(),
-                    reason: format!(
-                        "{} is not writable by this user ({e}): fix its permissions, or open the database \
-                         read-only to view it",
-                        file.display()
-                    ),
-                })
-            }
-        }
-    }
-    Ok(())
-}
-
-fn open_error(path: &Path, err: sqlx::Error, busy_ms: u64) -> StoreError {
-    match sqlite_code(&err) {
-        Some(code::NOTADB) | Some(code::CORRUPT) => StoreError::UnsupportedFile {
-            path: path.to_path_buf(),
-            reason: format!("SQLite cannot read it ({err})"),
-        },
-        Some(code::CANTOPEN) | Some(code::READONLY) | Some(code::FULL) => cannot_open(path, &err),
-        _ if is_disk_full(&err) => cannot_open(path, &err),
-        _ => match err {
-            sqlx::Error::Io(e) => StoreError::CannotOpen {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            },
-            other => with_path(map_err(other, busy_ms, "opening the database"), path, busy_ms),
-        },
-    }
-}
-
-/// [`StoreError::CannotOpen`] with a reason that says what to do, for SQLite's "cannot open", "read-only" and
-/// "full" failures at open (and during the migration that opening runs).
-fn cannot_open(path: &Path, err: &sqlx::Error) -> StoreError {
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.display().to_string(),
-        _ => ".".to_string(),
-    };
-    let reason = if is_disk_full(err) {
-        format!("the disk is full; nothing was changed: free some space and try again ({err})")
-    } else if sqlite_extended_code(err) == Some(extended::READONLY_DIRECTORY) {
-        format!(
-            "the folder {folder} is not writable by this user, and SQLite must create the database's -wal and \
-             -shm files there (even to read a database in WAL mode): make the folder writable ({err})"
-        )
-    } else if sqlite_code(err) == Some(code::READONLY) {
-        format!("the file or its folder is read-only for this user: fix the permissions, or open read-only ({err})")
-    } else {
-        format!(
-            "SQLite cannot open it: check that the file and its folder {folder} exist and are readable and \
-             writable by this user ({err})"
-        )
-    };
-    StoreError::CannotOpen {
-        path: path.to_path_buf(),
-        reason,
-    }
-}
-
-fn with_path(err: StoreError, path: &Path, busy_ms: u64) -> StoreError {
-    match err {
-        StoreError::UnsupportedFile { reason, .. } => StoreError::UnsupportedFile {
-            path: path.to_path_buf(),
-            reason,
-        },
-        StoreError::Database(e) => match sqlite_code(&e) {
-            Some(code::NOTADB) | Some(code::CORRUPT) => StoreError::UnsupportedFile {
-                path: path.to_path_buf(),
-                reason: format!("SQLite cannot read it ({e})"),
-            },
-            Some(code::READONLY) | Some(code::FULL) | Some(code::CANTOPEN) => cannot_open(path, &e),
-            _ if is_disk_full(&e) => cannot_open(path, &e),
-            _ => map_err(e, busy_ms, "opening the database"),
-        },
-        other => other,
-    }
-}
-
-/// A thread of the store's could not be started (the process is out of threads or memory).
-fn thread_error(e: std::io::Error) -> StoreError {
-    StoreError::Database(sqlx::Error::Io(e))
-}
-
-/// A keyset position: the creation instant and run id of the last (or, going back, first) row of a page.
-struct Cursor {
-    key: i64,
-    run_id: String,
-    /// Rows before this position (newer ones) rather than after it.
-    before: bool,
-}
-
-impl Cursor {
-    fn encode(&self) -> String {
-        let dir = if self.before { 'b' } else { 'a' };
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("v2:{dir}:{}:{}", self.key, self.run_id))
-    }
-
-    fn decode(text: &str) -> Result<Cursor> {
-        let bad = || StoreError::invalid("cursor", "is not a cursor this store returned");
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(text.trim())
-            .map_err(|_| bad())?;
-        let text = String::from_utf8(bytes).map_err(|_| bad())?;
-        let rest = text.strip_prefix("v2:").ok_or_else(bad)?;
-        let (dir, rest) = rest.split_once(':').ok_or_else(bad)?;
-        let before = match dir {
-            "a" => false,
-            "b" => true,
-            _ => return Err(bad()),
-        };
-        let (key, run_id) = rest.split_once(':').ok_or_else(bad)?;
-        Ok(Cursor {
-            key: i64::from_str(key).map_err(|_| bad())?,
-            run_id: run_id.to_string(),
-            before,
-        })
+        assert_eq!(
+            Location::parse("PostgreSQL://u@h/db"),
+            Location::Postgres("PostgreSQL://u@h/db".into())
+        );
+        assert_eq!(
+            Location::parse("sqlite:runs.db"),
+            Location::Sqlite("runs.db".into())
+        );
+        assert_eq!(
+            Location::parse("sqlite:///tmp/runs.db"),
+            Location::Sqlite("/tmp/runs.db".into())
+        );
+        assert_eq!(
+            Location::parse("postgres.db"),
+            Location::Sqlite("postgres.db".into())
+        );
+        assert_eq!(
+            Location::parse("./postgres://x"),
+            Location::Sqlite("./postgres://x".into())
+        );
     }
 }

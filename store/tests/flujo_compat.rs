@@ -244,6 +244,7 @@ fn expected_state(run: &FlujoRun) -> WorkflowState {
         error_message: text("error_message"),
         execution_time_ms: s.get("execution_time_ms").and_then(Value::as_i64),
         memory_usage_mb: s.get("memory_usage_mb").and_then(Value::as_f64),
+        extras: Default::default(),
     }
 }
 

@@ -100,6 +100,16 @@ fn text(max_chars: usize) -> BoxedStrategy<String> {
     .boxed()
 }
 
+/// [`text`], mostly without NUL (which any text field and any JSON string refuses): so that most states pass and
+/// some do not.
+fn mostly_text(max_chars: usize) -> BoxedStrategy<String> {
+    prop_oneof![
+        12 => text(max_chars).prop_map(|s| s.replace('\0', "\u{1}")),
+        1 => text(max_chars),
+    ]
+    .boxed()
+}
+
 fn json_value() -> BoxedStrategy<Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -109,12 +119,12 @@ fn json_value() -> BoxedStrategy<Value> {
         proptest::num::f64::ANY
             .prop_filter("JSON numbers are finite", |f| f.is_finite())
             .prop_map(|f| json!(f)),
-        text(40).prop_map(Value::String),
+        mostly_text(40).prop_map(Value::String),
     ];
     leaf.prop_recursive(6, 96, 8, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
-            proptest::collection::btree_map(text(12), inner, 0..8)
+            proptest::collection::btree_map(mostly_text(12), inner, 0..8)
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
@@ -143,7 +153,7 @@ fn maybe<T: std::fmt::Debug + Clone + 'static>(s: BoxedStrategy<T>) -> BoxedStra
 
 fn counter() -> BoxedStrategy<i64> {
     prop_oneof![
-        12 => 0i64..1_000,
+        24 => 0i64..1_000,
         1 => any::<i64>(),
         1 => Just(i64::MAX),
         1 => Just((1i64 << 53) + 1),
@@ -161,7 +171,13 @@ fn status() -> BoxedStrategy<Status> {
 }
 
 fn workflow_state() -> impl Strategy<Value = WorkflowState> {
-    let ids = (text(40), text(30), text(20), text(12), status());
+    let ids = (
+        text(40),
+        mostly_text(30),
+        mostly_text(20),
+        mostly_text(12),
+        status(),
+    );
     let numbers = (
         counter(),
         counter(),
@@ -169,7 +185,7 @@ fn workflow_state() -> impl Strategy<Value = WorkflowState> {
         maybe(prop_oneof![6 => 0.0..1e6f64, 1 => proptest::num::f64::ANY].boxed()),
     );
     let json = (json_value(), maybe(json_value()), json_value());
-    let rest = (maybe(instant()), maybe(instant()), maybe(text(200)));
+    let rest = (maybe(instant()), maybe(instant()), maybe(mostly_text(200)));
     (ids, numbers, json, rest).prop_map(
         |(
             (run_id, pipeline_id, pipeline_name, pipeline_version, status),
@@ -192,6 +208,7 @@ fn workflow_state() -> impl Strategy<Value = WorkflowState> {
             error_message,
             execution_time_ms,
             memory_usage_mb,
+            extras: Default::default(),
         },
     )
 }
@@ -204,25 +221,37 @@ fn violations(s: &WorkflowState) -> BTreeSet<&'static str> {
     if s.run_id.is_empty() || s.run_id.len() > MAX_RUN_ID_BYTES || s.run_id.contains('\0') {
         bad.insert("run_id");
     }
-    if s.pipeline_id.is_empty() || s.pipeline_id.len() > MAX_NAME_BYTES {
+    // Text and JSON must also fit PostgreSQL (flujo's other layout): no NUL in text, no U+0000 in a JSON string,
+    // integers of 32 bits. The same rules on both backends, so any run can be copied between them.
+    if s.pipeline_id.is_empty() || s.pipeline_id.len() > MAX_NAME_BYTES || s.pipeline_id.contains('\0') {
         bad.insert("pipeline_id");
     }
-    if s.pipeline_name.len() > MAX_NAME_BYTES {
+    if s.pipeline_name.len() > MAX_NAME_BYTES || s.pipeline_name.contains('\0') {
         bad.insert("pipeline_name");
     }
-    if s.pipeline_version.len() > MAX_NAME_BYTES {
+    if s.pipeline_version.len() > MAX_NAME_BYTES || s.pipeline_version.contains('\0') {
         bad.insert("pipeline_version");
+    }
+    for (field, value) in [
+        ("pipeline_context", Some(&s.pipeline_context)),
+        ("last_step_output", s.last_step_output.as_ref()),
+        ("step_history", Some(&s.step_history)),
+    ] {
+        if value.is_some_and(has_nul_string) {
+            bad.insert(field);
+        }
     }
     if !s.status.is_known() {
         bad.insert("status");
     }
-    if s.current_step_index < 0 {
+    let int32 = |v: i64| (0..=i64::from(i32::MAX)).contains(&v);
+    if !int32(s.current_step_index) {
         bad.insert("current_step_index");
     }
-    if s.total_steps < 0 {
+    if !int32(s.total_steps) {
         bad.insert("total_steps");
     }
-    if s.execution_time_ms.is_some_and(|v| v < 0) {
+    if s.execution_time_ms.is_some_and(|v| !int32(v)) {
         bad.insert("execution_time_ms");
     }
     if s.memory_usage_mb.is_some_and(|m| !m.is_finite() || m < 0.0) {
@@ -230,7 +259,7 @@ fn violations(s: &WorkflowState) -> BTreeSet<&'static str> {
     }
     if s.error_message
         .as_ref()
-        .is_some_and(|e| e.len() > MAX_ERROR_BYTES)
+        .is_some_and(|e| e.len() > MAX_ERROR_BYTES || e.contains('\0'))
     {
         bad.insert("error_message");
     }
@@ -240,6 +269,16 @@ fn violations(s: &WorkflowState) -> BTreeSet<&'static str> {
         }
     }
     bad
+}
+
+/// True when a string of `value` (a key or a value) holds U+0000.
+fn has_nul_string(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul_string),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul_string(v)),
+        _ => false,
+    }
 }
 
 /// Truncates to the microsecond: the precision the store (and flujo's Python) keeps.
@@ -515,7 +554,13 @@ fn numbers_nan_infinities_and_extremes() {
                 .memory_usage_mb;
             assert_eq!(back, Some(m), "{m}");
         }
-        for e in [0, 1, (1i64 << 53) + 1, i64::MAX - 1, i64::MAX] {
+        for e in [(1i64 << 53) + 1, i64::from(i32::MAX) + 1, i64::MAX] {
+            let mut s = WorkflowState::new("numbers", "p");
+            s.execution_time_ms = Some(e);
+            let r = fx.store.save_state(&s).await;
+            assert_eq!(invalid_field(&r), Some("execution_time_ms"), "{e}: {r:?}");
+        }
+        for e in [0, 1, i64::from(i32::MAX) - 1, i64::from(i32::MAX)] {
             let mut s = WorkflowState::new("numbers", "p");
             s.execution_time_ms = Some(e);
             fx.store.save_state(&s).await.unwrap();

@@ -523,6 +523,8 @@ pub(crate) mod ssr {
             pipeline_context,
             last_step_output,
             step_history,
+            // Shown by the extras section (PostgreSQL's background-task columns) once the run page has one.
+            ..
         } = view;
         RunDetail {
             step: step_text(run.current_step_index, run.total_steps),

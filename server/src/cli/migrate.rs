@@ -98,6 +98,7 @@ fn describe(kind: &SchemaKind) -> String {
             )
         }
         SchemaKind::Flujo0435 => "flujo 0.4.35's workflow_state table".into(),
+        SchemaKind::FlujoPostgres => "flujo's PostgreSQL workflow_state table (its PostgresBackend)".into(),
         SchemaKind::Flowstate { version } => format!("flowstate schema {version}"),
     }
 }

@@ -9,16 +9,14 @@
 use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
-use flowstate_model::limits::{
-    MAX_ERROR_BYTES, MAX_JSON_BYTES, MAX_JSON_DEPTH, MAX_LOOKUP_ID_BYTES, MAX_NAME_BYTES, MAX_RUN_ID_BYTES,
-};
 use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use crate::raw::{Column, Param};
+use super::raw::{Column, Param};
 use crate::time;
-use crate::{Result, RunSummary, Status, StoreError, UnknownStatus, WorkflowState};
+use crate::validate::ValidState;
+use crate::{RunExtras, RunSummary, Status, WorkflowState};
 
 /// The columns of a run's summary, in decoding order ([`decode_summary`]), with `error` as the error message's
 /// column. Casts make old files with odd types readable; an integer execution time is read as it is (`round` goes
@@ -64,35 +62,9 @@ pub(crate) struct LookupSql {
     pub(crate) many: Arc<str>,
 }
 
-/// Refuses an empty value of `field`.
-pub(crate) fn non_empty(field: &'static str, value: &str) -> Result<()> {
-    if value.is_empty() {
-        return Err(StoreError::invalid(field, "must not be empty"));
-    }
-    Ok(())
-}
-
-/// A run id a lookup or a delete can use: non-empty and at most [`MAX_LOOKUP_ID_BYTES`].
-pub(crate) fn validate_lookup_id(run_id: &str) -> Result<()> {
-    non_empty("run_id", run_id)?;
-    // Other writers (flujo) store ids longer than flowstate's own limit for saves: they must still be found and
-    // deleted. The bound only keeps a lookup's key reasonable.
-    if run_id.len() > MAX_LOOKUP_ID_BYTES {
-        return Err(StoreError::invalid(
-            "run_id",
-            format!(
-                "is {} bytes; the limit for a lookup is {MAX_LOOKUP_ID_BYTES}",
-                run_id.len()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// The statements of [`Store::load_state`]: a whole row (decoded by `decode_state`) by run id, or by a JSON array
 /// of run ids (several lookups at once, each row found through the primary key).
 pub(crate) fn lookup_sql() -> LookupSql {
-    // The error message whole.
     let columns = summary_columns("CAST(error_message AS TEXT)");
     LookupSql {
         one: format!("SELECT {columns}, {JSON_COLUMNS} FROM workflow_state WHERE run_id = ?1").into(),
@@ -102,6 +74,14 @@ pub(crate) fn lookup_sql() -> LookupSql {
         )
         .into(),
     }
+}
+
+/// Every column of a whole row, as [`decode_state`] reads them (the error message whole).
+pub(crate) fn whole_columns() -> String {
+    format!(
+        "{}, {JSON_COLUMNS}",
+        summary_columns("CAST(error_message AS TEXT)")
+    )
 }
 
 /// The columns of `workflow_state` a save writes, in the order of [`upsert_sql`]'s values.
@@ -162,97 +142,19 @@ pub(crate) struct EncodedRow {
 }
 
 impl EncodedRow {
-    pub(crate) fn new(state: &WorkflowState, now: DateTime<Utc>) -> Result<Self> {
-        validate_lookup_id(&state.run_id)?;
-        if state.run_id.len() > MAX_RUN_ID_BYTES {
-            return Err(StoreError::invalid(
-                "run_id",
-                format!("is {} bytes; the limit is {MAX_RUN_ID_BYTES}", state.run_id.len()),
-            ));
-        }
-        if state.run_id.contains('\0') {
-            return Err(StoreError::invalid("run_id", "must not contain NUL characters"));
-        }
-        non_empty("pipeline_id", &state.pipeline_id)?;
-        for (field, value) in [
-            ("pipeline_id", &state.pipeline_id),
-            ("pipeline_name", &state.pipeline_name),
-            ("pipeline_version", &state.pipeline_version),
-        ] {
-            if value.len() > MAX_NAME_BYTES {
-                return Err(StoreError::invalid(
-                    field,
-                    format!("is {} bytes; the limit is {MAX_NAME_BYTES}", value.len()),
-                ));
-            }
-        }
-        let Some(status) = state.status.known_name() else {
-            return Err(StoreError::from(UnknownStatus {
-                name: state.status.as_str().to_string(),
-            }));
-        };
-        for (field, value) in [
-            ("current_step_index", Some(state.current_step_index)),
-            ("total_steps", Some(state.total_steps)),
-            ("execution_time_ms", state.execution_time_ms),
-        ] {
-            if value.is_some_and(|v| v < 0) {
-                return Err(StoreError::invalid(field, "must not be negative"));
-            }
-        }
-        if let Some(m) = state.memory_usage_mb {
-            if !m.is_finite() || m < 0.0 {
-                return Err(StoreError::invalid(
-                    "memory_usage_mb",
-                    format!("must be a finite, non-negative number, got {m}"),
-                ));
-            }
-        }
-        if let Some(e) = &state.error_message {
-            if e.len() > MAX_ERROR_BYTES {
-                return Err(StoreError::invalid(
-                    "error_message",
-                    format!("is {} bytes; the limit is {MAX_ERROR_BYTES}", e.len()),
-                ));
-            }
-        }
-        for (field, value) in [
-            ("created_at", &state.created_at),
-            ("updated_at", &state.updated_at),
-        ] {
-            if let Some(at) = value {
-                use chrono::Datelike;
-                if !(1..=9999).contains(&at.year()) {
-                    return Err(StoreError::invalid(
-                        field,
-                        format!(
-                            "year {} is outside 1..=9999 (what Python's datetime can read)",
-                            at.year()
-                        ),
-                    ));
-                }
-            }
-        }
-        let context = encode_json("pipeline_context", &state.pipeline_context)?;
-        let last_output = state
-            .last_step_output
-            .as_ref()
-            .map(|v| encode_json("last_step_output", v))
-            .transpose()?;
-        let history = match &state.step_history {
-            Value::Null => None,
-            v => Some(encode_json("step_history", v)?),
-        };
-        Ok(EncodedRow {
+    /// A checked row ([`ValidState`]) as SQLite stores it: timestamps as flujo's text, `now` for the missing ones.
+    pub(crate) fn new(row: &ValidState, now: DateTime<Utc>) -> Self {
+        let state = &row.state;
+        EncodedRow {
             run_id: state.run_id.clone(),
             pipeline_id: state.pipeline_id.clone(),
             pipeline_name: state.pipeline_name.clone(),
             pipeline_version: state.pipeline_version.clone(),
             current_step_index: state.current_step_index,
-            context,
-            last_output,
-            history,
-            status,
+            context: row.context.clone(),
+            last_output: row.last_output.clone(),
+            history: row.history.clone(),
+            status: row.status,
             created_at: state.created_at.as_ref().map(time::format_timestamp),
             updated_at: time::format_timestamp(&state.updated_at.unwrap_or(now)),
             total_steps: state.total_steps,
@@ -260,7 +162,7 @@ impl EncodedRow {
             execution_time_ms: state.execution_time_ms,
             memory_usage_mb: state.memory_usage_mb,
             now: time::format_timestamp(&now),
-        })
+        }
     }
 
     /// The row's 17 parameters, in the order of one row of [`upsert_sql`]: the columns, but `created_at` is the
@@ -288,45 +190,6 @@ impl EncodedRow {
     }
 }
 
-fn encode_json(field: &'static str, value: &Value) -> Result<String> {
-    // Before serializing: serde_json's writer recurses once per level, so a value nested 100,000 deep would
-    // overflow the stack there.
-    if let Some(depth) = depth_beyond(value, MAX_JSON_DEPTH) {
-        return Err(StoreError::invalid(
-            field,
-            format!(
-                "nests arrays and objects {depth} deep (or more); the limit is {MAX_JSON_DEPTH} levels, so that \
-                 every reader (flowstate, flujo) can load it back"
-            ),
-        ));
-    }
-    let text = serde_json::to_string(value)
-        .map_err(|e| StoreError::invalid(field, format!("cannot be written as JSON: {e}")))?;
-    if text.len() > MAX_JSON_BYTES {
-        return Err(StoreError::invalid(
-            field,
-            format!("is {} bytes of JSON; the limit is {MAX_JSON_BYTES}", text.len()),
-        ));
-    }
-    Ok(text)
-}
-
-/// The nesting depth of `value` when it exceeds `limit` (counted without recursion, and only up to `limit + 1`),
-/// or `None` when it is within the limit.
-fn depth_beyond(value: &Value, limit: usize) -> Option<usize> {
-    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
-    while let Some((v, depth)) = stack.pop() {
-        let depth = depth + 1;
-        match v {
-            Value::Array(_) | Value::Object(_) if depth > limit => return Some(depth),
-            Value::Array(items) => stack.extend(items.iter().map(|c| (c, depth))),
-            Value::Object(map) => stack.extend(map.values().map(|c| (c, depth))),
-            _ => {}
-        }
-    }
-    None
-}
-
 /// Reads a JSON column leniently: valid JSON (any whitespace style) as a value; anything else is kept as a
 /// string rather than failing the row. Parsed where the row holds it, without a copy.
 fn decode_json(text: Option<&str>) -> Option<Value> {
@@ -343,7 +206,7 @@ fn decode_time(text: Option<&str>) -> Option<DateTime<Utc>> {
     text.and_then(time::parse_timestamp)
 }
 
-/// The columns of a row, however it was read (through sqlx, or by the store's own threads: [`crate::raw`]). A
+/// The columns of a row, however it was read (through sqlx, or by the store's own threads: [`super::raw`]). A
 /// column of another type than asked for reads as missing; the statements cast every column to its type.
 pub(crate) trait Columns {
     fn text(&self, i: usize) -> Option<&str>;
@@ -415,7 +278,7 @@ pub(crate) fn decode_summary<R: Columns + ?Sized>(row: &R) -> RunSummary {
 }
 
 /// A whole row ([`SUMMARY_COLUMNS`], then the JSON columns), as [`crate::Store::load_state`] returns it.
-pub(crate) fn decode_state(row: &[Column]) -> WorkflowState {
+pub(crate) fn decode_state<R: Columns + ?Sized>(row: &R) -> WorkflowState {
     let s = decode_summary(row);
     WorkflowState {
         run_id: s.run_id,
@@ -434,5 +297,6 @@ pub(crate) fn decode_state(row: &[Column]) -> WorkflowState {
         error_message: s.error_message,
         execution_time_ms: s.execution_time_ms,
         memory_usage_mb: s.memory_usage_mb,
+        extras: RunExtras::default(),
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Every [`Store::save_state`](crate::Store::save_state) and [`Store::save_many`](crate::Store::save_many) is
 //! validated and encoded in the caller, then handed to a thread that owns the store's only write connection and
-//! runs the statement on its SQLite handle itself (one hand-off instead of sqlx's two: see [`crate::raw`]). It takes
+//! runs the statement on its SQLite handle itself (one hand-off instead of sqlx's two: see [`super::raw`]). It takes
 //! everything that is waiting, in arrival order, and writes consecutive saves of distinct runs (up to
 //! [`MAX_GROUP`]) as **one** multi-row UPSERT in autocommit: one statement, one commit and, with
 //! [`Durability::Full`](crate::Durability::Full), one fsync for all of them. A lone save is the same statement with
@@ -36,9 +36,9 @@ use std::time::{Duration, Instant};
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::{code, is_disk_full, map_err, sqlite_code};
-use crate::raw::{Owner, Session};
-use crate::row::{upsert_sql, EncodedRow};
+use super::errors::{code, is_disk_full, map_err, sqlite_code};
+use super::raw::{Owner, Session};
+use super::row::{upsert_sql, EncodedRow};
 use crate::{Result, StoreError};
 
 /// The most saves written by one statement. Each group size has its own prepared statement on the write
@@ -550,7 +550,10 @@ mod tests {
     fn chunks_stop_at_the_group_size_and_at_a_repeated_run() {
         let row = |id: &str| {
             let state = crate::WorkflowState::new(id, "p");
-            EncodedRow::new(&state, chrono::Utc::now()).unwrap()
+            EncodedRow::new(
+                &crate::validate::ValidState::new(&state).unwrap(),
+                chrono::Utc::now(),
+            )
         };
         let rows: Vec<EncodedRow> = ["a", "b", "a", "c"].iter().map(|id| row(id)).collect();
         assert_eq!(chunks(&rows), vec![0..2, 2..4]);

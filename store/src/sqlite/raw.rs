@@ -513,7 +513,7 @@ mod tests {
         };
         assert_eq!(db.code().as_deref(), Some("1555"), "{err}");
         assert!(db.is_unique_violation(), "{err}");
-        assert_eq!(crate::error::sqlite_code(&err), Some(19));
+        assert_eq!(crate::sqlite::errors::sqlite_code(&err), Some(19));
         assert!(db.message().contains("UNIQUE constraint failed: t.id"), "{err}");
         // The statement was reset: the connection goes on working, with the same prepared statement.
         assert_eq!(session.execute(0, insert, [Param::Text("b")]).unwrap(), 1);
@@ -521,7 +521,7 @@ mod tests {
         let err = session
             .execute(1, "INSERT INTO missing VALUES (1)", [])
             .unwrap_err();
-        assert_eq!(crate::error::sqlite_code(&err), Some(1), "{err}");
+        assert_eq!(crate::sqlite::errors::sqlite_code(&err), Some(1), "{err}");
         assert!(err.to_string().contains("no such table: missing"), "{err}");
     }
 

@@ -4,7 +4,7 @@
 //! A pooled sqlx statement is a round trip to the connection's worker thread (two thread wake-ups) plus two more
 //! (the pool pings a connection when it hands it out and again when it takes it back): that, not SQLite, was most
 //! of a lookup's cost. So lookups skip the pool and sqlx's worker: each goes to the reader thread with the fewest
-//! lookups in hand, which holds its connection locked and runs the statement itself ([`crate::raw`]). It takes
+//! lookups in hand, which holds its connection locked and runs the statement itself ([`super::raw`]). It takes
 //! every lookup waiting for it and reads them **all with one statement** (`run_id IN (...)`), then hands each
 //! caller its row, which the caller decodes. A lone lookup is one statement; concurrent ones share their round
 //! trip.
@@ -18,8 +18,8 @@ use std::sync::Arc;
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::raw::{Owner, Param, RawRow, Session};
-use crate::row::{Columns, LookupSql};
+use super::raw::{Owner, Param, RawRow, Session};
+use super::row::{Columns, LookupSql};
 
 /// The most lookups read by one statement.
 const MAX_LOOKUPS: usize = 64;
@@ -213,11 +213,11 @@ mod tests {
     #[tokio::test]
     async fn lookups_search_the_primary_key() {
         let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
-        sqlx::query(crate::schema::CREATE_TABLE)
+        sqlx::query(crate::sqlite::schema::CREATE_TABLE)
             .execute(&mut conn)
             .await
             .unwrap();
-        let sql = crate::row::lookup_sql();
+        let sql = crate::sqlite::row::lookup_sql();
         for (query, arg) in [(&sql.one, "a"), (&sql.many, r#"["a", "b"]"#)] {
             let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {query}"))
                 .bind(arg)

@@ -1,0 +1,97 @@
+//! The contract between the facade ([`crate::Store`]) and a backend ([`crate::sqlite`], [`crate::postgres`]).
+//!
+//! The facade validates every argument ([`crate::validate`]) and then calls one of these methods; a backend
+//! receives only values that passed, and owns nothing but its SQL, its connections and its way of keeping the
+//! counters. Every method means the same on both backends: the store's test suite runs each test on both.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::insights::{ActivityBucket, AuditEntry, Bucket, FailureReport, StuckRuns};
+use crate::validate::{ValidCleanup, ValidList, ValidState};
+use crate::{
+    CleanupPreview, CounterCheck, MigrationReport, Percentiles, Result, RunSummary, RunView, TextColumn,
+    WorkflowState, WorkflowStats,
+};
+
+/// What every backend does. Implemented by `SqliteStore` and `PgStore`; the facade dispatches on an enum of the
+/// two, so these futures keep their concrete types (and are `Send`).
+#[allow(async_fn_in_trait)]
+pub(crate) trait Backend {
+    /// What opening it changed in the database.
+    fn migration(&self) -> &MigrationReport;
+    /// The overview figures come from counters kept on each write, not from counting rows.
+    fn has_counters(&self) -> bool;
+    /// Closes every connection; saves already made are written first.
+    async fn close(&self);
+
+    /// Inserts or replaces whole rows, all in one transaction (one row: a plain save). `now` fills a missing
+    /// `updated_at`, and `created_at` of a new run when none is given; an existing run keeps its creation time
+    /// unless one is given. The rows are of distinct runs.
+    async fn save(&self, rows: Vec<ValidState>, now: DateTime<Utc>) -> Result<()>;
+    /// Every column of a run.
+    async fn load_state(&self, run_id: &str) -> Result<Option<WorkflowState>>;
+    /// A run for its page, large columns cut at `max_chars` characters.
+    async fn load_run_view(&self, run_id: &str, max_chars: i64) -> Result<Option<RunView>>;
+    /// One large column whole, as stored.
+    async fn load_text_column(&self, run_id: &str, column: TextColumn) -> Result<Option<Option<String>>>;
+    /// Whole runs in run-id order (byte order of the id), the first `limit` after `after` (from the start when
+    /// `None`): what `flowstate copy` moves, in keyset batches.
+    async fn export(&self, after: Option<&str>, limit: u32) -> Result<Vec<WorkflowState>>;
+    /// Deletes a run; true when it existed.
+    async fn delete_state(&self, run_id: &str) -> Result<bool>;
+    /// At most `limit + 1` runs of a page, each with its cursor key (creation instant in microseconds), newest
+    /// first (oldest first when the cursor goes back).
+    async fn list(&self, list: &ValidList<'_>) -> Result<Vec<(i64, RunSummary)>>;
+    /// The overview's four figures from one snapshot; `recent_since` bounds "recent".
+    async fn stats(&self, recent_since: DateTime<Utc>) -> Result<WorkflowStats>;
+    /// Failed runs updated at or after `since`, newest update first.
+    async fn failed(&self, since: DateTime<Utc>, limit: u32) -> Result<Vec<RunSummary>>;
+    /// What a cleanup would delete now.
+    async fn preview_cleanup(&self, cleanup: &ValidCleanup) -> Result<CleanupPreview>;
+    /// Deletes what a cleanup matches, in short batches; the number deleted.
+    async fn cleanup(&self, cleanup: &ValidCleanup) -> Result<u64>;
+
+    /// Running or paused runs last updated before `idle_since`.
+    async fn stuck_runs(&self, idle_since: DateTime<Utc>, limit: u32) -> Result<StuckRuns>;
+    /// Execution-time percentiles, overall or of one pipeline.
+    async fn execution_percentiles(&self, pipeline_id: Option<&str>) -> Result<Percentiles>;
+    /// Every pipeline's percentiles, busiest first.
+    async fn execution_percentiles_by_pipeline(&self) -> Result<Vec<(String, Percentiles)>>;
+    /// Every pipeline id, sorted.
+    async fn pipelines(&self) -> Result<Vec<String>>;
+    /// Runs created per bucket and status: `buckets` buckets of `bucket`, the first starting at `first`.
+    async fn activity(
+        &self,
+        bucket: Bucket,
+        first: DateTime<Utc>,
+        buckets: u32,
+    ) -> Result<Vec<ActivityBucket>>;
+    /// Failures grouped by signature (only the group `only_key` when given), `samples` sample runs per group.
+    async fn group_failures(
+        &self,
+        since: DateTime<Utc>,
+        samples: usize,
+        only_key: Option<&str>,
+    ) -> Result<FailureReport>;
+    /// Runs failed (by last update) at or after `since`.
+    async fn count_failed_since(&self, since: DateTime<Utc>) -> Result<i64>;
+    /// Per pipeline: runs and failed runs among those last updated at or after `since` (any order).
+    async fn failure_counts(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64, i64)>>;
+    /// Recounts the counters and reports each difference.
+    async fn verify_counters(&self) -> Result<CounterCheck>;
+    /// Refills the counters from the table; what a check found before.
+    async fn rebuild_counters(&self) -> Result<CounterCheck>;
+    /// Appends an audit entry; its id.
+    async fn record_audit(
+        &self,
+        at: DateTime<Utc>,
+        actor: &str,
+        action: &str,
+        detail: &Value,
+        matched: Option<i64>,
+        affected: i64,
+    ) -> Result<i64>;
+    /// The newest `limit` audit entries, newest first.
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>>;
+}

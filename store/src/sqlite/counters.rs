@@ -1,0 +1,878 @@
+//! Counters kept by SQLite triggers, so the overview reads a handful of small rows instead of the whole table.
+//!
+//! Four tables, each keyed by what a page groups by, hold how many runs fall under each key:
+//!
+//! | table | key | values |
+//! |---|---|---|
+//! | `flowstate_counts` | status, pipeline | runs, runs with an execution time, the sum of execution times |
+//! | `flowstate_created_hourly` | creation hour (UTC), status | runs |
+//! | `flowstate_updated_hourly` | hour of last update, pipeline, status | runs |
+//! | `flowstate_exec_hist` | pipeline, execution-time bucket | runs |
+//!
+//! Triggers on `workflow_state` keep them exact whoever writes the table: flowstate, flujo's Python (`INSERT OR
+//! REPLACE`, with `recursive_triggers` off, so no delete trigger fires for the row it replaces), or any SQLite
+//! client (`UPDATE`, `DELETE`, UPSERT, `INSERT OR IGNORE`, `UPDATE OR REPLACE` changing a run id). They use only
+//! SQLite's core functions, so every SQLite that writes the file runs them.
+//!
+//! ## How the triggers stay exact
+//! A row's *contribution* is +1 under each of its keys. Every change of a row is applied as "subtract the old
+//! row, add the new one", and only by `AFTER` triggers, which fire only for changes that happened. The one change
+//! an `AFTER` trigger cannot see is a row deleted by a `REPLACE` conflict while `recursive_triggers` is off: no
+//! delete trigger fires, and by the time `AFTER INSERT` runs the old row is gone. So a `BEFORE INSERT` trigger
+//! (and a `BEFORE UPDATE OF run_id` one, for `UPDATE OR REPLACE`) copies the counted columns of the row the new
+//! one could replace (the row holding the same run id) into `flowstate_stash`, and:
+//!
+//! - `AFTER INSERT` adds the new row, subtracts the stashed row if one is still stashed (it was replaced without a
+//!   delete trigger), and clears the stash;
+//! - `AFTER DELETE` subtracts the deleted row and clears its stash (with `recursive_triggers` on, a replaced row is
+//!   subtracted here, so `AFTER INSERT` finds no stash);
+//! - `AFTER UPDATE` subtracts the old row and adds the new one when a counted column changed; when the run id
+//!   changed, it also subtracts the row stashed under the new id (replaced by `UPDATE OR REPLACE`); it clears the
+//!   stashes of both ids.
+//!
+//! A stash no `AFTER` trigger consumes (the insert was ignored, or became an UPSERT's update that changed nothing
+//! counted) is stale but harmless: the row it copies is still in the table, and every trigger that reads a stash
+//! for a run id runs after a `BEFORE` trigger of the same statement and row that rewrote it.
+//!
+//! The `AFTER` triggers on `workflow_state` compute the old and new keys once and insert them as one row into
+//! `flowstate_delta`; the triggers on that table apply it to each counter table whose key changed (an update that
+//! only moves a run within the same hour touches none), and delete the row. Trigger statements never conflict
+//! (counter rows are created with `INSERT ... WHERE NOT EXISTS`, then updated), so the conflict policy of the
+//! statement that fired them (`OR REPLACE`, `OR IGNORE`), which SQLite applies to the triggers' statements too,
+//! changes nothing. Counter rows that fall to zero are deleted, so the tables hold only keys that have runs.
+//!
+//! Keys: a status or pipeline id is stored as `'=' || value`, and NULL as `''`, so NULL never collides with a
+//! stored value (not even an empty one). Hours are instants ([`crate::time::instant_sql`]) divided by an hour,
+//! rounded down; a timestamp that cannot be read has no hour and is in neither hourly table (no window counts
+//! it). Execution times are counted as every reader shows them: integers as they are, other values rounded to
+//! the millisecond. Their sum is kept in two integer halves (the high and the low 32 bits of each time), so it is
+//! exact and cannot overflow.
+
+use std::collections::BTreeMap;
+
+use sqlx::SqliteConnection;
+
+pub(crate) use crate::counters::*;
+use crate::time::{instant_sql, UNKNOWN_INSTANT};
+
+/// The counter tables, the stash and the delta table, in creation order.
+pub(crate) const TABLES: [(&str, &str); 6] = [
+    (
+        "flowstate_counts",
+        "CREATE TABLE IF NOT EXISTS flowstate_counts (status_key TEXT NOT NULL, pipeline_key TEXT NOT NULL, \
+         runs INTEGER NOT NULL, timed INTEGER NOT NULL, time_hi INTEGER NOT NULL, time_lo INTEGER NOT NULL, \
+         PRIMARY KEY (status_key, pipeline_key)) WITHOUT ROWID",
+    ),
+    (
+        "flowstate_created_hourly",
+        "CREATE TABLE IF NOT EXISTS flowstate_created_hourly (hour INTEGER NOT NULL, status_key TEXT NOT NULL, \
+         runs INTEGER NOT NULL, PRIMARY KEY (hour, status_key)) WITHOUT ROWID",
+    ),
+    (
+        "flowstate_updated_hourly",
+        "CREATE TABLE IF NOT EXISTS flowstate_updated_hourly (hour INTEGER NOT NULL, pipeline_key TEXT NOT NULL, \
+         status_key TEXT NOT NULL, runs INTEGER NOT NULL, PRIMARY KEY (hour, pipeline_key, status_key)) WITHOUT ROWID",
+    ),
+    (
+        "flowstate_exec_hist",
+        "CREATE TABLE IF NOT EXISTS flowstate_exec_hist (pipeline_key TEXT NOT NULL, bucket INTEGER NOT NULL, \
+         runs INTEGER NOT NULL, PRIMARY KEY (pipeline_key, bucket)) WITHOUT ROWID",
+    ),
+    // The counted columns of a row another may replace, as stored (no type, so no conversion).
+    (
+        "flowstate_stash",
+        "CREATE TABLE IF NOT EXISTS flowstate_stash (run_id TEXT NOT NULL PRIMARY KEY, status, pipeline_id, \
+         created_at, updated_at, execution_time_ms) WITHOUT ROWID",
+    ),
+    // One change at a time: `o` (an old row is subtracted) and `n` (a new row is added), each with its keys.
+    // Always empty between statements.
+    (
+        "flowstate_delta",
+        "CREATE TABLE IF NOT EXISTS flowstate_delta (id INTEGER PRIMARY KEY, \
+         o, o_status, o_pipeline, o_created, o_updated, o_exec, o_bucket, \
+         n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket)",
+    ),
+];
+
+/// The triggers' names, in the order of [`create_triggers`].
+pub(crate) const TRIGGERS: [&str; 11] = [
+    "flowstate_counters_bi",
+    "flowstate_counters_ai",
+    "flowstate_counters_bu",
+    "flowstate_counters_au",
+    "flowstate_counters_au_stash",
+    "flowstate_counters_ad",
+    "flowstate_delta_counts",
+    "flowstate_delta_created",
+    "flowstate_delta_updated",
+    "flowstate_delta_exec",
+    "flowstate_delta_done",
+];
+
+/// The columns of `workflow_state` the counters depend on.
+const COUNTED: [&str; 5] = [
+    "status",
+    "pipeline_id",
+    "created_at",
+    "updated_at",
+    "execution_time_ms",
+];
+
+/// `'=' || value`, or `''` for NULL.
+pub(crate) fn key_sql(column: &str) -> String {
+    format!("COALESCE('=' || {column}, '')")
+}
+
+/// An execution time as every reader shows it: an integer as it is, anything else rounded to the millisecond.
+pub(crate) fn exec_sql(column: &str) -> String {
+    format!("CASE WHEN typeof({column}) = 'integer' THEN {column} ELSE CAST(round({column}) AS INTEGER) END")
+}
+
+/// The hour (instant divided by an hour, rounded down) of a timestamp column; NULL when it cannot be read.
+pub(crate) fn hour_sql(column: &str) -> String {
+    format!(
+        "(SELECT CASE WHEN i = {UNKNOWN_INSTANT} THEN NULL ELSE i / {HOUR_US} - (i % {HOUR_US} < 0) END \
+         FROM (SELECT {} AS i))",
+        instant_sql(column)
+    )
+}
+
+/// The histogram bucket of an execution time (an expression such as [`exec_sql`]'s): its lower bound, i.e. the
+/// time itself below 32 ms (negative times count as 0), else the time with all but its five highest bits cleared.
+/// The highest bit is found from the time's hexadecimal digits (`printf('%x')`): their number, and the first one.
+pub(crate) fn bucket_sql(exec: &str) -> String {
+    format!(
+        "(SELECT (v >> s) << s FROM (SELECT v, max(4 * length(h) + CASE WHEN substr(h, 1, 1) < '2' THEN -8 \
+         WHEN substr(h, 1, 1) < '4' THEN -7 WHEN substr(h, 1, 1) < '8' THEN -6 ELSE -5 END, 0) AS s \
+         FROM (SELECT v, printf('%x', v) AS h FROM (SELECT max({exec}, 0) AS v))))"
+    )
+}
+
+/// execution time, bucket.
+fn keys_of(row: &str) -> [String; 6] {
+    let exec = exec_sql(&format!("{row}execution_time_ms"));
+    [
+        key_sql(&format!("{row}status")),
+        key_sql(&format!("{row}pipeline_id")),
+        hour_sql(&format!("{row}created_at")),
+        hour_sql(&format!("{row}updated_at")),
+        bucket_sql(&exec),
+        exec,
+    ]
+}
+
+/// `INSERT INTO flowstate_delta` of an old row (`old`: its column prefix, or `None`) and a new one, with
+/// `tail` after the values (a `FROM`/`WHERE`).
+fn delta(old: Option<&str>, new: Option<&str>, old_present: &str, tail: &str) -> String {
+    let side = |row: Option<&str>| match row {
+        Some(r) => {
+            let [s, p, c, u, b, e] = keys_of(r);
+            format!("{s}, {p}, {c}, {u}, {e}, {b}")
+        }
+        None => "NULL, NULL, NULL, NULL, NULL, NULL".to_string(),
+    };
+    format!(
+        "INSERT INTO flowstate_delta (o, o_status, o_pipeline, o_created, o_updated, o_exec, o_bucket, \
+         n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket) SELECT {old_present}, {}, {}, {}{tail};\n",
+        side(old),
+        if new.is_some() { "1" } else { "0" },
+        side(new)
+    )
+}
+
+/// Copies the counted columns of the row holding `run_id` (if any) into the stash, replacing a stale stash.
+fn stash(run_id: &str) -> String {
+    format!(
+        "DELETE FROM flowstate_stash WHERE run_id = {run_id};\n\
+         INSERT INTO flowstate_stash (run_id, {cols}) SELECT run_id, {cols} FROM workflow_state \
+         WHERE run_id = {run_id} LIMIT 1;\n",
+        cols = COUNTED.join(", ")
+    )
+}
+
+/// A counter table as the delta triggers see it: name, key columns with the delta's column for each, the
+/// value columns with the expression adding one row (`{e}` is the row's execution time), and the condition for
+/// a row to be counted at all.
+struct Counter {
+    table: &'static str,
+    keys: &'static [(&'static str, &'static str)],
+    values: &'static [(&'static str, &'static str)],
+    counted: &'static str,
+}
+
+const COUNTERS: [Counter; 4] = [
+    Counter {
+        table: "flowstate_counts",
+        keys: &[("status_key", "status"), ("pipeline_key", "pipeline")],
+        values: &[
+            ("runs", "1"),
+            ("timed", "({e} IS NOT NULL)"),
+            ("time_hi", "COALESCE({e} >> 32, 0)"),
+            ("time_lo", "COALESCE({e} & 4294967295, 0)"),
+        ],
+        counted: "1",
+    },
+    Counter {
+        table: "flowstate_created_hourly",
+        keys: &[("hour", "created"), ("status_key", "status")],
+        values: &[("runs", "1")],
+        counted: "{x}_created IS NOT NULL",
+    },
+    Counter {
+        table: "flowstate_updated_hourly",
+        keys: &[
+            ("hour", "updated"),
+            ("pipeline_key", "pipeline"),
+            ("status_key", "status"),
+        ],
+        values: &[("runs", "1")],
+        counted: "{x}_updated IS NOT NULL",
+    },
+    Counter {
+        table: "flowstate_exec_hist",
+        keys: &[("pipeline_key", "pipeline"), ("bucket", "bucket")],
+        values: &[("runs", "1")],
+        counted: "{x}_bucket IS NOT NULL",
+    },
+];
+
+/// The trigger applying a delta row to one counter table: only when the row's keys (or values) for that table
+/// changed; the new row is added first, so a key that stays never drops to zero in between.
+fn delta_trigger(name: &str, c: &Counter) -> String {
+    let on = |x: &str| -> String {
+        c.keys
+            .iter()
+            .map(|(col, d)| format!("{col} = NEW.{x}_{d}"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let counted = |x: &str| c.counted.replace("{x}", &format!("NEW.{x}"));
+    let set = |x: &str, sign: &str| -> String {
+        c.values
+            .iter()
+            .map(|(col, add)| {
+                format!(
+                    "{col} = {col} {sign} {}",
+                    add.replace("{e}", &format!("NEW.{x}_exec"))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut changed: Vec<String> = vec!["NEW.o IS NOT NEW.n".into()];
+    for (_, d) in c.keys {
+        changed.push(format!("NEW.o_{d} IS NOT NEW.n_{d}"));
+    }
+    if c.values.len() > 1 {
+        changed.push("NEW.o_exec IS NOT NEW.n_exec".into());
+    }
+    let key_cols: Vec<&str> = c.keys.iter().map(|(col, _)| *col).collect();
+    let new_keys: Vec<String> = c.keys.iter().map(|(_, d)| format!("NEW.n_{d}")).collect();
+    let zeros: Vec<&str> = c.values.iter().map(|_| "0").collect();
+    let value_cols: Vec<&str> = c.values.iter().map(|(col, _)| *col).collect();
+    format!(
+        "CREATE TRIGGER {name} AFTER INSERT ON flowstate_delta FOR EACH ROW WHEN {changed} BEGIN\n\
+         INSERT INTO {t} ({kc}, {vc}) SELECT {nk}, {zeros} WHERE NEW.n AND {n_counted} \
+         AND NOT EXISTS (SELECT 1 FROM {t} WHERE {on_n});\n\
+         UPDATE {t} SET {add} WHERE NEW.n AND {on_n};\n\
+         UPDATE {t} SET {sub} WHERE NEW.o AND {on_o};\n\
+         DELETE FROM {t} WHERE NEW.o AND {on_o} AND runs = 0;\n\
+         END",
+        changed = changed.join(" OR "),
+        t = c.table,
+        kc = key_cols.join(", "),
+        vc = value_cols.join(", "),
+        nk = new_keys.join(", "),
+        zeros = zeros.join(", "),
+        n_counted = counted("n"),
+        on_n = on("n"),
+        on_o = on("o"),
+        add = set("n", "+"),
+        sub = set("o", "-"),
+    )
+}
+
+/// `CREATE TRIGGER` statements, in the order of [`TRIGGERS`].
+pub(crate) fn create_triggers() -> Vec<String> {
+    let changed: Vec<String> = COUNTED
+        .iter()
+        .map(|c| format!("OLD.{c} IS NOT NEW.{c} OR typeof(OLD.{c}) IS NOT typeof(NEW.{c})"))
+        .collect();
+    let on = |name: &str, event: &str, when: &str, body: String| {
+        format!("CREATE TRIGGER {name} {event} ON workflow_state FOR EACH ROW{when} BEGIN\n{body}END")
+    };
+    let mut out = vec![
+        on(TRIGGERS[0], "BEFORE INSERT", "", stash("NEW.run_id")),
+        on(
+            TRIGGERS[1],
+            "AFTER INSERT",
+            "",
+            format!(
+                "{}DELETE FROM flowstate_stash WHERE run_id = NEW.run_id;\n",
+                delta(
+                    Some("s."),
+                    Some("NEW."),
+                    "s.run_id IS NOT NULL",
+                    " FROM (SELECT 1) LEFT JOIN flowstate_stash AS s ON s.run_id = NEW.run_id"
+                )
+            ),
+        ),
+        on(TRIGGERS[2], "BEFORE UPDATE OF run_id", "", stash("NEW.run_id")),
+        on(
+            TRIGGERS[3],
+            "AFTER UPDATE",
+            &format!(" WHEN {}", changed.join(" OR ")),
+            delta(Some("OLD."), Some("NEW."), "1", ""),
+        ),
+        on(
+            TRIGGERS[4],
+            "AFTER UPDATE",
+            "",
+            format!(
+                "{}DELETE FROM flowstate_stash WHERE run_id IN (OLD.run_id, NEW.run_id);\n",
+                delta(
+                    Some("s."),
+                    None,
+                    "1",
+                    " FROM flowstate_stash AS s WHERE s.run_id = NEW.run_id AND NEW.run_id IS NOT OLD.run_id"
+                )
+            ),
+        ),
+        on(
+            TRIGGERS[5],
+            "AFTER DELETE",
+            "",
+            format!(
+                "{}DELETE FROM flowstate_stash WHERE run_id = OLD.run_id;\n",
+                delta(Some("OLD."), None, "1", "")
+            ),
+        ),
+    ];
+    for (name, counter) in TRIGGERS[6..10].iter().zip(&COUNTERS) {
+        out.push(delta_trigger(name, counter));
+    }
+    out.push(format!(
+        "CREATE TRIGGER {} AFTER INSERT ON flowstate_delta FOR EACH ROW BEGIN\n\
+         DELETE FROM flowstate_delta WHERE id = NEW.id;\nEND",
+        TRIGGERS[10]
+    ));
+    out
+}
+
+/// What each counter table should hold, recounted from `workflow_state`: `(table, columns, SELECT)`. The SELECTs
+/// return the table's columns in order and under their names, keys first.
+pub(crate) fn recounts() -> [(&'static str, &'static str, String); 4] {
+    let [s, p, ch, uh, b, e] = keys_of("");
+    [
+        (
+            "flowstate_counts",
+            "status_key, pipeline_key, runs, timed, time_hi, time_lo",
+            format!(
+                "SELECT {s} AS status_key, {p} AS pipeline_key, count(*) AS runs, count({e}) AS timed, \
+                 COALESCE(sum({e} >> 32), 0) AS time_hi, COALESCE(sum({e} & 4294967295), 0) AS time_lo \
+                 FROM workflow_state GROUP BY status_key, pipeline_key"
+            ),
+        ),
+        (
+            "flowstate_created_hourly",
+            "hour, status_key, runs",
+            format!(
+                "SELECT hour, status_key, count(*) AS runs FROM (SELECT {ch} AS hour, {s} AS status_key \
+                 FROM workflow_state) WHERE hour IS NOT NULL GROUP BY hour, status_key"
+            ),
+        ),
+        (
+            "flowstate_updated_hourly",
+            "hour, pipeline_key, status_key, runs",
+            format!(
+                "SELECT hour, pipeline_key, status_key, count(*) AS runs FROM (SELECT {uh} AS hour, \
+                 {p} AS pipeline_key, {s} AS status_key FROM workflow_state) WHERE hour IS NOT NULL \
+                 GROUP BY hour, pipeline_key, status_key"
+            ),
+        ),
+        (
+            "flowstate_exec_hist",
+            "pipeline_key, bucket, runs",
+            format!(
+                "SELECT pipeline_key, bucket, count(*) AS runs FROM (SELECT {p} AS pipeline_key, {b} AS bucket \
+                 FROM workflow_state) WHERE bucket IS NOT NULL GROUP BY pipeline_key, bucket"
+            ),
+        ),
+    ]
+}
+
+/// Statements that empty the counters and fill them from the table (run inside one transaction). The table is
+/// read once: every row's keys go to a temporary table, which the four counts are then grouped from (the same
+/// counts as [`recounts`], which reads the table once per counter table).
+pub(crate) fn refill() -> Vec<String> {
+    let [s, p, ch, uh, b, e] = keys_of("");
+    let mut out = vec![
+        "DELETE FROM flowstate_stash".to_string(),
+        "DELETE FROM flowstate_delta".to_string(),
+        "DROP TABLE IF EXISTS temp.flowstate_refill".to_string(),
+        format!(
+            "CREATE TEMP TABLE flowstate_refill AS SELECT {s} AS status_key, {p} AS pipeline_key, \
+             {ch} AS created_hour, {uh} AS updated_hour, {e} AS exec_ms, {b} AS bucket FROM workflow_state"
+        ),
+    ];
+    for (table, columns, select) in [
+        (
+            "flowstate_counts",
+            "status_key, pipeline_key, runs, timed, time_hi, time_lo",
+            "SELECT status_key, pipeline_key, count(*), count(exec_ms), COALESCE(sum(exec_ms >> 32), 0), \
+             COALESCE(sum(exec_ms & 4294967295), 0) FROM temp.flowstate_refill GROUP BY status_key, pipeline_key",
+        ),
+        (
+            "flowstate_created_hourly",
+            "hour, status_key, runs",
+            "SELECT created_hour, status_key, count(*) FROM temp.flowstate_refill WHERE created_hour IS NOT NULL \
+             GROUP BY created_hour, status_key",
+        ),
+        (
+            "flowstate_updated_hourly",
+            "hour, pipeline_key, status_key, runs",
+            "SELECT updated_hour, pipeline_key, status_key, count(*) FROM temp.flowstate_refill \
+             WHERE updated_hour IS NOT NULL GROUP BY updated_hour, pipeline_key, status_key",
+        ),
+        (
+            "flowstate_exec_hist",
+            "pipeline_key, bucket, runs",
+            "SELECT pipeline_key, bucket, count(*) FROM temp.flowstate_refill WHERE bucket IS NOT NULL \
+             GROUP BY pipeline_key, bucket",
+        ),
+    ] {
+        out.push(format!("DELETE FROM {table}"));
+        out.push(format!("INSERT INTO {table} ({columns}) {select}"));
+    }
+    out.push("DROP TABLE temp.flowstate_refill".to_string());
+    out
+}
+
+/// The statements that read the counters (and the few index ranges beside them), in one place so the tests can
+/// check each one's query plan.
+pub(crate) mod sql {
+    use crate::time::{instant_sql, UNKNOWN_INSTANT};
+
+    /// Every `flowstate_counts` row (a few per status and pipeline).
+    pub const COUNTS: &str = "SELECT status_key, runs, timed, time_hi, time_lo FROM flowstate_counts";
+    /// Runs created in the hours after `?1`.
+    pub const CREATED_AFTER_HOUR: &str =
+        "SELECT COALESCE(sum(runs), 0) FROM flowstate_created_hourly WHERE hour > ?1";
+    /// Runs created in hour `?1`.
+    pub const CREATED_IN_HOUR: &str =
+        "SELECT COALESCE(sum(runs), 0) FROM flowstate_created_hourly WHERE hour = ?1";
+    /// Runs created per bucket of `?3` hours and status, in the hours `[?1, ?2)`.
+    pub const ACTIVITY: &str =
+        "SELECT (hour - ?1) / ?3 AS b, status_key, sum(runs) FROM flowstate_created_hourly \
+         WHERE hour >= ?1 AND hour < ?2 GROUP BY b, status_key";
+    /// The execution-time histogram of pipeline key `?1`, or of every pipeline when `?1` is NULL, as one JSON
+    /// array of `[bucket, runs]` (one result row: the driver's cost per row is many times SQLite's).
+    pub const HISTOGRAM: &str =
+        "SELECT json_group_array(json_array(bucket, n)) FROM (SELECT bucket, sum(runs) AS n \
+         FROM flowstate_exec_hist WHERE ?1 IS NULL OR pipeline_key = ?1 GROUP BY bucket)";
+    /// Every pipeline's histogram (as [`HISTOGRAM`]) and longest execution time (the end of its numbers in
+    /// `idx_flowstate_pipeline_exec`), one row per pipeline key.
+    pub const HISTOGRAMS: &str = "SELECT h.pipeline_key, json_group_array(json_array(h.bucket, h.runs)), \
+         (SELECT CAST(max(execution_time_ms) AS REAL) FROM workflow_state \
+         WHERE pipeline_id = substr(h.pipeline_key, 2) AND execution_time_ms < '') \
+         FROM flowstate_exec_hist AS h WHERE h.pipeline_key <> '' GROUP BY h.pipeline_key";
+    /// The longest execution time (the end of `idx_flowstate_exec`'s numbers: `< ''` leaves out text, which
+    /// SQLite sorts after every number).
+    pub const LONGEST: &str =
+        "SELECT CAST(max(execution_time_ms) AS REAL) FROM workflow_state WHERE execution_time_ms < ''";
+    /// The longest execution time of pipeline `?1` (the end of its numbers in `idx_flowstate_pipeline_exec`).
+    pub const LONGEST_OF: &str = "SELECT CAST(max(execution_time_ms) AS REAL) FROM workflow_state \
+         WHERE pipeline_id = ?1 AND execution_time_ms < ''";
+    /// Every pipeline id, sorted.
+    pub const PIPELINES: &str =
+        "SELECT DISTINCT substr(pipeline_key, 2) FROM flowstate_counts WHERE pipeline_key <> '' ORDER BY 1";
+    /// Running and paused runs.
+    pub const LIVE: &str =
+        "SELECT COALESCE(sum(runs), 0) FROM flowstate_counts WHERE status_key IN ('=running', '=paused')";
+    /// The statuses the table holds.
+    pub const STATUSES: &str = "SELECT DISTINCT status_key FROM flowstate_counts";
+
+    /// The failed runs updated at or after `?1`, newest first, at most `?2`: run id, pipeline, last update and
+    /// the error message's excerpt as lists read it ([`super::row::ERROR_EXCERPT`]: a signature reads only the
+    /// first 500 characters of the first line; a 3 MB message is not copied into the scan), from
+    /// `idx_flowstate_status_activity` alone.
+    pub fn failed_window() -> String {
+        let u = instant_sql("updated_at");
+        format!(
+            "SELECT CAST(COALESCE(run_id, '') AS TEXT) AS rid, CAST(COALESCE(pipeline_id, '') AS TEXT) AS pipeline, \
+             {u} AS updated, {} AS message FROM workflow_state \
+             WHERE status = 'failed' AND {u} >= ?1 ORDER BY {u} DESC, run_id DESC LIMIT ?2",
+            *crate::sqlite::row::ERROR_EXCERPT
+        )
+    }
+
+    /// The failures of [`failed_window`] as one JSON array of `[run id, pipeline, last update, message]`: one
+    /// result row instead of one per failure (the driver's cost per row is many times SQLite's).
+    pub fn failed_window_json() -> String {
+        format!(
+            "SELECT json_group_array(json_array(rid, pipeline, updated, message)) FROM ({})",
+            failed_window()
+        )
+    }
+
+    /// Runs created in `[?1, ?2)` (a range of `idx_flowstate_created`).
+    pub fn created_between() -> String {
+        format!(
+            "SELECT count(*) FROM workflow_state WHERE {c} >= ?1 AND {c} < ?2",
+            c = instant_sql("created_at")
+        )
+    }
+
+    /// Running or paused runs updated at or after `?1`, and those whose last update cannot be read (two ranges of
+    /// `idx_flowstate_status_activity`).
+    pub fn live_active_and_unknown() -> String {
+        let u = instant_sql("updated_at");
+        format!(
+            "SELECT (SELECT count(*) FROM workflow_state WHERE status IN ('running', 'paused') AND {u} >= ?1), \
+             (SELECT count(*) FROM workflow_state WHERE status IN ('running', 'paused') AND {u} = {UNKNOWN_INSTANT})"
+        )
+    }
+
+    /// Runs per pipeline and status key updated in the hours `{op} ?1`, of status key `?2` when `one_status`.
+    pub fn updated_hours(op: &str, one_status: bool) -> String {
+        format!(
+            "SELECT pipeline_key, status_key, sum(runs) FROM flowstate_updated_hourly WHERE hour {op} ?{}\
+             GROUP BY pipeline_key, status_key",
+            if one_status {
+                "1 AND status_key = ?2 "
+            } else {
+                "1 "
+            }
+        )
+    }
+
+    /// Runs per pipeline and status key updated in `[?, ?)`, among `statuses` stored statuses (`?` each, bound
+    /// first) or, with `statuses == 0`, among runs with a NULL status: ranges of
+    /// `idx_flowstate_status_activity`, read from the index alone.
+    pub fn updated_between(statuses: usize) -> String {
+        let u = instant_sql("updated_at");
+        let filter = if statuses == 0 {
+            "status IS NULL".to_string()
+        } else {
+            format!("status IN ({})", vec!["?"; statuses].join(", "))
+        };
+        format!(
+            "SELECT {}, {}, count(*) FROM workflow_state WHERE {filter} AND {u} >= ? AND {u} < ? GROUP BY 1, 2",
+            super::key_sql("pipeline_id"),
+            super::key_sql("status")
+        )
+    }
+}
+
+/// Runs created at or after `since_us`: whole hours from `flowstate_created_hourly`, and the hour `since_us` falls
+/// in from the creation-instant index, counting whichever part of that hour is shorter (at most half an hour of
+/// runs).
+pub(crate) async fn created_since(conn: &mut SqliteConnection, since_us: i64) -> sqlx::Result<i64> {
+    let h0 = hour_of(since_us);
+    let start = h0 * HOUR_US;
+    let whole: i64 = sqlx::query_scalar(sql::CREATED_AFTER_HOUR)
+        .bind(h0)
+        .fetch_one(&mut *conn)
+        .await?;
+    let first: i64 = sqlx::query_scalar(sql::CREATED_IN_HOUR)
+        .bind(h0)
+        .fetch_one(&mut *conn)
+        .await?;
+    if since_us == start {
+        return Ok(whole + first);
+    }
+    let (from, to) = if since_us - start <= HOUR_US / 2 {
+        (start, since_us)
+    } else {
+        (since_us, start + HOUR_US)
+    };
+    let part: i64 = sqlx::query_scalar(&sql::created_between())
+        .bind(from)
+        .bind(to)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(if from == start {
+        whole + first - part
+    } else {
+        whole + part
+    })
+}
+
+/// Runs last updated at or after `since_us`, per (pipeline key, status key); with `only_status`, only that
+/// stored status. Whole hours come from `flowstate_updated_hourly`, the hour `since_us` falls in from
+/// `idx_flowstate_status_activity` (whichever part of it is shorter).
+pub(crate) async fn updated_since(
+    conn: &mut SqliteConnection,
+    since_us: i64,
+    only_status: Option<&str>,
+) -> sqlx::Result<BTreeMap<(String, String), i64>> {
+    let h0 = hour_of(since_us);
+    let start = h0 * HOUR_US;
+    let mut out: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let add = |rows: Vec<(String, String, i64)>, sign: i64, out: &mut BTreeMap<(String, String), i64>| {
+        for (pk, sk, n) in rows {
+            *out.entry((pk, sk)).or_insert(0) += sign * n;
+        }
+    };
+    // The first hour is read whole from the counters when the window starts with it, or when the part of it
+    // before the window is the shorter one (then subtracted below).
+    let before_part = since_us != start && since_us - start <= HOUR_US / 2;
+    let op = if since_us == start || before_part {
+        ">="
+    } else {
+        ">"
+    };
+    let hours_sql = sql::updated_hours(op, only_status.is_some());
+    let mut q = sqlx::query_as::<_, (String, String, i64)>(&hours_sql).bind(h0);
+    if let Some(status) = only_status {
+        q = q.bind(encode_key(status));
+    }
+    let rows = q.fetch_all(&mut *conn).await?;
+    add(rows, 1, &mut out);
+    if since_us == start {
+        return Ok(out);
+    }
+    let (from, to, sign) = if before_part {
+        (start, since_us, -1)
+    } else {
+        (since_us, start + HOUR_US, 1)
+    };
+    // The statuses to look up in the index: the one asked for, or every status the table holds.
+    let statuses: Vec<Option<String>> = match only_status {
+        Some(s) => vec![Some(s.to_string())],
+        None => sqlx::query_scalar::<_, String>(sql::STATUSES)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|k| decode_key(k))
+            .collect(),
+    };
+    let named: Vec<&String> = statuses.iter().flatten().collect();
+    let mut lookups: Vec<Vec<&String>> = Vec::new();
+    if !named.is_empty() {
+        lookups.push(named);
+    }
+    if statuses.iter().any(Option::is_none) {
+        lookups.push(Vec::new());
+    }
+    for names in lookups {
+        let text = sql::updated_between(names.len());
+        let mut q = sqlx::query_as::<_, (String, String, i64)>(&text);
+        for name in &names {
+            q = q.bind(name.as_str());
+        }
+        let rows = q.bind(from).bind(to).fetch_all(&mut *conn).await?;
+        add(rows, sign, &mut out);
+    }
+    out.retain(|_, n| *n != 0);
+    Ok(out)
+}
+
+/// One difference between a counter table and a recount of `workflow_state`.
+/// Recounts every counter from the table and compares, in the caller's (read) transaction.
+pub(crate) async fn check(conn: &mut SqliteConnection) -> sqlx::Result<CounterCheck> {
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM workflow_state")
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut differences = Vec::new();
+    for (table, columns, select) in recounts() {
+        let names: Vec<&str> = columns.split(", ").collect();
+        let keys = if table == "flowstate_updated_hourly" { 3 } else { 2 };
+        let text = |cols: &[&str]| {
+            cols.iter()
+                .map(|c| format!("quote({c})"))
+                .collect::<Vec<_>>()
+                .join(" || ', ' || ")
+        };
+        let (key_text, value_text) = (text(&names[..keys]), text(&names[keys..]));
+        let as_text = format!("SELECT {key_text}, {value_text} FROM");
+        let stored: BTreeMap<String, String> =
+            sqlx::query_as::<_, (String, String)>(&format!("{as_text} {table}"))
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .collect();
+        let recounted: BTreeMap<String, String> =
+            sqlx::query_as::<_, (String, String)>(&format!("{as_text} ({select})"))
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .collect();
+        for (key, value) in &stored {
+            if recounted.get(key) != Some(value) {
+                differences.push(CounterDifference {
+                    table: table.to_string(),
+                    key: key.clone(),
+                    stored: Some(value.clone()),
+                    recounted: recounted.get(key).cloned(),
+                });
+            }
+        }
+        for (key, value) in &recounted {
+            if !stored.contains_key(key) {
+                differences.push(CounterDifference {
+                    table: table.to_string(),
+                    key: key.clone(),
+                    stored: None,
+                    recounted: Some(value.clone()),
+                });
+            }
+        }
+    }
+    Ok(CounterCheck { rows, differences })
+}
+
+#[cfg(test)]
+mod plans {
+    use super::sql;
+
+    /// The query plan's lines.
+    async fn plan(conn: &mut sqlx::SqliteConnection, statement: &str) -> Vec<String> {
+        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {statement}"))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {statement}"));
+        rows.into_iter().map(|r| r.3).collect()
+    }
+
+    /// The statement's bytecode: address, opcode, p1, p2.
+    async fn explain(conn: &mut sqlx::SqliteConnection, statement: &str) -> Vec<(i64, String, i64, i64)> {
+        use sqlx::Row;
+        let rows = sqlx::query(&format!("EXPLAIN {statement}"))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {statement}"));
+        rows.iter()
+            .map(|r| {
+                (
+                    r.get::<i64, _>(0),
+                    r.get::<String, _>(1),
+                    r.get::<i64, _>(2),
+                    r.get::<i64, _>(3),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_sql_bucket_is_the_rust_bucket() {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let statement = format!("SELECT {}", super::bucket_sql(&super::exec_sql("?1")));
+        let mut values: Vec<i64> = (-40..2100).collect();
+        for k in 5..63 {
+            let p = 1i64 << k;
+            values.extend([p - 1, p, p + 1, p + p / 3, p.saturating_add(p - 1)]);
+        }
+        values.extend([i64::MAX, i64::MIN, i64::MAX - 1]);
+        for v in values {
+            let got: i64 = sqlx::query_scalar(&statement)
+                .bind(v)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(got, super::bucket_of(v), "bucket of {v}");
+        }
+        // Fractions round to the millisecond first, as every reader shows them.
+        let got: i64 = sqlx::query_scalar(&statement)
+            .bind(47.6f64)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(got, super::bucket_of(48));
+        let none: Option<i64> = sqlx::query_scalar(&statement)
+            .bind(None::<i64>)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(none, None);
+    }
+
+    #[tokio::test]
+    async fn overview_reads_never_scan_the_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(dir.path().join("plan.db")).await.unwrap();
+        let mut conn = store.sqlite().unwrap().pool().acquire().await.unwrap();
+        // Statements on the counter tables only: stats, activity, percentiles, pipelines, live runs.
+        for statement in [
+            sql::COUNTS,
+            sql::CREATED_AFTER_HOUR,
+            sql::CREATED_IN_HOUR,
+            sql::ACTIVITY,
+            sql::HISTOGRAM,
+            sql::PIPELINES,
+            sql::LIVE,
+            sql::STATUSES,
+            &sql::updated_hours(">", false),
+            &sql::updated_hours(">=", true),
+        ] {
+            let lines = plan(&mut conn, statement).await;
+            assert!(
+                !lines.iter().any(|l| l.contains("workflow_state")),
+                "{statement} reads workflow_state: {lines:?}"
+            );
+            if statement.contains("WHERE hour") {
+                assert!(
+                    lines.iter().any(|l| l.starts_with("SEARCH")),
+                    "{statement} reads a range of hours: {lines:?}"
+                );
+            }
+        }
+        // Statements on workflow_state: index ranges (or one step at an index's end) that read no row of the table
+        // (a `DeferredSeek` no column is read after is never done).
+        let root: i64 =
+            sqlx::query_scalar("SELECT rootpage FROM sqlite_master WHERE name = 'workflow_state'")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        for (statement, index) in [
+            (sql::LONGEST.to_string(), "idx_flowstate_exec"),
+            (sql::LONGEST_OF.to_string(), "idx_flowstate_pipeline_exec"),
+            (sql::HISTOGRAMS.to_string(), "idx_flowstate_pipeline_exec"),
+            (sql::created_between(), "idx_flowstate_created"),
+            (sql::live_active_and_unknown(), "idx_flowstate_status_activity"),
+            (sql::updated_between(5), "idx_flowstate_status_activity"),
+            // (`updated_between(0)`, for NULL statuses, is only run on old files whose status column may be NULL;
+            // here the column is NOT NULL, so SQLite knows it finds nothing.)
+            (sql::failed_window(), "idx_flowstate_status_activity"),
+            (sql::failed_window_json(), "idx_flowstate_status_activity"),
+        ] {
+            let lines = plan(&mut conn, &statement).await;
+            let reads: Vec<&String> = lines.iter().filter(|l| l.contains("workflow_state")).collect();
+            assert!(!reads.is_empty(), "{statement}: {lines:?}");
+            for line in reads {
+                assert!(
+                    line.starts_with("SEARCH workflow_state USING ")
+                        && line.split_whitespace().any(|w| w == index),
+                    "{statement} does not read a range of {index}: {lines:?}"
+                );
+            }
+            // Rows come in index order (grouping or ranking a bounded window of them sorts that window only).
+            if !statement.contains(" OVER ") && !statement.contains("GROUP BY") {
+                assert!(
+                    !lines.iter().any(|l| l.contains("TEMP B-TREE")),
+                    "{statement} sorts: {lines:?}"
+                );
+            }
+            let code = explain(&mut conn, &statement).await;
+            let table_cursors: Vec<i64> = code
+                .iter()
+                .filter(|(_, op, _, p2)| op == "OpenRead" && *p2 == root)
+                .map(|(_, _, p1, _)| *p1)
+                .collect();
+            let row_reads: Vec<&(i64, String, i64, i64)> = code
+                .iter()
+                .filter(|(_, op, p1, _)| {
+                    ["Column", "Rowid", "RowData", "SeekRowid", "NotExists"].contains(&op.as_str())
+                        && table_cursors.contains(p1)
+                })
+                .collect();
+            assert!(
+                row_reads.is_empty(),
+                "{statement} reads rows of workflow_state: {row_reads:?}"
+            );
+        }
+        drop(conn);
+        store.close().await;
+    }
+}

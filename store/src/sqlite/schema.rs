@@ -1,0 +1,450 @@
+//! The on-disk contract: flujo's `workflow_state` table, the indexes, the schema record, and the migration that
+//! brings any file flujo ever wrote to the current schema in one transaction.
+//!
+//! The table is created exactly as flujo 0.4.35 creates it (same columns, order, types, CHECK), so flujo keeps
+//! reading and writing the file. Everything flowstate adds is an index, a table of its own (`flowstate_meta`,
+//! `flowstate_audit`, the counters of [`crate::counters`]) or a trigger that keeps those counters, all of which
+//! flujo ignores (its SQLite runs the triggers whenever it writes).
+//!
+//! Schema versions: 1 added the indexes, `flowstate_meta` and `flowstate_audit`; 2 added the counters and their
+//! triggers, and replaced `idx_flowstate_status_updated` with `idx_flowstate_status_activity` (the same order,
+//! with the pipeline id and the error message, so failure rates and failure groups are read from the index alone).
+
+use sqlx::{Connection, Row, SqliteConnection};
+
+use super::counters;
+use crate::time::instant_sql;
+use crate::{Result, StoreError};
+
+pub use crate::schema::{MigrationReport, SchemaKind, SCHEMA_VERSION};
+
+/// Indexes earlier schema versions created and this one drops (their job is done by another index).
+const RETIRED_INDEXES: [&str; 1] = ["idx_flowstate_status_updated"];
+
+/// The table exactly as flujo 0.4.35 creates it.
+pub(crate) const CREATE_TABLE: &str = r#"CREATE TABLE workflow_state (
+    run_id TEXT PRIMARY KEY,
+    pipeline_id TEXT NOT NULL,
+    pipeline_name TEXT NOT NULL,
+    pipeline_version TEXT NOT NULL,
+    current_step_index INTEGER NOT NULL DEFAULT 0,
+    pipeline_context TEXT NOT NULL,
+    last_step_output TEXT,
+    step_history TEXT,
+    status TEXT NOT NULL CHECK (status IN ('running', 'paused', 'completed', 'failed', 'cancelled')),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    total_steps INTEGER DEFAULT 0,
+    error_message TEXT,
+    execution_time_ms INTEGER,
+    memory_usage_mb REAL
+)"#;
+
+/// Every change made through flowstate (deletions, cleanups): when, who, what, how many.
+const AUDIT_TABLE: &str = r#"CREATE TABLE IF NOT EXISTS flowstate_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    matched INTEGER,
+    affected INTEGER NOT NULL
+)"#;
+
+/// flujo's columns with the definition used when an older file lacks one, in the order flujo's own migration
+/// adds them (the nine original columns first). These are flujo's definitions, so an upgraded file has the same
+/// columns, in the same order, as one flujo 0.4.35 upgraded itself.
+pub(crate) const COLUMNS: [(&str, &str); 15] = [
+    ("run_id", "TEXT"),
+    ("pipeline_id", "TEXT"),
+    ("pipeline_version", "TEXT"),
+    ("current_step_index", "INTEGER DEFAULT 0"),
+    ("pipeline_context", "TEXT"),
+    ("last_step_output", "TEXT"),
+    ("status", "TEXT"),
+    ("created_at", "TEXT"),
+    ("updated_at", "TEXT"),
+    ("total_steps", "INTEGER DEFAULT 0"),
+    ("error_message", "TEXT"),
+    ("execution_time_ms", "INTEGER"),
+    ("memory_usage_mb", "REAL"),
+    ("step_history", "TEXT"),
+    ("pipeline_name", "TEXT NOT NULL DEFAULT ''"),
+];
+
+/// The nine columns of flujo's first backend.
+const OLDEST_COLUMNS: [&str; 9] = [
+    "run_id",
+    "pipeline_id",
+    "pipeline_version",
+    "current_step_index",
+    "pipeline_context",
+    "last_step_output",
+    "status",
+    "created_at",
+    "updated_at",
+];
+
+/// Every index: name, definition, and the query it serves.
+pub(crate) fn indexes() -> Vec<(&'static str, String, &'static str)> {
+    let created = instant_sql("created_at");
+    let updated = instant_sql("updated_at");
+    vec![
+        // The seed's six, under the seed's names (flujo 0.4.35 creates the first three itself).
+        (
+            "idx_workflow_state_status",
+            "workflow_state(status)".into(),
+            "flujo's list_workflows(status=...) and get_failed_workflows",
+        ),
+        (
+            "idx_workflow_state_pipeline_id",
+            "workflow_state(pipeline_id)".into(),
+            "flujo's list_workflows(pipeline_id=...)",
+        ),
+        (
+            "idx_workflow_state_created_at",
+            "workflow_state(created_at)".into(),
+            "flujo's ordering of list_workflows and its cleanup",
+        ),
+        (
+            "idx_workflow_state_updated_at",
+            "workflow_state(updated_at)".into(),
+            "the seed's updated_at lookups",
+        ),
+        (
+            "idx_workflow_state_status_updated",
+            "workflow_state(status, updated_at)".into(),
+            "the seed's failed-runs query",
+        ),
+        (
+            "idx_workflow_state_pipeline_status",
+            "workflow_state(pipeline_id, status)".into(),
+            "counts per pipeline and status",
+        ),
+        // flowstate's own: keyed on the real instant, so ordering and windows are right whatever the spelling.
+        (
+            "idx_flowstate_created",
+            format!("workflow_state({created}, run_id)"),
+            "list_workflows unfiltered (newest first, keyset pages) and recent_workflows_24h",
+        ),
+        (
+            "idx_flowstate_status_created",
+            format!("workflow_state(status, {created}, run_id)"),
+            "list_workflows filtered by status",
+        ),
+        (
+            "idx_flowstate_pipeline_created",
+            format!("workflow_state(pipeline_id, {created}, run_id)"),
+            "list_workflows filtered by pipeline",
+        ),
+        (
+            "idx_flowstate_status_activity",
+            format!("workflow_state(status, {updated}, run_id, pipeline_id, error_message)"),
+            "get_failed_workflows (failed + updated_at window), stuck runs and cleanup (status + last activity); \
+             failure rates and failures grouped by error signature, read from the index alone",
+        ),
+        (
+            "idx_flowstate_exec",
+            "workflow_state(execution_time_ms)".into(),
+            "the longest execution time (read from the index, not the rows)",
+        ),
+        (
+            "idx_flowstate_pipeline_exec",
+            "workflow_state(pipeline_id, execution_time_ms)".into(),
+            "the longest execution time per pipeline",
+        ),
+    ]
+}
+
+#[derive(Debug)]
+pub(crate) struct Inspection {
+    pub kind: SchemaKind,
+    columns: Vec<String>,
+    missing_indexes: Vec<&'static str>,
+    retired_indexes: Vec<&'static str>,
+    meta_exists: bool,
+    audit_exists: bool,
+    /// The counter tables and triggers all exist, the triggers exactly as this build writes them.
+    counters_current: bool,
+}
+
+/// Reads what the database holds, without writing anything.
+pub(crate) async fn inspect(conn: &mut SqliteConnection) -> Result<Inspection> {
+    let objects: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, type FROM sqlite_master WHERE name IN ('workflow_state', 'flowstate_meta', 'flowstate_audit')",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::Database)?;
+    let kind_of = |name: &str| objects.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone());
+    let meta_exists = match kind_of("flowstate_meta").as_deref() {
+        None => false,
+        Some("table") => true,
+        Some(other) => return Err(unsupported(format!("flowstate_meta is a {other}, not a table"))),
+    };
+    let audit_exists = kind_of("flowstate_audit").as_deref() == Some("table");
+    let existing_indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'workflow_state'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::Database)?;
+    let missing_indexes: Vec<&'static str> = indexes()
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .filter(|name| !existing_indexes.iter().any(|e| e == name))
+        .collect();
+    let retired_indexes: Vec<&'static str> = RETIRED_INDEXES
+        .into_iter()
+        .filter(|name| existing_indexes.iter().any(|e| e == name))
+        .collect();
+    let counter_tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'flowstate\\_%' ESCAPE '\\'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::Database)?;
+    let triggers: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(StoreError::Database)?;
+    let wanted_triggers = counters::create_triggers();
+    let counters_current = counters::TABLES
+        .iter()
+        .all(|(name, _)| counter_tables.iter().any(|t| t == name))
+        && counters::TRIGGERS
+            .iter()
+            .zip(&wanted_triggers)
+            .all(|(name, sql)| {
+                triggers
+                    .iter()
+                    .any(|(n, s)| n == name && s.as_deref() == Some(sql.as_str()))
+            });
+
+    let columns: Vec<String> = match kind_of("workflow_state").as_deref() {
+        None => Vec::new(),
+        Some("table") => sqlx::query("SELECT name FROM pragma_table_info('workflow_state')")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(StoreError::Database)?
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect(),
+        Some(other) => {
+            return Err(unsupported(format!(
+                "workflow_state is a {other}, not a table; flowstate cannot use it"
+            )))
+        }
+    };
+    let version: Option<i64> = if meta_exists {
+        let raw: Option<String> =
+            sqlx::query_scalar("SELECT value FROM flowstate_meta WHERE key = 'schema_version'")
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(StoreError::Database)?;
+        match raw {
+            None => None,
+            Some(v) => Some(v.trim().parse::<i64>().map_err(|_| {
+                unsupported(format!("flowstate_meta holds an unreadable schema_version {v:?}"))
+            })?),
+        }
+    } else {
+        None
+    };
+
+    let kind = if columns.is_empty() {
+        SchemaKind::Empty
+    } else {
+        if !columns.iter().any(|c| c == "run_id") {
+            return Err(unsupported(
+                "its workflow_state table has no run_id column, so it is not a workflow state table"
+                    .to_string(),
+            ));
+        }
+        let missing: Vec<String> = COLUMNS
+            .iter()
+            .map(|(c, _)| c.to_string())
+            .filter(|c| !columns.contains(c))
+            .collect();
+        let is_oldest = columns.len() == OLDEST_COLUMNS.len()
+            && OLDEST_COLUMNS.iter().all(|c| columns.iter().any(|x| x == c));
+        match version {
+            Some(v) if missing.is_empty() => SchemaKind::Flowstate { version: v },
+            _ if is_oldest => SchemaKind::FlujoOldest,
+            _ if !missing.is_empty() => SchemaKind::FlujoPartial { missing },
+            _ => SchemaKind::Flujo0435,
+        }
+    };
+    if let SchemaKind::Flowstate { version } = kind {
+        if version > SCHEMA_VERSION {
+            return Err(unsupported(format!(
+                "it was written by a newer flowstate (schema version {version}; this build knows {SCHEMA_VERSION}); upgrade flowstate"
+            )));
+        }
+    }
+    Ok(Inspection {
+        kind,
+        columns,
+        missing_indexes,
+        retired_indexes,
+        meta_exists,
+        audit_exists,
+        counters_current,
+    })
+}
+
+fn unsupported(reason: String) -> StoreError {
+    // The path is filled in by the caller, which knows it.
+    StoreError::UnsupportedFile {
+        path: Default::default(),
+        reason,
+    }
+}
+
+/// The statements that bring an inspected database to the current schema, each with a description.
+fn plan(ins: &Inspection) -> Vec<(String, String)> {
+    let mut steps: Vec<(String, String)> = Vec::new();
+    if ins.kind == SchemaKind::Empty {
+        steps.push((
+            CREATE_TABLE.to_string(),
+            "created table workflow_state (flujo 0.4.35 layout)".into(),
+        ));
+    } else {
+        for (name, definition) in COLUMNS.iter() {
+            if !ins.columns.iter().any(|c| c == name) {
+                steps.push((
+                    format!("ALTER TABLE workflow_state ADD COLUMN {name} {definition}"),
+                    format!("added column {name} {definition}"),
+                ));
+                if *name == "pipeline_name" {
+                    // As flujo's own migration does, so its readers find a name; NULL ids (which break flujo's
+                    // migration) become '' instead of failing.
+                    steps.push((
+                        "UPDATE workflow_state SET pipeline_name = COALESCE(pipeline_id, '')".into(),
+                        "filled pipeline_name from pipeline_id".into(),
+                    ));
+                }
+            }
+        }
+    }
+    for (name, definition, serves) in indexes() {
+        if ins.kind == SchemaKind::Empty || ins.missing_indexes.contains(&name) {
+            steps.push((
+                format!("CREATE INDEX IF NOT EXISTS {name} ON {definition}"),
+                format!("created index {name} (for {serves})"),
+            ));
+        }
+    }
+    for name in &ins.retired_indexes {
+        steps.push((
+            format!("DROP INDEX IF EXISTS {name}"),
+            format!("dropped index {name} (replaced by another index)"),
+        ));
+    }
+    if !ins.counters_current {
+        for (name, sql) in counters::TABLES {
+            steps.push((
+                sql.to_string(),
+                format!("created table {name} if missing (overview counters)"),
+            ));
+        }
+        for (name, sql) in counters::TRIGGERS.iter().zip(counters::create_triggers()) {
+            steps.push((format!("DROP TRIGGER IF EXISTS {name}"), String::new()));
+            steps.push((sql, format!("created trigger {name} (keeps the counters exact)")));
+        }
+        for sql in counters::refill() {
+            steps.push((sql, String::new()));
+        }
+        steps.push((String::new(), "filled the counters from the rows".into()));
+    }
+    if !ins.meta_exists {
+        steps.push((
+            "CREATE TABLE IF NOT EXISTS flowstate_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)".into(),
+            "created table flowstate_meta".into(),
+        ));
+    }
+    if !ins.audit_exists {
+        steps.push((
+            AUDIT_TABLE.to_string(),
+            "created table flowstate_audit (the record of changes made through flowstate)".into(),
+        ));
+    }
+    let current = matches!(ins.kind, SchemaKind::Flowstate { version } if version == SCHEMA_VERSION);
+    if !current {
+        steps.push((
+            format!(
+                "INSERT INTO flowstate_meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}') \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+            ),
+            format!("recorded schema version {SCHEMA_VERSION}"),
+        ));
+    }
+    steps
+}
+
+/// Checks that a database can be migrated, without writing. Used on a read-only connection before the file is
+/// opened for writing, so a file flowstate cannot use is never touched.
+pub(crate) async fn preflight(conn: &mut SqliteConnection) -> Result<Inspection> {
+    inspect(conn).await
+}
+
+/// True when every query of the store can run on the database as it is (flujo 0.4.35's fifteen columns; the
+/// missing indexes only make some queries slower). Read-only stores accept such files without migrating them.
+pub(crate) fn is_readable(ins: &Inspection) -> bool {
+    matches!(ins.kind, SchemaKind::Flujo0435 | SchemaKind::Flowstate { .. })
+}
+
+/// True when the counters and their triggers exist as this build keeps them, so the overview can read them
+/// (false for a file opened read-only before it was migrated: the store then counts from the table).
+pub(crate) fn has_counters(ins: &Inspection) -> bool {
+    ins.counters_current
+}
+
+/// True when the database needs no change.
+pub(crate) fn is_current(ins: &Inspection) -> bool {
+    plan(ins).is_empty()
+}
+
+/// Brings the database to the current schema in one `BEGIN IMMEDIATE` transaction. Idempotent: a current
+/// database is only read.
+pub(crate) async fn migrate(conn: &mut SqliteConnection, busy_ms: u64) -> Result<MigrationReport> {
+    let first = inspect(conn).await?;
+    if is_current(&first) {
+        return Ok(MigrationReport {
+            from: first.kind,
+            to_version: SCHEMA_VERSION,
+            changes: Vec::new(),
+        });
+    }
+    let mut tx = conn
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(|e| super::errors::map_err(e, busy_ms, "starting the migration"))?;
+    // Look again under the write lock: another process may have migrated in between.
+    let ins = inspect(&mut tx).await?;
+    let steps = plan(&ins);
+    let mut changes = Vec::with_capacity(steps.len());
+    for (sql, description) in steps {
+        if !sql.is_empty() {
+            sqlx::query(&sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| super::errors::map_err(e, busy_ms, "migrating"))?;
+        }
+        if !description.is_empty() {
+            changes.push(description);
+        }
+    }
+    tx.commit()
+        .await
+        .map_err(|e| super::errors::map_err(e, busy_ms, "committing the migration"))?;
+    if !changes.is_empty() {
+        tracing::info!(from = ?ins.kind, changes = changes.len(), "migrated workflow_state to schema {SCHEMA_VERSION}");
+    }
+    Ok(MigrationReport {
+        from: ins.kind,
+        to_version: SCHEMA_VERSION,
+        changes,
+    })
+}

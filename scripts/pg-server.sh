@@ -8,9 +8,9 @@
 #   scripts/pg-server.sh kill DIR    SIGKILL the postmaster and its processes (a crash); `start DIR` then recovers
 #   scripts/pg-server.sh url DIR     print the URL again
 #
-# The superuser is `flowstate`, with trust authentication on 127.0.0.1 and on a Unix socket (DIR/url says the TCP
-# URL, DIR/socket_url the socket's: postgres://flowstate@/postgres?host=SOCKET_DIR). fsync stays on: what the
-# server reports as committed is on disk, as in production. The port is a free one picked at start.
+# The superuser is `flowstate`, with trust authentication on 127.0.0.1 and on a Unix socket: DIR/url is the TCP
+# URL, DIR/socket_url the socket's (postgres:///postgres?host=SOCKET_DIR&port=PORT&user=flowstate). fsync stays
+# on: what the server reports as committed is on disk, as in production. The port is a free one picked at start.
 # As root the server runs as the user `flowstate-pg` (created when missing; `nobody` if that fails), since
 # PostgreSQL refuses to run as root. When that user cannot reach DIR (e.g. DIR is under /root), the data, the
 # socket and the log live in a folder of /tmp instead, named in DIR/base; `stop` removes it.
@@ -101,7 +101,7 @@ postmaster_pid() {
 write_urls() {
   local port=$1
   echo "postgres://$SUPERUSER@127.0.0.1:$port/postgres" >"$DIR/url"
-  echo "postgres://$SUPERUSER@/postgres?host=$BASE/socket&port=$port" >"$DIR/socket_url"
+  echo "postgres:///postgres?host=$BASE/socket&port=$port&user=$SUPERUSER" >"$DIR/socket_url"
   echo "$port" >"$DIR/port"
 }
 

@@ -39,8 +39,13 @@ case "$cmd" in start | stop | halt | kill | url) ;; *) usage ;; esac
 
 pg_bin_dir() {
   local dir
-  for dir in ${FLOWSTATE_PG_BIN:+"$FLOWSTATE_PG_BIN"} $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r) \
-    "$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")"; do
+  local -a dirs
+  if [ -n "${FLOWSTATE_PG_BIN:-}" ]; then
+    dirs=("$FLOWSTATE_PG_BIN")
+  else
+    dirs=($(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r) "$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")")
+  fi
+  for dir in "${dirs[@]}"; do
     if [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ] && [ -x "$dir/postgres" ]; then
       echo "$dir"
       return

@@ -192,8 +192,13 @@ need_flujo() {
 # (scripts/pg-server.sh looks the same way.)
 pg_bin_dir() {
   local dir
-  for dir in ${FLOWSTATE_PG_BIN:+"$FLOWSTATE_PG_BIN"} $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r) \
-    "$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")"; do
+  local -a dirs
+  if [ -n "${FLOWSTATE_PG_BIN:-}" ]; then
+    dirs=("$FLOWSTATE_PG_BIN")
+  else
+    dirs=($(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r) "$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")")
+  fi
+  for dir in "${dirs[@]}"; do
     if [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ] && [ -x "$dir/postgres" ]; then
       echo "$dir"
       return
@@ -272,9 +277,13 @@ need_flujo-pg() {
   rm -rf "$FLUJO_PG_VENV"
   "$python" -m venv "$FLUJO_PG_VENV"
   "$FLUJO_PG_VENV/bin/pip" install --quiet --disable-pip-version-check "flujo[postgres]==$FLUJO_PG_VERSION"
-  # pip says logfire wants a newer OpenTelemetry; flujo's PostgreSQL backend does not use logfire.
-  "$FLUJO_PG_VENV/bin/pip" install --quiet --disable-pip-version-check "${FLUJO_PG_OTEL_PINS[@]}" 2>&1 |
-    grep -v -e 'dependency conflicts' -e 'logfire' -e "pip's dependency resolver" >&2 || true
+  # pip then says that other packages (logfire's instrumentation, mistralai) want a newer OpenTelemetry: expected,
+  # flujo's PostgreSQL backend uses neither. Its output is shown only when it fails.
+  local log
+  if ! log="$("$FLUJO_PG_VENV/bin/pip" install --quiet --disable-pip-version-check "${FLUJO_PG_OTEL_PINS[@]}" 2>&1)"; then
+    echo "$log" >&2
+    fail "pip could not pin OpenTelemetry back in $FLUJO_PG_VENV (see above); remove $FLUJO_PG_VENV and run this command again."
+  fi
   if ! flujo_pg_ok; then
     "$FLUJO_PG_VENV/bin/python" -c 'import flujo, asyncpg' || true
     fail "flujo $FLUJO_PG_VERSION still cannot be imported from $FLUJO_PG_VENV/bin/python (see above); remove $FLUJO_PG_VENV and run this command again."

@@ -12,9 +12,6 @@ use chrono::{DateTime, Utc};
 use flowstate_store::{BackendKind, FixedClock, Store, StoreOptions};
 use sqlx::{Connection, PgConnection};
 
-/// The environment variable naming the throwaway PostgreSQL server of the test run (a URL).
-pub const PG_VAR: &str = "FLOWSTATE_TEST_PG";
-
 /// An empty database for one test: a file in a temporary folder, or a database of its own on the test server.
 pub struct TestDb {
     /// Which backend.
@@ -50,13 +47,7 @@ impl TestDb {
                 })
             }
             BackendKind::Postgres => {
-                let Some(server) = std::env::var(PG_VAR).ok().filter(|v| !v.is_empty()) else {
-                    println!(
-                        "SKIPPED {test} on PostgreSQL: {PG_VAR} is not set (`./x test` starts a server)"
-                    );
-                    return None;
-                };
-                let location = fresh_database(&server, test).await;
+                let location = flowstate_testkit::pg::fresh_database_or_skip(test).await?;
                 Some(TestDb {
                     kind,
                     location,
@@ -174,40 +165,6 @@ impl TestDb {
             }
         }
     }
-}
-
-/// A new, empty database on the PostgreSQL server at `server`, named after the test (plus a unique suffix), and its
-/// URL. The whole server is thrown away after the run, so the databases are not dropped one by one.
-pub async fn fresh_database(server: &str, test: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let stem: String = test
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .take(40)
-        .collect();
-    let name = format!(
-        "t_{stem}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut admin = PgConnection::connect(server)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to the test server {server}: {e}"));
-    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-        .execute(&mut admin)
-        .await
-        .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
-    admin.close().await.ok();
-    let mut url = url::Url::parse(server).expect("FLOWSTATE_TEST_PG is a URL");
-    url.set_path(&format!("/{name}"));
-    url.to_string()
 }
 
 /// Writes each test once for both backends: `both_backends! { async fn name(db) { ... } ... }` makes

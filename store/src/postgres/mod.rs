@@ -2,8 +2,8 @@
 //!
 //! - [`schema`]: flujo's table exactly, what flowstate adds beside it, the migration under flowstate's own
 //!   advisory lock;
-//! - [`counters`]: the overview's counters, kept by statement triggers over slotted rows (no row every writer
-//!   waits for);
+//! - [`counters`]: the overview's counters, kept by statement triggers that only append to a log of deltas,
+//!   folded now and then into the counts (no row any writer waits for);
 //! - `write`: saves (`INSERT ... ON CONFLICT`, many rows in one statement over arrays), deletes, cleanups in short
 //!   batches, the audit record, the counters' check and rebuild, the overview figures;
 //! - `read` and `insights`: lookups, lists, exports, the dashboard's figures.

@@ -86,7 +86,7 @@ pub(crate) const FLUJO_INDEXES: [(&str, &str); 5] = [
 /// flowstate's indexes: name, definition, the queries it serves. Few: every index costs each save (flujo's
 /// upserts change `updated_at` and the context, so they are never HOT updates). Lists without a filter read
 /// flujo's `idx_workflow_state_created_at` (ties on the instant sorted by run id within the tie).
-pub(crate) const INDEXES: [(&str, &str, &str); 6] = [
+pub(crate) const INDEXES: [(&str, &str, &str); 5] = [
     (
         "idx_flowstate_status_created",
         "(status, created_at, run_id COLLATE \"C\")",
@@ -103,14 +103,9 @@ pub(crate) const INDEXES: [(&str, &str, &str); 6] = [
         "failed runs, stuck runs, cleanups, failure rates (status and last activity)",
     ),
     (
-        "idx_flowstate_exec",
-        "(execution_time_ms)",
-        "the longest execution time",
-    ),
-    (
         "idx_flowstate_pipeline_exec",
         "(pipeline_id, execution_time_ms)",
-        "the longest execution time per pipeline",
+        "the longest execution time per pipeline (and overall: the largest of the pipelines')",
     ),
     (
         "idx_flowstate_run_id",
@@ -141,6 +136,8 @@ pub(crate) struct Inspection {
     audit_exists: bool,
     /// The counter tables and triggers all exist, at this build's version.
     pub counters_current: bool,
+    /// Counter tables of an earlier layout, dropped by the migration.
+    legacy_tables: Vec<&'static str>,
 }
 
 impl Inspection {
@@ -200,21 +197,45 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
         }
     };
     let s = schema.as_str();
-    let exists = |name: &str| format!("to_regclass('{}.{name}') IS NOT NULL", s.replace('\'', "''"));
-    let objects: (bool, bool, bool, bool, bool, bool) = sqlx::query_as(&format!(
-        "SELECT {}, {}, {}, {}, {}, {}",
-        exists("flowstate_meta"),
-        exists("flowstate_audit"),
-        exists(counters::TABLES[0]),
-        exists(counters::TABLES[1]),
-        exists(counters::TABLES[2]),
-        exists(counters::TABLES[3]),
-    ))
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(StoreError::Database)?;
-    let (meta_exists, audit_exists) = (objects.0, objects.1);
-    let tables_exist = objects.2 && objects.3 && objects.4 && objects.5;
+    let literal = |name: &str| format!("'{}.{name}'", s.replace('\'', "''"));
+    // Every relation of the counters, and what each is ('r' table, 'v' view).
+    let mut names: Vec<String> = vec![
+        "flowstate_meta".into(),
+        "flowstate_audit".into(),
+        "flowstate_delta".into(),
+    ];
+    for t in counters::TABLES {
+        names.push(t.to_string());
+        names.push(counters::base(t));
+    }
+    let mut kinds: Vec<Option<String>> = Vec::new();
+    for name in &names {
+        let kind: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT relkind::text FROM pg_class WHERE oid = to_regclass({})",
+            literal(name)
+        ))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::Database)?;
+        kinds.push(kind);
+    }
+    let kind_of = |name: &str| {
+        names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| kinds[i].clone())
+    };
+    let meta_exists = kind_of("flowstate_meta").is_some();
+    let audit_exists = kind_of("flowstate_audit").is_some();
+    let tables_exist = kind_of("flowstate_delta").as_deref() == Some("r")
+        && counters::TABLES.iter().all(|t| {
+            kind_of(t).as_deref() == Some("v") && kind_of(&counters::base(t)).as_deref() == Some("r")
+        });
+    // Counters kept as tables under the views' names by an earlier build of this version: replaced.
+    let legacy_tables: Vec<&'static str> = counters::TABLES
+        .into_iter()
+        .filter(|t| kind_of(t).as_deref() == Some("r"))
+        .collect();
 
     let Some(oid) = oid else {
         return Ok(Inspection {
@@ -224,6 +245,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
             meta_exists,
             audit_exists,
             counters_current: false,
+            legacy_tables,
         });
     };
 
@@ -310,6 +332,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
         meta_exists,
         audit_exists,
         counters_current,
+        legacy_tables,
     })
 }
 
@@ -360,6 +383,9 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
         }
     }
     if !ins.counters_current {
+        for t in &ins.legacy_tables {
+            steps.push((format!("DROP TABLE {s}.{t}"), String::new()));
+        }
         for sql in counters::create_tables(s) {
             steps.push((sql, String::new()));
         }
@@ -371,8 +397,8 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
         }
         steps.push((
             String::new(),
-            "created the counter tables and the triggers that keep them exact (slotted rows, no row every \
-             writer waits for)"
+            "created the counter tables and the triggers that keep them exact (writers append deltas to a log, \
+             folded into the counts now and then: no row any writer waits for)"
                 .into(),
         ));
         for sql in counters::refill(s) {

@@ -343,7 +343,7 @@ impl PgStore {
 
     /// Empties the counters and fills them again from the table, in one transaction that keeps writers out
     /// (`LOCK TABLE workflow_state IN SHARE MODE`: readers go on, writers wait until it commits), so the result is
-    /// exact even with writers running. Every counter then sits in slot 0. Returns what a check found before.
+    /// exact even with writers running. The log of deltas is then empty. Returns what a check found before.
     pub(crate) async fn rebuild_counters(&self) -> Result<CounterCheck> {
         self.check_writable()?;
         let map = self.err("rebuilding the counters");
@@ -369,7 +369,7 @@ impl PgStore {
     /// The seed's four figures, from one snapshot (a repeatable-read transaction).
     ///
     /// With the counters: runs and execution-time sums per status from `flowstate_counts` (a few rows per status,
-    /// pipeline and slot), and the runs created in the last 24 hours from `flowstate_created_hourly` (whole
+    /// pipeline, plus the pending deltas), and the runs created in the last 24 hours from `flowstate_created_hourly` (whole
     /// hours) plus a range of flujo's creation-time index of at most half an hour. Without them (a flujo
     /// database opened read-only): `count(*)` per status, as flujo does.
     pub(crate) async fn stats(&self, recent_since: DateTime<Utc>) -> Result<WorkflowStats> {

@@ -62,6 +62,8 @@ pub(crate) struct PgStore {
     schema: String,
     busy_ms: u64,
     read_only: bool,
+    /// Single saves' own connections.
+    savers: Arc<write::Savers>,
 }
 
 impl PgStore {
@@ -162,10 +164,20 @@ impl PgStore {
             .max_connections(options.max_connections.max(1))
             .min_connections(0)
             .acquire_timeout(busy)
-            // A connection is checked before each use: after a server restart the dead ones are replaced.
+            // A connection is checked before each use: after a server restart the dead ones are replaced. (Single
+            // saves, the hot path, have connections of their own: `write::Savers`.)
             .test_before_acquire(true)
             .idle_timeout(Duration::from_secs(300))
-            .connect_lazy_with(connect);
+            .connect_lazy_with(connect.clone());
+        let savers = write::Savers::new(
+            connect,
+            if options.read_only {
+                1
+            } else {
+                options.max_connections.max(1)
+            },
+            busy,
+        );
 
         Ok(PgStore {
             pool,
@@ -175,6 +187,7 @@ impl PgStore {
             schema,
             busy_ms,
             read_only: options.read_only,
+            savers: Arc::new(savers),
         })
     }
 
@@ -369,6 +382,7 @@ impl Backend for PgStore {
         self.counters
     }
     async fn close(&self) {
+        self.savers.close().await;
         self.pool.close().await;
     }
     async fn save(&self, rows: Vec<ValidState>, now: DateTime<Utc>) -> Result<()> {

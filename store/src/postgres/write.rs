@@ -7,11 +7,14 @@
 //! rows. JSON goes over as text and is cast to `jsonb` by the server.
 
 use std::collections::HashSet;
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{Connection, Postgres, QueryBuilder};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, Postgres, QueryBuilder};
 
 use super::counters::{self, decode_key};
 use super::PgStore;
@@ -34,6 +37,126 @@ fn update_set(created: &str) -> String {
         .collect();
     set.push(format!("created_at = {created}"));
     set.join(", ")
+}
+
+/// The save of one run, bound.
+fn upsert_one(
+    row: &ValidState,
+    now: DateTime<Utc>,
+) -> Result<sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>> {
+    let s = &row.state;
+    let x = &s.extras;
+    Ok(sqlx::query(&UPSERT_ONE)
+        .bind(&s.run_id)
+        .bind(&s.pipeline_id)
+        .bind(&s.pipeline_name)
+        .bind(&s.pipeline_version)
+        .bind(int4("current_step_index", s.current_step_index)?)
+        .bind(&row.context)
+        .bind(&row.last_output)
+        .bind(&row.history)
+        .bind(row.status)
+        .bind(s.created_at)
+        .bind(s.updated_at.unwrap_or(now))
+        .bind(int4("total_steps", s.total_steps)?)
+        .bind(&s.error_message)
+        .bind(
+            s.execution_time_ms
+                .map(|v| int4("execution_time_ms", v))
+                .transpose()?,
+        )
+        .bind(s.memory_usage_mb)
+        .bind(&row.metadata)
+        .bind(x.is_background_task)
+        .bind(&x.parent_run_id)
+        .bind(&x.task_id)
+        .bind(&x.background_error)
+        .bind(now))
+}
+
+static UPSERT_ONE: LazyLock<String> = LazyLock::new(upsert_one_sql);
+
+/// True when the connection itself failed (gone, reset, closed by the server), not the statement.
+fn is_broken(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03"))
+                || db.code().is_some_and(|c| c.starts_with("08"))
+        }
+        _ => false,
+    }
+}
+
+/// Connections of their own for single saves, the hot path: one round trip per save. (A connection of sqlx's
+/// pool costs two: sqlx checks each one with a round trip as it comes back.) At most `max_connections` of them,
+/// beside the pool's; each is opened when first needed, and dropped when it turns out broken (the next save
+/// opens a new one).
+pub(crate) struct Savers {
+    conns: Vec<tokio::sync::Mutex<Option<PgConnection>>>,
+    next: AtomicUsize,
+    connect: PgConnectOptions,
+    busy: Duration,
+}
+
+impl std::fmt::Debug for Savers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Savers")
+            .field("conns", &self.conns.len())
+            .finish()
+    }
+}
+
+impl Savers {
+    pub(crate) fn new(connect: PgConnectOptions, n: u32, busy: Duration) -> Savers {
+        Savers {
+            conns: (0..n.max(1)).map(|_| tokio::sync::Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+            connect,
+            busy,
+        }
+    }
+
+    /// A free connection slot (the first free one from a rotating start), or the next one to free up.
+    async fn take(&self) -> tokio::sync::MutexGuard<'_, Option<PgConnection>> {
+        let n = self.conns.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        for i in 0..n {
+            if let Ok(guard) = self.conns[(start + i) % n].try_lock() {
+                return guard;
+            }
+        }
+        self.conns[start].lock().await
+    }
+
+    /// A new connection, within the busy timeout; a server that refuses connections is retried until then.
+    async fn connect(&self) -> sqlx::Result<PgConnection> {
+        let deadline = Instant::now() + self.busy;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, PgConnection::connect_with(&self.connect)).await {
+                Ok(Ok(conn)) => return Ok(conn),
+                Ok(Err(e)) if is_broken(&e) => {
+                    if Instant::now() + Duration::from_millis(50) >= deadline {
+                        return Err(sqlx::Error::PoolTimedOut);
+                    }
+                    tracing::debug!(error = %e, "connecting for a save; trying again");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(sqlx::Error::PoolTimedOut),
+            }
+        }
+    }
+
+    /// Closes every connection.
+    pub(crate) async fn close(&self) {
+        for slot in &self.conns {
+            if let Some(conn) = slot.lock().await.take() {
+                let _ = conn.close().await;
+            }
+        }
+    }
 }
 
 /// The save of one run: `$1..$20` the columns (`$10` the given creation time or NULL), `$21` now.
@@ -158,39 +281,42 @@ impl PgStore {
         self.save_many(&rows, now).await
     }
 
+    /// One save on a connection of the savers' ([`Savers`]); tried once more on a new connection when the one it
+    /// took turns out to be broken (the server restarted, the connection was killed): the upsert writes the same
+    /// row whether it ran once or twice.
     async fn save_one(&self, row: &ValidState, now: DateTime<Utc>) -> Result<()> {
-        let s = &row.state;
-        let x = &s.extras;
-        sqlx::query(&upsert_one_sql())
-            .bind(&s.run_id)
-            .bind(&s.pipeline_id)
-            .bind(&s.pipeline_name)
-            .bind(&s.pipeline_version)
-            .bind(int4("current_step_index", s.current_step_index)?)
-            .bind(&row.context)
-            .bind(&row.last_output)
-            .bind(&row.history)
-            .bind(row.status)
-            .bind(s.created_at)
-            .bind(s.updated_at.unwrap_or(now))
-            .bind(int4("total_steps", s.total_steps)?)
-            .bind(&s.error_message)
-            .bind(
-                s.execution_time_ms
-                    .map(|v| int4("execution_time_ms", v))
-                    .transpose()?,
-            )
-            .bind(s.memory_usage_mb)
-            .bind(&row.metadata)
-            .bind(x.is_background_task)
-            .bind(&x.parent_run_id)
-            .bind(&x.task_id)
-            .bind(&x.background_error)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(self.err("saving a run"))?;
-        Ok(())
+        let map = self.err("saving a run");
+        let savers = &self.savers;
+        let mut slot = savers.take().await;
+        for attempt in 0..2 {
+            let conn = match slot.as_mut() {
+                Some(conn) => conn,
+                None => slot.insert(savers.connect().await.map_err(|e| match e {
+                    sqlx::Error::PoolTimedOut => StoreError::Unavailable {
+                        context: "saving a run".into(),
+                        reason: format!(
+                            "no connection to the server could be made within {} ms (is it running?)",
+                            savers.busy.as_millis()
+                        ),
+                    },
+                    other => map(other),
+                })?),
+            };
+            match upsert_one(row, now)?.execute(&mut *conn).await {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt == 0 && is_broken(&e) => {
+                    tracing::debug!(error = %e, "a save's connection was broken; saving on a new one");
+                    *slot = None;
+                }
+                Err(e) => {
+                    if is_broken(&e) {
+                        *slot = None;
+                    }
+                    return Err(map(e));
+                }
+            }
+        }
+        unreachable!("the second attempt returns")
     }
 
     async fn save_many(&self, rows: &[ValidState], now: DateTime<Utc>) -> Result<()> {

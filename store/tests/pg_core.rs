@@ -262,8 +262,8 @@ async fn counters_stay_exact_whoever_writes_the_table() {
         .unwrap();
     }
     assert_exact(&store).await;
-    // A save that changes nothing counted (progress within the hour) writes no counter.
-    let rows_before: i64 = sqlx::query_scalar("SELECT count(*) FROM flowstate_counts")
+    // A save that changes nothing counted (progress within the hour) appends no delta.
+    let rows_before: i64 = sqlx::query_scalar("SELECT count(*) FROM flowstate_delta")
         .fetch_one(&mut conn)
         .await
         .unwrap();
@@ -278,7 +278,7 @@ async fn counters_stay_exact_whoever_writes_the_table() {
     .execute(&mut conn)
     .await
     .unwrap();
-    let rows_after: i64 = sqlx::query_scalar("SELECT count(*) FROM flowstate_counts")
+    let rows_after: i64 = sqlx::query_scalar("SELECT count(*) FROM flowstate_delta")
         .fetch_one(&mut conn)
         .await
         .unwrap();
@@ -751,6 +751,68 @@ async fn a_read_only_role_reads_and_every_write_is_refused() {
     ro.close().await;
     drop_database(&url).await;
     drop_database(&fresh).await;
+    sqlx::raw_sql(&format!("DROP ROLE IF EXISTS {role}"))
+        .execute(&mut conn)
+        .await
+        .ok();
+}
+
+#[tokio::test]
+async fn flujo_writing_as_a_role_without_rights_on_flowstates_tables_keeps_the_counters_exact() {
+    let Some(url) = fresh_or_skip("pg_writer_role").await else {
+        return;
+    };
+    let store = open(&url).await;
+    let role = format!("fs_writer_{}", std::process::id());
+    let db = url::Url::parse(&url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_string();
+    let mut conn = connect(&url).await;
+    sqlx::raw_sql(&format!(
+        "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN; GRANT CONNECT ON DATABASE \"{db}\" TO {role}; \
+         GRANT USAGE ON SCHEMA public TO {role}; \
+         GRANT SELECT, INSERT, UPDATE, DELETE ON workflow_state TO {role}"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let mut writer_url = url::Url::parse(&url).unwrap();
+    writer_url.set_username(&role).unwrap();
+    let mut writer = connect(writer_url.as_str()).await;
+    // It may not touch flowstate's tables itself...
+    assert!(sqlx::query("DELETE FROM flowstate_delta")
+        .execute(&mut writer)
+        .await
+        .is_err());
+    // ...but its saves and deletes go through, and are counted.
+    let t = at("2026-04-01T12:00:00Z");
+    for i in 0..40 {
+        sqlx::query(FLUJO_UPSERT)
+            .bind(format!("w{}", i % 25))
+            .bind("p")
+            .bind(if i < 25 { "running" } else { "completed" })
+            .bind(t)
+            .bind(t + chrono::Duration::minutes(i))
+            .bind(None::<String>)
+            .bind(Some(i as i32))
+            .execute(&mut writer)
+            .await
+            .unwrap();
+    }
+    sqlx::query("DELETE FROM workflow_state WHERE run_id IN ('w1', 'w2')")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    assert_exact(&store).await;
+    assert_stats_match_rows(&store, &mut conn).await;
+    let stats = store.get_workflow_stats().await.unwrap();
+    assert_eq!(stats.total_workflows, 23);
+    assert_eq!(stats.status_counts.get("completed"), Some(&13));
+    drop(writer);
+    store.close().await;
+    drop_database(&url).await;
     sqlx::raw_sql(&format!("DROP ROLE IF EXISTS {role}"))
         .execute(&mut conn)
         .await

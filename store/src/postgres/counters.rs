@@ -32,8 +32,9 @@
 //! An `UPDATE` whose rows keep every counted value (a progress save within the same hour) appends nothing: one
 //! `EXCEPT ALL` finds that out. `TRUNCATE` empties the counters and the log.
 //!
-//! The functions are `SECURITY DEFINER` (owned by the role that migrated) and name every object with its schema:
-//! a writer's role (flujo's) needs no privilege on flowstate's tables, and its `search_path` changes nothing.
+//! The functions are `SECURITY DEFINER` (owned by the role that migrated), name every object with its schema and
+//! run with `search_path = pg_catalog, pg_temp`: a writer's role (flujo's) needs no privilege on flowstate's
+//! tables, and cannot make them run an operator or function of its own.
 //!
 //! Keys: `'=' || value` for a status or pipeline id, `''` for NULL; hours are `floor(epoch / 3600)` (NULL for an
 //! infinite timestamp: in no hourly counter); buckets are [`crate::counters::bucket_of`]'s
@@ -188,7 +189,8 @@ pub(crate) fn create_functions(s: &str) -> Vec<String> {
              PARALLEL SAFE AS $$ SELECT CASE WHEN isfinite(at) THEN floor(extract(epoch FROM at) / 3600)::int8 END $$"
         ),
         format!(
-            "CREATE OR REPLACE FUNCTION {s}.flowstate_fold() RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER AS \
+            "CREATE OR REPLACE FUNCTION {s}.flowstate_fold() RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER \
+             SET search_path = pg_catalog, pg_temp AS \
              $flowstate$\nBEGIN\nIF NOT pg_try_advisory_xact_lock({FOLD_LOCK}) THEN RETURN false; END IF;\n{};\n\
              RETURN true;\nEND\n$flowstate$",
             fold_statement(s)
@@ -275,7 +277,8 @@ pub(crate) fn create_triggers(s: &str) -> Vec<String> {
     );
     let function = |name: &str, body: String| {
         format!(
-            "CREATE OR REPLACE FUNCTION {s}.{name}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS \
+            "CREATE OR REPLACE FUNCTION {s}.{name}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER \
+             SET search_path = pg_catalog, pg_temp AS \
              $flowstate$\n{body}\n$flowstate$"
         )
     };

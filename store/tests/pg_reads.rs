@@ -79,7 +79,11 @@ impl Db {
         let mut url = url::Url::parse(&base).unwrap();
         url.set_path(&format!("/{name}"));
         let url = url.to_string();
-        let pool = PgPoolOptions::new().max_connections(2).connect(&url).await.unwrap();
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&url)
+            .await
+            .unwrap();
         pool.execute(FLUJO_TABLE).await.unwrap();
         Some(Db {
             admin,
@@ -267,26 +271,186 @@ fn runs() -> Vec<WorkflowState> {
     let long_error = format!("ValueError: bad row {} — {}", "é".repeat(1500), "x".repeat(2000));
     let tie = "2026-03-10T10:00:00.000001Z";
     let mut out = vec![
-        run("run_a", "invoice", Completed, tie, "2026-03-10T10:05:00Z", None, Some(120)),
-        run("run_B", "invoice", Completed, tie, "2026-03-10T10:06:00Z", None, Some(31)),
-        run("run_Z", "invoice", Failed, tie, "2026-03-10T10:07:00Z", Some("TimeoutError: agent call exceeded 30s"), Some(30_000)),
-        run("ärger-1", "Invoice", Failed, tie, "2026-03-10T11:00:00Z", Some("ÉCHEC: Timeout in step 'x'"), Some(32)),
-        run("日本-run", "ünï", Running, "2026-03-10T12:00:00Z", "2026-03-10T12:30:00Z", None, None),
-        run("日本-2", "ünï", Paused, "2026-03-01T00:00:00Z", "2026-03-02T00:00:00Z", None, Some(0)),
-        run("long", "invoice", Failed, "2026-03-09T12:01:00Z", "2026-03-09T12:05:00Z", Some(&long_error), Some(i64::from(i32::MAX))),
-        run("h1", "etl", Failed, "2026-03-09T11:00:00Z", "2026-03-09T12:20:00Z", Some("TimeoutError: agent call exceeded 5s"), Some(999)),
-        run("h2", "etl", Failed, "2026-03-09T11:00:00Z", "2026-03-09T12:40:00Z", Some("RateLimitError: 429 (retry after 3s)"), Some(1000)),
-        run("h3", "etl", Failed, "2026-03-09T11:00:00Z", "2026-03-09T12:59:59.999999Z", Some("RateLimitError: 429 (retry after 25s)"), Some(1001)),
-        run("h4", "etl", Failed, "2026-03-09T11:00:00Z", "2026-03-09T13:00:00Z", Some(""), Some(5000)),
-        run("h5", "etl", Completed, "2026-03-09T11:00:00Z", "2026-03-09T12:10:00Z", None, Some(64)),
-        run("h6", "etl", Running, "2026-03-09T11:00:00Z", "2026-03-09T12:50:00Z", None, Some(65)),
-        run("old-completed", "etl", Completed, "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", None, Some(7)),
-        run("old-failed", "invoice", Failed, "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z", Some("KeyError: 'total'"), Some(8)),
-        run("old-cancelled", "invoice", Cancelled, "2025-12-01T00:00:00Z", "2025-12-01T00:00:00Z", None, None),
-        run("old-running", "etl", Running, "2025-12-01T00:00:00Z", "2025-12-02T00:00:00Z", None, None),
-        run("before-1970", "etl", Completed, "1969-12-31T23:59:59.999999Z", "1969-12-31T23:59:59.999999Z", None, Some(3)),
-        run("year-1", "etl", Cancelled, "0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z", None, None),
-        run("year-9999", "etl", Completed, "9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999999Z", None, Some(4)),
+        run(
+            "run_a",
+            "invoice",
+            Completed,
+            tie,
+            "2026-03-10T10:05:00Z",
+            None,
+            Some(120),
+        ),
+        run(
+            "run_B",
+            "invoice",
+            Completed,
+            tie,
+            "2026-03-10T10:06:00Z",
+            None,
+            Some(31),
+        ),
+        run(
+            "run_Z",
+            "invoice",
+            Failed,
+            tie,
+            "2026-03-10T10:07:00Z",
+            Some("TimeoutError: agent call exceeded 30s"),
+            Some(30_000),
+        ),
+        run(
+            "ärger-1",
+            "Invoice",
+            Failed,
+            tie,
+            "2026-03-10T11:00:00Z",
+            Some("ÉCHEC: Timeout in step 'x'"),
+            Some(32),
+        ),
+        run(
+            "日本-run",
+            "ünï",
+            Running,
+            "2026-03-10T12:00:00Z",
+            "2026-03-10T12:30:00Z",
+            None,
+            None,
+        ),
+        run(
+            "日本-2",
+            "ünï",
+            Paused,
+            "2026-03-01T00:00:00Z",
+            "2026-03-02T00:00:00Z",
+            None,
+            Some(0),
+        ),
+        run(
+            "long",
+            "invoice",
+            Failed,
+            "2026-03-09T12:01:00Z",
+            "2026-03-09T12:05:00Z",
+            Some(&long_error),
+            Some(i64::from(i32::MAX)),
+        ),
+        run(
+            "h1",
+            "etl",
+            Failed,
+            "2026-03-09T11:00:00Z",
+            "2026-03-09T12:20:00Z",
+            Some("TimeoutError: agent call exceeded 5s"),
+            Some(999),
+        ),
+        run(
+            "h2",
+            "etl",
+            Failed,
+            "2026-03-09T11:00:00Z",
+            "2026-03-09T12:40:00Z",
+            Some("RateLimitError: 429 (retry after 3s)"),
+            Some(1000),
+        ),
+        run(
+            "h3",
+            "etl",
+            Failed,
+            "2026-03-09T11:00:00Z",
+            "2026-03-09T12:59:59.999999Z",
+            Some("RateLimitError: 429 (retry after 25s)"),
+            Some(1001),
+        ),
+        run(
+            "h4",
+            "etl",
+            Failed,
+            "2026-03-09T11:00:00Z",
+            "2026-03-09T13:00:00Z",
+            Some(""),
+            Some(5000),
+        ),
+        run(
+            "h5",
+            "etl",
+            Completed,
+            "2026-03-09T11:00:00Z",
+            "2026-03-09T12:10:00Z",
+            None,
+            Some(64),
+        ),
+        run(
+            "h6",
+            "etl",
+            Running,
+            "2026-03-09T11:00:00Z",
+            "2026-03-09T12:50:00Z",
+            None,
+            Some(65),
+        ),
+        run(
+            "old-completed",
+            "etl",
+            Completed,
+            "2026-01-01T00:00:00Z",
+            "2026-01-02T00:00:00Z",
+            None,
+            Some(7),
+        ),
+        run(
+            "old-failed",
+            "invoice",
+            Failed,
+            "2026-01-01T00:00:00Z",
+            "2026-02-01T00:00:00Z",
+            Some("KeyError: 'total'"),
+            Some(8),
+        ),
+        run(
+            "old-cancelled",
+            "invoice",
+            Cancelled,
+            "2025-12-01T00:00:00Z",
+            "2025-12-01T00:00:00Z",
+            None,
+            None,
+        ),
+        run(
+            "old-running",
+            "etl",
+            Running,
+            "2025-12-01T00:00:00Z",
+            "2025-12-02T00:00:00Z",
+            None,
+            None,
+        ),
+        run(
+            "before-1970",
+            "etl",
+            Completed,
+            "1969-12-31T23:59:59.999999Z",
+            "1969-12-31T23:59:59.999999Z",
+            None,
+            Some(3),
+        ),
+        run(
+            "year-1",
+            "etl",
+            Cancelled,
+            "0001-01-01T00:00:00Z",
+            "0001-01-01T00:00:00Z",
+            None,
+            None,
+        ),
+        run(
+            "year-9999",
+            "etl",
+            Completed,
+            "9999-12-31T23:59:59.999999Z",
+            "9999-12-31T23:59:59.999999Z",
+            None,
+            Some(4),
+        ),
     ];
     // JSON of every shape.
     out[0].pipeline_context = json!({"b": 1, "a": [1, 2.5, {"x": null}], "s": "é\n\"q\"\t\\", "big": 12345678901234567890u64,
@@ -316,7 +480,11 @@ fn runs() -> Vec<WorkflowState> {
         out.push(run(
             &format!("bulk-{i:02}"),
             "bulk",
-            if i % 5 == 0 { Status::Failed } else { Status::Completed },
+            if i % 5 == 0 {
+                Status::Failed
+            } else {
+                Status::Completed
+            },
             &format!("2026-03-{:02}T{:02}:00:00Z", 1 + i % 9, i % 24),
             &format!("2026-03-{:02}T{:02}:30:00Z", 1 + i % 9, i % 24),
             (i % 5 == 0).then_some("ConnectionError: host 10.0.0.1 unreachable"),
@@ -362,31 +530,113 @@ fn queries() -> Vec<ListQuery> {
     let q = ListQuery::default;
     let mut out = vec![
         q(),
-        ListQuery { limit: Some(3), ..q() },
-        ListQuery { limit: Some(1), ..q() },
-        ListQuery { limit: Some(4), offset: Some(2), ..q() },
-        ListQuery { statuses: vec![Status::Failed], limit: Some(2), ..q() },
-        ListQuery { statuses: vec![Status::Failed, Status::Cancelled], ..q() },
-        ListQuery { statuses: vec![Status::Other(None)], ..q() },
-        ListQuery { statuses: vec![Status::Other(None), Status::Running], ..q() },
-        ListQuery { statuses: vec![Status::Other(Some("pending".into()))], ..q() },
-        ListQuery { pipeline_id: Some("invoice".into()), limit: Some(2), ..q() },
-        ListQuery { pipeline_id: Some("Invoice".into()), ..q() },
-        ListQuery { pipeline_id: Some("ünï".into()), ..q() },
-        ListQuery { created_after: Some(at("2026-03-09T11:00:00Z")), limit: Some(5), ..q() },
-        ListQuery { created_before: Some(at("2026-03-09T11:00:00Z")), limit: Some(5), ..q() },
-        ListQuery { updated_after: Some(at("2026-03-09T12:20:00Z")), updated_before: Some(at("2026-03-09T13:00:00Z")), ..q() },
-        ListQuery { run_id_prefix: Some("run_".into()), limit: Some(2), ..q() },
-        ListQuery { run_id_prefix: Some("日本".into()), ..q() },
-        ListQuery { run_id_prefix: Some("ä".into()), ..q() },
-        ListQuery { run_id_prefix: Some("RUN_".into()), ..q() },
-        ListQuery { run_id_prefix: Some("%".into()), ..q() },
-        ListQuery { error_contains: Some("timeout".into()), ..q() },
-        ListQuery { error_contains: Some("TIMEOUT".into()), ..q() },
-        ListQuery { error_contains: Some("échec".into()), ..q() },
-        ListQuery { error_contains: Some("ÉCHEC".into()), ..q() },
-        ListQuery { error_contains: Some("_".into()), ..q() },
-        ListQuery { error_contains: Some("xxxxx".into()), ..q() },
+        ListQuery {
+            limit: Some(3),
+            ..q()
+        },
+        ListQuery {
+            limit: Some(1),
+            ..q()
+        },
+        ListQuery {
+            limit: Some(4),
+            offset: Some(2),
+            ..q()
+        },
+        ListQuery {
+            statuses: vec![Status::Failed],
+            limit: Some(2),
+            ..q()
+        },
+        ListQuery {
+            statuses: vec![Status::Failed, Status::Cancelled],
+            ..q()
+        },
+        ListQuery {
+            statuses: vec![Status::Other(None)],
+            ..q()
+        },
+        ListQuery {
+            statuses: vec![Status::Other(None), Status::Running],
+            ..q()
+        },
+        ListQuery {
+            statuses: vec![Status::Other(Some("pending".into()))],
+            ..q()
+        },
+        ListQuery {
+            pipeline_id: Some("invoice".into()),
+            limit: Some(2),
+            ..q()
+        },
+        ListQuery {
+            pipeline_id: Some("Invoice".into()),
+            ..q()
+        },
+        ListQuery {
+            pipeline_id: Some("ünï".into()),
+            ..q()
+        },
+        ListQuery {
+            created_after: Some(at("2026-03-09T11:00:00Z")),
+            limit: Some(5),
+            ..q()
+        },
+        ListQuery {
+            created_before: Some(at("2026-03-09T11:00:00Z")),
+            limit: Some(5),
+            ..q()
+        },
+        ListQuery {
+            updated_after: Some(at("2026-03-09T12:20:00Z")),
+            updated_before: Some(at("2026-03-09T13:00:00Z")),
+            ..q()
+        },
+        ListQuery {
+            run_id_prefix: Some("run_".into()),
+            limit: Some(2),
+            ..q()
+        },
+        ListQuery {
+            run_id_prefix: Some("日本".into()),
+            ..q()
+        },
+        ListQuery {
+            run_id_prefix: Some("ä".into()),
+            ..q()
+        },
+        ListQuery {
+            run_id_prefix: Some("RUN_".into()),
+            ..q()
+        },
+        ListQuery {
+            run_id_prefix: Some("%".into()),
+            ..q()
+        },
+        ListQuery {
+            error_contains: Some("timeout".into()),
+            ..q()
+        },
+        ListQuery {
+            error_contains: Some("TIMEOUT".into()),
+            ..q()
+        },
+        ListQuery {
+            error_contains: Some("échec".into()),
+            ..q()
+        },
+        ListQuery {
+            error_contains: Some("ÉCHEC".into()),
+            ..q()
+        },
+        ListQuery {
+            error_contains: Some("_".into()),
+            ..q()
+        },
+        ListQuery {
+            error_contains: Some("xxxxx".into()),
+            ..q()
+        },
         // (The background and parent filters need flujo's PostgreSQL-only columns, which the SQLite file of
         // this build lacks: `flujos_postgres_only_columns_are_read_and_filtered` checks them.)
         ListQuery {
@@ -399,7 +649,11 @@ fn queries() -> Vec<ListQuery> {
         },
     ];
     for limit in [2, 5] {
-        out.push(ListQuery { pipeline_id: Some("bulk".into()), limit: Some(limit), ..q() });
+        out.push(ListQuery {
+            pipeline_id: Some("bulk".into()),
+            limit: Some(limit),
+            ..q()
+        });
     }
     out
 }
@@ -427,7 +681,12 @@ async fn compare(sqlite: &Store, pg: &Store, states: &[WorkflowState]) {
     // Whole runs.
     for s in states {
         let want = sqlite.load_state(&s.run_id).await.unwrap();
-        assert_eq!(pg.load_state(&s.run_id).await.unwrap(), want, "load_state {}", s.run_id);
+        assert_eq!(
+            pg.load_state(&s.run_id).await.unwrap(),
+            want,
+            "load_state {}",
+            s.run_id
+        );
         assert!(want.is_some(), "the SQLite store keeps {}", s.run_id);
     }
     assert_eq!(pg.load_state("missing").await.unwrap(), None);
@@ -437,9 +696,19 @@ async fn compare(sqlite: &Store, pg: &Store, states: &[WorkflowState]) {
             let want = sqlite.load_run_view(&s.run_id, max).await.unwrap().unwrap();
             let got = pg.load_run_view(&s.run_id, max).await.unwrap().unwrap();
             assert_eq!(got.summary, want.summary, "summary of {}", s.run_id);
-            assert_eq!(got.error_message, want.error_message, "error head of {} at {max}", s.run_id);
             assert_eq!(
-                (got.is_background_task, &got.parent_run_id, &got.task_id, &got.metadata, &got.background_error),
+                got.error_message, want.error_message,
+                "error head of {} at {max}",
+                s.run_id
+            );
+            assert_eq!(
+                (
+                    got.is_background_task,
+                    &got.parent_run_id,
+                    &got.task_id,
+                    &got.metadata,
+                    &got.background_error
+                ),
                 (false, &None, &None, &None, &None)
             );
             for (g, w) in [
@@ -473,12 +742,20 @@ async fn compare(sqlite: &Store, pg: &Store, states: &[WorkflowState]) {
             if column == TextColumn::ErrorMessage {
                 assert_eq!(got, want);
             } else {
-                assert_eq!(value_of(got.as_deref()), value_of(want.as_deref()), "{column:?} of {}", s.run_id);
+                assert_eq!(
+                    value_of(got.as_deref()),
+                    value_of(want.as_deref()),
+                    "{column:?} of {}",
+                    s.run_id
+                );
             }
         }
     }
     assert_eq!(pg.load_run_view("missing", 10).await.unwrap(), None);
-    assert_eq!(pg.load_text_column("missing", TextColumn::Context).await.unwrap(), None);
+    assert_eq!(
+        pg.load_text_column("missing", TextColumn::Context).await.unwrap(),
+        None
+    );
     // Exports, in batches.
     for batch in [1u32, 4, 1000] {
         let mut after: Option<String> = None;
@@ -509,9 +786,18 @@ async fn compare(sqlite: &Store, pg: &Store, states: &[WorkflowState]) {
         CleanupPolicy::older_than_days(1),
         CleanupPolicy::older_than_days(30),
         CleanupPolicy::older_than_days(10_000),
-        CleanupPolicy { statuses: vec![Status::Running, Status::Paused], ..CleanupPolicy::older_than_days(1) },
-        CleanupPolicy { pipeline_id: Some("invoice".into()), ..CleanupPolicy::older_than_days(1) },
-        CleanupPolicy { statuses: Status::KNOWN.to_vec(), ..CleanupPolicy::older_than_days(2) },
+        CleanupPolicy {
+            statuses: vec![Status::Running, Status::Paused],
+            ..CleanupPolicy::older_than_days(1)
+        },
+        CleanupPolicy {
+            pipeline_id: Some("invoice".into()),
+            ..CleanupPolicy::older_than_days(1)
+        },
+        CleanupPolicy {
+            statuses: Status::KNOWN.to_vec(),
+            ..CleanupPolicy::older_than_days(2)
+        },
     ] {
         assert_eq!(
             pg.preview_cleanup(&policy).await.unwrap(),
@@ -520,12 +806,24 @@ async fn compare(sqlite: &Store, pg: &Store, states: &[WorkflowState]) {
         );
     }
     // Stuck runs.
-    for (idle, limit) in [(Duration::hours(1), 10), (Duration::minutes(30), 1), (Duration::days(100), 10)] {
-        assert_eq!(pg.stuck_runs(idle, limit).await.unwrap(), sqlite.stuck_runs(idle, limit).await.unwrap());
+    for (idle, limit) in [
+        (Duration::hours(1), 10),
+        (Duration::minutes(30), 1),
+        (Duration::days(100), 10),
+    ] {
+        assert_eq!(
+            pg.stuck_runs(idle, limit).await.unwrap(),
+            sqlite.stuck_runs(idle, limit).await.unwrap()
+        );
     }
     // Pipelines and activity.
     assert_eq!(pg.pipelines().await.unwrap(), sqlite.pipelines().await.unwrap());
-    for (bucket, n) in [(Bucket::Hour, 48), (Bucket::Hour, 1), (Bucket::Day, 40), (Bucket::Day, 1000)] {
+    for (bucket, n) in [
+        (Bucket::Hour, 48),
+        (Bucket::Hour, 1),
+        (Bucket::Day, 40),
+        (Bucket::Day, 1000),
+    ] {
         assert_eq!(
             pg.activity(bucket, n).await.unwrap(),
             sqlite.activity(bucket, n).await.unwrap(),
@@ -535,7 +833,11 @@ async fn compare(sqlite: &Store, pg: &Store, states: &[WorkflowState]) {
     // Failures: groups, one group, counts, rates.
     for since in sinces() {
         let want = sqlite.failure_groups(since).await.unwrap();
-        assert_eq!(pg.failure_groups(since).await.unwrap(), want, "groups since {since}");
+        assert_eq!(
+            pg.failure_groups(since).await.unwrap(),
+            want,
+            "groups since {since}"
+        );
         for g in &want.groups {
             for samples in [0, 2, 100] {
                 assert_eq!(
@@ -586,7 +888,9 @@ fn exact(states: &[WorkflowState], pipeline: Option<&str>) -> flowstate_store::P
 
 #[tokio::test]
 async fn every_read_matches_sqlite_with_the_counters() {
-    let Some(db) = Db::fresh("counters").await else { return };
+    let Some(db) = Db::fresh("counters").await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let states = runs();
     let sqlite = sqlite_store(dir.path(), &states).await;
@@ -601,7 +905,14 @@ async fn every_read_matches_sqlite_with_the_counters() {
     assert!(pg.has_counters());
     compare(&sqlite, &pg, &states).await;
     // Percentiles from the histogram: the same figures as SQLite's.
-    for pipeline in [None, Some("bulk"), Some("etl"), Some("invoice"), Some("ünï"), Some("nope")] {
+    for pipeline in [
+        None,
+        Some("bulk"),
+        Some("etl"),
+        Some("invoice"),
+        Some("ünï"),
+        Some("nope"),
+    ] {
         assert_eq!(
             pg.execution_percentiles(pipeline).await.unwrap(),
             sqlite.execution_percentiles(pipeline).await.unwrap(),
@@ -619,7 +930,9 @@ async fn every_read_matches_sqlite_with_the_counters() {
 
 #[tokio::test]
 async fn every_read_matches_sqlite_without_the_counters() {
-    let Some(db) = Db::fresh("plain").await else { return };
+    let Some(db) = Db::fresh("plain").await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let states = runs();
     let sqlite = sqlite_store(dir.path(), &states).await;
@@ -629,8 +942,19 @@ async fn every_read_matches_sqlite_without_the_counters() {
     assert!(!pg.has_counters());
     compare(&sqlite, &pg, &states).await;
     // Exact percentiles from the index.
-    for pipeline in [None, Some("bulk"), Some("etl"), Some("invoice"), Some("ünï"), Some("nope")] {
-        assert_eq!(pg.execution_percentiles(pipeline).await.unwrap(), exact(&states, pipeline), "{pipeline:?}");
+    for pipeline in [
+        None,
+        Some("bulk"),
+        Some("etl"),
+        Some("invoice"),
+        Some("ünï"),
+        Some("nope"),
+    ] {
+        assert_eq!(
+            pg.execution_percentiles(pipeline).await.unwrap(),
+            exact(&states, pipeline),
+            "{pipeline:?}"
+        );
     }
     let mut want: Vec<(String, flowstate_store::Percentiles)> = ["bulk", "etl", "invoice", "Invoice", "ünï"]
         .iter()
@@ -648,10 +972,28 @@ async fn every_read_matches_sqlite_without_the_counters() {
 
 #[tokio::test]
 async fn flujos_postgres_only_columns_are_read_and_filtered() {
-    let Some(db) = Db::fresh("extras").await else { return };
-    let mut parent = run("parent", "p", Status::Running, "2026-03-10T10:00:00Z", "2026-03-10T10:00:00Z", None, None);
+    let Some(db) = Db::fresh("extras").await else {
+        return;
+    };
+    let mut parent = run(
+        "parent",
+        "p",
+        Status::Running,
+        "2026-03-10T10:00:00Z",
+        "2026-03-10T10:00:00Z",
+        None,
+        None,
+    );
     parent.extras.metadata = Some(json!({"owner": "ops", "tags": ["a", "b"], "n": 1.5}));
-    let mut child = run("child", "p", Status::Failed, "2026-03-10T10:01:00Z", "2026-03-10T10:02:00Z", Some("boom"), None);
+    let mut child = run(
+        "child",
+        "p",
+        Status::Failed,
+        "2026-03-10T10:01:00Z",
+        "2026-03-10T10:02:00Z",
+        Some("boom"),
+        None,
+    );
     child.extras = RunExtras {
         metadata: None,
         is_background_task: true,
@@ -659,7 +1001,15 @@ async fn flujos_postgres_only_columns_are_read_and_filtered() {
         task_id: Some("task-7".into()),
         background_error: Some("BackgroundError: ".to_string() + &"ü".repeat(50)),
     };
-    let plain = run("plain", "p", Status::Completed, "2026-03-10T10:03:00Z", "2026-03-10T10:03:00Z", None, None);
+    let plain = run(
+        "plain",
+        "p",
+        Status::Completed,
+        "2026-03-10T10:03:00Z",
+        "2026-03-10T10:03:00Z",
+        None,
+        None,
+    );
     let states = vec![parent.clone(), child.clone(), plain.clone()];
     insert(&db.pool, &states).await;
     // A row another writer left with is_background_task NULL reads as false.
@@ -683,11 +1033,20 @@ async fn flujos_postgres_only_columns_are_read_and_filtered() {
     assert!(meta.is_whole());
     assert_eq!(value_of(Some(&meta.head)), parent.extras.metadata);
     assert_eq!(
-        value_of(pg.load_text_column("parent", TextColumn::Metadata).await.unwrap().unwrap().as_deref()),
+        value_of(
+            pg.load_text_column("parent", TextColumn::Metadata)
+                .await
+                .unwrap()
+                .unwrap()
+                .as_deref()
+        ),
         parent.extras.metadata
     );
     assert_eq!(
-        pg.load_text_column("child", TextColumn::BackgroundError).await.unwrap().unwrap(),
+        pg.load_text_column("child", TextColumn::BackgroundError)
+            .await
+            .unwrap()
+            .unwrap(),
         child.extras.background_error
     );
     let store = &pg;
@@ -695,9 +1054,30 @@ async fn flujos_postgres_only_columns_are_read_and_filtered() {
         let page = store.list_workflows(&q).await.unwrap();
         page.runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>()
     };
-    assert_eq!(list(ListQuery { background: Some(true), ..Default::default() }).await, ["child"]);
-    assert_eq!(list(ListQuery { background: Some(false), ..Default::default() }).await, ["plain", "parent"]);
-    assert_eq!(list(ListQuery { parent_run_id: Some("parent".into()), ..Default::default() }).await, ["child"]);
+    assert_eq!(
+        list(ListQuery {
+            background: Some(true),
+            ..Default::default()
+        })
+        .await,
+        ["child"]
+    );
+    assert_eq!(
+        list(ListQuery {
+            background: Some(false),
+            ..Default::default()
+        })
+        .await,
+        ["plain", "parent"]
+    );
+    assert_eq!(
+        list(ListQuery {
+            parent_run_id: Some("parent".into()),
+            ..Default::default()
+        })
+        .await,
+        ["child"]
+    );
     assert_eq!(pg.export_runs(None, 10).await.unwrap().len(), 3);
     pg.close().await;
     db.drop_now().await;
@@ -705,7 +1085,9 @@ async fn flujos_postgres_only_columns_are_read_and_filtered() {
 
 #[tokio::test]
 async fn timestamps_no_instant_can_hold_read_as_unknown_and_page_through() {
-    let Some(db) = Db::fresh("infinity").await else { return };
+    let Some(db) = Db::fresh("infinity").await else {
+        return;
+    };
     let states: Vec<WorkflowState> = (0..4)
         .map(|i| {
             run(
@@ -734,19 +1116,31 @@ async fn timestamps_no_instant_can_hold_read_as_unknown_and_page_through() {
     assert_eq!((r0.created_at, r0.updated_at), (None, None));
     assert_eq!(pg.load_state("r2").await.unwrap().unwrap().created_at, None);
     // Newest first: infinity, year 280000, 2026, -infinity; one per page, forward then back, nothing repeated.
-    let q = ListQuery { limit: Some(1), ..Default::default() };
+    let q = ListQuery {
+        limit: Some(1),
+        ..Default::default()
+    };
     let pages = walk(&pg, &q).await;
-    let order: Vec<&str> = pages.iter().flat_map(|p| p.runs.iter().map(|r| r.run_id.as_str())).collect();
+    let order: Vec<&str> = pages
+        .iter()
+        .flat_map(|p| p.runs.iter().map(|r| r.run_id.as_str()))
+        .collect();
     assert_eq!(order, ["r0", "r2", "r3", "r1", "r3", "r2", "r0"]);
     // A run last updated at -infinity is never old enough to clean up, nor stuck.
-    let preview = pg.preview_cleanup(&CleanupPolicy::older_than_days(1)).await.unwrap();
+    let preview = pg
+        .preview_cleanup(&CleanupPolicy::older_than_days(1))
+        .await
+        .unwrap();
     assert_eq!(preview.matched, 2);
     assert_eq!(preview.oldest_updated_at, Some(at("2026-03-01T00:00:00Z")));
     // A hostile cursor key far outside any instant is no error.
     for key in [i64::MIN, i64::MAX, -1] {
         let cursor = base64_cursor(key, "r1");
         assert!(pg
-            .list_workflows(&ListQuery { cursor: Some(cursor), ..Default::default() })
+            .list_workflows(&ListQuery {
+                cursor: Some(cursor),
+                ..Default::default()
+            })
             .await
             .is_ok());
     }
@@ -762,7 +1156,9 @@ fn base64_cursor(key: i64, run_id: &str) -> String {
 
 #[tokio::test]
 async fn the_audit_log_reads_newest_first() {
-    let Some(db) = Db::fresh("audit").await else { return };
+    let Some(db) = Db::fresh("audit").await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let sqlite = sqlite_store(dir.path(), &[]).await;
     db.pool
@@ -773,12 +1169,21 @@ async fn the_audit_log_reads_newest_first() {
         .await
         .unwrap();
     let entries = [
-        ("admin", "cleanup", json!({"older_than_days": 30, "statuses": ["failed"]}), Some(12), 12),
+        (
+            "admin",
+            "cleanup",
+            json!({"older_than_days": 30, "statuses": ["failed"]}),
+            Some(12),
+            12,
+        ),
         ("cli", "delete_run", json!({"run_id": "日本"}), None, 1),
         ("local", "cleanup", json!(null), Some(0), 0),
     ];
     for (actor, action, detail, matched, affected) in &entries {
-        sqlite.record_audit(actor, action, detail, *matched, *affected).await.unwrap();
+        sqlite
+            .record_audit(actor, action, detail, *matched, *affected)
+            .await
+            .unwrap();
         sqlx::query(
             "INSERT INTO flowstate_audit (at, actor, action, detail, matched, affected) VALUES ($1, $2, $3, $4::jsonb, $5, $6)",
         )
@@ -794,7 +1199,10 @@ async fn the_audit_log_reads_newest_first() {
     }
     let pg = db.open(true).await;
     for limit in [1, 2, 10] {
-        assert_eq!(pg.audit_log(limit).await.unwrap(), sqlite.audit_log(limit).await.unwrap());
+        assert_eq!(
+            pg.audit_log(limit).await.unwrap(),
+            sqlite.audit_log(limit).await.unwrap()
+        );
     }
     pg.close().await;
     sqlite.close().await;

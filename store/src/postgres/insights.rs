@@ -20,7 +20,8 @@ use super::read::{
 use super::PgStore;
 use crate::counters::{decode_key, encode_key, hour_of, HOUR_US};
 use crate::insights::{
-    from_histogram, layout_activity, ActivityBucket, Bucket, FailureReport, Grouped, StuckRuns, MAX_FAILURE_SCAN,
+    from_histogram, layout_activity, ActivityBucket, Bucket, FailureReport, Grouped, StuckRuns,
+    MAX_FAILURE_SCAN,
 };
 use crate::time;
 use crate::{Percentiles, Result, RunSummary};
@@ -31,8 +32,7 @@ fn key_sql(column: &str) -> String {
 }
 
 /// Running or paused runs whose last update is a real instant (not `-infinity`) before `$1`.
-const STUCK: &str =
-    "status IN ('running', 'paused') AND updated_at < $1 AND updated_at > '-infinity'";
+const STUCK: &str = "status IN ('running', 'paused') AND updated_at < $1 AND updated_at > '-infinity'";
 
 impl PgStore {
     pub(crate) async fn stuck_runs(&self, idle_since: DateTime<Utc>, limit: u32) -> Result<StuckRuns> {
@@ -65,10 +65,19 @@ impl PgStore {
                 .await
                 .map_err(&map)?
         };
+        // One ordered index range per status, merged: `status IN (...)` with this order would read and sort
+        // every live run.
+        let per_status = |status: &str| {
+            format!(
+                "(SELECT {} FROM workflow_state WHERE status = '{status}' AND updated_at < $1 \
+                 AND updated_at > '-infinity' ORDER BY updated_at, run_id COLLATE \"C\" LIMIT $2)",
+                summary_sql()
+            )
+        };
         let rows = sqlx::query(&format!(
-            "SELECT {} FROM workflow_state WHERE {STUCK} ORDER BY updated_at ASC, run_id COLLATE \"C\" ASC \
-             LIMIT $2",
-            summary_sql()
+            "SELECT * FROM ({} UNION ALL {}) AS s ORDER BY updated_at, run_id COLLATE \"C\" LIMIT $2",
+            per_status("running"),
+            per_status("paused")
         ))
         .bind(cutoff)
         .bind(i64::from(limit))
@@ -102,15 +111,19 @@ impl PgStore {
         .map_err(&map)?;
         buckets.sort_unstable();
         let max: Option<f64> = match pipeline_id {
-            Some(p) => sqlx::query_scalar(
-                "SELECT max(execution_time_ms)::float8 FROM workflow_state WHERE pipeline_id = $1",
-            )
-            .bind(p)
-            .fetch_one(&mut *tx)
-            .await,
-            None => sqlx::query_scalar("SELECT max(execution_time_ms)::float8 FROM workflow_state")
+            Some(p) => {
+                sqlx::query_scalar(
+                    "SELECT max(execution_time_ms)::float8 FROM workflow_state WHERE pipeline_id = $1",
+                )
+                .bind(p)
                 .fetch_one(&mut *tx)
-                .await,
+                .await
+            }
+            None => {
+                sqlx::query_scalar("SELECT max(execution_time_ms)::float8 FROM workflow_state")
+                    .fetch_one(&mut *tx)
+                    .await
+            }
         }
         .map_err(&map)?;
         tx.commit().await.map_err(&map)?;
@@ -258,7 +271,10 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(&map)?;
-            hours.into_iter().map(|(b, key, n)| (b, decode_key(&key), n)).collect()
+            hours
+                .into_iter()
+                .map(|(b, key, n)| (b, decode_key(&key), n))
+                .collect()
         } else {
             // EXTRACT(EPOCH ...) is numeric (exact to the microsecond).
             sqlx::query_as(
@@ -303,8 +319,14 @@ impl PgStore {
             .iter()
             .map(|r| {
                 (
-                    r.try_get::<Option<String>, _>(0).ok().flatten().unwrap_or_default(),
-                    r.try_get::<Option<String>, _>(1).ok().flatten().unwrap_or_default(),
+                    r.try_get::<Option<String>, _>(0)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
+                    r.try_get::<Option<String>, _>(1)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
                     raw_instant(r, 2).map_or(time::UNKNOWN_INSTANT, instant_key),
                     r.try_get::<Option<String>, _>(3).ok().flatten(),
                 )
@@ -363,7 +385,9 @@ impl PgStore {
             tx.commit().await.map_err(&map)?;
             let mut per: BTreeMap<String, (i64, i64)> = BTreeMap::new();
             for ((pipeline_key, status_key), n) in counts {
-                let entry = per.entry(decode_key(&pipeline_key).unwrap_or_default()).or_insert((0, 0));
+                let entry = per
+                    .entry(decode_key(&pipeline_key).unwrap_or_default())
+                    .or_insert((0, 0));
                 entry.0 += n;
                 if status_key == "=failed" {
                     entry.1 += n;
@@ -407,7 +431,11 @@ pub(crate) async fn updated_since(
     // The first hour is read whole from the counters when the window starts with it, or when the part of it
     // before the window is the shorter one (then subtracted below).
     let before_part = since_us != start && since_us - start <= HOUR_US / 2;
-    let op = if since_us == start || before_part { ">=" } else { ">" };
+    let op = if since_us == start || before_part {
+        ">="
+    } else {
+        ">"
+    };
     let hours_sql = format!(
         "SELECT pipeline_key, status_key, sum(runs)::int8 FROM flowstate_updated_hourly WHERE hour {op} $1 \
          AND ($2::text IS NULL OR status_key = $2) GROUP BY pipeline_key, status_key"

@@ -283,9 +283,16 @@ impl PgStore {
         // `substr` takes a 32-bit length; no value is longer than that many characters.
         let max = i32::try_from(max_chars.max(1)).unwrap_or(i32::MAX);
         // Each large column's text once (JSONB's normalised spelling), then its start and its size in bytes.
-        let heads = ["error_message", "ctx", "last_out", "hist", "meta", "background_error"]
-            .map(|c| format!("substr({c}, 1, $2), octet_length({c})"))
-            .join(", ");
+        let heads = [
+            "error_message",
+            "ctx",
+            "last_out",
+            "hist",
+            "meta",
+            "background_error",
+        ]
+        .map(|c| format!("substr({c}, 1, $2), octet_length({c})"))
+        .join(", ");
         let sql = format!(
             "SELECT {}, {heads}, is_background_task, parent_run_id, task_id FROM workflow_state, \
              LATERAL (SELECT pipeline_context::text AS ctx, last_step_output::text AS last_out, \
@@ -375,7 +382,12 @@ impl PgStore {
                 .map(|s| s.as_str().to_string())
                 .collect();
             let wants_null = query.statuses.iter().any(|s| matches!(s, Status::Other(None)));
-            qb.push(" AND (status = ANY(").push_bind(names).push(")");
+            if let [one] = names.as_slice() {
+                // A plain `=`, so that an index on (status, created_at, run_id) gives the order.
+                qb.push(" AND (status = ").push_bind(one.clone());
+            } else {
+                qb.push(" AND (status = ANY(").push_bind(names).push(")");
+            }
             if wants_null {
                 qb.push(" OR status IS NULL");
             }

@@ -15,7 +15,7 @@ use sqlx::{PgConnection, Row};
 use flowstate_model::percentiles::{nearest_rank, REPORTED};
 
 use super::read::{
-    decode_summary, error_excerpt, instant_key, pg_err, raw_instant, summary_sql, PgInstant, BEGIN_SNAPSHOT,
+    decode_summary, error_excerpt, instant_key, raw_instant, summary_sql, PgInstant, BEGIN_SNAPSHOT,
 };
 use super::PgStore;
 use crate::counters::{decode_key, encode_key, hour_of, HOUR_US};
@@ -36,7 +36,7 @@ const STUCK: &str = "status IN ('running', 'paused') AND updated_at < $1 AND upd
 
 impl PgStore {
     pub(crate) async fn stuck_runs(&self, idle_since: DateTime<Utc>, limit: u32) -> Result<StuckRuns> {
-        let map = pg_err("counting stuck runs");
+        let map = self.err("counting stuck runs");
         let cutoff = PgInstant::at(&idle_since);
         let mut tx = self.pool.begin_with(BEGIN_SNAPSHOT).await.map_err(&map)?;
         let count: i64 = if self.counters {
@@ -83,7 +83,7 @@ impl PgStore {
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await
-        .map_err(pg_err("listing stuck runs"))?;
+        .map_err(self.err("listing stuck runs"))?;
         tx.commit().await.map_err(&map)?;
         Ok(StuckRuns {
             idle_since,
@@ -98,7 +98,7 @@ impl PgStore {
         if !self.counters {
             return self.exact_percentiles(pipeline_id).await;
         }
-        let map = pg_err("reading percentiles");
+        let map = self.err("reading percentiles");
         let mut tx = self.pool.begin_with(BEGIN_SNAPSHOT).await.map_err(&map)?;
         let key = pipeline_id.map(encode_key);
         let mut buckets: Vec<(i64, i64)> = sqlx::query_as(
@@ -133,7 +133,7 @@ impl PgStore {
     /// Exact nearest-rank percentiles from the execution-time index, one ordered step per rank (the cost grows
     /// with the rank), in one snapshot: for databases without counters.
     async fn exact_percentiles(&self, pipeline_id: Option<&str>) -> Result<Percentiles> {
-        let map = pg_err("reading percentiles");
+        let map = self.err("reading percentiles");
         let filter = if pipeline_id.is_some() {
             "execution_time_ms IS NOT NULL AND pipeline_id = $1"
         } else {
@@ -181,7 +181,7 @@ impl PgStore {
     pub(crate) async fn execution_percentiles_by_pipeline(&self) -> Result<Vec<(String, Percentiles)>> {
         let mut out = Vec::new();
         if self.counters {
-            let map = pg_err("reading percentiles");
+            let map = self.err("reading percentiles");
             let mut tx = self.pool.begin_with(BEGIN_SNAPSHOT).await.map_err(&map)?;
             let rows: Vec<(String, i64, i64)> = sqlx::query_as(
                 "SELECT pipeline_key, bucket, sum(runs)::int8 FROM flowstate_exec_hist WHERE pipeline_key <> '' \
@@ -240,7 +240,7 @@ impl PgStore {
         let mut out: Vec<String> = sqlx::query_scalar(sql)
             .fetch_all(&self.pool)
             .await
-            .map_err(pg_err("listing pipelines"))?;
+            .map_err(self.err("listing pipelines"))?;
         // Byte order, as SQLite's; whatever the database's collation.
         out.sort_unstable();
         out.dedup();
@@ -258,7 +258,7 @@ impl PgStore {
         let width_us = width.num_microseconds().unwrap_or(i64::MAX);
         let first_us = time::instant_micros(&first);
         let end_us = time::instant_micros(&end);
-        let map = pg_err("reading activity");
+        let map = self.err("reading activity");
         let rows: Vec<(i64, Option<String>, i64)> = if self.counters {
             // Buckets are whole hours (days are 24 of them, UTC): read the hourly counters.
             let hours: Vec<(i64, String, i64)> = sqlx::query_as(
@@ -301,7 +301,7 @@ impl PgStore {
         samples: usize,
         only_key: Option<&str>,
     ) -> Result<FailureReport> {
-        let map = pg_err("grouping failures");
+        let map = self.err("grouping failures");
         let mut tx = self.pool.begin_with(BEGIN_SNAPSHOT).await.map_err(&map)?;
         let total_failed = self.failed_since(&mut tx, &since).await?;
         let window = sqlx::query(&format!(
@@ -359,18 +359,18 @@ impl PgStore {
         if self.counters {
             let counts = updated_since(conn, since, Some("failed"))
                 .await
-                .map_err(pg_err("counting failures"))?;
+                .map_err(self.err("counting failures"))?;
             return Ok(counts.values().sum());
         }
         sqlx::query_scalar("SELECT count(*) FROM workflow_state WHERE status = 'failed' AND updated_at >= $1")
             .bind(PgInstant::at(since))
             .fetch_one(&mut *conn)
             .await
-            .map_err(pg_err("counting failures"))
+            .map_err(self.err("counting failures"))
     }
 
     pub(crate) async fn count_failed_since(&self, since: DateTime<Utc>) -> Result<i64> {
-        let map = pg_err("counting failures");
+        let map = self.err("counting failures");
         let mut tx = self.pool.begin_with(BEGIN_SNAPSHOT).await.map_err(&map)?;
         let n = self.failed_since(&mut tx, &since).await?;
         tx.commit().await.map_err(&map)?;
@@ -378,7 +378,7 @@ impl PgStore {
     }
 
     pub(crate) async fn failure_counts(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64, i64)>> {
-        let map = pg_err("reading failure rates");
+        let map = self.err("reading failure rates");
         if self.counters {
             let mut tx = self.pool.begin_with(BEGIN_SNAPSHOT).await.map_err(&map)?;
             let counts = updated_since(&mut tx, &since, None).await.map_err(&map)?;

@@ -24,8 +24,8 @@ use crate::insights::AuditEntry;
 use crate::time;
 use crate::validate::{ValidCleanup, ValidList};
 use crate::{
-    CleanupPreview, ListQuery, Result, RunExtras, RunSummary, RunView, Status, StoreError, TextColumn,
-    TextHead, WorkflowState,
+    CleanupPreview, ListQuery, Result, RunExtras, RunSummary, RunView, Status, TextColumn, TextHead,
+    WorkflowState,
 };
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
@@ -224,30 +224,6 @@ pub(crate) fn decode_state(row: &PgRow) -> WorkflowState {
     }
 }
 
-/// Maps a driver error to the store's: the server unreachable (connection refused or lost, the pool's wait
-/// over, the server shutting down) is [`StoreError::Unavailable`], anything else [`StoreError::Database`].
-/// (pgread's own until pgcore's `PgStore::err` replaces it.)
-pub(crate) fn pg_err(context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
-    move |e| {
-        let unavailable = match &e {
-            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
-            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-                // 08: connection exception; 57P01..57P03: admin/crash shutdown, cannot connect now.
-                c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
-            }),
-            _ => false,
-        };
-        if unavailable {
-            StoreError::Unavailable {
-                context: context.to_string(),
-                reason: e.to_string(),
-            }
-        } else {
-            StoreError::Database(e)
-        }
-    }
-}
-
 /// `BEGIN` of a read that must see one snapshot.
 pub(crate) const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
@@ -275,7 +251,7 @@ impl PgStore {
             .bind(run_id)
             .fetch_optional(&self.pool)
             .await
-            .map_err(pg_err("loading a run"))?;
+            .map_err(self.err("loading a run"))?;
         Ok(row.as_ref().map(decode_state))
     }
 
@@ -304,7 +280,7 @@ impl PgStore {
             .bind(max)
             .fetch_optional(&self.pool)
             .await
-            .map_err(pg_err("loading a run's page"))?;
+            .map_err(self.err("loading a run's page"))?;
         Ok(row.map(|row| {
             let head = |i: usize| {
                 text(&row, i).map(|head| TextHead {
@@ -345,7 +321,7 @@ impl PgStore {
             .bind(run_id)
             .fetch_optional(&self.pool)
             .await
-            .map_err(pg_err("loading a run's column"))?;
+            .map_err(self.err("loading a run's column"))?;
         Ok(row.map(|(text,)| text))
     }
 
@@ -364,7 +340,10 @@ impl PgStore {
         if let Some(after) = after {
             q = q.bind(after);
         }
-        let rows = q.fetch_all(&self.pool).await.map_err(pg_err("exporting runs"))?;
+        let rows = q
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err("exporting runs"))?;
         Ok(rows.iter().map(decode_state).collect())
     }
 
@@ -449,7 +428,7 @@ impl PgStore {
             .build()
             .fetch_all(&self.pool)
             .await
-            .map_err(pg_err("listing runs"))?;
+            .map_err(self.err("listing runs"))?;
         Ok(rows
             .iter()
             .map(|row| {
@@ -470,7 +449,7 @@ impl PgStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
-            .map_err(pg_err("listing failed runs"))?;
+            .map_err(self.err("listing failed runs"))?;
         Ok(rows.iter().map(decode_summary).collect())
     }
 
@@ -484,7 +463,7 @@ impl PgStore {
             .build()
             .fetch_all(&self.pool)
             .await
-            .map_err(pg_err("previewing a cleanup"))?;
+            .map_err(self.err("previewing a cleanup"))?;
         let mut preview = CleanupPreview {
             cutoff: policy.cutoff,
             matched: 0,
@@ -518,7 +497,7 @@ impl PgStore {
     /// The newest `limit` audit entries, newest first; none when the database has no audit table (flujo's,
     /// opened read-only before flowstate migrated it).
     pub(crate) async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
-        let map = pg_err("reading the audit log");
+        let map = self.err("reading the audit log");
         let exists: bool = sqlx::query_scalar("SELECT to_regclass('flowstate_audit') IS NOT NULL")
             .fetch_one(&self.pool)
             .await

@@ -817,24 +817,8 @@ fn exact(states: &[WorkflowState], pipeline: Option<&str>) -> flowstate_store::P
     }
 }
 
-#[tokio::test]
-async fn every_read_matches_sqlite_with_the_counters() {
-    let Some(db) = Db::fresh("counters").await else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let states = runs();
-    let sqlite = sqlite_store(dir.path(), &states).await;
-    // Half the runs are flujo's, there before flowstate migrates the database (the migration counts them), half
-    // are saved through the store (the triggers count them).
-    let (before, after) = states.split_at(states.len() / 2);
-    insert(&db.pool, before).await;
-    let pg = db.open(false).await;
-    assert!(pg.has_counters());
-    pg.save_many(after).await.unwrap();
-    add_counter_noise(&db.pool).await;
-    compare(&sqlite, &pg, &states).await;
-    // Percentiles from the histogram: the same figures as SQLite's.
+/// Percentiles from the histogram: the same figures as SQLite's.
+async fn same_histogram_percentiles(sqlite: &Store, pg: &Store) {
     for pipeline in [
         None,
         Some("bulk"),
@@ -853,6 +837,56 @@ async fn every_read_matches_sqlite_with_the_counters() {
         pg.execution_percentiles_by_pipeline().await.unwrap(),
         sqlite.execution_percentiles_by_pipeline().await.unwrap()
     );
+}
+
+#[tokio::test]
+async fn every_read_matches_sqlite_with_the_counters() {
+    let Some(db) = Db::fresh("counters").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let states = runs();
+    let sqlite = sqlite_store(dir.path(), &states).await;
+    // Half the runs are flujo's, there before flowstate migrates the database (the migration counts them), half
+    // are saved through the store (the triggers count them).
+    let (before, after) = states.split_at(states.len() / 2);
+    insert(&db.pool, before).await;
+    let pg = db.open(false).await;
+    assert!(pg.has_counters());
+    pg.save_many(after).await.unwrap();
+    add_counter_noise(&db.pool).await;
+    compare(&sqlite, &pg, &states).await;
+    same_histogram_percentiles(&sqlite, &pg).await;
+    // A cleanup deletes what its preview showed, on both; the counters follow the deletes, and every read still
+    // matches over the runs left.
+    for policy in [
+        CleanupPolicy::older_than_days(30),
+        CleanupPolicy {
+            statuses: vec![Status::Failed],
+            ..CleanupPolicy::older_than_days(1)
+        },
+    ] {
+        let preview = pg.preview_cleanup(&policy).await.unwrap();
+        assert_eq!(preview, sqlite.preview_cleanup(&policy).await.unwrap());
+        assert!(preview.matched > 0, "{policy:?}");
+        assert_eq!(
+            pg.cleanup_old_workflows(&policy).await.unwrap(),
+            preview.matched as u64
+        );
+        assert_eq!(
+            sqlite.cleanup_old_workflows(&policy).await.unwrap(),
+            preview.matched as u64
+        );
+    }
+    let mut left = Vec::new();
+    for s in &states {
+        if sqlite.load_state(&s.run_id).await.unwrap().is_some() {
+            left.push(s.clone());
+        }
+    }
+    assert!(left.len() < states.len());
+    compare(&sqlite, &pg, &left).await;
+    same_histogram_percentiles(&sqlite, &pg).await;
     pg.close().await;
     sqlite.close().await;
     db.drop_now().await;

@@ -382,6 +382,21 @@ fn runs() -> Vec<WorkflowState> {
             Some(4),
         ),
     ];
+    // Ties on the last update, ordered by run id in byte order ("tie_B" < "tie_Z" < "tie_a"): failed runs, live
+    // runs (stuck), and runs a cleanup preview groups.
+    for id in ["tie_a", "tie_B", "tie_Z"] {
+        for (status, suffix) in [(Failed, "f"), (Running, "r"), (Paused, "p")] {
+            out.push(run(
+                &format!("{id}-{suffix}"),
+                "ties",
+                status.clone(),
+                "2026-03-08T00:00:00Z",
+                "2026-03-10T09:00:00Z",
+                (status == Failed).then_some("Boom: 'x'"),
+                None,
+            ));
+        }
+    }
     // JSON of every shape.
     out[0].pipeline_context = json!({"b": 1, "a": [1, 2.5, {"x": null}], "s": "é\n\"q\"\t\\", "big": 12345678901234567890u64,
         "neg": -9223372036854775807i64, "small": 1.5e-7, "tenth": 0.1, "empty": {}, "list": []});

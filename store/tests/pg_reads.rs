@@ -151,18 +151,18 @@ async fn insert(pool: &PgPool, states: &[WorkflowState]) {
     }
 }
 
-/// Zero-sum noise in the counter tables: keys whose slots cancel out (as a delete counted in another slot than
+/// Zero-sum noise in the counters' folded tables: keys whose slots cancel out (as a delete counted in another slot than
 /// the insert leaves them), which every read must ignore.
 async fn add_counter_noise(pool: &PgPool) {
     let hour = now().timestamp_micros().div_euclid(3_600_000_000);
     for (slot, n) in [(0i16, 2i64), (1, -2)] {
         for sql in [
-            "INSERT INTO flowstate_counts (status_key, pipeline_key, slot, runs, timed, time_sum) \
+            "INSERT INTO flowstate_counts_base (status_key, pipeline_key, slot, runs, timed, time_sum) \
              VALUES ('=ghost', '=ghostpipe', $1, $2, $2, $2 * 10 + $3 * 0)",
-            "INSERT INTO flowstate_created_hourly (hour, status_key, slot, runs) VALUES ($3, '=ghost', $1, $2)",
-            "INSERT INTO flowstate_updated_hourly (hour, pipeline_key, status_key, slot, runs) \
+            "INSERT INTO flowstate_created_hourly_base (hour, status_key, slot, runs) VALUES ($3, '=ghost', $1, $2)",
+            "INSERT INTO flowstate_updated_hourly_base (hour, pipeline_key, status_key, slot, runs) \
              VALUES ($3, '=ghostpipe', '=failed', $1, $2)",
-            "INSERT INTO flowstate_exec_hist (pipeline_key, bucket, slot, runs) \
+            "INSERT INTO flowstate_exec_hist_base (pipeline_key, bucket, slot, runs) \
              VALUES ('=ghostpipe', 64 + $3 * 0, $1, $2)",
         ] {
             sqlx::query(sql)

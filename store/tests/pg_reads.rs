@@ -49,8 +49,17 @@ struct Db {
 
 impl Db {
     async fn fresh(test: &str) -> Option<Db> {
-        let Ok(base) = std::env::var("FLOWSTATE_TEST_PG") else {
-            println!("SKIPPED {test}: FLOWSTATE_TEST_PG is not set (a PostgreSQL URL whose role may CREATE DATABASE)");
+        let Some(base) = std::env::var("FLOWSTATE_TEST_PG")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+        else {
+            // Straight to stderr, past libtest's capture: a skip is never silent.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED pg_reads {test}: FLOWSTATE_TEST_PG is not set (a PostgreSQL URL whose role may CREATE \
+                 DATABASE)"
+            );
             return None;
         };
         let admin = PgPoolOptions::new()

@@ -3,8 +3,6 @@
 //!
 //! Each test makes a database of its own on the server `FLOWSTATE_TEST_PG` names, and prints `SKIPPED` without it.
 
-mod pg_common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -12,7 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use flowstate_store::{
     CleanupPolicy, RunExtras, SchemaKind, Status, Store, StoreError, StoreOptions, WorkflowState,
 };
-use pg_common::*;
+use flowstate_testkit::pg::{self, FLUJO_DDL, FLUJO_UPSERT};
 use serde_json::json;
 use sqlx::{PgConnection, Row};
 
@@ -95,7 +93,7 @@ async fn assert_stats_match_rows(store: &Store, conn: &mut PgConnection) {
 
 #[tokio::test]
 async fn a_fresh_database_gets_flujos_table_exactly() {
-    let Some(url) = fresh_or_skip("pg_fresh_exact").await else {
+    let Some(url) = pg::fresh_database_or_skip("pg_fresh_exact").await else {
         return;
     };
     let store = open(&url).await;
@@ -104,10 +102,10 @@ async fn a_fresh_database_gets_flujos_table_exactly() {
     assert!(!store.path().to_string_lossy().is_empty());
 
     // The same table flujo's DDL makes, in another database.
-    let flujo_url = fresh_database(&server_or_skip("x").unwrap(), "pg_fresh_ref").await;
-    let mut reference = connect(&flujo_url).await;
+    let flujo_url = pg::fresh_database("pg_fresh_ref").await.unwrap();
+    let mut reference = pg::connect(&flujo_url).await.unwrap();
     sqlx::raw_sql(FLUJO_DDL).execute(&mut reference).await.unwrap();
-    let mut conn = connect(&url).await;
+    let mut conn = pg::connect(&url).await.unwrap();
     assert_eq!(columns(&mut conn).await, columns(&mut reference).await);
     assert_eq!(columns(&mut conn).await.len(), 20);
 
@@ -147,16 +145,16 @@ async fn a_fresh_database_gets_flujos_table_exactly() {
     assert!(again.migration().is_noop(), "{:?}", again.migration());
     assert_eq!(again.migration().from, SchemaKind::Flowstate { version: 1 });
     again.close().await;
-    drop_database(&url).await;
-    drop_database(&flujo_url).await;
+    pg::drop_database(&url).await.unwrap();
+    pg::drop_database(&flujo_url).await.unwrap();
 }
 
 #[tokio::test]
 async fn a_flujo_database_with_rows_opens_keeps_them_and_gets_exact_counters() {
-    let Some(url) = fresh_or_skip("pg_flujo_rows").await else {
+    let Some(url) = pg::fresh_database_or_skip("pg_flujo_rows").await else {
         return;
     };
-    let mut conn = connect(&url).await;
+    let mut conn = pg::connect(&url).await.unwrap();
     sqlx::raw_sql(FLUJO_DDL).execute(&mut conn).await.unwrap();
     sqlx::raw_sql("CREATE TABLE runs (run_id TEXT PRIMARY KEY, x INT); INSERT INTO runs VALUES ('r', 1)")
         .execute(&mut conn)
@@ -216,16 +214,16 @@ async fn a_flujo_database_with_rows_opens_keeps_them_and_gets_exact_counters() {
     assert_exact(&store).await;
     assert_stats_match_rows(&store, &mut conn).await;
     store.close().await;
-    drop_database(&url).await;
+    pg::drop_database(&url).await.unwrap();
 }
 
 #[tokio::test]
 async fn counters_stay_exact_whoever_writes_the_table() {
-    let Some(url) = fresh_or_skip("pg_counters_raw").await else {
+    let Some(url) = pg::fresh_database_or_skip("pg_counters_raw").await else {
         return;
     };
     let store = open(&url).await;
-    let mut conn = connect(&url).await;
+    let mut conn = pg::connect(&url).await.unwrap();
     let t0 = at("2026-03-01T10:59:59.999999Z");
     let upsert =
         |id: String, pipe: &str, status: &'static str, c: DateTime<Utc>, u: DateTime<Utc>, e: Option<i32>| {
@@ -319,12 +317,12 @@ async fn counters_stay_exact_whoever_writes_the_table() {
     assert_exact(&store).await;
     assert_eq!(store.get_workflow_stats().await.unwrap().total_workflows, 0);
     store.close().await;
-    drop_database(&url).await;
+    pg::drop_database(&url).await.unwrap();
 }
 
 #[tokio::test]
 async fn racing_migrations_all_succeed_and_migrate_once() {
-    let Some(url) = fresh_or_skip("pg_race").await else {
+    let Some(url) = pg::fresh_database_or_skip("pg_race").await else {
         return;
     };
     let mut tasks = Vec::new();
@@ -344,7 +342,7 @@ async fn racing_migrations_all_succeed_and_migrate_once() {
         store.close().await;
     }
     assert_eq!(changed, 1, "the schema was made more than once");
-    let mut conn = connect(&url).await;
+    let mut conn = pg::connect(&url).await.unwrap();
     let triggers: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal")
         .fetch_one(&mut conn)
         .await
@@ -353,8 +351,8 @@ async fn racing_migrations_all_succeed_and_migrate_once() {
 
     // Processes too: the test binary is not a flowstate, so several connections racing on a flujo database
     // with rows stand for them (each its own connection and transaction).
-    let url2 = fresh_database(&server_or_skip("x").unwrap(), "pg_race_flujo").await;
-    let mut c2 = connect(&url2).await;
+    let url2 = pg::fresh_database("pg_race_flujo").await.unwrap();
+    let mut c2 = pg::connect(&url2).await.unwrap();
     sqlx::raw_sql(FLUJO_DDL).execute(&mut c2).await.unwrap();
     sqlx::raw_sql(
         "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
@@ -388,8 +386,8 @@ async fn racing_migrations_all_succeed_and_migrate_once() {
     for s in stores {
         s.close().await;
     }
-    drop_database(&url).await;
-    drop_database(&url2).await;
+    pg::drop_database(&url).await.unwrap();
+    pg::drop_database(&url2).await.unwrap();
 }
 
 fn full_state(id: &str) -> WorkflowState {
@@ -419,11 +417,11 @@ fn full_state(id: &str) -> WorkflowState {
 
 #[tokio::test]
 async fn saves_write_all_twenty_columns_and_keep_the_creation_time() {
-    let Some(url) = fresh_or_skip("pg_save").await else {
+    let Some(url) = pg::fresh_database_or_skip("pg_save").await else {
         return;
     };
     let store = open(&url).await;
-    let mut conn = connect(&url).await;
+    let mut conn = pg::connect(&url).await.unwrap();
     let s = full_state("full");
     store.save_state(&s).await.unwrap();
     let row = sqlx::query(
@@ -542,12 +540,12 @@ async fn saves_write_all_twenty_columns_and_keep_the_creation_time() {
         ("tester", r#"{"run_id": "m1"}"#)
     );
     store.close().await;
-    drop_database(&url).await;
+    pg::drop_database(&url).await.unwrap();
 }
 
 #[tokio::test]
 async fn stats_count_the_last_24_hours_by_the_stores_clock() {
-    let Some(url) = fresh_or_skip("pg_stats").await else {
+    let Some(url) = pg::fresh_database_or_skip("pg_stats").await else {
         return;
     };
     let now = at("2026-05-05T12:20:00Z");
@@ -575,7 +573,7 @@ async fn stats_count_the_last_24_hours_by_the_stores_clock() {
         runs.push(s);
     }
     store.save_many(&runs).await.unwrap();
-    let mut conn = connect(&url).await;
+    let mut conn = pg::connect(&url).await.unwrap();
     for minute in [0i64, 5, 29, 30, 31, 59, 60, 61, 600] {
         let t = now + chrono::Duration::minutes(minute) + chrono::Duration::microseconds(minute * 7);
         clock.set(t);
@@ -592,12 +590,12 @@ async fn stats_count_the_last_24_hours_by_the_stores_clock() {
     }
     assert_stats_match_rows(&store, &mut conn).await;
     store.close().await;
-    drop_database(&url).await;
+    pg::drop_database(&url).await.unwrap();
 }
 
 #[tokio::test]
 async fn cleanup_deletes_in_batches_what_the_policy_matches() {
-    let Some(url) = fresh_or_skip("pg_cleanup").await else {
+    let Some(url) = pg::fresh_database_or_skip("pg_cleanup").await else {
         return;
     };
     let now = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
@@ -628,7 +626,7 @@ async fn cleanup_deletes_in_batches_what_the_policy_matches() {
     for chunk in runs.chunks(1000) {
         store.save_many(chunk).await.unwrap();
     }
-    let mut conn = connect(&url).await;
+    let mut conn = pg::connect(&url).await.unwrap();
     let want: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM workflow_state WHERE status IN ('completed', 'failed', 'cancelled') AND updated_at < $1",
     )
@@ -664,12 +662,12 @@ async fn cleanup_deletes_in_batches_what_the_policy_matches() {
     assert_eq!(running, 650);
     assert_exact(&store).await;
     store.close().await;
-    drop_database(&url).await;
+    pg::drop_database(&url).await.unwrap();
 }
 
 #[tokio::test]
 async fn a_read_only_role_reads_and_every_write_is_refused() {
-    let Some(url) = fresh_or_skip("pg_ro_role").await else {
+    let Some(url) = pg::fresh_database_or_skip("pg_ro_role").await else {
         return;
     };
     let store = open(&url).await;
@@ -681,7 +679,7 @@ async fn a_read_only_role_reads_and_every_write_is_refused() {
         .path()
         .trim_start_matches('/')
         .to_string();
-    let mut conn = connect(&url).await;
+    let mut conn = pg::connect(&url).await.unwrap();
     sqlx::raw_sql(&format!(
         "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN; GRANT CONNECT ON DATABASE \"{db}\" TO {role}; \
          GRANT USAGE ON SCHEMA public TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}; \
@@ -721,13 +719,13 @@ async fn a_read_only_role_reads_and_every_write_is_refused() {
     rw.close().await;
 
     // A database the role would have to migrate: refused at open with what to do.
-    let fresh = fresh_database(&server_or_skip("x").unwrap(), "pg_ro_fresh").await;
+    let fresh = pg::fresh_database("pg_ro_fresh").await.unwrap();
     let fresh_db = url::Url::parse(&fresh)
         .unwrap()
         .path()
         .trim_start_matches('/')
         .to_string();
-    let mut fc = connect(&fresh).await;
+    let mut fc = pg::connect(&fresh).await.unwrap();
     sqlx::raw_sql(FLUJO_DDL).execute(&mut fc).await.unwrap();
     sqlx::raw_sql(&format!(
         "GRANT CONNECT ON DATABASE \"{fresh_db}\" TO {role}; REVOKE CREATE ON SCHEMA public FROM PUBLIC; \
@@ -749,8 +747,8 @@ async fn a_read_only_role_reads_and_every_write_is_refused() {
     assert!(!ro.has_counters());
     assert_eq!(ro.get_workflow_stats().await.unwrap().total_workflows, 0);
     ro.close().await;
-    drop_database(&url).await;
-    drop_database(&fresh).await;
+    pg::drop_database(&url).await.unwrap();
+    pg::drop_database(&fresh).await.unwrap();
     sqlx::raw_sql(&format!("DROP ROLE IF EXISTS {role}"))
         .execute(&mut conn)
         .await
@@ -759,7 +757,7 @@ async fn a_read_only_role_reads_and_every_write_is_refused() {
 
 #[tokio::test]
 async fn flujo_writing_as_a_role_without_rights_on_flowstates_tables_keeps_the_counters_exact() {
-    let Some(url) = fresh_or_skip("pg_writer_role").await else {
+    let Some(url) = pg::fresh_database_or_skip("pg_writer_role").await else {
         return;
     };
     let store = open(&url).await;
@@ -769,7 +767,7 @@ async fn flujo_writing_as_a_role_without_rights_on_flowstates_tables_keeps_the_c
         .path()
         .trim_start_matches('/')
         .to_string();
-    let mut conn = connect(&url).await;
+    let mut conn = pg::connect(&url).await.unwrap();
     sqlx::raw_sql(&format!(
         "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN; GRANT CONNECT ON DATABASE \"{db}\" TO {role}; \
          GRANT USAGE ON SCHEMA public TO {role}; \
@@ -780,7 +778,7 @@ async fn flujo_writing_as_a_role_without_rights_on_flowstates_tables_keeps_the_c
     .unwrap();
     let mut writer_url = url::Url::parse(&url).unwrap();
     writer_url.set_username(&role).unwrap();
-    let mut writer = connect(writer_url.as_str()).await;
+    let mut writer = pg::connect(writer_url.as_str()).await.unwrap();
     // It may not touch flowstate's tables itself...
     assert!(sqlx::query("DELETE FROM flowstate_delta")
         .execute(&mut writer)
@@ -812,7 +810,7 @@ async fn flujo_writing_as_a_role_without_rights_on_flowstates_tables_keeps_the_c
     assert_eq!(stats.status_counts.get("completed"), Some(&13));
     drop(writer);
     store.close().await;
-    drop_database(&url).await;
+    pg::drop_database(&url).await.unwrap();
     sqlx::raw_sql(&format!("DROP ROLE IF EXISTS {role}"))
         .execute(&mut conn)
         .await
@@ -835,8 +833,8 @@ async fn an_unreachable_server_is_cannot_open_at_once_with_what_to_do() {
     }
     assert!(began.elapsed() < Duration::from_secs(2), "{:?}", began.elapsed());
     // A database that does not exist, on a server that does.
-    if let Some(server) = server_or_skip("pg_missing_database") {
-        match Store::open(&with_database(&server, "fs_no_such_database")).await {
+    if let Some(server) = pg::shared_url() {
+        match Store::open(&pg::with_database(&server, "fs_no_such_database").unwrap()).await {
             Err(StoreError::CannotOpen { reason, .. }) => assert!(reason.contains("createdb"), "{reason}"),
             other => panic!(
                 "expected CannotOpen, got {:?}",
@@ -848,12 +846,12 @@ async fn an_unreachable_server_is_cannot_open_at_once_with_what_to_do() {
 
 #[tokio::test]
 async fn killed_connections_are_replaced_by_themselves() {
-    let Some(url) = fresh_or_skip("pg_killed").await else {
+    let Some(url) = pg::fresh_database_or_skip("pg_killed").await else {
         return;
     };
     let store = open(&url).await;
     store.save_state(&full_state("k")).await.unwrap();
-    let mut conn = connect(&url).await;
+    let mut conn = pg::connect(&url).await.unwrap();
     for round in 0..3 {
         let killed: Vec<bool> = sqlx::query_scalar(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
@@ -873,5 +871,5 @@ async fn killed_connections_are_replaced_by_themselves() {
         assert_eq!(store.get_workflow_stats().await.unwrap().total_workflows, 1);
     }
     store.close().await;
-    drop_database(&url).await;
+    pg::drop_database(&url).await.unwrap();
 }

@@ -7,15 +7,13 @@
 //! `INSERT ... ON CONFLICT` (the baseline), the same statement on a database flowstate migrated (its indexes and
 //! counter triggers), and `Store::save_state`.
 
-mod pg_common;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use flowstate_store::{Status, Store, StoreOptions, WorkflowState};
-use pg_common::*;
+use flowstate_testkit::pg::{self, FLUJO_DDL, FLUJO_UPSERT};
 use sqlx::{Connection, PgConnection};
 
 const STATUSES: [Status; 5] = [
@@ -28,7 +26,7 @@ const STATUSES: [Status; 5] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_keep_the_counters_exact() {
-    let Some(url) = fresh_or_skip("pg_writers_exact").await else {
+    let Some(url) = pg::fresh_database_or_skip("pg_writers_exact").await else {
         return;
     };
     let store = Store::open_with(
@@ -94,7 +92,7 @@ async fn concurrent_writers_keep_the_counters_exact() {
     }
     let check = store.verify_counters().await.unwrap();
     assert!(check.is_exact(), "{:#?}", check.differences);
-    let mut conn = connect(&url).await;
+    let mut conn = pg::connect(&url).await.unwrap();
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM workflow_state")
         .fetch_one(&mut conn)
         .await
@@ -134,7 +132,7 @@ async fn concurrent_writers_keep_the_counters_exact() {
     assert!(before.is_exact());
     assert!(store.verify_counters().await.unwrap().is_exact());
     store.close().await;
-    drop_database(&url).await;
+    pg::drop_database(&url).await.unwrap();
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -250,14 +248,15 @@ async fn many_writers_throughput() {
         println!("SKIPPED many_writers_throughput: a measurement; set FLOWSTATE_PG_BENCH=1 (and FLOWSTATE_TEST_PG)");
         return;
     }
-    let Some(server) = server_or_skip("many_writers_throughput") else {
+    let Some(server) = pg::shared_url() else {
+        flowstate_testkit::skip("many_writers_throughput: FLOWSTATE_TEST_PG is not set");
         return;
     };
-    let raw_url = fresh_database(&server, "bench_raw").await;
-    let mut conn = connect(&raw_url).await;
+    let raw_url = pg::create_database(&server, "bench_raw").await.unwrap();
+    let mut conn = pg::connect(&raw_url).await.unwrap();
     sqlx::raw_sql(FLUJO_DDL).execute(&mut conn).await.unwrap();
-    let ours = fresh_database(&server, "bench_ours").await;
-    let mut c2 = connect(&ours).await;
+    let ours = pg::create_database(&server, "bench_ours").await.unwrap();
+    let mut c2 = pg::connect(&ours).await.unwrap();
     sqlx::raw_sql(FLUJO_DDL).execute(&mut c2).await.unwrap();
     Store::open(&ours).await.unwrap().close().await;
 
@@ -312,6 +311,6 @@ async fn many_writers_throughput() {
             rate(16)
         );
     }
-    drop_database(&raw_url).await;
-    drop_database(&ours).await;
+    pg::drop_database(&raw_url).await.unwrap();
+    pg::drop_database(&ours).await.unwrap();
 }

@@ -17,6 +17,7 @@ use flowstate_store::{
     Bucket, CleanupPolicy, FixedClock, ListQuery, Page, RunExtras, Status, Store, StoreOptions, TextColumn,
     WorkflowState,
 };
+use flowstate_testkit::pg;
 use serde_json::{json, Value};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Executor;
@@ -49,17 +50,11 @@ struct Db {
 
 impl Db {
     async fn fresh(test: &str) -> Option<Db> {
-        let Some(base) = std::env::var("FLOWSTATE_TEST_PG")
-            .ok()
-            .filter(|u| !u.trim().is_empty())
-        else {
-            // Straight to stderr, past libtest's capture: a skip is never silent.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED pg_reads {test}: FLOWSTATE_TEST_PG is not set (a PostgreSQL URL whose role may CREATE \
-                 DATABASE)"
-            );
+        let Some(base) = pg::shared_url() else {
+            flowstate_testkit::skip(format_args!(
+                "pg_reads {test}: {} is not set (a PostgreSQL URL whose role may CREATE DATABASE)",
+                pg::TEST_PG_VAR
+            ));
             return None;
         };
         let admin = PgPoolOptions::new()
@@ -84,9 +79,7 @@ impl Db {
                 .await
                 .unwrap();
         }
-        let mut url = url::Url::parse(&base).unwrap();
-        url.set_path(&format!("/{name}"));
-        let url = url.to_string();
+        let url = pg::with_database(&base, &name).unwrap();
         let pool = PgPoolOptions::new()
             .max_connections(2)
             .connect(&url)

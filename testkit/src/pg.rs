@@ -80,6 +80,69 @@ pub async fn drop_database(url: &str) -> Result<()> {
     Ok(())
 }
 
+/// A plain connection of the test's own (the URL's role; a superuser's on test servers), for raw SQL.
+pub async fn connect(url: &str) -> Result<PgConnection> {
+    Ok(PgConnection::connect(url).await?)
+}
+
+/// The name of the database a URL points at (its path without the `/`).
+pub fn database_name(url: &str) -> Result<String> {
+    let parsed = url::Url::parse(url).map_err(|e| Error::Failed(format!("{url}: {e}")))?;
+    Ok(parsed.path().trim_start_matches('/').to_string())
+}
+
+/// flujo 0.6.11's `workflow_state` DDL and indexes, as its `PostgresBackend` runs them (written out from the facts
+/// of its layout, not from flowstate's code), plus its bookkeeping table with version 1 applied: a database as
+/// flujo leaves it, for tests that need one without starting Python ([`crate::flujo_pg`] runs the real flujo).
+pub const FLUJO_DDL: &str = r#"
+CREATE TABLE IF NOT EXISTS flujo_schema_versions (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS workflow_state (
+    run_id TEXT PRIMARY KEY,
+    pipeline_id TEXT NOT NULL,
+    pipeline_name TEXT NOT NULL,
+    pipeline_version TEXT NOT NULL,
+    current_step_index INTEGER NOT NULL,
+    pipeline_context JSONB,
+    last_step_output JSONB,
+    step_history JSONB,
+    status TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    total_steps INTEGER DEFAULT 0,
+    error_message TEXT,
+    execution_time_ms INTEGER,
+    memory_usage_mb REAL,
+    metadata JSONB,
+    is_background_task BOOLEAN DEFAULT FALSE,
+    parent_run_id TEXT,
+    task_id TEXT,
+    background_error TEXT
+);
+CREATE INDEX IF NOT EXISTS idx_workflow_state_status ON workflow_state(status);
+CREATE INDEX IF NOT EXISTS idx_workflow_state_pipeline_id ON workflow_state(pipeline_id);
+CREATE INDEX IF NOT EXISTS idx_workflow_state_parent_run_id ON workflow_state(parent_run_id);
+CREATE INDEX IF NOT EXISTS idx_workflow_state_created_at ON workflow_state(created_at);
+CREATE INDEX IF NOT EXISTS idx_runs_context_gin ON workflow_state USING GIN (pipeline_context);
+CREATE INDEX IF NOT EXISTS idx_workflow_state_metadata_gin ON workflow_state USING GIN (metadata);
+INSERT INTO flujo_schema_versions (version, applied_at) VALUES (1, now()) ON CONFLICT DO NOTHING;
+"#;
+
+/// flujo's save as SQL: one `INSERT ... ON CONFLICT (run_id) DO UPDATE` of every column but run_id and
+/// created_at. Parameters: $1 run_id, $2 pipeline_id (also its name), $3 status, $4 created_at, $5 updated_at,
+/// $6 error_message, $7 execution_time_ms; the other columns get flujo's values for a bare run.
+pub const FLUJO_UPSERT: &str = "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, \
+    current_step_index, pipeline_context, last_step_output, step_history, status, created_at, updated_at, \
+    total_steps, error_message, execution_time_ms, memory_usage_mb, metadata, is_background_task, parent_run_id, \
+    task_id, background_error) VALUES ($1, $2, $2, '1', 0, '{}'::jsonb, NULL, '[]'::jsonb, $3, $4, $5, 0, $6, $7, \
+    NULL, NULL, FALSE, NULL, NULL, NULL) ON CONFLICT (run_id) DO UPDATE SET pipeline_id = EXCLUDED.pipeline_id, \
+    pipeline_name = EXCLUDED.pipeline_name, pipeline_version = EXCLUDED.pipeline_version, \
+    current_step_index = EXCLUDED.current_step_index, pipeline_context = EXCLUDED.pipeline_context, \
+    last_step_output = EXCLUDED.last_step_output, step_history = EXCLUDED.step_history, status = EXCLUDED.status, \
+    updated_at = EXCLUDED.updated_at, total_steps = EXCLUDED.total_steps, error_message = EXCLUDED.error_message, \
+    execution_time_ms = EXCLUDED.execution_time_ms, memory_usage_mb = EXCLUDED.memory_usage_mb, \
+    metadata = EXCLUDED.metadata, is_background_task = EXCLUDED.is_background_task, \
+    parent_run_id = EXCLUDED.parent_run_id, task_id = EXCLUDED.task_id, background_error = EXCLUDED.background_error";
+
 /// `url` with its database (the path) replaced by `database`.
 pub fn with_database(url: &str, database: &str) -> Result<String> {
     let mut parsed = url::Url::parse(url).map_err(|e| Error::Failed(format!("{url}: {e}")))?;

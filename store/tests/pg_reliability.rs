@@ -51,11 +51,12 @@ async fn database(test: &str) -> Option<(Option<Server>, String)> {
     Some((Some(server), url))
 }
 
-async fn open_with(url: &str, busy: Duration) -> Store {
+async fn open_with(url: &str, busy: Duration, connections: u32) -> Store {
     Store::open_with(
         url,
         StoreOptions {
             busy_timeout: busy,
+            max_connections: connections,
             ..Default::default()
         },
     )
@@ -265,7 +266,7 @@ async fn writer_processes_and_a_reader_keep_exact_counters_and_lose_nothing() {
         let done = done.clone();
         tokio::spawn(async move {
             // The store may open before the writers have migrated: a racing open too.
-            let store = open_with(&url, Duration::from_secs(5)).await;
+            let store = open_with(&url, Duration::from_secs(5), 8).await;
             let (mut reads, mut last_total) = (0u64, 0i64);
             while !done.load(Ordering::Relaxed) {
                 let stats = store
@@ -379,13 +380,14 @@ async fn a_server_stopped_and_crashed_under_load_loses_no_reported_save_and_neve
     let busy = Duration::from_secs(1);
     // A call may take the busy timeout to find no server, plus a connection attempt already under way.
     let bound = busy + Duration::from_millis(1500);
-    let store = open_with(&url, busy).await;
+    // More callers than connections (8 writers, a reader, 3 connections): callers also wait for one another.
+    let store = open_with(&url, busy, 3).await;
     let (rounds, down_for) = scale((1, Duration::from_millis(2500)), (4, Duration::from_secs(6)));
     let log = Arc::new(Mutex::new(Log::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let version = Arc::new(AtomicU64::new(1));
     let mut tasks = Vec::new();
-    for w in 0..4 {
+    for w in 0..8 {
         let (store, log, stop, version) = (store.clone(), log.clone(), stop.clone(), version.clone());
         tasks.push(tokio::spawn(async move {
             let mut j = 0usize;
@@ -396,7 +398,7 @@ async fn a_server_stopped_and_crashed_under_load_loses_no_reported_save_and_neve
                 j += 1;
                 log.lock().unwrap().tried.insert(id.clone(), v);
                 let began = Instant::now();
-                let result = if w == 3 {
+                let result = if w == 7 {
                     // One writer saves batches of two.
                     let mut other = s.clone();
                     other.run_id = format!("{id}-b");
@@ -587,7 +589,7 @@ async fn a_connection_killed_mid_transaction_writes_nothing_half_and_the_next_ca
         return;
     };
     // A busy timeout far above the time the kill takes: the call waits inside its transaction until killed.
-    let store = open_with(&url, Duration::from_secs(20)).await;
+    let store = open_with(&url, Duration::from_secs(20), 8).await;
     let old = Utc::now() - chrono::Duration::days(40);
     let olds: Vec<WorkflowState> = (0..3_000)
         .map(|i| {

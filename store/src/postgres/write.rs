@@ -117,21 +117,24 @@ impl Savers {
         }
     }
 
-    /// A free connection slot (the first free one from a rotating start), or the next one to free up.
-    async fn take(&self) -> tokio::sync::MutexGuard<'_, Option<PgConnection>> {
+    /// A free connection slot (the first free one from a rotating start), or the next one to free up before
+    /// `deadline`; `None` when none did. (Without the deadline, a save queued behind others while the server is
+    /// down waited for each of them to spend its busy timeout, then spent its own.)
+    async fn take(&self, deadline: Instant) -> Option<tokio::sync::MutexGuard<'_, Option<PgConnection>>> {
         let n = self.conns.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
         for i in 0..n {
             if let Ok(guard) = self.conns[(start + i) % n].try_lock() {
-                return guard;
+                return Some(guard);
             }
         }
-        self.conns[start].lock().await
+        tokio::time::timeout_at(deadline.into(), self.conns[start].lock())
+            .await
+            .ok()
     }
 
-    /// A new connection, within the busy timeout; a server that refuses connections is retried until then.
-    async fn connect(&self) -> sqlx::Result<PgConnection> {
-        let deadline = Instant::now() + self.busy;
+    /// A new connection, before the call's `deadline`; a server that refuses connections is retried until then.
+    async fn connect(&self, deadline: Instant) -> sqlx::Result<PgConnection> {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, PgConnection::connect_with(&self.connect)).await {
@@ -287,11 +290,18 @@ impl PgStore {
     async fn save_one(&self, row: &ValidState, now: DateTime<Utc>) -> Result<()> {
         let map = self.err("saving a run");
         let savers = &self.savers;
-        let mut slot = savers.take().await;
+        // The whole call, waiting for a connection and connecting included, is bounded by the busy timeout.
+        let deadline = Instant::now() + savers.busy;
+        let Some(mut slot) = savers.take(deadline).await else {
+            return Err(StoreError::Busy {
+                timeout_ms: savers.busy.as_millis().min(u128::from(u64::MAX)) as u64,
+                context: "saving a run: no connection for saves was free".into(),
+            });
+        };
         for attempt in 0..2 {
             let conn = match slot.as_mut() {
                 Some(conn) => conn,
-                None => slot.insert(savers.connect().await.map_err(|e| match e {
+                None => slot.insert(savers.connect(deadline).await.map_err(|e| match e {
                     sqlx::Error::PoolTimedOut => StoreError::Unavailable {
                         context: "saving a run".into(),
                         reason: format!(

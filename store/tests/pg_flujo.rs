@@ -709,8 +709,8 @@ async fn flujos_own_upserts_deletes_and_cleanup_keep_flowstates_figures_exact() 
 
     // flujo's cleanup deletes by creation time whatever the status: running runs go too. flowstate's own
     // cleanup (terminal runs only, by default) would have kept them.
-    for i in 0..5 {
-        let mut s = runs[i].1.clone();
+    for (i, (_, state)) in runs.iter().enumerate().take(5) {
+        let mut s = state.clone();
         s["status"] = json!(if i == 4 { "paused" } else { "running" });
         s["created_at"] = json!(iso(now - Duration::days(5) - Duration::hours(i as i64)));
         s["updated_at"] = json!(iso(now - Duration::minutes(1)));

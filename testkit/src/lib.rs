@@ -2,7 +2,8 @@
 //!
 //! - [`pg`]: PostgreSQL for tests. [`pg::fresh_database`] makes an empty database on the run's shared server
 //!   (`FLOWSTATE_TEST_PG`, which `./x rust-tests` starts and stops), [`pg::Server`] a dedicated server that a
-//!   test may stop, restart or kill.
+//!   test may stop, restart or kill; [`pg::FLUJO_DDL`] and [`pg::FLUJO_UPSERT`] flujo's table and save as plain
+//!   SQL, for tests that need a flujo database without Python.
 //! - [`flujo_pg`]: the real flujo 0.6.11 `PostgresBackend`, driven through a long-lived Python process
 //!   (`FLOWSTATE_FLUJO_PG_PYTHON`, the python of `.venv-flujo-pg`).
 //! - [`skip`]: how a test that cannot run says so.

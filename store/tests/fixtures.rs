@@ -286,7 +286,13 @@ async fn oldest_schema_new_columns_match_what_flujo_adds() {
     );
     assert_eq!(
         ours[flujo_columns.len()..],
-        ["metadata", "is_background_task", "parent_run_id", "task_id", "background_error"]
+        [
+            "metadata",
+            "is_background_task",
+            "parent_run_id",
+            "task_id",
+            "background_error"
+        ]
     );
     // Columns flujo added hold what flujo puts there (flujo also fills NULL step/context/status; we keep those
     // as they were, which the test above checks).

@@ -276,7 +276,10 @@ async fn parent_and_background_filters_seek_their_partial_indexes() {
         );
         let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&sql).fetch_all(&mut conn).await.unwrap();
         let text: Vec<&str> = plan.iter().map(|p| p.3.as_str()).collect();
-        assert!(text.iter().any(|t| t.contains(index)), "{index} not used: {text:?}");
+        assert!(
+            text.iter().any(|t| t.contains(index)),
+            "{index} not used: {text:?}"
+        );
         assert!(!text.iter().any(|t| t.contains("TEMP B-TREE")), "{text:?}");
     }
 }

@@ -236,17 +236,18 @@ pub(crate) mod ssr {
                     filter.parent = Some(raw.to_string());
                 }
                 "background" => {
-                    let background =
-                        match value {
-                            "1" | "true" | "yes" => true,
-                            "0" | "false" | "no" => false,
-                            other => return Err(AppError::bad_request(
+                    let background = match value {
+                        "1" | "true" | "yes" => true,
+                        "0" | "false" | "no" => false,
+                        other => {
+                            return Err(AppError::bad_request(
                                 "background",
                                 format!(
                                     "“{other}” is not 1 (background tasks only) or 0 (no background tasks)"
                                 ),
-                            )),
-                        };
+                            ))
+                        }
+                    };
                     query.background = Some(background);
                     filter.background = Some(background);
                 }

@@ -84,6 +84,10 @@ pub struct RunsFilter {
     pub prefix: Option<String>,
     /// `error`: error messages containing this text (case-insensitive).
     pub error: Option<String>,
+    /// `parent`: only the background tasks this run started.
+    pub parent: Option<String>,
+    /// `background`: `1` only background tasks, `0` only runs that are not.
+    pub background: Option<bool>,
     /// `limit`: the page size.
     pub limit: u32,
 }
@@ -122,6 +126,8 @@ impl RunsFilter {
             ),
             ("prefix", self.prefix.as_deref()),
             ("error", self.error.as_deref()),
+            ("parent", self.parent.as_deref()),
+            ("background", self.background.map(|b| if b { "1" } else { "0" })),
         ];
         for (name, value) in texts {
             if let Some(v) = value {
@@ -151,6 +157,8 @@ impl RunsFilter {
             || self.updated_before.is_some()
             || self.prefix.is_some()
             || self.error.is_some()
+            || self.parent.is_some()
+            || self.background.is_some()
     }
 }
 
@@ -165,6 +173,8 @@ impl Default for RunsFilter {
             updated_before: None,
             prefix: None,
             error: None,
+            parent: None,
+            background: None,
             limit: Self::DEFAULT_LIMIT,
         }
     }
@@ -265,8 +275,26 @@ pub struct RunDetail {
     pub last_output: Option<JsonBlock>,
     /// `step_history`.
     pub history: JsonBlock,
+    /// The background-task columns of flujo's PostgreSQL layout; `None` when every one is empty.
+    pub background: Option<BackgroundDetail>,
     /// When the run was read, RFC 3339 in UTC.
     pub read_at: String,
+}
+
+/// What ties a run to the run that started it (flujo's background tasks), and its metadata: the five columns of
+/// flujo's PostgreSQL layout, shown when any of them is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackgroundDetail {
+    /// `is_background_task`.
+    pub is_background_task: bool,
+    /// The run that started this one.
+    pub parent_run_id: Option<String>,
+    /// The background task's id.
+    pub task_id: Option<String>,
+    /// The error the background task ended with (cut when long).
+    pub error: Option<JsonBlock>,
+    /// The run's metadata (JSON, cut when long).
+    pub metadata: Option<JsonBlock>,
 }
 
 /// "step i of N" for people, from the stored 0-based index of the step being executed and the step count.

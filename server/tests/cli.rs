@@ -392,7 +392,12 @@ fn show_prints_every_column_with_json_values() {
             "total_steps",
             "error_message",
             "execution_time_ms",
-            "memory_usage_mb"
+            "memory_usage_mb",
+            "metadata",
+            "is_background_task",
+            "parent_run_id",
+            "task_id",
+            "background_error"
         ]),
         "every column is a key"
     );
@@ -792,4 +797,74 @@ fn runs_table_aligns_cjk_and_emoji_pipeline_names_by_display_width() {
             "CREATED of {pipeline}:\n{text}"
         );
     }
+}
+
+#[test]
+fn runs_filter_background_tasks_and_show_prints_their_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tasks.db");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = flowstate_store::Store::open(&db).await.unwrap();
+        let at = Utc::now() - Duration::hours(1);
+        for (i, id) in ["parent", "child-1", "child-2", "other"].iter().enumerate() {
+            let mut run = flowstate_store::WorkflowState::new(*id, "p");
+            run.created_at = Some(at + Duration::minutes(i as i64));
+            if id.starts_with("child") {
+                run.extras = flowstate_store::RunExtras {
+                    metadata: Some(serde_json::json!({"attempt": i, "by": "worker-7"})),
+                    is_background_task: true,
+                    parent_run_id: Some("parent".into()),
+                    task_id: Some(format!("task-{i}")),
+                    background_error: (i == 1).then(|| "TimeoutError: gave up\u{1b}[31m red".to_string()),
+                };
+            }
+            store.save_state(&run).await.unwrap();
+        }
+        store.close().await;
+    });
+    assert_eq!(
+        ids(&json(&db, &["runs", "--parent", "parent"])),
+        ["child-2", "child-1"]
+    );
+    assert_eq!(ids(&json(&db, &["runs", "--background"])), ["child-2", "child-1"]);
+    assert_eq!(ids(&json(&db, &["runs", "--no-background"])), ["other", "parent"]);
+    assert!(ids(&json(&db, &["runs", "--parent", "parent", "--no-background"])).is_empty());
+    assert!(ids(&json(&db, &["runs", "--parent", "other"])).is_empty());
+    let human = run_ok(&db, &["runs", "--parent", "parent"]);
+    assert!(human.contains("child-1") && !human.contains("other"), "{human}");
+    fails(&db, &["runs", "--background", "--no-background"], 2);
+    fails(&db, &["runs", "--parent", ""], 2);
+
+    let shown = json(&db, &["show", "child-1"]);
+    assert_eq!(shown["is_background_task"], true);
+    assert_eq!(shown["parent_run_id"], "parent");
+    assert_eq!(shown["task_id"], "task-1");
+    assert_eq!(shown["background_error"], "TimeoutError: gave up\u{1b}[31m red");
+    assert_eq!(
+        shown["metadata"],
+        serde_json::json!({"attempt": 1, "by": "worker-7"})
+    );
+    let plain = json(&db, &["show", "other"]);
+    assert_eq!(plain["is_background_task"], false);
+    assert!(plain["metadata"].is_null() && plain["parent_run_id"].is_null());
+
+    let human = run_ok(&db, &["show", "child-1"]);
+    for line in [
+        "is_background_task  yes",
+        "parent_run_id",
+        "task_id             task-1",
+        "\"by\": \"worker-7\"",
+    ] {
+        assert!(human.contains(line), "{line:?} in:\n{human}");
+    }
+    assert!(human.contains("TimeoutError: gave up"), "{human}");
+    assert!(
+        !human.contains('\u{1b}'),
+        "no terminal escape reaches the terminal: {human:?}"
+    );
+    let plain = run_ok(&db, &["show", "other"]);
+    assert!(
+        !plain.contains("is_background_task") && !plain.contains("metadata"),
+        "{plain}"
+    );
 }

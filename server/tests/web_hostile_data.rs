@@ -12,7 +12,7 @@
 mod support;
 
 use chrono::Duration;
-use flowstate_store::{Status, WorkflowState};
+use flowstate_store::{RunExtras, Status, WorkflowState};
 use scraper::{Html, Selector};
 use serde_json::json;
 use support::*;
@@ -25,6 +25,9 @@ const EVIL_TAGS: &[&str] = &[
     "x-evil-ctx",
     "x-evil-name",
     "x-evil-ver",
+    "x-evil-meta",
+    "x-evil-task",
+    "x-evil-bg",
 ];
 
 /// Run ids, each trying another way out of the markup.
@@ -43,7 +46,8 @@ fn hostile_ids() -> Vec<String> {
 
 fn hostile_runs() -> Vec<WorkflowState> {
     let at = now() - Duration::hours(1);
-    hostile_ids()
+    let ids = hostile_ids();
+    ids.clone()
         .into_iter()
         .enumerate()
         .map(|(i, id)| {
@@ -68,6 +72,20 @@ fn hostile_runs() -> Vec<WorkflowState> {
             run.created_at = Some(at - Duration::minutes(i as i64));
             run.updated_at = Some(at - Duration::minutes(i as i64));
             run.execution_time_ms = Some(1200 + i as i64);
+            // The background-task columns of flujo's PostgreSQL layout: each run a task of the previous (hostile)
+            // run, so its page links to it.
+            run.extras = RunExtras {
+                metadata: Some(json!({
+                    "note": "</code></pre><x-evil-meta><script>evil()</script>",
+                    "<x-evil-meta>": ["\"><img src=x onerror=evil()>"],
+                })),
+                is_background_task: i % 2 == 1,
+                parent_run_id: (i > 0).then(|| ids[i - 1].clone()),
+                task_id: Some(format!(r#"task-{i}"><x-evil-task onclick="evil()">"#)),
+                background_error: Some(format!(
+                    "</pre></div><x-evil-bg>bg {i}</x-evil-bg><script>evil()</script>"
+                )),
+            };
             run
         })
         .collect()
@@ -162,6 +180,10 @@ async fn hostile_values_never_become_markup_on_any_page() {
         format!("/runs?pipeline={pipeline}"),
         format!("/runs?prefix={}", encode("</title>")),
         format!("/runs?error={}", encode("<x-evil-err>")),
+        "/runs?background=1".into(),
+        "/runs?background=0".into(),
+        format!("/runs?parent={}", encode(&runs[0].run_id)),
+        format!("/runs?parent={}&background=1", encode(&runs[2].run_id)),
         "/failures".into(),
         "/failures?window=7d".into(),
         "/cleanup".into(),
@@ -231,6 +253,36 @@ async fn hostile_values_never_become_markup_on_any_page() {
             context.contains("</script><x-evil-ctx>"),
             "{page}: the context as text"
         );
+        // The background-task block: every value as text, the parent a link to its own page.
+        let extras = &run.extras;
+        assert_eq!(
+            Some(text_of(&doc, "[data-field=task-id]")),
+            extras.task_id,
+            "{page}: the task id as text"
+        );
+        assert_eq!(
+            Some(text_of(&doc, "#background_error pre")),
+            extras.background_error,
+            "{page}: the background error as text"
+        );
+        assert!(
+            text_of(&doc, "#metadata pre").contains("</code></pre><x-evil-meta><script>evil()</script>"),
+            "{page}: the metadata as text"
+        );
+        match &extras.parent_run_id {
+            Some(parent) => {
+                let link = doc
+                    .select(&selector("[data-testid=parent-run]"))
+                    .next()
+                    .unwrap_or_else(|| panic!("{page}: no parent link"));
+                assert_eq!(
+                    link.value().attr("href"),
+                    Some(flowstate_app::format::run_href(parent).as_str())
+                );
+                assert_eq!(&link.text().collect::<String>(), parent);
+            }
+            None => assert_eq!(text_of(&doc, "[data-field=parent-run]"), "none"),
+        }
         // The only forms are the page's own (the delete form), posting where the page says.
         for form in doc.select(&selector("form")) {
             let action = form.value().attr("action").unwrap_or("");
@@ -334,8 +386,9 @@ async fn huge_values_keep_every_page_small_and_the_whole_value_one_click_away() 
             .unwrap();
         sqlx::query(
             "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
-             pipeline_context, status, created_at, updated_at, error_message) \
-             VALUES ('big', 'p', 'p', '1', 0, ?1, 'failed', '2026-03-14T11:00:00', '2026-03-14T11:00:00', ?2)",
+             pipeline_context, status, created_at, updated_at, error_message, metadata, is_background_task, \
+             background_error) VALUES ('big', 'p', 'p', '1', 0, ?1, 'failed', '2026-03-14T11:00:00', \
+             '2026-03-14T11:00:00', ?2, ?1, 1, ?2)",
         )
         .bind(&context)
         .bind(&error)
@@ -347,6 +400,7 @@ async fn huge_values_keep_every_page_small_and_the_whole_value_one_click_away() 
         "/runs",
         "/runs?status=failed",
         "/runs?pipeline=p",
+        "/runs?background=1",
         "/failures",
         "/",
     ] {
@@ -378,6 +432,12 @@ async fn huge_values_keep_every_page_small_and_the_whole_value_one_click_away() 
         raw_links.contains(&"/raw/context?run=big".to_string()),
         "{raw_links:?}"
     );
+    for value in ["metadata", "background_error"] {
+        assert!(
+            raw_links.contains(&format!("/raw/{value}?run=big")),
+            "{raw_links:?}"
+        );
+    }
     assert!(
         answer.body.contains("Too large to show in a page"),
         "both values are over the in-page limit"
@@ -393,7 +453,12 @@ async fn huge_values_keep_every_page_small_and_the_whole_value_one_click_away() 
     assert_eq!(answer.status, 200);
     assert!(answer.body.len() < 512 * 1024, "{} bytes", answer.body.len());
 
-    for (value, whole) in [("error", &error), ("context", &context)] {
+    for (value, whole) in [
+        ("error", &error),
+        ("context", &context),
+        ("background_error", &error),
+        ("metadata", &context),
+    ] {
         let answer = visit(app(&db.store), &format!("/raw/{value}?run=big"), None).await;
         assert_eq!(answer.status, 200, "{value}");
         assert_eq!(answer.header("content-type"), "text/plain; charset=utf-8");

@@ -936,13 +936,14 @@ async fn schema_one_files_migrate_to_exact_counters_in_one_step() {
     let (store, _) = open_at(&db, now).await;
     let report = store.migration().clone();
     assert_eq!(report.from, SchemaKind::Flowstate { version: 1 });
-    assert_eq!(report.to_version, 2);
+    assert_eq!(report.to_version, flowstate_store::SCHEMA_VERSION);
     for wanted in [
         "dropped index idx_flowstate_status_updated",
         "created index idx_flowstate_status_activity",
         "created trigger flowstate_counters_ai",
         "filled the counters from the rows",
-        "recorded schema version 2",
+        "added column parent_run_id (",
+        "recorded schema version 3",
     ] {
         assert!(
             report.changes.iter().any(|c| c.starts_with(wanted)),

@@ -278,9 +278,21 @@ async fn oldest_schema_new_columns_match_what_flujo_adds() {
         .fetch_all(&mut conn)
         .await
         .unwrap();
+    // flujo's columns first, in flujo's order, then the five of its PostgreSQL layout flowstate adds (schema 3).
     assert_eq!(
-        ours, flujo_columns,
+        ours[..flujo_columns.len()],
+        flujo_columns,
         "same columns in the same order as flujo's own migration"
+    );
+    assert_eq!(
+        ours[flujo_columns.len()..],
+        [
+            "metadata",
+            "is_background_task",
+            "parent_run_id",
+            "task_id",
+            "background_error"
+        ]
     );
     // Columns flujo added hold what flujo puts there (flujo also fills NULL step/context/status; we keep those
     // as they were, which the test above checks).

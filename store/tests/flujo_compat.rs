@@ -27,7 +27,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use common::{copy_fixture, fixture_truth};
 use flowstate_store::{
-    FixedClock, ListQuery, RunSummary, SchemaKind, Status, Store, StoreOptions, WorkflowState,
+    FixedClock, ListQuery, RunExtras, RunSummary, SchemaKind, Status, Store, StoreOptions, WorkflowState,
 };
 use serde_json::{json, Value};
 
@@ -658,6 +658,14 @@ async fn flowstate_writes_flujo_reads_then_inserts_and_replaces() {
     fs_1.current_step_index = 2;
     fs_1.execution_time_ms = Some(1000);
     fs_1.memory_usage_mb = Some(48.25);
+    // The columns of flujo's PostgreSQL layout (schema version 3): flujo 0.4.35 never names them.
+    fs_1.extras = RunExtras {
+        metadata: Some(json!({"source": "postgres", "tags": ["a", "é"]})),
+        is_background_task: true,
+        parent_run_id: Some("fs_2".into()),
+        task_id: Some("task-1".into()),
+        background_error: Some("TimeoutError: 30 s".into()),
+    };
 
     // No timestamps: both come from the store's clock.
     let fs_2 = WorkflowState::new("fs_2", "sql-agent");
@@ -672,6 +680,13 @@ async fn flowstate_writes_flujo_reads_then_inserts_and_replaces() {
     fs_3.current_step_index = 2;
     fs_3.created_at = Some(utc("2025-07-19T07:00:00Z"));
     fs_3.updated_at = Some(utc("2025-07-19T07:10:00.5Z"));
+    fs_3.extras = RunExtras {
+        metadata: Some(json!({"replaced": "by flujo"})),
+        is_background_task: true,
+        parent_run_id: Some("fs_1".into()),
+        task_id: Some("task-3".into()),
+        background_error: None,
+    };
 
     let mut fs_4 = WorkflowState::new("fs_4", "hitl-approval");
     fs_4.status = Status::Paused;
@@ -745,6 +760,20 @@ async fn flowstate_writes_flujo_reads_then_inserts_and_replaces() {
         json!([]),
         "an omitted step_history is NULL, read as []"
     );
+    assert_eq!(
+        replaced.extras,
+        RunExtras::default(),
+        "flujo's INSERT OR REPLACE names its fifteen columns: the extra ones take their defaults"
+    );
+    let children = store
+        .list_workflows(&ListQuery {
+            background: Some(true),
+            ..ListQuery::default()
+        })
+        .await
+        .expect("list background tasks");
+    let ids: Vec<&str> = children.runs.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(ids, ["fs_1"], "fs_1 keeps its extras; flujo's fs_3 has none");
     store.close().await;
     let store = open_at(&db, now).await;
     assert!(store.migration().is_noop(), "{:?}", store.migration());

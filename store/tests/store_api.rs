@@ -8,7 +8,8 @@ use chrono::{Duration, Utc};
 use common::backends::OtherRow;
 use common::*;
 use flowstate_store::{
-    CleanupPolicy, ListQuery, Status, Store, StoreError, WorkflowState, CLEANUP_BATCH, MAX_JSON_BYTES,
+    CleanupPolicy, ListQuery, RunExtras, Status, Store, StoreError, TextColumn, WorkflowState, CLEANUP_BATCH,
+    MAX_JSON_BYTES,
 };
 use serde_json::json;
 use sqlx::Connection;
@@ -233,6 +234,54 @@ async fn normal_durability_and_read_only_mode() {
     ));
     assert!(matches!(ro.delete_state("x").await, Err(StoreError::Conflict(_))));
     let _ = Utc::now();
+}
+
+/// A run with every column of [`RunExtras`] set (flujo's PostgreSQL-only columns).
+fn background_task(run_id: &str, parent: &str, created: &str) -> WorkflowState {
+    let mut s = WorkflowState::new(run_id, "p");
+    s.created_at = Some(at(created));
+    s.extras = RunExtras {
+        metadata: Some(json!({"tags": ["é", 1, null], "nested": {"deep": [true, {"x": 2.5}]}})),
+        is_background_task: true,
+        parent_run_id: Some(parent.to_string()),
+        task_id: Some(format!("task-{run_id}")),
+        background_error: Some("TimeoutError: <b>30 s</b>\nline 2".into()),
+    };
+    s
+}
+
+const EXTRA_COLUMNS: [&str; 5] = [
+    "metadata",
+    "is_background_task",
+    "parent_run_id",
+    "task_id",
+    "background_error",
+];
+
+#[tokio::test]
+async fn parent_and_background_filters_seek_their_partial_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("plan.db");
+    Store::open(&db).await.unwrap().close().await;
+    let mut conn = raw(&db).await;
+    let created = flowstate_store::time::instant_sql("created_at");
+    // No scan of every run, no sort.
+    for (filter, index) in [
+        ("parent_run_id = 'parent-a'", "idx_flowstate_parent_created"),
+        ("is_background_task = 1", "idx_flowstate_background_created"),
+    ] {
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT run_id FROM workflow_state WHERE {filter} \
+             ORDER BY {created} DESC, run_id DESC LIMIT 50"
+        );
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&sql).fetch_all(&mut conn).await.unwrap();
+        let text: Vec<&str> = plan.iter().map(|p| p.3.as_str()).collect();
+        assert!(
+            text.iter().any(|t| t.contains(index)),
+            "{index} not used: {text:?}"
+        );
+        assert!(!text.iter().any(|t| t.contains("TEMP B-TREE")), "{text:?}");
+    }
 }
 
 // Every test below runs on both backends (SQLite, PostgreSQL).
@@ -788,5 +837,159 @@ both_backends! {
         }
         assert!(ro.load_state("y").await.unwrap().is_none());
         assert!(ro.load_state("x").await.unwrap().is_some());
+    }
+
+    async fn extras_round_trip_through_every_read_and_a_save_replaces_them(db) {
+        let (store, _) = db.open_at(Utc::now()).await;
+        let child = background_task("child", "parent", "2026-03-01T10:00:00Z");
+        let mut many = background_task("many", "parent", "2026-03-01T10:01:00Z");
+        many.extras.metadata = Some(json!(null));
+        many.extras.background_error = None;
+        let plain = WorkflowState::new("plain", "p");
+        store.save_state(&child).await.unwrap();
+        store.save_many(&[many.clone(), plain.clone()]).await.unwrap();
+
+        // Every way a whole row is read: the lookups, a copy's export.
+        assert_eq!(store.load_state("child").await.unwrap().unwrap().extras, child.extras);
+        assert_eq!(store.load_state("many").await.unwrap().unwrap().extras, many.extras);
+        assert!(store.load_state("plain").await.unwrap().unwrap().extras.is_empty());
+        let exported = store.export_runs(None, 10).await.unwrap();
+        let ids: Vec<&str> = exported.iter().map(|s| s.run_id.as_str()).collect();
+        assert_eq!(ids, ["child", "many", "plain"]);
+        assert_eq!(exported[0].extras, child.extras);
+        assert_eq!(exported[1].extras, many.extras);
+        assert!(exported[2].extras.is_empty());
+
+        if !db.is_postgres() {
+            // On SQLite, as SQL values: JSON text, 0/1, text; JSON null is the text 'null', not SQL NULL.
+            let rows = raw_rows(std::path::Path::new(&db.location), &EXTRA_COLUMNS).await;
+            let metadata: serde_json::Value = serde_json::from_str(rows[0][0].trim_matches('\'')).unwrap();
+            assert_eq!(Some(metadata), child.extras.metadata);
+            assert_eq!(rows[0][1..], ["1", "'parent'", "'task-child'", "'TimeoutError: <b>30 s</b>\nline 2'"]);
+            assert_eq!(rows[1][0], "'null'");
+            assert_eq!(rows[1][4], "NULL");
+            assert_eq!(rows[2], ["NULL", "0", "NULL", "NULL", "NULL"]);
+        }
+
+        // The run's page: bounded heads of the two large columns, the three small ones whole.
+        let view = store.load_run_view("child", 10).await.unwrap().unwrap();
+        assert!(view.is_background_task);
+        assert_eq!(view.parent_run_id.as_deref(), Some("parent"));
+        assert_eq!(view.task_id.as_deref(), Some("task-child"));
+        let error = view.background_error.unwrap();
+        assert_eq!(error.head, "TimeoutErr");
+        assert_eq!(error.total_bytes, "TimeoutError: <b>30 s</b>\nline 2".len() as u64);
+        let head = view.metadata.unwrap();
+        assert_eq!(head.head.chars().count(), 10);
+        assert!(!head.is_whole());
+        let plain_view = store.load_run_view("plain", 10).await.unwrap().unwrap();
+        assert!(!plain_view.is_background_task);
+        assert_eq!(
+            (plain_view.metadata, plain_view.background_error, plain_view.parent_run_id, plain_view.task_id),
+            (None, None, None, None)
+        );
+        let whole = store.load_text_column("child", TextColumn::Metadata).await.unwrap().unwrap().unwrap();
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&whole).unwrap(), child.extras.metadata.unwrap());
+        assert_eq!(
+            store.load_text_column("child", TextColumn::BackgroundError).await.unwrap(),
+            Some(Some("TimeoutError: <b>30 s</b>\nline 2".to_string()))
+        );
+        assert_eq!(store.load_text_column("plain", TextColumn::Metadata).await.unwrap(), Some(None));
+
+        // A save replaces every extra column (the UPSERT names them), back to NULL and false too.
+        let mut cleared = store.load_state("child").await.unwrap().unwrap();
+        cleared.extras = RunExtras::default();
+        store.save_state(&cleared).await.unwrap();
+        assert!(store.load_state("child").await.unwrap().unwrap().extras.is_empty());
+        if !db.is_postgres() {
+            let file = std::path::Path::new(&db.location);
+            assert_eq!(raw_rows(file, &EXTRA_COLUMNS).await[0], ["NULL", "0", "NULL", "NULL", "NULL"]);
+        }
+        let mut set = cleared.clone();
+        set.extras = background_task("child", "other", "2026-03-01T10:00:00Z").extras;
+        store.save_many(&[set.clone()]).await.unwrap();
+        assert_eq!(store.load_state("child").await.unwrap().unwrap().extras, set.extras);
+
+        // The same bounds on both backends (PostgreSQL's text holds no NUL).
+        let mut bad = plain.clone();
+        bad.extras.parent_run_id = Some("a\0b".into());
+        assert_invalid(store.save_state(&bad).await, "parent_run_id");
+        let mut bad = plain.clone();
+        bad.extras.task_id = Some("t".repeat(flowstate_store::MAX_NAME_BYTES + 1));
+        assert_invalid(store.save_state(&bad).await, "task_id");
+        let mut bad = plain.clone();
+        bad.extras.metadata = Some(json!({"nul": "a\u{0}b"}));
+        assert_invalid(store.save_state(&bad).await, "metadata");
+        let mut bad = plain;
+        bad.extras.background_error = Some("e".repeat(flowstate_store::MAX_ERROR_BYTES + 1));
+        assert_invalid(store.save_state(&bad).await, "background_error");
+        store.close().await;
+    }
+
+    async fn parent_and_background_filters_page_newest_first(db) {
+        let (store, _) = db.open_at(Utc::now()).await;
+        let mut runs = Vec::new();
+        for i in 0..30 {
+            let created = format!("2026-03-01T10:{i:02}:00Z");
+            runs.push(match i % 3 {
+                0 => background_task(&format!("a{i:02}"), "parent-a", &created),
+                1 => background_task(&format!("b{i:02}"), "parent-b", &created),
+                _ => {
+                    let mut s = WorkflowState::new(format!("r{i:02}"), "p");
+                    s.created_at = Some(at(&created));
+                    s
+                }
+            });
+        }
+        // A background task without a parent, and a run that names a parent without being a background task.
+        let mut orphan = WorkflowState::new("orphan", "p");
+        orphan.created_at = Some(at("2026-03-01T09:00:00Z"));
+        orphan.extras.is_background_task = true;
+        let mut named = WorkflowState::new("named", "p");
+        named.created_at = Some(at("2026-03-01T09:01:00Z"));
+        named.extras.parent_run_id = Some("parent-a".into());
+        runs.extend([orphan, named]);
+        store.save_many(&runs).await.unwrap();
+
+        let all = |query: ListQuery| {
+            let store = &store;
+            async move {
+                let mut ids = Vec::new();
+                let mut query = ListQuery { limit: Some(4), ..query };
+                loop {
+                    let page = store.list_workflows(&query).await.unwrap();
+                    ids.extend(page.runs.into_iter().map(|r| r.run_id));
+                    match page.next_cursor {
+                        Some(c) => query.cursor = Some(c),
+                        None => return ids,
+                    }
+                }
+            }
+        };
+        let parent_a = all(ListQuery { parent_run_id: Some("parent-a".into()), ..Default::default() }).await;
+        let mut want: Vec<String> = (0..30).rev().filter(|i| i % 3 == 0).map(|i| format!("a{i:02}")).collect();
+        want.push("named".into());
+        assert_eq!(parent_a, want, "newest first, every page");
+        let background = all(ListQuery { background: Some(true), ..Default::default() }).await;
+        assert_eq!(background.len(), 21);
+        assert!(background.contains(&"orphan".to_string()) && !background.contains(&"named".to_string()));
+        let foreground = all(ListQuery { background: Some(false), ..Default::default() }).await;
+        assert_eq!(foreground.len(), 11);
+        assert!(foreground.iter().all(|id| id.starts_with('r') || id == "named"));
+        let both = all(ListQuery {
+            parent_run_id: Some("parent-b".into()),
+            background: Some(false),
+            ..Default::default()
+        })
+        .await;
+        assert!(both.is_empty(), "{both:?}");
+        assert!(all(ListQuery { parent_run_id: Some("nobody".into()), ..Default::default() }).await.is_empty());
+        assert_invalid(
+            store
+                .list_workflows(&ListQuery { parent_run_id: Some(String::new()), ..Default::default() })
+                .await,
+            "parent_run_id",
+        );
+        store.close().await;
     }
 }

@@ -22,6 +22,8 @@ pub fn RunFilters(filter: RunsFilter, pipelines: Vec<String>) -> impl IntoView {
         updated_before,
         prefix,
         error,
+        parent,
+        background,
         limit,
     } = filter;
 
@@ -107,6 +109,25 @@ pub fn RunFilters(filter: RunsFilter, pipelines: Vec<String>) -> impl IntoView {
                 <div class="field">
                     <label for="filter-error">"Error contains"</label>
                     <input type="search" id="filter-error" name="error" value=error.unwrap_or_default()/>
+                </div>
+                <div class="field">
+                    <label for="filter-background">"Background tasks"</label>
+                    <select id="filter-background" name="background">
+                        <option value="" selected=background.is_none()>"Any run"</option>
+                        <option value="1" selected={background == Some(true)}>"Background tasks only"</option>
+                        <option value="0" selected={background == Some(false)}>"No background tasks"</option>
+                    </select>
+                </div>
+                <div class="field">
+                    <label for="filter-parent">"Started by run"</label>
+                    <input
+                        type="search"
+                        id="filter-parent"
+                        name="parent"
+                        value=parent.unwrap_or_default()
+                        autocomplete="off"
+                        spellcheck="false"
+                    />
                 </div>
                 <div class="field field-narrow">
                     <label for="filter-limit">"Per page"</label>

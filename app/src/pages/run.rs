@@ -1,7 +1,9 @@
 //! `/runs/{run_id}`: one run, every field, the error first.
 //!
 //! Large JSON values are cut (see [`crate::server::runs::JSON_SHOWN_BYTES`]); `?full=context` (or `output`,
-//! `history`, `all`) shows them whole.
+//! `history`, `error`, `metadata`, `background_error`, `all`) shows them whole. A run with any of the background
+//! task columns of flujo's PostgreSQL layout set has a "Background task" block: its parent run (a link), task id,
+//! background error and metadata.
 
 use crate::components::PageTitle;
 use leptos::prelude::*;
@@ -10,7 +12,7 @@ use leptos_router::hooks::{use_location, use_params_map, use_query_map};
 use crate::components::json_view::cut_note;
 use crate::components::{DeleteRunForm, ErrorPage, JsonView, StatusBadge};
 use crate::format::{duration_ms, query_value, run_href, url_encode};
-use crate::model::RunDetail;
+use crate::model::{BackgroundDetail, RunDetail};
 use crate::pages::runs::StampView;
 use crate::server::get_run;
 use crate::server::runs::raw_href;
@@ -78,6 +80,7 @@ fn RunView(run: RunDetail) -> impl IntoView {
         context,
         last_output,
         history,
+        background,
         read_at,
     } = run;
     let base = run_href(&run_id);
@@ -103,6 +106,33 @@ fn RunView(run: RunDetail) -> impl IntoView {
             </section>
         }
     });
+    let (background, metadata) = match background {
+        Some(b) => {
+            let metadata = b.metadata.clone();
+            (
+                Some(background_view(
+                    b,
+                    &see_all("background_error"),
+                    &raw("background_error"),
+                )),
+                metadata,
+            )
+        }
+        None => (None, None),
+    };
+    let metadata = metadata.map(|block| {
+        view! {
+            <JsonView
+                id="metadata"
+                title="Metadata"
+                block=Some(block)
+                see_all=see_all("metadata")
+                raw=raw("metadata")
+                open=true
+            />
+        }
+    });
+    let children = format!("/runs?parent={}", url_encode(&run_id));
     view! {
         <PageTitle text=format!("Run {run_id}")/>
         <nav class="breadcrumbs" aria-label="Breadcrumbs">
@@ -168,6 +198,8 @@ fn RunView(run: RunDetail) -> impl IntoView {
                 "; relative times count from then."
             </p>
         </section>
+        {background}
+        {metadata}
         <JsonView
             id="context"
             title="Context"
@@ -192,6 +224,67 @@ fn RunView(run: RunDetail) -> impl IntoView {
         <DeleteRunForm run_id=run_id.clone() status=status.clone()/>
         <p class="run-links">
             <a href="/runs">"All runs"</a>
+            " · "
+            <a href=children data-testid="run-children">"Background tasks this run started"</a>
         </p>
+    }
+}
+
+/// The "Background task" block: whether the run is one, the run that started it (a link to its page), its task id
+/// and the error it ended with (cut when long, with the same links as the run's error).
+fn background_view(background: BackgroundDetail, see_all: &str, raw: &str) -> impl IntoView {
+    let BackgroundDetail {
+        is_background_task,
+        parent_run_id,
+        task_id,
+        error,
+        metadata: _,
+    } = background;
+    let parent = match parent_run_id {
+        Some(parent) => {
+            let href = run_href(&parent);
+            view! {
+                <a href=href data-testid="parent-run"><code>{parent}</code></a>
+            }
+            .into_any()
+        }
+        None => view! { <span class="hint">"none"</span> }.into_any(),
+    };
+    let task = match task_id {
+        Some(task) => view! { <code>{task}</code> }.into_any(),
+        None => view! { <span class="hint">"none"</span> }.into_any(),
+    };
+    let error = error.map(|message| {
+        let note = message
+            .cut
+            .then(|| cut_note("background_error", &message, see_all.to_string(), raw.to_string()));
+        view! {
+            <div class="run-error" id="background_error" data-testid="background-error">
+                <h3>"Background error"</h3>
+                {note}
+                <pre class="error-text">{message.text}</pre>
+            </div>
+        }
+    });
+    view! {
+        <section class="run-background" id="background" aria-labelledby="run-background-heading"
+            data-testid="run-background">
+            <h2 id="run-background-heading">"Background task"</h2>
+            <dl class="run-fields">
+                <div>
+                    <dt>"Background task"</dt>
+                    <dd data-field="is-background-task">{if is_background_task { "yes" } else { "no" }}</dd>
+                </div>
+                <div>
+                    <dt>"Started by"</dt>
+                    <dd data-field="parent-run">{parent}</dd>
+                </div>
+                <div>
+                    <dt>"Task id"</dt>
+                    <dd data-field="task-id">{task}</dd>
+                </div>
+            </dl>
+            {error}
+        </section>
     }
 }

@@ -98,6 +98,13 @@ fn FilterSummary(filter: RunsFilter) -> impl IntoView {
         ("Pipeline: ", filter.pipeline.clone()),
         ("Run id starts with: ", filter.prefix.clone()),
         ("Error contains: ", filter.error.clone()),
+        ("Started by run: ", filter.parent.clone()),
+        (
+            "Background tasks: ",
+            filter
+                .background
+                .map(|b| if b { "only" } else { "none" }.to_string()),
+        ),
         (
             "Created from: ",
             filter.created_after.as_ref().map(|t| t.rfc3339.clone()),

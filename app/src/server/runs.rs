@@ -10,6 +10,8 @@
 //! | `created_after`, `created_before`, `updated_after`, `updated_before` | RFC 3339, or `YYYY-MM-DDTHH:MM[:SS]` / `YYYY-MM-DD` read as UTC (what `<input type="datetime-local">` sends) |
 //! | `prefix` | run ids starting with this text |
 //! | `error` | error messages containing this text, case-insensitively |
+//! | `parent` | the background tasks this run started (flujo's `parent_run_id`) |
+//! | `background` | `1`: background tasks only; `0`: runs that are not background tasks |
 //! | `limit` | page size, 1 to 1000, default 50 |
 //! | `cursor` | a page's next or previous cursor, as the links carry it |
 //!
@@ -26,8 +28,8 @@ pub async fn list_runs(search: String) -> Result<RunsListing, AppError> {
     super::with_status(ssr::list(&search).await)
 }
 
-/// Every field of one run. `full` names the JSON value to show whole (`context`, `output`, `history` or `all`);
-/// the others are cut after [`JSON_SHOWN_BYTES`].
+/// Every field of one run. `full` names the values to show whole (`context`, `output`, `history`, `error`,
+/// `metadata`, `background_error` or `all`); the others are cut after [`JSON_SHOWN_BYTES`].
 #[server(endpoint = "run")]
 pub async fn get_run(run_id: String, full: Option<String>) -> Result<RunDetail, AppError> {
     super::with_status(ssr::run(&run_id, full.as_deref()).await)
@@ -55,7 +57,8 @@ pub const VIEW_HEAD_CHARS: usize = 64 * 1024;
 /// page of 50 MB helps nobody, and building it would cost a gigabyte.
 pub const FULL_SHOWN_BYTES: u64 = 2 * 1024 * 1024;
 
-/// The address of one large value of a run as plain text, whole: `/raw/context?run=ID`.
+/// The address of one large value of a run as plain text, whole: `/raw/context?run=ID` (also `output`,
+/// `history`, `error`, `metadata`, `background_error`).
 pub fn raw_href(run_id: &str, value: &str) -> String {
     format!("/raw/{value}?run={}", crate::format::url_encode(run_id))
 }
@@ -70,7 +73,9 @@ pub(crate) mod ssr {
     use super::{ERROR_SHOWN_BYTES, FULL_SHOWN_BYTES, JSON_SHOWN_BYTES, VIEW_HEAD_CHARS};
     use crate::error::AppError;
     use crate::format::ago;
-    use crate::model::{step_text, JsonBlock, RunDetail, RunRow, RunsFilter, RunsListing, Stamp, TimeParam};
+    use crate::model::{
+        step_text, BackgroundDetail, JsonBlock, RunDetail, RunRow, RunsFilter, RunsListing, Stamp, TimeParam,
+    };
     use crate::server::limits;
 
     /// [`super::list_runs`].
@@ -107,6 +112,10 @@ pub(crate) mod ssr {
         }
         .ok_or_else(|| AppError::not_found(format!("run “{run_id}”")))?;
         let mut detail = detail(view, read_at);
+        let (metadata, background_error) = match detail.background.as_mut() {
+            Some(b) => (b.metadata.as_mut(), b.error.as_mut()),
+            None => (None, None),
+        };
         for (asked, column, block) in [
             (full.context, TextColumn::Context, Some(&mut detail.context)),
             (full.output, TextColumn::LastOutput, detail.last_output.as_mut()),
@@ -115,6 +124,12 @@ pub(crate) mod ssr {
                 full.error,
                 TextColumn::ErrorMessage,
                 detail.error_message.as_mut(),
+            ),
+            (full.metadata, TextColumn::Metadata, metadata),
+            (
+                full.background_error,
+                TextColumn::BackgroundError,
+                background_error,
             ),
         ] {
             let Some(block) = block.filter(|b| asked && b.cut && !b.too_large) else {
@@ -126,7 +141,7 @@ pub(crate) mod ssr {
             };
             // Deleted meanwhile, or NULL now: the page keeps what it read first.
             if let Some(Some(text)) = text {
-                *block = if column == TextColumn::ErrorMessage {
+                *block = if matches!(column, TextColumn::ErrorMessage | TextColumn::BackgroundError) {
                     text_block(text, true)
                 } else {
                     json_block(&parse_json(&text), true)
@@ -147,10 +162,15 @@ pub(crate) mod ssr {
             "output" => TextColumn::LastOutput,
             "history" => TextColumn::StepHistory,
             "error" => TextColumn::ErrorMessage,
+            "metadata" => TextColumn::Metadata,
+            "background_error" => TextColumn::BackgroundError,
             other => {
                 return Err(AppError::bad_request(
                     "value",
-                    format!("“{other}” is not a value of a run; use context, output, history or error"),
+                    format!(
+                        "“{other}” is not a value of a run; use context, output, history, error, metadata or \
+                         background_error"
+                    ),
                 ))
             }
         };
@@ -209,6 +229,27 @@ pub(crate) mod ssr {
                 "error" => {
                     query.error_contains = Some(value.to_string());
                     filter.error = Some(value.to_string());
+                }
+                "parent" => {
+                    // Ids are matched as stored, as `prefix` is.
+                    query.parent_run_id = Some(raw.to_string());
+                    filter.parent = Some(raw.to_string());
+                }
+                "background" => {
+                    let background = match value {
+                        "1" | "true" | "yes" => true,
+                        "0" | "false" | "no" => false,
+                        other => {
+                            return Err(AppError::bad_request(
+                                "background",
+                                format!(
+                                    "“{other}” is not 1 (background tasks only) or 0 (no background tasks)"
+                                ),
+                            ))
+                        }
+                    };
+                    query.background = Some(background);
+                    filter.background = Some(background);
                 }
                 "created_after" | "created_before" | "updated_after" | "updated_before" => {
                     let at = parse_time(name, value)?;
@@ -342,6 +383,7 @@ pub(crate) mod ssr {
                     "run_id_prefix" => "prefix".to_string(),
                     "error_contains" => "error".to_string(),
                     "pipeline_id" => "pipeline".to_string(),
+                    "parent_run_id" => "parent".to_string(),
                     _ => param,
                 };
                 AppError::BadRequest { param, reason }
@@ -400,10 +442,13 @@ pub(crate) mod ssr {
         output: bool,
         history: bool,
         error: bool,
+        metadata: bool,
+        background_error: bool,
     }
 
     impl Full {
-        /// `context`, `output`, `history`, `error`, `all`, or nothing (several with commas).
+        /// `context`, `output`, `history`, `error`, `metadata`, `background_error`, `all`, or nothing (several with
+        /// commas).
         ///
         /// # Errors
         /// [`AppError::BadRequest`] for `full` with any other value.
@@ -420,20 +465,25 @@ pub(crate) mod ssr {
                     "output" => full.output = true,
                     "history" => full.history = true,
                     "error" => full.error = true,
+                    "metadata" => full.metadata = true,
+                    "background_error" => full.background_error = true,
                     "all" => {
                         full = Full {
                             context: true,
                             output: true,
                             history: true,
                             error: true,
+                            metadata: true,
+                            background_error: true,
                         }
                     }
                     other => {
                         return Err(AppError::bad_request(
                             "full",
                             format!(
-                            "“{other}” is not a value of the run; use context, output, history, error or all"
-                        ),
+                                "“{other}” is not a value of the run; use context, output, history, error, \
+                                 metadata, background_error or all"
+                            ),
                         ))
                     }
                 }
@@ -523,9 +573,24 @@ pub(crate) mod ssr {
             pipeline_context,
             last_step_output,
             step_history,
-            // Shown by the extras section (PostgreSQL's background-task columns) once the run page has one.
-            ..
+            metadata,
+            background_error,
+            is_background_task,
+            parent_run_id,
+            task_id,
         } = view;
+        let background = (is_background_task
+            || parent_run_id.is_some()
+            || task_id.is_some()
+            || background_error.is_some()
+            || metadata.is_some())
+        .then(|| BackgroundDetail {
+            is_background_task,
+            parent_run_id,
+            task_id,
+            error: background_error.map(error_head_block),
+            metadata: metadata.as_ref().map(head_block),
+        });
         RunDetail {
             step: step_text(run.current_step_index, run.total_steps),
             status: run.status.as_str().to_string(),
@@ -540,6 +605,7 @@ pub(crate) mod ssr {
                 .as_ref()
                 .map_or_else(|| json_block(&Value::Array(Vec::new()), false), head_block),
             error_message: error_message.map(error_head_block),
+            background,
             run_id: run.run_id,
             pipeline_id: run.pipeline_id,
             pipeline_name: run.pipeline_name,
@@ -661,6 +727,8 @@ mod tests {
         assert_eq!(bad_param(&format!("status={}", "x".repeat(65))), "status");
         assert_eq!(bad_param("created_after=yesterday"), "created_after");
         assert_eq!(bad_param("updated_after=2026-13-01T00:00"), "updated_after");
+        assert_eq!(bad_param("background=maybe"), "background");
+        assert_eq!(bad_param("background=2"), "background");
         assert_eq!(
             bad_param("created_after=2026-03-15T00:00&created_before=2026-03-14T00:00"),
             "created_before"
@@ -682,9 +750,24 @@ mod tests {
     }
 
     #[test]
+    fn background_and_parent_filters_round_trip_through_links() {
+        let (q, f) = parse_filter(&pairs("parent=run+%C3%A9%2F1&background=1")).unwrap();
+        assert_eq!(q.parent_run_id.as_deref(), Some("run é/1"));
+        assert_eq!(q.background, Some(true));
+        assert!(f.is_filtered());
+        assert_eq!(f.href(None), "/runs?parent=run%20%C3%A9%2F1&background=1");
+        let (q, f) = parse_filter(&pairs("background=0&parent=")).unwrap();
+        assert_eq!((q.background, q.parent_run_id), (Some(false), None));
+        assert_eq!(f.href(None), "/runs?background=0");
+        let (q, _) = parse_filter(&pairs("background=")).unwrap();
+        assert_eq!(q.background, None, "a blank field is no filter");
+    }
+
+    #[test]
     fn full_names_the_values_to_show_whole() {
         assert!(Full::parse(None).is_ok());
         assert!(Full::parse(Some("context,history")).is_ok());
+        assert!(Full::parse(Some("metadata,background_error")).is_ok());
         assert!(matches!(
             Full::parse(Some("everything")),
             Err(AppError::BadRequest { param, .. }) if param == "full"

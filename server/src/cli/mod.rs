@@ -90,6 +90,15 @@ pub struct RunsArgs {
     /// Only runs whose id starts with this text.
     #[arg(long, value_name = "RUNID_PREFIX")]
     pub prefix: Option<String>,
+    /// Only the background tasks this run started (flujo's `parent_run_id`).
+    #[arg(long, value_name = "RUN_ID")]
+    pub parent: Option<String>,
+    /// Only background tasks (flujo's `is_background_task`).
+    #[arg(long, conflicts_with = "no_background")]
+    pub background: bool,
+    /// Only runs that are not background tasks.
+    #[arg(long)]
+    pub no_background: bool,
     /// Runs per page.
     #[arg(
         long,

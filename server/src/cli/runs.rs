@@ -33,6 +33,12 @@ pub async fn list(db: &Path, args: RunsArgs, json: bool) -> Result<String, CliEr
         created_before,
         run_id_prefix: args.prefix,
         error_contains: args.search,
+        parent_run_id: args.parent,
+        background: match (args.background, args.no_background) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
         limit: Some(args.limit),
         offset: args.offset,
         cursor: args.cursor,

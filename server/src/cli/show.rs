@@ -45,6 +45,11 @@ fn state_json(s: &WorkflowState) -> Value {
         "error_message": s.error_message,
         "execution_time_ms": s.execution_time_ms,
         "memory_usage_mb": s.memory_usage_mb,
+        "metadata": s.extras.metadata,
+        "is_background_task": s.extras.is_background_task,
+        "parent_run_id": s.extras.parent_run_id,
+        "task_id": s.extras.task_id,
+        "background_error": s.extras.background_error,
     })
 }
 
@@ -81,9 +86,23 @@ fn human(s: &WorkflowState, now: chrono::DateTime<chrono::Utc>) -> String {
                 .unwrap_or_else(|| "-".into()),
         ),
     ]);
+    // flujo's PostgreSQL-only columns, when a run has any of them.
+    let extras = &s.extras;
+    if !extras.is_empty() {
+        let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        pairs.extend([
+            (
+                "is_background_task",
+                if extras.is_background_task { "yes" } else { "no" }.to_string(),
+            ),
+            ("parent_run_id", or_dash(&extras.parent_run_id)),
+            ("task_id", or_dash(&extras.task_id)),
+            ("background_error", or_dash(&extras.background_error)),
+        ]);
+    }
     let mut out = key_values(&pairs);
     let steps = s.step_history.as_array().map(Vec::len);
-    let columns: [(&str, Option<&Value>, String); 3] = [
+    let mut columns: Vec<(&str, Option<&Value>, String)> = vec![
         ("pipeline_context", Some(&s.pipeline_context), String::new()),
         ("last_step_output", s.last_step_output.as_ref(), String::new()),
         (
@@ -92,6 +111,9 @@ fn human(s: &WorkflowState, now: chrono::DateTime<chrono::Utc>) -> String {
             steps.map(|n| format!(", {n} steps")).unwrap_or_default(),
         ),
     ];
+    if !extras.is_empty() {
+        columns.push(("metadata", extras.metadata.as_ref(), String::new()));
+    }
     for (name, value, extra) in columns {
         out.push('\n');
         match value {

@@ -56,6 +56,9 @@ pub(crate) struct SqliteStore {
     migration: Arc<MigrationReport>,
     /// The file has the trigger-kept counters ([`crate::counters`]): the overview reads them instead of counting.
     counters: bool,
+    /// The file has the columns of [`crate::RunExtras`] (schema version 3); a file opened read-only before it was
+    /// migrated may not, and then reads them as their defaults.
+    extras: bool,
     /// Every save goes through it (group commit on a connection of its own); `None` when read-only.
     writer: Option<Writer>,
     /// Every [`Store::load_state`] goes through them (connections of their own, lookups sharing a statement).
@@ -169,6 +172,25 @@ impl SqliteStore {
             .connect_with(connect.clone())
             .await
             .map_err(|e| open_error(&path, e, busy_ms))?;
+        // A migrated file has the counters and the extra columns; a file opened read-only may not (flujo's, or an
+        // older flowstate's).
+        let (migration, counters, extras) = match migrated {
+            Some(report) => (report, true, true),
+            None => {
+                let mut conn = pool.acquire().await.map_err(|e| open_error(&path, e, busy_ms))?;
+                let ins = self::schema::inspect(&mut conn)
+                    .await
+                    .map_err(|e| with_path(e, &path, busy_ms))?;
+                let counters = self::schema::has_counters(&ins);
+                let extras = ins.has_extras();
+                let report = MigrationReport {
+                    from: ins.kind,
+                    to_version: crate::schema::SCHEMA_VERSION,
+                    changes: Vec::new(),
+                };
+                (report, counters, extras)
+            }
+        };
         // Lookups by id have connections of their own too (see `reader`): one per core, at most 4, and no more
         // than the pool may hold.
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -182,25 +204,7 @@ impl SqliteStore {
                     .map_err(|e| open_error(&path, e, busy_ms))?,
             );
         }
-        let readers = Readers::start(reader_conns, lookup_sql()).map_err(thread_error)?;
-
-        // A migrated file has the counters; a file opened read-only may not (flujo's, or an older flowstate's).
-        let (migration, counters) = match migrated {
-            Some(report) => (report, true),
-            None => {
-                let mut conn = pool.acquire().await.map_err(|e| open_error(&path, e, busy_ms))?;
-                let ins = self::schema::inspect(&mut conn)
-                    .await
-                    .map_err(|e| with_path(e, &path, busy_ms))?;
-                let counters = self::schema::has_counters(&ins);
-                let report = MigrationReport {
-                    from: ins.kind,
-                    to_version: crate::schema::SCHEMA_VERSION,
-                    changes: Vec::new(),
-                };
-                (report, counters)
-            }
-        };
+        let readers = Readers::start(reader_conns, lookup_sql(extras)).map_err(thread_error)?;
 
         Ok(SqliteStore {
             pool,
@@ -209,6 +213,7 @@ impl SqliteStore {
             read_only: options.read_only,
             migration: Arc::new(migration),
             counters,
+            extras,
             writer,
             readers,
         })
@@ -306,8 +311,17 @@ impl SqliteStore {
 
     pub(crate) async fn load_run_view(&self, run_id: &str, max: i64) -> Result<Option<RunView>> {
         let head = |column: &str| format!("substr(CAST({column} AS TEXT), 1, ?2), octet_length({column})");
+        let extras = if self.extras {
+            format!(
+                "{}, {}, (is_background_task IS 1), CAST(parent_run_id AS TEXT), CAST(task_id AS TEXT)",
+                head("metadata"),
+                head("background_error")
+            )
+        } else {
+            "NULL, NULL, NULL, NULL, 0, NULL, NULL".to_string()
+        };
         let sql = format!(
-            "SELECT {}, {}, {}, {}, {} FROM workflow_state WHERE run_id = ?1",
+            "SELECT {}, {}, {}, {}, {}, {extras} FROM workflow_state WHERE run_id = ?1",
             *SUMMARY_COLUMNS,
             head("error_message"),
             head("pipeline_context"),
@@ -334,11 +348,11 @@ impl SqliteStore {
                 pipeline_context: text_head(at + 2),
                 last_step_output: text_head(at + 4),
                 step_history: text_head(at + 6),
-                metadata: None,
-                background_error: None,
-                is_background_task: false,
-                parent_run_id: None,
-                task_id: None,
+                metadata: text_head(at + 8),
+                background_error: text_head(at + 10),
+                is_background_task: row.int(at + 12) == Some(1),
+                parent_run_id: row.text(at + 13).map(str::to_string),
+                task_id: row.text(at + 14).map(str::to_string),
             }
         }))
     }
@@ -348,10 +362,14 @@ impl SqliteStore {
         run_id: &str,
         column: TextColumn,
     ) -> Result<Option<Option<String>>> {
-        let sql = format!(
-            "SELECT CAST({} AS TEXT) FROM workflow_state WHERE run_id = ?1",
-            column.sql_name()
-        );
+        let extra = matches!(column, TextColumn::Metadata | TextColumn::BackgroundError);
+        // A file without the extra columns (opened read-only before its migration) holds NULL in them.
+        let value = if extra && !self.extras {
+            "NULL".to_string()
+        } else {
+            format!("CAST({} AS TEXT)", column.sql_name())
+        };
+        let sql = format!("SELECT {value} FROM workflow_state WHERE run_id = ?1");
         let row: Option<(Option<String>,)> = sqlx::query_as(&sql)
             .bind(run_id)
             .fetch_optional(&self.pool)
@@ -364,7 +382,7 @@ impl SqliteStore {
     pub(crate) async fn export(&self, after: Option<&str>, limit: u32) -> Result<Vec<WorkflowState>> {
         let sql = format!(
             "SELECT {} FROM workflow_state WHERE ?1 IS NULL OR run_id > ?1 ORDER BY run_id LIMIT ?2",
-            row::whole_columns()
+            row::whole_columns(self.extras)
         );
         let rows = sqlx::query(&sql)
             .bind(after)
@@ -439,15 +457,27 @@ impl SqliteStore {
                 .push_bind(text.clone())
                 .push(")) > 0");
         }
+        // Spelled as the partial indexes' conditions imply, so SQLite reads them (a run is a background task when
+        // `is_background_task` holds 1, as `decode_extras` reads it). A file without the columns (opened
+        // read-only before its migration) has no background task and no parent run: every run has the defaults.
         if let Some(parent) = &query.parent_run_id {
-            qb.push(" AND parent_run_id = ").push_bind(parent.clone());
-        }
-        if let Some(background) = query.background {
-            qb.push(if background {
-                " AND is_background_task = 1"
+            if self.extras {
+                qb.push(" AND parent_run_id = ").push_bind(parent.clone());
             } else {
-                " AND (is_background_task IS NULL OR is_background_task = 0)"
-            });
+                qb.push(" AND 0");
+            }
+        }
+        match (query.background, self.extras) {
+            (Some(true), true) => {
+                qb.push(" AND is_background_task = 1");
+            }
+            (Some(false), true) => {
+                qb.push(" AND is_background_task IS NOT 1");
+            }
+            (Some(true), false) => {
+                qb.push(" AND 0");
+            }
+            (Some(false), false) | (None, _) => {}
         }
         let backwards = list.backwards();
         if let Some(c) = &list.cursor {

@@ -217,17 +217,30 @@ mod tests {
             .execute(&mut conn)
             .await
             .unwrap();
-        let sql = crate::sqlite::row::lookup_sql();
-        for (query, arg) in [(&sql.one, "a"), (&sql.many, r#"["a", "b"]"#)] {
-            let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {query}"))
-                .bind(arg)
-                .fetch_all(&mut conn)
-                .await
-                .unwrap_or_else(|e| panic!("{query}: {e}"));
-            let plan: Vec<String> = rows.iter().map(|r| r.get::<String, _>("detail")).collect();
-            let plan = plan.join("\n");
-            assert!(plan.contains("SEARCH workflow_state USING INDEX"), "{plan}");
-            assert!(!plan.contains("SCAN workflow_state"), "{plan}");
+        // flujo's table (a file opened read-only before its migration), then with the extra columns.
+        for extras in [false, true] {
+            if extras {
+                for (name, definition) in crate::sqlite::schema::EXTRA_COLUMNS {
+                    sqlx::query(&format!(
+                        "ALTER TABLE workflow_state ADD COLUMN {name} {definition}"
+                    ))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                }
+            }
+            let sql = crate::sqlite::row::lookup_sql(extras);
+            for (query, arg) in [(&sql.one, "a"), (&sql.many, r#"["a", "b"]"#)] {
+                let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {query}"))
+                    .bind(arg)
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{query}: {e}"));
+                let plan: Vec<String> = rows.iter().map(|r| r.get::<String, _>("detail")).collect();
+                let plan = plan.join("\n");
+                assert!(plan.contains("SEARCH workflow_state USING INDEX"), "{plan}");
+                assert!(!plan.contains("SCAN workflow_state"), "{plan}");
+            }
         }
     }
 }

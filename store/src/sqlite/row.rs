@@ -53,6 +53,18 @@ pub(crate) const SUMMARY_COLUMN_COUNT: usize = 13;
 const JSON_COLUMNS: &str =
     "CAST(pipeline_context AS TEXT), CAST(last_step_output AS TEXT), CAST(step_history AS TEXT)";
 
+/// The columns of [`RunExtras`] (schema version 3), after the JSON ones: `metadata`, `is_background_task` (true
+/// only when it holds 1, as the list filter reads it), `parent_run_id`, `task_id`, `background_error`. A file
+/// opened read-only before it was migrated lacks them: `present` false reads their defaults instead.
+pub(crate) fn extras_columns(present: bool) -> &'static str {
+    if present {
+        "CAST(metadata AS TEXT), (is_background_task IS 1), CAST(parent_run_id AS TEXT), CAST(task_id AS TEXT), \
+         CAST(background_error AS TEXT)"
+    } else {
+        "NULL, 0, NULL, NULL, NULL"
+    }
+}
+
 /// The statements a reader runs; both select the run id first.
 #[derive(Clone)]
 pub(crate) struct LookupSql {
@@ -63,31 +75,35 @@ pub(crate) struct LookupSql {
 }
 
 /// The statements of [`Store::load_state`]: a whole row (decoded by `decode_state`) by run id, or by a JSON array
-/// of run ids (several lookups at once, each row found through the primary key).
-pub(crate) fn lookup_sql() -> LookupSql {
-    let columns = summary_columns("CAST(error_message AS TEXT)");
+/// of run ids (several lookups at once, each row found through the primary key). `extras`: the file has the
+/// columns of [`RunExtras`].
+pub(crate) fn lookup_sql(extras: bool) -> LookupSql {
+    let columns = whole_columns(extras);
     LookupSql {
-        one: format!("SELECT {columns}, {JSON_COLUMNS} FROM workflow_state WHERE run_id = ?1").into(),
+        one: format!("SELECT {columns} FROM workflow_state WHERE run_id = ?1").into(),
         many: format!(
-            "SELECT {columns}, {JSON_COLUMNS} FROM workflow_state \
+            "SELECT {columns} FROM workflow_state \
              WHERE run_id IN (SELECT value FROM json_each(?1))"
         )
         .into(),
     }
 }
 
-/// Every column of a whole row, as [`decode_state`] reads them (the error message whole).
-pub(crate) fn whole_columns() -> String {
+/// Every column of a whole row, as [`decode_state`] reads them (the error message whole). `extras`: the file has
+/// the columns of [`RunExtras`].
+pub(crate) fn whole_columns(extras: bool) -> String {
     format!(
-        "{}, {JSON_COLUMNS}",
-        summary_columns("CAST(error_message AS TEXT)")
+        "{}, {JSON_COLUMNS}, {}",
+        summary_columns("CAST(error_message AS TEXT)"),
+        extras_columns(extras)
     )
 }
 
-/// The columns of `workflow_state` a save writes, in the order of [`upsert_sql`]'s values.
+/// The columns of `workflow_state` a save writes, in the order of [`upsert_sql`]'s values: flujo's fifteen, then
+/// the five of [`RunExtras`].
 const UPSERT_COLUMNS: &str = "run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
     pipeline_context, last_step_output, step_history, status, created_at, updated_at, total_steps, error_message, \
-    execution_time_ms, memory_usage_mb";
+    execution_time_ms, memory_usage_mb, metadata, is_background_task, parent_run_id, task_id, background_error";
 
 /// Every column but `run_id` is replaced on conflict; `created_at` was resolved in the VALUES (given, else kept,
 /// else now).
@@ -105,7 +121,12 @@ const UPSERT_ON_CONFLICT: &str = "ON CONFLICT(run_id) DO UPDATE SET \
     total_steps = excluded.total_steps, \
     error_message = excluded.error_message, \
     execution_time_ms = excluded.execution_time_ms, \
-    memory_usage_mb = excluded.memory_usage_mb";
+    memory_usage_mb = excluded.memory_usage_mb, \
+    metadata = excluded.metadata, \
+    is_background_task = excluded.is_background_task, \
+    parent_run_id = excluded.parent_run_id, \
+    task_id = excluded.task_id, \
+    background_error = excluded.background_error";
 
 /// The UPSERT of `rows` runs in one statement (`rows` of 1 is a plain save), each row's parameters bound by
 /// [`EncodedRow::bind`]. The rows must be of distinct runs: the stored creation time each one keeps is read before
@@ -116,10 +137,13 @@ const UPSERT_ON_CONFLICT: &str = "ON CONFLICT(run_id) DO UPDATE SET \
 /// 32-row statement (512 parameters) quadratic.
 pub(crate) fn upsert_sql(rows: usize) -> String {
     const ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, \
-        COALESCE(?, (SELECT created_at FROM workflow_state WHERE run_id = ?), ?), ?, ?, ?, ?, ?)";
+        COALESCE(?, (SELECT created_at FROM workflow_state WHERE run_id = ?), ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     let values = vec![ROW; rows].join(", ");
     format!("INSERT INTO workflow_state ({UPSERT_COLUMNS}) VALUES {values} {UPSERT_ON_CONFLICT}")
 }
+
+/// How many parameters one row of [`upsert_sql`] binds.
+pub(crate) const PARAMS_PER_ROW: usize = 22;
 
 /// A validated row, ready to bind: owned, so that it can be handed to the write thread.
 pub(crate) struct EncodedRow {
@@ -138,6 +162,11 @@ pub(crate) struct EncodedRow {
     error_message: Option<String>,
     execution_time_ms: Option<i64>,
     memory_usage_mb: Option<f64>,
+    metadata: Option<String>,
+    is_background_task: i64,
+    parent_run_id: Option<String>,
+    task_id: Option<String>,
+    background_error: Option<String>,
     now: String,
 }
 
@@ -161,13 +190,18 @@ impl EncodedRow {
             error_message: state.error_message.clone(),
             execution_time_ms: state.execution_time_ms,
             memory_usage_mb: state.memory_usage_mb,
+            metadata: row.metadata.clone(),
+            is_background_task: i64::from(state.extras.is_background_task),
+            parent_run_id: state.extras.parent_run_id.clone(),
+            task_id: state.extras.task_id.clone(),
+            background_error: state.extras.background_error.clone(),
             now: time::format_timestamp(&now),
         }
     }
 
-    /// The row's 17 parameters, in the order of one row of [`upsert_sql`]: the columns, but `created_at` is the
+    /// The row's 22 parameters, in the order of one row of [`upsert_sql`]: the columns, but `created_at` is the
     /// given one, else the stored one (the run id again), else now.
-    pub(crate) fn params(&self) -> [Param<'_>; 17] {
+    pub(crate) fn params(&self) -> [Param<'_>; PARAMS_PER_ROW] {
         [
             self.run_id.as_str().into(),
             self.pipeline_id.as_str().into(),
@@ -186,6 +220,11 @@ impl EncodedRow {
             self.error_message.as_deref().into(),
             self.execution_time_ms.into(),
             self.memory_usage_mb.into(),
+            self.metadata.as_deref().into(),
+            self.is_background_task.into(),
+            self.parent_run_id.as_deref().into(),
+            self.task_id.as_deref().into(),
+            self.background_error.as_deref().into(),
         ]
     }
 }
@@ -277,7 +316,19 @@ pub(crate) fn decode_summary<R: Columns + ?Sized>(row: &R) -> RunSummary {
     }
 }
 
-/// A whole row ([`SUMMARY_COLUMNS`], then the JSON columns), as [`crate::Store::load_state`] returns it.
+/// The columns of [`extras_columns`], from column `at` on.
+pub(crate) fn decode_extras<R: Columns + ?Sized>(row: &R, at: usize) -> RunExtras {
+    RunExtras {
+        metadata: decode_json(row.text(at)),
+        is_background_task: row.int(at + 1).unwrap_or_default() == 1,
+        parent_run_id: row.text(at + 2).map(str::to_string),
+        task_id: row.text(at + 3).map(str::to_string),
+        background_error: row.text(at + 4).map(str::to_string),
+    }
+}
+
+/// A whole row ([`whole_columns`]: [`SUMMARY_COLUMNS`], the JSON columns, the extras), as
+/// [`crate::Store::load_state`] returns it.
 pub(crate) fn decode_state<R: Columns + ?Sized>(row: &R) -> WorkflowState {
     let s = decode_summary(row);
     WorkflowState {
@@ -297,6 +348,6 @@ pub(crate) fn decode_state<R: Columns + ?Sized>(row: &R) -> WorkflowState {
         error_message: s.error_message,
         execution_time_ms: s.execution_time_ms,
         memory_usage_mb: s.memory_usage_mb,
-        extras: RunExtras::default(),
+        extras: decode_extras(row, SUMMARY_COLUMN_COUNT + 3),
     }
 }

@@ -8,7 +8,15 @@
 //!
 //! Schema versions: 1 added the indexes, `flowstate_meta` and `flowstate_audit`; 2 added the counters and their
 //! triggers, and replaced `idx_flowstate_status_updated` with `idx_flowstate_status_activity` (the same order,
-//! with the pipeline id and the error message, so failure rates and failure groups are read from the index alone).
+//! with the pipeline id and the error message, so failure rates and failure groups are read from the index alone);
+//! 3 added the five columns of flujo's PostgreSQL layout its SQLite one lacks ([`EXTRA_COLUMNS`]: a run's metadata
+//! and what ties a background task to its parent run), so a run copied from PostgreSQL keeps every value, and two
+//! partial indexes for the parent-run and background-task filters.
+//!
+//! The extra columns come after flujo's fifteen (`ALTER TABLE ADD COLUMN`, which SQLite does without rewriting a
+//! row: old rows read the defaults). flujo 0.4.35 names its fifteen columns in every statement, so it keeps working
+//! on the file: its `INSERT OR REPLACE` leaves the extra columns at their defaults (NULL, and 0 for
+//! `is_background_task`).
 
 use sqlx::{Connection, Row, SqliteConnection};
 
@@ -70,6 +78,22 @@ pub(crate) const COLUMNS: [(&str, &str); 15] = [
     ("memory_usage_mb", "REAL"),
     ("step_history", "TEXT"),
     ("pipeline_name", "TEXT NOT NULL DEFAULT ''"),
+];
+
+/// The five columns of flujo's PostgreSQL table its SQLite one lacks, as flowstate adds them (schema version 3), in
+/// PostgreSQL's order. `is_background_task` (a BOOLEAN there) is 0 or 1 here. The four text columns (`metadata`
+/// is JSONB there, JSON text here) are declared **without a type**: they hold text all the same (flowstate binds
+/// text, and a column without a type keeps what it is given), but SQLite's planner estimates a row's width from
+/// the declared types, and four more `TEXT` columns made it prefer `idx_workflow_state_status_updated` over the
+/// ranges of `idx_flowstate_status_activity` for the overview's count of live runs (a scan of every running and
+/// paused run instead of a range; `overview_reads_never_scan_the_runs` caught it). Columns without a type count as
+/// narrow as an integer, and every plan stays as it was.
+pub(crate) const EXTRA_COLUMNS: [(&str, &str); 5] = [
+    ("metadata", ""),
+    ("is_background_task", "INTEGER DEFAULT 0"),
+    ("parent_run_id", ""),
+    ("task_id", ""),
+    ("background_error", ""),
 ];
 
 /// The nine columns of flujo's first backend.
@@ -153,6 +177,17 @@ pub(crate) fn indexes() -> Vec<(&'static str, String, &'static str)> {
             "workflow_state(pipeline_id, execution_time_ms)".into(),
             "the longest execution time per pipeline",
         ),
+        // Partial: only background tasks have entries, so a save of any other run never writes to them.
+        (
+            "idx_flowstate_parent_created",
+            format!("workflow_state(parent_run_id, {created}, run_id) WHERE parent_run_id IS NOT NULL"),
+            "list_workflows filtered by parent run (the background tasks a run started)",
+        ),
+        (
+            "idx_flowstate_background_created",
+            format!("workflow_state({created}, run_id) WHERE is_background_task = 1"),
+            "list_workflows of background tasks only",
+        ),
     ]
 }
 
@@ -166,6 +201,16 @@ pub(crate) struct Inspection {
     audit_exists: bool,
     /// The counter tables and triggers all exist, the triggers exactly as this build writes them.
     counters_current: bool,
+}
+
+impl Inspection {
+    /// True when `workflow_state` has every one of [`EXTRA_COLUMNS`] (schema version 3 and later); a file opened
+    /// read-only without them reads them as their defaults.
+    pub(crate) fn has_extras(&self) -> bool {
+        EXTRA_COLUMNS
+            .iter()
+            .all(|(name, _)| self.columns.iter().any(|c| c == name))
+    }
 }
 
 /// Reads what the database holds, without writing anything.
@@ -326,6 +371,20 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
                     ));
                 }
             }
+        }
+    }
+    // After flujo's columns (a new table is flujo's exactly, then these), on every kind of file.
+    for (name, definition) in EXTRA_COLUMNS.iter() {
+        if !ins.columns.iter().any(|c| c == name) {
+            let definition = if definition.is_empty() {
+                String::new()
+            } else {
+                format!(" {definition}")
+            };
+            steps.push((
+                format!("ALTER TABLE workflow_state ADD COLUMN {name}{definition}"),
+                format!("added column {name}{definition} (flujo's PostgreSQL layout)"),
+            ));
         }
     }
     for (name, definition, serves) in indexes() {

@@ -538,10 +538,10 @@ mod tests {
     #[test]
     fn a_group_is_one_statement_with_a_row_of_values_per_save() {
         let one = upsert_sql(1);
-        assert_eq!(one.matches('?').count(), 17);
+        assert_eq!(one.matches('?').count(), crate::sqlite::row::PARAMS_PER_ROW);
         assert!(one.contains("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, (SELECT created_at"));
         let three = upsert_sql(3);
-        assert_eq!(three.matches('?').count(), 3 * 17);
+        assert_eq!(three.matches('?').count(), 3 * crate::sqlite::row::PARAMS_PER_ROW);
         assert_eq!(three.matches("INSERT").count(), 1);
         assert_eq!(three.matches("ON CONFLICT").count(), 1);
     }

@@ -313,11 +313,11 @@ async fn a_destination_holding_runs_is_refused_unless_forced() {
 async fn a_run_the_destination_refuses_is_named_and_every_other_run_copied() {
     let dir = tempfile::tempdir().unwrap();
     let src = source(dir.path(), 50).await;
-    // A status flowstate never writes, as another writer may have left it.
+    // A NUL character, which flowstate refuses (PostgreSQL's text cannot hold it), as another writer may have left.
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", src.display()))
         .await
         .unwrap();
-    sqlx::query("UPDATE workflow_state SET status = 'zombie' WHERE run_id = 'edge_numbers'")
+    sqlx::query("UPDATE workflow_state SET error_message = 'boom' || char(0) || 'tail' WHERE run_id = 'edge_numbers'")
         .execute(&pool)
         .await
         .unwrap();
@@ -326,7 +326,7 @@ async fn a_run_the_destination_refuses_is_named_and_every_other_run_copied() {
     let out = copy(&src, &dst, &["--batch", "16"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("edge_numbers") && err.contains("zombie"), "{err}");
+    assert!(err.contains("edge_numbers") && err.contains("NUL"), "{err}");
     assert!(err.contains("1 of 57 runs could not be copied"), "{err}");
     let copied_runs = every_run(&text(&dst)).await;
     assert_eq!(copied_runs.len(), 56);

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use flowstate_store::{
-    BackendKind, Location, ListQuery, Store, StoreError, StoreOptions, WorkflowState,
+    BackendKind, Durability, ListQuery, Location, Store, StoreError, StoreOptions, WorkflowState,
 };
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -120,10 +120,14 @@ pub async fn run(args: CopyArgs, json: bool) -> Result<String, CliError> {
     result
 }
 
+/// The destination commits with `synchronous=NORMAL` on SQLite: a power loss may drop the last batches, but
+/// never a batch before a progress entry that survived (the WAL keeps commits in order), and a copy run again
+/// writes the lost ones.
 fn options(read_only: bool) -> StoreOptions {
     StoreOptions {
         read_only,
         max_connections: 2,
+        durability: Durability::Normal,
         ..Default::default()
     }
 }
@@ -258,8 +262,14 @@ async fn copy_into(
     let started = Instant::now();
     let mut last_tick = started;
     let mut copied_now = 0u64;
+    // Where the time goes: waiting for the reader, and writing (with the read-back check).
+    let (mut waiting, mut writing) = (Duration::ZERO, Duration::ZERO);
     let outcome: Result<(), CliError> = async {
-        while let Some(read) = rx.recv().await {
+        loop {
+            let wait_start = Instant::now();
+            let Some(read) = rx.recv().await else { break };
+            waiting += wait_start.elapsed();
+            let write_start = Instant::now();
             let rows = read.map_err(|e| CliError::Runtime(format!("reading {source}: {e}")))?;
             let Some(last) = rows.last() else { break };
             let refused = save_batch(dst, &rows)
@@ -268,6 +278,7 @@ async fn copy_into(
             if !refused.iter().any(|(id, _)| *id == last.run_id) {
                 check_read_back(dst, last, lossy_floats).await?;
             }
+            writing += write_start.elapsed();
             progress.refused += refused.len() as u64;
             for (id, reason) in refused {
                 eprintln!("refused run {id}: {reason}");
@@ -352,6 +363,8 @@ async fn copy_into(
             "seconds": (seconds * 1000.0).round() / 1000.0,
             "rate": rate.round(),
             "verified": verified,
+            "seconds_waiting_for_source": (waiting.as_secs_f64() * 1000.0).round() / 1000.0,
+            "seconds_writing": (writing.as_secs_f64() * 1000.0).round() / 1000.0,
         })));
     }
     let resumed = if skipped > 0 {

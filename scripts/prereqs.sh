@@ -24,6 +24,13 @@ PYTHON3="${FLOWSTATE_PYTHON3:-python3}"
 FLUJO_VERSION=0.4.35
 FLUJO_VENV="${FLUJO_VENV:-$ROOT/.venv-flujo}"
 CHROMIUM="${CHROMIUM_PATH:-/usr/bin/chromium}"
+# The real flujo PostgreSQL writer (flujo 0.6.11 needs Python 3.13 or newer), in its own venv (.venv-flujo-pg).
+FLUJO_PG_VERSION=0.6.11
+FLUJO_PG_VENV="${FLUJO_PG_VENV:-$ROOT/.venv-flujo-pg}"
+# flujo 0.6.11 imports `opentelemetry._events`, which the newest OpenTelemetry no longer has: these are pinned back
+# after it is installed (pip then warns about logfire's wishes; harmless).
+FLUJO_PG_OTEL_PINS=(opentelemetry-api==1.38.0 opentelemetry-sdk==1.38.0 opentelemetry-exporter-otlp-proto-http==1.38.0
+  opentelemetry-exporter-otlp-proto-common==1.38.0 opentelemetry-proto==1.38.0 opentelemetry-semantic-conventions==0.59b0)
 
 say() { echo "prereqs: $*"; }
 fail() {
@@ -180,6 +187,110 @@ need_flujo() {
   installed "flujo $FLUJO_VERSION"
 }
 
+# The directory with PostgreSQL's server programs (initdb, pg_ctl, postgres): FLOWSTATE_PG_BIN, else Debian's
+# /usr/lib/postgresql/VERSION/bin (newest first), else PATH. Prints nothing when there is none.
+# (scripts/pg-server.sh looks the same way.)
+pg_bin_dir() {
+  local dir
+  local -a dirs
+  if [ -n "${FLOWSTATE_PG_BIN:-}" ]; then
+    dirs=("$FLOWSTATE_PG_BIN")
+  else
+    dirs=($(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r) "$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")")
+  fi
+  for dir in "${dirs[@]}"; do
+    if [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ] && [ -x "$dir/postgres" ]; then
+      echo "$dir"
+      return
+    fi
+  done
+}
+
+# PostgreSQL's server programs, for the throwaway test servers of scripts/pg-server.sh. Debian's `postgresql`
+# package when missing; its own cluster is never used, and a policy-rc.d keeps the install from starting it.
+need_postgres() {
+  local dir policy=/usr/sbin/policy-rc.d placed=false
+  dir="$(pg_bin_dir)"
+  if [ -n "$dir" ]; then
+    say "postgres present: $("$dir/postgres" --version) in $dir"
+    return
+  fi
+  [ -z "${FLOWSTATE_PG_BIN:-}" ] ||
+    fail "FLOWSTATE_PG_BIN names $FLOWSTATE_PG_BIN, which lacks initdb, pg_ctl or postgres: fix or unset it, then run this command again."
+  apt_can "PostgreSQL (for the PostgreSQL tests)" postgresql
+  installing "Debian's postgresql" "about a minute, from Debian"
+  if [ ! -e "$policy" ]; then
+    # 101: "action forbidden", so the package's scripts do not start the system cluster.
+    "${SUDO[@]}" sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
+    placed=true
+  fi
+  apt_install "PostgreSQL (for the PostgreSQL tests)" postgresql || {
+    if $placed; then "${SUDO[@]}" rm -f "$policy"; fi
+    fail "apt-get could not install postgresql (see above)."
+  }
+  if $placed; then "${SUDO[@]}" rm -f "$policy"; fi
+  dir="$(pg_bin_dir)"
+  [ -n "$dir" ] || fail "Debian's postgresql is installed but no initdb, pg_ctl and postgres were found in /usr/lib/postgresql/*/bin."
+  installed "postgres $("$dir/postgres" --version | grep -oE '[0-9]+(\.[0-9]+)?' | head -1)"
+}
+
+# A Python 3.13 or newer for flujo 0.6.11: FLOWSTATE_PYTHON313, else python3.13 on PATH, else pyenv's
+# ~/.pyenv/versions/3.13*/bin/python3 (newest first), else python3 if it is new enough. Prints nothing when none.
+python313() {
+  local candidate
+  local -a candidates
+  if [ -n "${FLOWSTATE_PYTHON313:-}" ]; then
+    candidates=("$FLOWSTATE_PYTHON313")
+  else
+    candidates=(python3.13 $(ls -d "$HOME"/.pyenv/versions/3.1[3-9]*/bin/python3 2>/dev/null | sort -V -r) python3)
+  fi
+  for candidate in "${candidates[@]}"; do
+    # A pyenv shim is on PATH even when its version is not selected: it must actually run.
+    if "$candidate" -c 'import sys, venv; sys.exit(sys.version_info < (3, 13))' >/dev/null 2>&1; then
+      command -v "$candidate"
+      return
+    fi
+  done
+}
+
+flujo_pg_ok() {
+  "$FLUJO_PG_VENV/bin/python" -c "import importlib.metadata as m, flujo, asyncpg; assert m.version('flujo') == '$FLUJO_PG_VERSION', m.version('flujo')" \
+    >/dev/null 2>&1
+}
+
+# The real flujo 0.6.11 with its PostgresBackend, for the PostgreSQL compatibility tests, in .venv-flujo-pg.
+# Without a Python 3.13 this says so and goes on: those tests then print SKIPPED.
+need_flujo-pg() {
+  local python
+  if flujo_pg_ok; then
+    say "flujo $FLUJO_PG_VERSION (postgres) present in $FLUJO_PG_VENV"
+    return
+  fi
+  python="$(python313)"
+  if [ -z "$python" ]; then
+    [ -z "${FLOWSTATE_PYTHON313:-}" ] ||
+      fail "FLOWSTATE_PYTHON313 names $FLOWSTATE_PYTHON313, which is not a Python 3.13 or newer with venv: fix or unset it, then run this command again."
+    say "no Python 3.13 or newer (python3.13, ~/.pyenv/versions/3.13*, FLOWSTATE_PYTHON313) for flujo $FLUJO_PG_VERSION: the tests against the real flujo PostgreSQL writer will print SKIPPED"
+    return
+  fi
+  installing "flujo[postgres] $FLUJO_PG_VERSION into $FLUJO_PG_VENV with $("$python" --version)" "about a minute, from PyPI"
+  rm -rf "$FLUJO_PG_VENV"
+  "$python" -m venv "$FLUJO_PG_VENV"
+  "$FLUJO_PG_VENV/bin/pip" install --quiet --disable-pip-version-check "flujo[postgres]==$FLUJO_PG_VERSION"
+  # pip then says that other packages (logfire's instrumentation, mistralai) want a newer OpenTelemetry: expected,
+  # flujo's PostgreSQL backend uses neither. Its output is shown only when it fails.
+  local log
+  if ! log="$("$FLUJO_PG_VENV/bin/pip" install --quiet --disable-pip-version-check "${FLUJO_PG_OTEL_PINS[@]}" 2>&1)"; then
+    echo "$log" >&2
+    fail "pip could not pin OpenTelemetry back in $FLUJO_PG_VENV (see above); remove $FLUJO_PG_VENV and run this command again."
+  fi
+  if ! flujo_pg_ok; then
+    "$FLUJO_PG_VENV/bin/python" -c 'import flujo, asyncpg' || true
+    fail "flujo $FLUJO_PG_VERSION still cannot be imported from $FLUJO_PG_VENV/bin/python (see above); remove $FLUJO_PG_VENV and run this command again."
+  fi
+  installed "flujo $FLUJO_PG_VERSION (postgres)"
+}
+
 # Debian's Chromium for the browser tests (never a downloaded browser). CHROMIUM_PATH names another one.
 need_chromium() {
   if [ -x "$CHROMIUM" ]; then
@@ -252,6 +363,8 @@ wasm32          the wasm32-unknown-unknown target, with rustup (seconds)
 wasm-bindgen    wasm-bindgen-cli $(wasm_bindgen_version), the version Cargo.lock pins, from crates.io (about 2.5 minutes)
 python3-venv    python3 and its venv module, from Debian
 flujo           flujo $FLUJO_VERSION in $FLUJO_VENV, from PyPI (about 35 s)
+postgres        PostgreSQL's server programs (initdb, pg_ctl, postgres) for throwaway test servers, from Debian
+flujo-pg        flujo[postgres] $FLUJO_PG_VERSION in $FLUJO_PG_VENV, from PyPI, with a Python 3.13 or newer (skipped without one)
 chromium        Debian's chromium at $CHROMIUM (about 2 minutes)
 node            node and npm, from Debian
 npm-packages    the npm packages of end2end/ (npm ci, seconds)

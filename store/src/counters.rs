@@ -47,8 +47,6 @@ pub fn bucket_value(lower: i64) -> f64 {
     lower as f64 + (width / 2) as f64
 }
 
-/// The six keys of a row whose columns are `{row}status`, ...: status, pipeline, creation hour, update hour,
-
 /// The stored text of a status or pipeline key: `None` for NULL.
 pub(crate) fn decode_key(key: &str) -> Option<String> {
     key.strip_prefix('=').map(str::to_string)

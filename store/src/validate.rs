@@ -64,6 +64,7 @@ pub(crate) struct ValidState {
     /// `step_history` as JSON text (`None`: JSON null given, stored as SQL NULL).
     pub history: Option<String>,
     /// `metadata` as JSON text.
+    #[allow(dead_code)] // Written by the PostgreSQL backend and by SQLite's schema 3 (being built).
     pub metadata: Option<String>,
 }
 

@@ -1,4 +1,5 @@
-//! The dashboard's figures: stuck runs, percentiles, activity buckets, failure groups and rates, the audit log.
+//! The dashboard's figures: stuck runs, percentiles, activity buckets, failure groups and rates, the audit log. Each
+//! test runs on both backends ([`both_backends!`]): SQLite and PostgreSQL.
 
 mod common;
 
@@ -15,369 +16,359 @@ fn run(id: &str, pipeline: &str, status: Status, created: &str, updated: &str) -
     s
 }
 
-#[tokio::test]
-async fn stuck_runs_are_live_runs_idle_past_the_threshold() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = open_at(&dir.path().join("s.db"), at("2026-04-10T12:00:00Z")).await;
-    store
-        .save_many(&[
-            run(
-                "idle_running",
-                "p",
-                Status::Running,
-                "2026-04-09T00:00:00Z",
-                "2026-04-10T08:00:00Z",
-            ),
-            run(
-                "idle_paused",
-                "p",
-                Status::Paused,
-                "2026-04-01T00:00:00Z",
-                "2026-04-02T00:00:00Z",
-            ),
-            run(
-                "busy_running",
-                "p",
-                Status::Running,
-                "2026-04-10T11:00:00Z",
-                "2026-04-10T11:59:00Z",
-            ),
-            run(
-                "old_completed",
-                "p",
-                Status::Completed,
-                "2026-04-01T00:00:00Z",
-                "2026-04-01T00:00:00Z",
-            ),
-        ])
-        .await
-        .unwrap();
-    let stuck = store.stuck_runs(Duration::hours(1), 10).await.unwrap();
-    assert_eq!(stuck.count, 2);
-    let ids: Vec<_> = stuck.runs.iter().map(|r| r.run_id.as_str()).collect();
-    assert_eq!(ids, vec!["idle_paused", "idle_running"], "longest idle first");
-    assert_eq!(store.stuck_runs(Duration::hours(5), 10).await.unwrap().count, 1);
-    assert!(store.stuck_runs(Duration::zero(), 10).await.is_err());
-}
+both_backends! {
+    async fn stuck_runs_are_live_runs_idle_past_the_threshold(db) {
+        let (store, _) = db.open_at(at("2026-04-10T12:00:00Z")).await;
+        store
+            .save_many(&[
+                run(
+                    "idle_running",
+                    "p",
+                    Status::Running,
+                    "2026-04-09T00:00:00Z",
+                    "2026-04-10T08:00:00Z",
+                ),
+                run(
+                    "idle_paused",
+                    "p",
+                    Status::Paused,
+                    "2026-04-01T00:00:00Z",
+                    "2026-04-02T00:00:00Z",
+                ),
+                run(
+                    "busy_running",
+                    "p",
+                    Status::Running,
+                    "2026-04-10T11:00:00Z",
+                    "2026-04-10T11:59:00Z",
+                ),
+                run(
+                    "old_completed",
+                    "p",
+                    Status::Completed,
+                    "2026-04-01T00:00:00Z",
+                    "2026-04-01T00:00:00Z",
+                ),
+            ])
+            .await
+            .unwrap();
+        let stuck = store.stuck_runs(Duration::hours(1), 10).await.unwrap();
+        assert_eq!(stuck.count, 2);
+        let ids: Vec<_> = stuck.runs.iter().map(|r| r.run_id.as_str()).collect();
+        assert_eq!(ids, vec!["idle_paused", "idle_running"], "longest idle first");
+        assert_eq!(store.stuck_runs(Duration::hours(5), 10).await.unwrap().count, 1);
+        assert!(store.stuck_runs(Duration::zero(), 10).await.is_err());
+    }
 
-#[tokio::test]
-async fn percentiles_are_nearest_rank_overall_and_per_pipeline() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = open_at(&dir.path().join("p.db"), at("2026-04-10T12:00:00Z")).await;
-    let mut runs = Vec::new();
-    for i in 1..=100 {
-        let mut r = run(
-            &format!("r{i}"),
-            "a",
+    async fn percentiles_are_nearest_rank_overall_and_per_pipeline(db) {
+        let (store, _) = db.open_at(at("2026-04-10T12:00:00Z")).await;
+        let mut runs = Vec::new();
+        for i in 1..=100 {
+            let mut r = run(
+                &format!("r{i}"),
+                "a",
+                Status::Completed,
+                "2026-04-10T00:00:00Z",
+                "2026-04-10T00:00:00Z",
+            );
+            r.execution_time_ms = Some(i * 10);
+            runs.push(r);
+        }
+        let mut b = run(
+            "b1",
+            "b",
             Status::Completed,
             "2026-04-10T00:00:00Z",
             "2026-04-10T00:00:00Z",
         );
-        r.execution_time_ms = Some(i * 10);
-        runs.push(r);
-    }
-    let mut b = run(
-        "b1",
-        "b",
-        Status::Completed,
-        "2026-04-10T00:00:00Z",
-        "2026-04-10T00:00:00Z",
-    );
-    b.execution_time_ms = Some(5);
-    runs.push(b);
-    runs.push(run(
-        "no_time",
-        "b",
-        Status::Running,
-        "2026-04-10T00:00:00Z",
-        "2026-04-10T00:00:00Z",
-    ));
-    store.save_many(&runs).await.unwrap();
-
-    // p50, p95 and p99 come from the execution-time histogram: within 1/32 of the exact nearest-rank values
-    // (exact below 32 ms); the count and the longest time are exact.
-    let within = |got: Option<f64>, exact: f64| {
-        let got = got.expect("a percentile");
-        assert!(
-            (got - exact).abs() <= exact / 32.0,
-            "{got} is not within 1/32 of {exact}"
-        );
-    };
-    let a = store.execution_percentiles(Some("a")).await.unwrap();
-    assert_eq!(a.count, 100);
-    assert_eq!(a.relative_error, 1.0 / 32.0);
-    within(a.p50, 500.0);
-    within(a.p95, 950.0);
-    within(a.p99, 990.0);
-    assert_eq!(a.max, Some(1000.0));
-    let all = store.execution_percentiles(None).await.unwrap();
-    assert_eq!(all.count, 101);
-    within(all.p50, 500.0); // rank ceil(50.5) = 51st of [5, 10, 20, ...] = 500
-    assert_eq!(all.max, Some(1000.0));
-    let b = store.execution_percentiles(Some("b")).await.unwrap();
-    assert_eq!(
-        (b.count, b.p50, b.p99, b.max),
-        (1, Some(5.0), Some(5.0), Some(5.0))
-    );
-    let none = store.execution_percentiles(Some("zzz")).await.unwrap();
-    assert_eq!(none.count, 0);
-    assert_eq!(none.p50, None);
-    let per = store.execution_percentiles_by_pipeline().await.unwrap();
-    assert_eq!(
-        per.iter().map(|(p, s)| (p.as_str(), s.count)).collect::<Vec<_>>(),
-        vec![("a", 100), ("b", 1)]
-    );
-    assert_eq!(
-        store.pipelines().await.unwrap(),
-        vec!["a".to_string(), "b".to_string()]
-    );
-}
-
-#[tokio::test]
-async fn activity_counts_runs_per_hour_and_day_by_status() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = open_at(&dir.path().join("a.db"), at("2026-04-10T12:30:00Z")).await;
-    store
-        .save_many(&[
-            run(
-                "h12a",
-                "p",
-                Status::Completed,
-                "2026-04-10T12:10:00Z",
-                "2026-04-10T12:10:00Z",
-            ),
-            run(
-                "h12b",
-                "p",
-                Status::Failed,
-                "2026-04-10T12:20:00Z",
-                "2026-04-10T12:20:00Z",
-            ),
-            run(
-                "h11",
-                "p",
-                Status::Completed,
-                "2026-04-10T11:59:59Z",
-                "2026-04-10T11:59:59Z",
-            ),
-            run(
-                "yesterday",
-                "p",
-                Status::Completed,
-                "2026-04-09T13:00:00Z",
-                "2026-04-09T13:00:00Z",
-            ),
-            run(
-                "too_old",
-                "p",
-                Status::Completed,
-                "2026-04-09T12:00:00Z",
-                "2026-04-09T12:00:00Z",
-            ),
-        ])
-        .await
-        .unwrap();
-    let hours = store.activity(Bucket::Hour, 24).await.unwrap();
-    assert_eq!(hours.len(), 24);
-    assert_eq!(hours[23].start, at("2026-04-10T12:00:00Z"));
-    assert_eq!(hours[0].start, at("2026-04-09T13:00:00Z"));
-    assert_eq!(hours[23].counts.get("completed"), Some(&1));
-    assert_eq!(hours[23].counts.get("failed"), Some(&1));
-    assert_eq!(hours[22].counts.get("completed"), Some(&1));
-    assert_eq!(hours[0].counts.get("completed"), Some(&1));
-    let total: i64 = hours.iter().flat_map(|h| h.counts.values()).sum();
-    assert_eq!(total, 4, "too_old is outside the 24 buckets");
-
-    let days = store.activity(Bucket::Day, 30).await.unwrap();
-    assert_eq!(days.len(), 30);
-    assert_eq!(days[29].start, at("2026-04-10T00:00:00Z"));
-    assert_eq!(days[29].counts.values().sum::<i64>(), 3);
-    assert_eq!(days[28].counts.values().sum::<i64>(), 2);
-}
-
-#[tokio::test]
-async fn failures_group_by_signature_with_counts_pipelines_and_samples() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = open_at(&dir.path().join("f.db"), at("2026-04-10T12:00:00Z")).await;
-    let mut runs = Vec::new();
-    for (i, (msg, pipeline, updated)) in [
-        (
-            "TimeoutError: agent call exceeded 30s",
-            "a",
-            "2026-04-10T10:00:00Z",
-        ),
-        (
-            "TimeoutError: agent call exceeded 45s",
+        b.execution_time_ms = Some(5);
+        runs.push(b);
+        runs.push(run(
+            "no_time",
             "b",
-            "2026-04-10T11:00:00Z",
-        ),
-        (
-            "TimeoutError: agent call exceeded 5s",
+            Status::Running,
+            "2026-04-10T00:00:00Z",
+            "2026-04-10T00:00:00Z",
+        ));
+        store.save_many(&runs).await.unwrap();
+
+        // p50, p95 and p99 come from the execution-time histogram: within 1/32 of the exact nearest-rank values
+        // (exact below 32 ms); the count and the longest time are exact.
+        let within = |got: Option<f64>, exact: f64| {
+            let got = got.expect("a percentile");
+            assert!(
+                (got - exact).abs() <= exact / 32.0,
+                "{got} is not within 1/32 of {exact}"
+            );
+        };
+        let a = store.execution_percentiles(Some("a")).await.unwrap();
+        assert_eq!(a.count, 100);
+        assert_eq!(a.relative_error, 1.0 / 32.0);
+        within(a.p50, 500.0);
+        within(a.p95, 950.0);
+        within(a.p99, 990.0);
+        assert_eq!(a.max, Some(1000.0));
+        let all = store.execution_percentiles(None).await.unwrap();
+        assert_eq!(all.count, 101);
+        within(all.p50, 500.0); // rank ceil(50.5) = 51st of [5, 10, 20, ...] = 500
+        assert_eq!(all.max, Some(1000.0));
+        let b = store.execution_percentiles(Some("b")).await.unwrap();
+        assert_eq!(
+            (b.count, b.p50, b.p99, b.max),
+            (1, Some(5.0), Some(5.0), Some(5.0))
+        );
+        let none = store.execution_percentiles(Some("zzz")).await.unwrap();
+        assert_eq!(none.count, 0);
+        assert_eq!(none.p50, None);
+        let per = store.execution_percentiles_by_pipeline().await.unwrap();
+        assert_eq!(
+            per.iter().map(|(p, s)| (p.as_str(), s.count)).collect::<Vec<_>>(),
+            vec![("a", 100), ("b", 1)]
+        );
+        assert_eq!(
+            store.pipelines().await.unwrap(),
+            vec!["a".to_string(), "b".to_string()]
+        );
+    }
+
+    async fn activity_counts_runs_per_hour_and_day_by_status(db) {
+        let (store, _) = db.open_at(at("2026-04-10T12:30:00Z")).await;
+        store
+            .save_many(&[
+                run(
+                    "h12a",
+                    "p",
+                    Status::Completed,
+                    "2026-04-10T12:10:00Z",
+                    "2026-04-10T12:10:00Z",
+                ),
+                run(
+                    "h12b",
+                    "p",
+                    Status::Failed,
+                    "2026-04-10T12:20:00Z",
+                    "2026-04-10T12:20:00Z",
+                ),
+                run(
+                    "h11",
+                    "p",
+                    Status::Completed,
+                    "2026-04-10T11:59:59Z",
+                    "2026-04-10T11:59:59Z",
+                ),
+                run(
+                    "yesterday",
+                    "p",
+                    Status::Completed,
+                    "2026-04-09T13:00:00Z",
+                    "2026-04-09T13:00:00Z",
+                ),
+                run(
+                    "too_old",
+                    "p",
+                    Status::Completed,
+                    "2026-04-09T12:00:00Z",
+                    "2026-04-09T12:00:00Z",
+                ),
+            ])
+            .await
+            .unwrap();
+        let hours = store.activity(Bucket::Hour, 24).await.unwrap();
+        assert_eq!(hours.len(), 24);
+        assert_eq!(hours[23].start, at("2026-04-10T12:00:00Z"));
+        assert_eq!(hours[0].start, at("2026-04-09T13:00:00Z"));
+        assert_eq!(hours[23].counts.get("completed"), Some(&1));
+        assert_eq!(hours[23].counts.get("failed"), Some(&1));
+        assert_eq!(hours[22].counts.get("completed"), Some(&1));
+        assert_eq!(hours[0].counts.get("completed"), Some(&1));
+        let total: i64 = hours.iter().flat_map(|h| h.counts.values()).sum();
+        assert_eq!(total, 4, "too_old is outside the 24 buckets");
+
+        let days = store.activity(Bucket::Day, 30).await.unwrap();
+        assert_eq!(days.len(), 30);
+        assert_eq!(days[29].start, at("2026-04-10T00:00:00Z"));
+        assert_eq!(days[29].counts.values().sum::<i64>(), 3);
+        assert_eq!(days[28].counts.values().sum::<i64>(), 2);
+    }
+
+    async fn failures_group_by_signature_with_counts_pipelines_and_samples(db) {
+        let (store, _) = db.open_at(at("2026-04-10T12:00:00Z")).await;
+        let mut runs = Vec::new();
+        for (i, (msg, pipeline, updated)) in [
+            (
+                "TimeoutError: agent call exceeded 30s",
+                "a",
+                "2026-04-10T10:00:00Z",
+            ),
+            (
+                "TimeoutError: agent call exceeded 45s",
+                "b",
+                "2026-04-10T11:00:00Z",
+            ),
+            (
+                "TimeoutError: agent call exceeded 5s",
+                "a",
+                "2026-04-10T09:00:00Z",
+            ),
+            (
+                "UsageLimitExceededError: Cost limit of $0.50 exceeded",
+                "a",
+                "2026-04-10T08:00:00Z",
+            ),
+            (
+                "TimeoutError: agent call exceeded 30s",
+                "a",
+                "2026-04-01T08:00:00Z",
+            ), // outside the window
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut r = run(
+                &format!("f{i}"),
+                pipeline,
+                Status::Failed,
+                "2026-04-01T00:00:00Z",
+                updated,
+            );
+            r.error_message = Some(msg.into());
+            runs.push(r);
+        }
+        runs.push(run(
+            "ok",
             "a",
-            "2026-04-10T09:00:00Z",
-        ),
-        (
-            "UsageLimitExceededError: Cost limit of $0.50 exceeded",
+            Status::Completed,
+            "2026-04-10T00:00:00Z",
+            "2026-04-10T00:00:00Z",
+        ));
+        store.save_many(&runs).await.unwrap();
+
+        let report = store.failure_groups(at("2026-04-09T12:00:00Z")).await.unwrap();
+        assert_eq!(report.total_failed, 4);
+        assert!(!report.truncated);
+        assert_eq!(report.groups.len(), 2);
+        let g = &report.groups[0];
+        assert_eq!(g.signature, "TimeoutError: agent call exceeded <dur>");
+        assert_eq!(g.count, 3);
+        assert_eq!(g.pipelines.get("a"), Some(&2));
+        assert_eq!(g.pipelines.get("b"), Some(&1));
+        assert_eq!(g.first_seen, Some(at("2026-04-10T09:00:00Z")));
+        assert_eq!(g.last_seen, Some(at("2026-04-10T11:00:00Z")));
+        assert_eq!(g.samples[0].run_id, "f1", "newest first");
+        assert_eq!(report.groups[1].count, 1);
+
+        let rates = store.failure_rates(at("2026-04-09T12:00:00Z")).await.unwrap();
+        let b = rates.iter().find(|r| r.pipeline_id == "b").unwrap();
+        assert_eq!((b.total, b.failed, b.rate), (1, 1, 1.0));
+        let a = rates.iter().find(|r| r.pipeline_id == "a").unwrap();
+        assert_eq!((a.total, a.failed), (4, 3));
+        assert_eq!(rates[0].pipeline_id, "b", "highest rate first");
+    }
+
+    async fn one_failure_group_by_key_holds_more_samples_and_failures_are_counted(db) {
+        let (store, _) = db.open_at(at("2026-04-10T12:00:00Z")).await;
+        let mut runs = Vec::new();
+        for i in 0..12 {
+            let mut r = run(
+                &format!("t{i:02}"),
+                if i % 3 == 0 { "b" } else { "a" },
+                Status::Failed,
+                "2026-04-01T00:00:00Z",
+                &format!("2026-04-10T{:02}:00:00Z", i % 12),
+            );
+            r.error_message = Some(format!("TimeoutError: agent call exceeded {}s", 10 + i));
+            runs.push(r);
+        }
+        let mut other = run(
+            "u1",
             "a",
-            "2026-04-10T08:00:00Z",
-        ),
-        (
-            "TimeoutError: agent call exceeded 30s",
-            "a",
-            "2026-04-01T08:00:00Z",
-        ), // outside the window
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut r = run(
-            &format!("f{i}"),
-            pipeline,
             Status::Failed,
             "2026-04-01T00:00:00Z",
-            updated,
+            "2026-04-10T11:30:00Z",
         );
-        r.error_message = Some(msg.into());
-        runs.push(r);
-    }
-    runs.push(run(
-        "ok",
-        "a",
-        Status::Completed,
-        "2026-04-10T00:00:00Z",
-        "2026-04-10T00:00:00Z",
-    ));
-    store.save_many(&runs).await.unwrap();
-
-    let report = store.failure_groups(at("2026-04-09T12:00:00Z")).await.unwrap();
-    assert_eq!(report.total_failed, 4);
-    assert!(!report.truncated);
-    assert_eq!(report.groups.len(), 2);
-    let g = &report.groups[0];
-    assert_eq!(g.signature, "TimeoutError: agent call exceeded <dur>");
-    assert_eq!(g.count, 3);
-    assert_eq!(g.pipelines.get("a"), Some(&2));
-    assert_eq!(g.pipelines.get("b"), Some(&1));
-    assert_eq!(g.first_seen, Some(at("2026-04-10T09:00:00Z")));
-    assert_eq!(g.last_seen, Some(at("2026-04-10T11:00:00Z")));
-    assert_eq!(g.samples[0].run_id, "f1", "newest first");
-    assert_eq!(report.groups[1].count, 1);
-
-    let rates = store.failure_rates(at("2026-04-09T12:00:00Z")).await.unwrap();
-    let b = rates.iter().find(|r| r.pipeline_id == "b").unwrap();
-    assert_eq!((b.total, b.failed, b.rate), (1, 1, 1.0));
-    let a = rates.iter().find(|r| r.pipeline_id == "a").unwrap();
-    assert_eq!((a.total, a.failed), (4, 3));
-    assert_eq!(rates[0].pipeline_id, "b", "highest rate first");
-}
-
-#[tokio::test]
-async fn one_failure_group_by_key_holds_more_samples_and_failures_are_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = open_at(&dir.path().join("g.db"), at("2026-04-10T12:00:00Z")).await;
-    let mut runs = Vec::new();
-    for i in 0..12 {
-        let mut r = run(
-            &format!("t{i:02}"),
-            if i % 3 == 0 { "b" } else { "a" },
+        other.error_message = Some("UsageLimitExceededError: Cost limit of $0.50 exceeded".into());
+        runs.push(other);
+        let mut old = run(
+            "old",
+            "a",
             Status::Failed,
             "2026-04-01T00:00:00Z",
-            &format!("2026-04-10T{:02}:00:00Z", i % 12),
+            "2026-04-01T00:00:00Z",
         );
-        r.error_message = Some(format!("TimeoutError: agent call exceeded {}s", 10 + i));
-        runs.push(r);
+        old.error_message = Some("TimeoutError: agent call exceeded 1s".into());
+        runs.push(old);
+        store.save_many(&runs).await.unwrap();
+
+        let since = at("2026-04-09T12:00:00Z");
+        let report = store.failure_groups(since).await.unwrap();
+        let timeouts = &report.groups[0];
+        assert_eq!(timeouts.count, 12);
+        assert_eq!(
+            timeouts.samples.len(),
+            flowstate_store::insights::FAILURE_SAMPLES,
+            "the report keeps a few samples per group"
+        );
+
+        let group = store
+            .failure_group(since, &timeouts.key, 50)
+            .await
+            .unwrap()
+            .expect("the group is found by its key");
+        assert_eq!(group.signature, timeouts.signature);
+        assert_eq!(group.count, 12, "the same count as in the report");
+        assert_eq!(group.samples.len(), 12, "every run of the group, up to the limit");
+        assert_eq!(group.samples[0].run_id, "t11", "newest first");
+        assert_eq!(group.pipelines.get("b"), Some(&4));
+        assert_eq!(
+            store
+                .failure_group(since, &timeouts.key, 3)
+                .await
+                .unwrap()
+                .unwrap()
+                .samples
+                .len(),
+            3
+        );
+        assert_eq!(
+            store.failure_group(since, "0000000000000000", 50).await.unwrap(),
+            None
+        );
+        assert!(store.failure_group(since, &timeouts.key, 100_000).await.is_err());
+
+        assert_eq!(store.count_failed_since(since).await.unwrap(), 13);
+        assert_eq!(
+            store
+                .count_failed_since(at("2026-03-01T00:00:00Z"))
+                .await
+                .unwrap(),
+            14
+        );
+        assert_eq!(
+            store
+                .count_failed_since(at("2026-04-10T11:00:00Z"))
+                .await
+                .unwrap(),
+            2
+        );
     }
-    let mut other = run(
-        "u1",
-        "a",
-        Status::Failed,
-        "2026-04-01T00:00:00Z",
-        "2026-04-10T11:30:00Z",
-    );
-    other.error_message = Some("UsageLimitExceededError: Cost limit of $0.50 exceeded".into());
-    runs.push(other);
-    let mut old = run(
-        "old",
-        "a",
-        Status::Failed,
-        "2026-04-01T00:00:00Z",
-        "2026-04-01T00:00:00Z",
-    );
-    old.error_message = Some("TimeoutError: agent call exceeded 1s".into());
-    runs.push(old);
-    store.save_many(&runs).await.unwrap();
 
-    let since = at("2026-04-09T12:00:00Z");
-    let report = store.failure_groups(since).await.unwrap();
-    let timeouts = &report.groups[0];
-    assert_eq!(timeouts.count, 12);
-    assert_eq!(
-        timeouts.samples.len(),
-        flowstate_store::insights::FAILURE_SAMPLES,
-        "the report keeps a few samples per group"
-    );
-
-    let group = store
-        .failure_group(since, &timeouts.key, 50)
-        .await
-        .unwrap()
-        .expect("the group is found by its key");
-    assert_eq!(group.signature, timeouts.signature);
-    assert_eq!(group.count, 12, "the same count as in the report");
-    assert_eq!(group.samples.len(), 12, "every run of the group, up to the limit");
-    assert_eq!(group.samples[0].run_id, "t11", "newest first");
-    assert_eq!(group.pipelines.get("b"), Some(&4));
-    assert_eq!(
+    async fn audit_entries_are_recorded_and_listed_newest_first(db) {
+        let (store, clock) = db.open_at(at("2026-04-10T12:00:00Z")).await;
+        assert!(store.audit_log(10).await.unwrap().is_empty());
         store
-            .failure_group(since, &timeouts.key, 3)
+            .record_audit("admin", "cleanup", &json!({"older_than_days": 30}), Some(12), 12)
             .await
-            .unwrap()
-            .unwrap()
-            .samples
-            .len(),
-        3
-    );
-    assert_eq!(
-        store.failure_group(since, "0000000000000000", 50).await.unwrap(),
-        None
-    );
-    assert!(store.failure_group(since, &timeouts.key, 100_000).await.is_err());
-
-    assert_eq!(store.count_failed_since(since).await.unwrap(), 13);
-    assert_eq!(
+            .unwrap();
+        clock.advance(Duration::minutes(1));
         store
-            .count_failed_since(at("2026-03-01T00:00:00Z"))
+            .record_audit("local", "delete_run", &json!({"run_id": "r1"}), None, 1)
             .await
-            .unwrap(),
-        14
-    );
-    assert_eq!(
-        store
-            .count_failed_since(at("2026-04-10T11:00:00Z"))
-            .await
-            .unwrap(),
-        2
-    );
-}
-
-#[tokio::test]
-async fn audit_entries_are_recorded_and_listed_newest_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, clock) = open_at(&dir.path().join("au.db"), at("2026-04-10T12:00:00Z")).await;
-    assert!(store.audit_log(10).await.unwrap().is_empty());
-    store
-        .record_audit("admin", "cleanup", &json!({"older_than_days": 30}), Some(12), 12)
-        .await
-        .unwrap();
-    clock.advance(Duration::minutes(1));
-    store
-        .record_audit("local", "delete_run", &json!({"run_id": "r1"}), None, 1)
-        .await
-        .unwrap();
-    let log = store.audit_log(10).await.unwrap();
-    assert_eq!(log.len(), 2);
-    assert_eq!(log[0].action, "delete_run");
-    assert_eq!(log[0].at, Some(at("2026-04-10T12:01:00Z")));
-    assert_eq!(log[1].detail, json!({"older_than_days": 30}));
-    assert_eq!(log[1].matched, Some(12));
+            .unwrap();
+        let log = store.audit_log(10).await.unwrap();
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[0].action, "delete_run");
+        assert_eq!(log[0].at, Some(at("2026-04-10T12:01:00Z")));
+        assert_eq!(log[1].detail, json!({"older_than_days": 30}));
+        assert_eq!(log[1].matched, Some(12));
+    }
 }

@@ -28,12 +28,14 @@ use flowstate_store::Status;
 pub use error::CliError;
 use when::When;
 
-/// flowstate: inspect, triage and clean up durable workflow runs stored in flujo's SQLite table.
+/// flowstate: inspect, triage and clean up durable workflow runs stored in flujo's table, in a SQLite file or a
+/// PostgreSQL database.
 #[derive(Debug, Parser)]
 #[command(name = "flowstate", version, about, propagate_version = true)]
 pub struct Cli {
-    /// The SQLite database file.
-    #[arg(long, global = true, env = "FLOWSTATE_DB", value_name = "PATH")]
+    /// The database: a SQLite file's path (or `sqlite:PATH`), or a PostgreSQL URL
+    /// (`postgres://user:password@host:5432/dbname`; the password may also come from PGPASSWORD or ~/.pgpass).
+    #[arg(long, global = true, env = "FLOWSTATE_DB", value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
 
     /// Print one JSON document on stdout instead of tables.

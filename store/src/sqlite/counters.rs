@@ -148,6 +148,7 @@ pub(crate) fn bucket_sql(exec: &str) -> String {
     )
 }
 
+/// The six keys of a row whose columns are `{row}status`, ...: status, pipeline, creation hour, update hour,
 /// execution time, bucket.
 fn keys_of(row: &str) -> [String; 6] {
     let exec = exec_sql(&format!("{row}execution_time_ms"));

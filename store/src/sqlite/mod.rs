@@ -65,17 +65,14 @@ pub(crate) struct SqliteStore {
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `path` with default options, then migrates it.
+    /// Opens (creating if missing) the database file at `path` with `options`, then migrates it (unless
+    /// read-only).
     ///
     /// # Errors
     /// [`StoreError::UnsupportedFile`] for a file that is not a SQLite database or holds a table flowstate cannot
-    /// migrate (the file is left byte-for-byte unchanged); [`StoreError::CannotOpen`] for a missing folder or a
-    /// permission problem; [`StoreError::Busy`] when another process holds the lock past the busy timeout.
-
-    /// Opens the database at `path` with `options`. See [`Store::open`].
-    ///
-    /// # Errors
-    /// As [`Store::open`]; with `read_only`, also [`StoreError::UnsupportedFile`] when the file needs a migration.
+    /// migrate (the file is left byte-for-byte unchanged), or, read-only, a file that needs a migration;
+    /// [`StoreError::CannotOpen`] for a missing folder or a permission problem; [`StoreError::Busy`] when another
+    /// process holds the lock past the busy timeout.
     pub(crate) async fn open_with(path: &Path, options: &StoreOptions) -> Result<SqliteStore> {
         let path = path.to_path_buf();
         let busy_ms = options.busy_timeout.as_millis() as u64;

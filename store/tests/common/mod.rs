@@ -1,6 +1,8 @@
 //! Helpers shared by the store's integration tests: each test owns a temporary directory and database.
 #![allow(dead_code)]
 
+pub mod backends;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

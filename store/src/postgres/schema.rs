@@ -1,0 +1,488 @@
+//! flujo's `workflow_state` table on PostgreSQL, what flowstate adds beside it, and the migration.
+//!
+//! A fresh database gets flujo's table exactly as flujo's `PostgresBackend` creates it (20 columns, their types and
+//! defaults, flujo's five indexes), so flujo can start on a database flowstate made. flujo's other tables (`runs`,
+//! `steps`, `traces`, `spans`, `system_state`, `flujo_schema_versions`) are never touched.
+//!
+//! flowstate adds only objects of its own, which flujo ignores: `flowstate_meta` (the schema version),
+//! `flowstate_audit`, the counter tables, functions and triggers of [`super::counters`], and indexes named
+//! `idx_flowstate_*` for its queries. All of it in **one** transaction, under flowstate's own advisory lock
+//! ([`MIGRATION_LOCK`], never flujo's `0xF1F0C0DE`), so processes opening a database together migrate it once;
+//! the others find it current. `workflow_state` is locked against writes (`SHARE ROW EXCLUSIVE`) for the rest of
+//! that transaction when the counters are (re)created, so filling them from the rows is exact. A migration that
+//! fails changes nothing (DDL is transactional).
+//!
+//! Schema versions (PostgreSQL's own numbering, in `flowstate_meta`): 1 is the first.
+
+use sqlx::{Connection, PgConnection};
+
+use super::counters;
+use crate::schema::{MigrationReport, SchemaKind};
+use crate::{Result, StoreError};
+
+/// The PostgreSQL schema version this build writes into `flowstate_meta`.
+pub const PG_SCHEMA_VERSION: i64 = 1;
+
+/// flowstate's advisory lock key for its migrations: "flowstat" in ASCII.
+pub const MIGRATION_LOCK: i64 = 0x666c_6f77_7374_6174;
+
+/// The table exactly as flujo's `PostgresBackend` creates it.
+pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS {s}.workflow_state (
+    run_id TEXT PRIMARY KEY,
+    pipeline_id TEXT NOT NULL,
+    pipeline_name TEXT NOT NULL,
+    pipeline_version TEXT NOT NULL,
+    current_step_index INTEGER NOT NULL,
+    pipeline_context JSONB,
+    last_step_output JSONB,
+    step_history JSONB,
+    status TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    total_steps INTEGER DEFAULT 0,
+    error_message TEXT,
+    execution_time_ms INTEGER,
+    memory_usage_mb REAL,
+    metadata JSONB,
+    is_background_task BOOLEAN DEFAULT FALSE,
+    parent_run_id TEXT,
+    task_id TEXT,
+    background_error TEXT
+)";
+
+/// flujo's columns and their types as `format_type` spells them.
+pub(crate) const COLUMNS: [(&str, &str); 20] = [
+    ("run_id", "text"),
+    ("pipeline_id", "text"),
+    ("pipeline_name", "text"),
+    ("pipeline_version", "text"),
+    ("current_step_index", "integer"),
+    ("pipeline_context", "jsonb"),
+    ("last_step_output", "jsonb"),
+    ("step_history", "jsonb"),
+    ("status", "text"),
+    ("created_at", "timestamp with time zone"),
+    ("updated_at", "timestamp with time zone"),
+    ("total_steps", "integer"),
+    ("error_message", "text"),
+    ("execution_time_ms", "integer"),
+    ("memory_usage_mb", "real"),
+    ("metadata", "jsonb"),
+    ("is_background_task", "boolean"),
+    ("parent_run_id", "text"),
+    ("task_id", "text"),
+    ("background_error", "text"),
+];
+
+/// flujo's indexes on the table (created with it on a fresh database).
+pub(crate) const FLUJO_INDEXES: [(&str, &str); 5] = [
+    ("idx_workflow_state_status", "(status)"),
+    ("idx_workflow_state_pipeline_id", "(pipeline_id)"),
+    ("idx_workflow_state_parent_run_id", "(parent_run_id)"),
+    ("idx_workflow_state_created_at", "(created_at)"),
+    ("idx_runs_context_gin", "USING GIN (pipeline_context)"),
+];
+
+/// flowstate's indexes: name, definition, the queries it serves. Few: every index costs each save (flujo's
+/// upserts change `updated_at` and the context, so they are never HOT updates). Lists without a filter read
+/// flujo's `idx_workflow_state_created_at` (ties on the instant sorted by run id within the tie).
+pub(crate) const INDEXES: [(&str, &str, &str); 5] = [
+    (
+        "idx_flowstate_status_created",
+        "(status, created_at, run_id COLLATE \"C\")",
+        "lists filtered by status (newest first, keyset pages)",
+    ),
+    (
+        "idx_flowstate_pipeline_created",
+        "(pipeline_id, created_at, run_id COLLATE \"C\")",
+        "lists filtered by pipeline",
+    ),
+    (
+        "idx_flowstate_status_activity",
+        "(status, updated_at, run_id COLLATE \"C\") INCLUDE (pipeline_id)",
+        "failed runs, stuck runs, cleanups, failure rates (status and last activity)",
+    ),
+    (
+        "idx_flowstate_pipeline_exec",
+        "(pipeline_id, execution_time_ms)",
+        "the longest execution time per pipeline (and overall: the largest of the pipelines')",
+    ),
+    (
+        "idx_flowstate_run_id",
+        "(run_id COLLATE \"C\")",
+        "copies in run-id byte order (keyset batches)",
+    ),
+];
+
+/// Every change made through flowstate (deletions, cleanups): when, who, what, how many.
+const AUDIT_TABLE: &str = "CREATE TABLE IF NOT EXISTS {s}.flowstate_audit (
+    id BIGSERIAL PRIMARY KEY,
+    at TIMESTAMPTZ NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail JSONB NOT NULL,
+    matched BIGINT,
+    affected BIGINT NOT NULL
+)";
+
+/// What a database holds, read without writing.
+#[derive(Debug, Clone)]
+pub(crate) struct Inspection {
+    pub kind: SchemaKind,
+    /// The schema holding `workflow_state` (or where it will be created), quoted for SQL.
+    pub schema: String,
+    missing_indexes: Vec<&'static str>,
+    meta_exists: bool,
+    audit_exists: bool,
+    /// The counter tables and triggers all exist, at this build's version.
+    pub counters_current: bool,
+    /// Counter tables of an earlier layout, dropped by the migration.
+    legacy_tables: Vec<&'static str>,
+}
+
+impl Inspection {
+    /// Nothing to change.
+    pub(crate) fn is_current(&self) -> bool {
+        matches!(self.kind, SchemaKind::Flowstate { version } if version == PG_SCHEMA_VERSION)
+            && self.missing_indexes.is_empty()
+            && self.meta_exists
+            && self.audit_exists
+            && self.counters_current
+    }
+
+    /// Every query of the store can run on it (flujo's table exists), whether or not it is migrated.
+    pub(crate) fn is_readable(&self) -> bool {
+        !matches!(self.kind, SchemaKind::Empty)
+    }
+}
+
+fn unsupported(reason: String) -> StoreError {
+    // The URL is filled in by the caller.
+    StoreError::UnsupportedFile {
+        path: Default::default(),
+        reason,
+    }
+}
+
+/// Reads what the database holds.
+pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
+    let found: Option<(String, String, i64)> = sqlx::query_as(
+        "SELECT quote_ident(n.nspname), c.relkind::text, c.oid::int8 FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass('workflow_state')",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(StoreError::Database)?;
+    let (schema, oid) = match found {
+        None => {
+            let current: Option<String> = sqlx::query_scalar("SELECT quote_ident(current_schema())")
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(StoreError::Database)?;
+            let Some(schema) = current else {
+                return Err(unsupported(
+                    "no schema of the search_path exists, so there is nowhere to create workflow_state"
+                        .into(),
+                ));
+            };
+            (schema, None)
+        }
+        Some((schema, kind, oid)) => {
+            if kind != "r" && kind != "p" {
+                return Err(unsupported(format!(
+                    "workflow_state is not a table (pg_class.relkind {kind:?}); flowstate cannot use it"
+                )));
+            }
+            (schema, Some(oid))
+        }
+    };
+    let s = schema.as_str();
+    let literal = |name: &str| format!("'{}.{name}'", s.replace('\'', "''"));
+    // Every relation of the counters, and what each is ('r' table, 'v' view).
+    let mut names: Vec<String> = vec![
+        "flowstate_meta".into(),
+        "flowstate_audit".into(),
+        "flowstate_delta".into(),
+    ];
+    for t in counters::TABLES {
+        names.push(t.to_string());
+        names.push(counters::base(t));
+    }
+    let mut kinds: Vec<Option<String>> = Vec::new();
+    for name in &names {
+        let kind: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT relkind::text FROM pg_class WHERE oid = to_regclass({})",
+            literal(name)
+        ))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::Database)?;
+        kinds.push(kind);
+    }
+    let kind_of = |name: &str| {
+        names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| kinds[i].clone())
+    };
+    let meta_exists = kind_of("flowstate_meta").is_some();
+    let audit_exists = kind_of("flowstate_audit").is_some();
+    let tables_exist = kind_of("flowstate_delta").as_deref() == Some("r")
+        && counters::TABLES.iter().all(|t| {
+            kind_of(t).as_deref() == Some("v") && kind_of(&counters::base(t)).as_deref() == Some("r")
+        });
+    // Counters kept as tables under the views' names by an earlier build of this version: replaced.
+    let legacy_tables: Vec<&'static str> = counters::TABLES
+        .into_iter()
+        .filter(|t| kind_of(t).as_deref() == Some("r"))
+        .collect();
+
+    let Some(oid) = oid else {
+        return Ok(Inspection {
+            kind: SchemaKind::Empty,
+            schema,
+            missing_indexes: INDEXES.iter().map(|(n, _, _)| *n).collect(),
+            meta_exists,
+            audit_exists,
+            counters_current: false,
+            legacy_tables,
+        });
+    };
+
+    let columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
+         WHERE attrelid = $1::int8::oid AND attnum > 0 AND NOT attisdropped",
+    )
+    .bind(oid)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::Database)?;
+    if !columns.iter().any(|(c, _)| c == "run_id") {
+        return Err(unsupported(
+            "its workflow_state table has no run_id column, so it is not a workflow state table".into(),
+        ));
+    }
+    let mut wrong = Vec::new();
+    for (name, ty) in COLUMNS {
+        match columns.iter().find(|(c, _)| c == name) {
+            None => wrong.push(format!("{name} is missing")),
+            Some((_, t)) if t != ty => wrong.push(format!("{name} is {t}, not {ty}")),
+            Some(_) => {}
+        }
+    }
+    if !wrong.is_empty() {
+        return Err(unsupported(format!(
+            "its workflow_state table is not flujo's PostgreSQL layout ({}); flowstate cannot use it",
+            wrong.join(", ")
+        )));
+    }
+
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1::int8::oid",
+    )
+    .bind(oid)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::Database)?;
+    let missing_indexes: Vec<&'static str> = INDEXES
+        .iter()
+        .map(|(n, _, _)| *n)
+        .filter(|n| !indexes.iter().any(|i| i == n))
+        .collect();
+    let triggers: Vec<String> = sqlx::query_scalar(
+        "SELECT tgname::text FROM pg_trigger WHERE tgrelid = $1::int8::oid AND NOT tgisinternal AND tgenabled <> 'D'",
+    )
+    .bind(oid)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::Database)?;
+    let triggers_exist = counters::TRIGGERS.iter().all(|t| triggers.iter().any(|x| x == t));
+
+    let version: Option<i64> = if meta_exists {
+        let raw: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT value FROM {s}.flowstate_meta WHERE key = 'schema_version'"
+        ))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::Database)?;
+        match raw {
+            None => None,
+            Some(v) => Some(v.trim().parse::<i64>().map_err(|_| {
+                unsupported(format!("flowstate_meta holds an unreadable schema_version {v:?}"))
+            })?),
+        }
+    } else {
+        None
+    };
+    if let Some(v) = version.filter(|v| *v > PG_SCHEMA_VERSION) {
+        return Err(unsupported(format!(
+            "it was written by a newer flowstate (PostgreSQL schema version {v}; this build knows \
+             {PG_SCHEMA_VERSION}); upgrade flowstate"
+        )));
+    }
+    let kind = match version {
+        Some(version) => SchemaKind::Flowstate { version },
+        None => SchemaKind::FlujoPostgres,
+    };
+    let counters_current = tables_exist && triggers_exist && version == Some(PG_SCHEMA_VERSION);
+    Ok(Inspection {
+        kind,
+        schema,
+        missing_indexes,
+        meta_exists,
+        audit_exists,
+        counters_current,
+        legacy_tables,
+    })
+}
+
+/// The statements that bring an inspected database to the current schema, each with a description (empty: not
+/// reported).
+fn plan(ins: &Inspection) -> Vec<(String, String)> {
+    let s = ins.schema.as_str();
+    let mut steps: Vec<(String, String)> = Vec::new();
+    if ins.kind == SchemaKind::Empty {
+        steps.push((
+            CREATE_TABLE.replace("{s}", s),
+            "created table workflow_state (flujo's PostgreSQL layout)".into(),
+        ));
+        for (name, def) in FLUJO_INDEXES {
+            steps.push((
+                format!("CREATE INDEX IF NOT EXISTS {name} ON {s}.workflow_state {def}"),
+                format!("created index {name} (flujo's)"),
+            ));
+        }
+    }
+    if !ins.counters_current || !ins.missing_indexes.is_empty() {
+        // Writers wait until the migration commits: the counters are filled from rows no one changes meanwhile.
+        steps.push((
+            format!("LOCK TABLE {s}.workflow_state IN SHARE ROW EXCLUSIVE MODE"),
+            String::new(),
+        ));
+    }
+    if !ins.meta_exists {
+        steps.push((
+            format!(
+                "CREATE TABLE IF NOT EXISTS {s}.flowstate_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+            ),
+            "created table flowstate_meta".into(),
+        ));
+    }
+    if !ins.audit_exists {
+        steps.push((
+            AUDIT_TABLE.replace("{s}", s),
+            "created table flowstate_audit (the record of changes made through flowstate)".into(),
+        ));
+    }
+    for (name, def, serves) in INDEXES {
+        if ins.missing_indexes.contains(&name) {
+            steps.push((
+                format!("CREATE INDEX IF NOT EXISTS {name} ON {s}.workflow_state {def}"),
+                format!("created index {name} (for {serves})"),
+            ));
+        }
+    }
+    if !ins.counters_current {
+        for t in &ins.legacy_tables {
+            steps.push((format!("DROP TABLE {s}.{t}"), String::new()));
+        }
+        for sql in counters::create_tables(s) {
+            steps.push((sql, String::new()));
+        }
+        for sql in counters::create_functions(s) {
+            steps.push((sql, String::new()));
+        }
+        for sql in counters::create_triggers(s) {
+            steps.push((sql, String::new()));
+        }
+        steps.push((
+            String::new(),
+            "created the counter tables and the triggers that keep them exact (writers append deltas to a log, \
+             folded into the counts now and then: no row any writer waits for)"
+                .into(),
+        ));
+        for sql in counters::refill(s) {
+            steps.push((sql, String::new()));
+        }
+        steps.push((String::new(), "filled the counters from the rows".into()));
+    }
+    let current = matches!(ins.kind, SchemaKind::Flowstate { version } if version == PG_SCHEMA_VERSION);
+    if !current {
+        steps.push((
+            format!(
+                "INSERT INTO {s}.flowstate_meta (key, value) VALUES ('schema_version', '{PG_SCHEMA_VERSION}') \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            ),
+            format!("recorded schema version {PG_SCHEMA_VERSION}"),
+        ));
+    }
+    steps
+}
+
+/// Brings the database to the current schema in one transaction under [`MIGRATION_LOCK`]. Idempotent: a current
+/// database is only read. `lock_timeout_ms` bounds the waits for the advisory lock and for the table's lock.
+pub(crate) async fn migrate(conn: &mut PgConnection, lock_timeout_ms: u64) -> Result<MigrationReport> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match migrate_once(conn, lock_timeout_ms).await {
+            // Another client (flujo) created the same table at the same moment without our lock: look again.
+            Err(StoreError::Database(sqlx::Error::Database(e)))
+                if attempt < 4 && matches!(e.code().as_deref(), Some("42P07" | "23505" | "40P01")) =>
+            {
+                tracing::debug!(error = %e, "the migration raced with another client; trying again");
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn migrate_once(conn: &mut PgConnection, lock_timeout_ms: u64) -> Result<MigrationReport> {
+    let first = inspect(conn).await?;
+    if first.is_current() {
+        return Ok(MigrationReport {
+            from: first.kind,
+            to_version: PG_SCHEMA_VERSION,
+            changes: Vec::new(),
+        });
+    }
+    let mut tx = conn.begin().await.map_err(StoreError::Database)?;
+    for set in [
+        format!("SET LOCAL lock_timeout = {lock_timeout_ms}"),
+        "SET LOCAL statement_timeout = 0".to_string(),
+    ] {
+        sqlx::query(&set)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::Database)?;
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::Database)?;
+    // Look again under the lock: another process may have migrated in between.
+    let ins = inspect(&mut tx).await?;
+    let steps = plan(&ins);
+    let mut changes = Vec::new();
+    for (sql, description) in steps {
+        if !sql.is_empty() {
+            sqlx::query(&sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::Database)?;
+        }
+        if !description.is_empty() {
+            changes.push(description);
+        }
+    }
+    tx.commit().await.map_err(StoreError::Database)?;
+    if !changes.is_empty() {
+        tracing::info!(from = ?ins.kind, changes = changes.len(), "migrated workflow_state to PostgreSQL schema {PG_SCHEMA_VERSION}");
+    }
+    Ok(MigrationReport {
+        from: ins.kind,
+        to_version: PG_SCHEMA_VERSION,
+        changes,
+    })
+}

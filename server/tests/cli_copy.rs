@@ -32,7 +32,9 @@ fn copy(from: &Path, to: &Path, extra: &[&str]) -> Output {
 }
 
 fn copy_url(from: &str, to: &str, extra: &[&str]) -> Output {
-    copy_cmd(from, to, extra).output().expect("the flowstate binary runs")
+    copy_cmd(from, to, extra)
+        .output()
+        .expect("the flowstate binary runs")
 }
 
 fn text(path: &Path) -> String {
@@ -56,8 +58,12 @@ fn copied(from: &str, to: &str, extra: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stdout),
         stderr(&out)
     );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("copy prints one JSON document ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "copy prints one JSON document ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 async fn open(location: &str) -> Store {
@@ -95,7 +101,11 @@ async fn assert_same_runs(from: &str, to: &str, lossy_floats: bool) {
     let source = every_run(from).await;
     let target = every_run(to).await;
     let ids = |runs: &[WorkflowState]| runs.iter().map(|r| r.run_id.clone()).collect::<Vec<_>>();
-    assert_eq!(ids(&source).len(), ids(&target).len(), "as many runs in {to} as in {from}");
+    assert_eq!(
+        ids(&source).len(),
+        ids(&target).len(),
+        "as many runs in {to} as in {from}"
+    );
     assert_eq!(ids(&source), ids(&target), "the same run ids, each once");
     let (src, dst) = (open_ro(from).await, open_ro(to).await);
     for run in &source {
@@ -184,7 +194,9 @@ fn tricky_runs() -> Vec<WorkflowState> {
     let mut old = base;
     old.run_id = "edge_old_and_far".into();
     old.created_at = Some(Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap());
-    old.updated_at = Some(Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap() + chrono::Duration::microseconds(999_999));
+    old.updated_at = Some(
+        Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap() + chrono::Duration::microseconds(999_999),
+    );
     old.status = Status::Cancelled;
     runs.push(old);
     runs
@@ -220,7 +232,10 @@ async fn a_sqlite_copy_keeps_every_value_of_every_run() {
     assert_eq!(report["refused"], 0, "{report}");
     assert_eq!(report["verified"], true, "{report}");
     assert_eq!(report["destination_runs"], total, "{report}");
-    assert!(report["seconds"].is_number() && report["rate"].is_number(), "{report}");
+    assert!(
+        report["seconds"].is_number() && report["rate"].is_number(),
+        "{report}"
+    );
     assert_eq!(file_bytes(&src), before, "the source is never written");
     assert_same_runs(&text(&src), &text(&dst), false).await;
 
@@ -260,7 +275,11 @@ fn the_same_database_twice_is_a_usage_error_that_touches_nothing() {
     let sub = dir.path().join("sub");
     std::fs::create_dir(&sub).unwrap();
     let other_spelling = sub.join("..").join("runs.db");
-    for to in [db.clone(), other_spelling, PathBuf::from(format!("sqlite:{}", db.display()))] {
+    for to in [
+        db.clone(),
+        other_spelling,
+        PathBuf::from(format!("sqlite:{}", db.display())),
+    ] {
         let out = copy(&db, &to, &[]);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         assert!(stderr(&out).contains("same database"), "{}", stderr(&out));
@@ -272,7 +291,10 @@ fn the_same_database_twice_is_a_usage_error_that_touches_nothing() {
     let doc: Value = serde_json::from_slice(&out.stdout).expect("a JSON error");
     assert_eq!(doc["error"]["kind"], "usage", "{doc}");
     assert_eq!(doc["error"]["exit_code"], 2, "{doc}");
-    assert!(doc["error"]["message"].as_str().unwrap().contains("same database"));
+    assert!(doc["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("same database"));
     assert!(
         !dir.path().join("runs.db-wal").exists() || file_bytes(&db) == before,
         "nothing opened"
@@ -317,10 +339,12 @@ async fn a_run_the_destination_refuses_is_named_and_every_other_run_copied() {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", src.display()))
         .await
         .unwrap();
-    sqlx::query("UPDATE workflow_state SET error_message = 'boom' || char(0) || 'tail' WHERE run_id = 'edge_numbers'")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE workflow_state SET error_message = 'boom' || char(0) || 'tail' WHERE run_id = 'edge_numbers'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     pool.close().await;
     let dst = dir.path().join("copy.db");
     let out = copy(&src, &dst, &["--batch", "16"]);
@@ -408,38 +432,12 @@ async fn a_copy_killed_half_way_resumes_and_loses_or_doubles_nothing() {
     assert_same_runs(&text(&src), &text(&dst), false).await;
 }
 
-/// `FLOWSTATE_TEST_PG` (a server URL) with a fresh database made on it, or why not.
-async fn fresh_pg_database() -> Result<String, String> {
-    let Ok(server) = std::env::var("FLOWSTATE_TEST_PG") else {
-        return Err("FLOWSTATE_TEST_PG is not set (a PostgreSQL server URL)".into());
-    };
-    let mut url = url::Url::parse(&server).map_err(|e| format!("FLOWSTATE_TEST_PG: {e}"))?;
-    let admin = sqlx::PgPool::connect(&server)
-        .await
-        .map_err(|e| format!("cannot connect to FLOWSTATE_TEST_PG: {e}"))?;
-    let name = format!("flowstate_copy_{}_{}", std::process::id(), rand::random::<u32>());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .map_err(|e| format!("CREATE DATABASE: {e}"))?;
-    admin.close().await;
-    url.set_path(&format!("/{name}"));
-    Ok(url.to_string())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sqlite_to_postgres_and_back_keeps_every_value() {
-    let pg = match fresh_pg_database().await {
-        Ok(url) => url,
-        Err(why) => {
-            println!("SKIPPED {why}");
-            return;
-        }
-    };
-    if let Err(e) = Store::open(&pg).await {
-        println!("SKIPPED the PostgreSQL backend refuses to open: {e}");
+    // A fresh database on FLOWSTATE_TEST_PG's server (SKIPPED when unset).
+    let Some(pg) = flowstate_testkit::pg::fresh_database_or_skip("copy_round_trip").await else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let src = source(dir.path(), 2_000).await;
     let there = copied(&text(&src), &pg, &["--batch", "300"]);

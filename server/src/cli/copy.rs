@@ -176,7 +176,10 @@ fn canonical(path: &Path) -> PathBuf {
     if let Ok(real) = path.canonicalize() {
         return real;
     }
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     match (parent.canonicalize(), path.file_name()) {
         (Ok(dir), Some(name)) => dir.join(name),
         _ => path.to_path_buf(),
@@ -293,7 +296,10 @@ async fn copy_into(
                 last_tick = Instant::now();
                 dst.record_audit(ACTOR, ACTION, &progress.detail(source, "copying", total), None, 0)
                     .await?;
-                eprintln!("{}", progress_line(progress.copied, total, copied_now, started.elapsed()));
+                eprintln!(
+                    "{}",
+                    progress_line(progress.copied, total, copied_now, started.elapsed())
+                );
             }
         }
         Ok(())
@@ -325,15 +331,27 @@ async fn copy_into(
         // Copied beside runs the destination held: a copied run may have replaced one of them.
         present <= expected && present >= progress.dst_before.max(progress.copied - progress.refused)
     };
-    let rate = if seconds > 0.0 { copied_now as f64 / seconds } else { 0.0 };
+    let rate = if seconds > 0.0 {
+        copied_now as f64 / seconds
+    } else {
+        0.0
+    };
     if !verified {
         return Err(CliError::Runtime(format!(
             "verification failed: {destination} holds {present} runs, expected {} ({} before the copy + {} \
              copied{}); run the copy again to resume, or compare with `flowstate stats`",
-            if exact { expected.to_string() } else { format!("{}..={expected}", progress.dst_before) },
+            if exact {
+                expected.to_string()
+            } else {
+                format!("{}..={expected}", progress.dst_before)
+            },
             progress.dst_before,
             progress.copied - progress.refused,
-            if progress.refused > 0 { format!(", {} refused", progress.refused) } else { String::new() },
+            if progress.refused > 0 {
+                format!(", {} refused", progress.refused)
+            } else {
+                String::new()
+            },
         )));
     }
     if progress.refused > 0 {
@@ -348,7 +366,11 @@ async fn copy_into(
             progress.refused,
             progress.copied,
             listed.join("; "),
-            if progress.refused as usize > listed.len() { "; …" } else { "" },
+            if progress.refused as usize > listed.len() {
+                "; …"
+            } else {
+                ""
+            },
         )));
     }
     if json {
@@ -376,7 +398,11 @@ async fn copy_into(
         "copied {copied_now} runs from {source} to {destination} in {seconds:.1} s ({} runs/s){resumed}\n\
          verified: {destination} holds {present} runs{}\n",
         thousands(rate.round() as u64),
-        if exact { ", as expected".to_string() } else { format!(" ({} before the copy)", progress.dst_before) },
+        if exact {
+            ", as expected".to_string()
+        } else {
+            format!(" ({} before the copy)", progress.dst_before)
+        },
     ))
 }
 
@@ -478,8 +504,14 @@ fn differences(a: &WorkflowState, b: &WorkflowState, lossy_floats: bool) -> Vec<
         || (a.step_history.is_null() && b.step_history == Value::Array(Vec::new()));
     check(history_same, "step_history");
     check(a.status == b.status, "status");
-    check(a.created_at.is_none() || a.created_at == b.created_at, "created_at");
-    check(a.updated_at.is_none() || a.updated_at == b.updated_at, "updated_at");
+    check(
+        a.created_at.is_none() || a.created_at == b.created_at,
+        "created_at",
+    );
+    check(
+        a.updated_at.is_none() || a.updated_at == b.updated_at,
+        "updated_at",
+    );
     check(a.total_steps == b.total_steps, "total_steps");
     check(a.error_message == b.error_message, "error_message");
     check(a.execution_time_ms == b.execution_time_ms, "execution_time_ms");
@@ -495,7 +527,11 @@ fn differences(a: &WorkflowState, b: &WorkflowState, lossy_floats: bool) -> Vec<
 /// `copy: 45,000 / 200,000 runs (22%), 21,500 runs/s, ETA 7 s`.
 fn progress_line(done: u64, total: u64, copied_now: u64, elapsed: Duration) -> String {
     let rate = copied_now as f64 / elapsed.as_secs_f64().max(1e-3);
-    let percent = if total > 0 { (done * 100 / total).min(100) } else { 100 };
+    let percent = if total > 0 {
+        (done * 100 / total).min(100)
+    } else {
+        100
+    };
     let left = total.saturating_sub(done);
     let eta = if rate > 0.0 {
         format!("{:.0} s", left as f64 / rate)
@@ -556,10 +592,7 @@ mod tests {
     #[test]
     fn progress_lines_show_counts_rate_and_eta() {
         let line = progress_line(50_000, 200_000, 40_000, Duration::from_secs(2));
-        assert_eq!(
-            line,
-            "copy: 50,000 / 200,000 runs (25%), 20,000 runs/s, ETA 8 s"
-        );
+        assert_eq!(line, "copy: 50,000 / 200,000 runs (25%), 20,000 runs/s, ETA 8 s");
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_000), "1,000");

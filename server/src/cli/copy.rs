@@ -527,11 +527,7 @@ fn differences(a: &WorkflowState, b: &WorkflowState, lossy_floats: bool) -> Vec<
 /// `copy: 45,000 / 200,000 runs (22%), 21,500 runs/s, ETA 7 s`.
 fn progress_line(done: u64, total: u64, copied_now: u64, elapsed: Duration) -> String {
     let rate = copied_now as f64 / elapsed.as_secs_f64().max(1e-3);
-    let percent = if total > 0 {
-        (done * 100 / total).min(100)
-    } else {
-        100
-    };
+    let percent = (done * 100).checked_div(total).map_or(100, |p| p.min(100));
     let left = total.saturating_sub(done);
     let eta = if rate > 0.0 {
         format!("{:.0} s", left as f64 / rate)

@@ -5,6 +5,7 @@
 //! file, unknown run), 2 a usage error (bad arguments, including values the store rejects).
 
 mod cleanup;
+mod copy;
 mod demo;
 mod error;
 mod migrate;
@@ -64,6 +65,9 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Write realistic demo runs into a new or empty database.
     Demo(DemoArgs),
+    /// Copy every run from one database to another (SQLite or PostgreSQL, either way), resumably, and verify
+    /// the copy.
+    Copy(CopyArgs),
     /// Serve the dashboard (http://127.0.0.1:3000 by default); --demo serves a fresh demo database.
     Serve(ServeArgs),
 }
@@ -189,6 +193,23 @@ pub struct DemoArgs {
     pub force: bool,
 }
 
+/// Arguments of `flowstate copy`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The database to read: a SQLite file or a postgres:// URL (opened read-only; never changed).
+    #[arg(long, value_name = "SRC")]
+    pub from: PathBuf,
+    /// The database to write: a SQLite file (created when missing) or a postgres:// URL (migrated when needed).
+    #[arg(long, value_name = "DST")]
+    pub to: PathBuf,
+    /// Runs per transaction.
+    #[arg(long, value_name = "N", default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: u32,
+    /// Copy even when the destination already holds runs (runs with the same id are replaced).
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// Arguments of `flowstate serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -273,7 +294,8 @@ pub fn main() -> ExitCode {
     };
     init_tracing();
     // The dashboard serves many requests at once and uses every core; admin commands need only one thread.
-    let mut builder = if matches!(cli.command, Command::Serve(_)) {
+    // A copy reads and writes at once (reader and writer tasks), so it uses them too.
+    let mut builder = if matches!(cli.command, Command::Serve(_) | Command::Copy(_)) {
         tokio::runtime::Builder::new_multi_thread()
     } else {
         tokio::runtime::Builder::new_current_thread()
@@ -282,6 +304,8 @@ pub fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&CliError::Runtime(format!("cannot start the async runtime: {e}"))),
     };
+    // A copy's errors are also one JSON document on stdout with --json (scripts drive long copies).
+    let json_errors = cli.json && matches!(cli.command, Command::Copy(_));
     match runtime.block_on(run(cli)) {
         Ok(text) => {
             let mut out = std::io::stdout().lock();
@@ -292,7 +316,12 @@ pub fn main() -> ExitCode {
                 Err(e) => fail(&CliError::Runtime(format!("cannot write the output: {e}"))),
             }
         }
-        Err(e) => fail(&e),
+        Err(e) => {
+            if json_errors {
+                println!("{}", output::json_error(&e).trim_end());
+            }
+            fail(&e)
+        }
     }
 }
 
@@ -342,6 +371,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         Command::Cleanup(args) => cleanup::run(&db()?, args, json).await,
         Command::Migrate(args) => migrate::run(&db()?, args.check_counters, json).await,
         Command::Demo(args) => demo::run(&db()?, args, json).await,
+        Command::Copy(args) => copy::run(args, json).await,
         Command::Serve(args) => serve(db().ok(), args).await,
     }
 }

@@ -214,6 +214,17 @@ pub fn json_doc(value: &Value) -> String {
     text
 }
 
+/// An error as a JSON document: `{"error": {"kind": "usage"|"runtime", "message": ..., "exit_code": N}}`.
+pub fn json_error(err: &super::CliError) -> String {
+    let kind = match err {
+        super::CliError::Usage(_) => "usage",
+        super::CliError::Runtime(_) => "runtime",
+    };
+    json_doc(&serde_json::json!({
+        "error": { "kind": kind, "message": err.to_string(), "exit_code": err.exit_code() }
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

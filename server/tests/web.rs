@@ -135,7 +135,9 @@ async fn overview_is_complete_html_with_the_real_counts() {
 #[tokio::test]
 async fn an_empty_database_shows_zeros() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("empty.db")).await.unwrap();
+    let store = Store::open(new_location(dir.path(), "empty.db").await)
+        .await
+        .unwrap();
     let Answer {
         status, body: html, ..
     } = visit(app(&store), "/", None).await;

@@ -1,4 +1,5 @@
-//! The `flowstate` binary, run for real on temporary databases: every test owns its directory.
+//! The `flowstate` binary, run for real on temporary databases: every test owns its directory, and its database
+//! (a file there, or under `FLOWSTATE_TEST_BACKEND=postgres` a PostgreSQL database of its own: [`db_location`]).
 
 mod support;
 
@@ -8,7 +9,7 @@ use std::process::{Command, Output};
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
-use support::copy_fixture;
+use support::{copy_fixture, db_bytes, db_location, pg_url};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flowstate");
 
@@ -71,10 +72,10 @@ fn fails(db: &Path, args: &[&str], code: i32) -> String {
     err
 }
 
-/// A fresh demo database of `runs` runs in `dir`.
+/// A fresh demo database of `runs` runs in `dir` (or on PostgreSQL).
 #[track_caller]
 fn demo(dir: &Path, runs: usize, seed: u64) -> PathBuf {
-    let db = dir.join("demo.db");
+    let db = db_location(dir, "demo.db");
     let written = json(
         &db,
         &["demo", "--runs", &runs.to_string(), "--seed", &seed.to_string()],
@@ -475,14 +476,10 @@ fn cleanup_dry_run_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = demo(dir.path(), 400, 8);
     let before = stats(&db);
-    let bytes_before = std::fs::read(&db).unwrap();
+    let bytes_before = db_bytes(&db);
     let preview = json(&db, &["cleanup", "--days", "30", "--dry-run"]);
     assert_eq!(stats(&db), before, "a dry run deletes nothing");
-    assert_eq!(
-        std::fs::read(&db).unwrap(),
-        bytes_before,
-        "a dry run does not even write"
-    );
+    assert_eq!(db_bytes(&db), bytes_before, "a dry run does not even write");
     assert_eq!(preview["deleted"], 0);
     let matched = preview["matched"].as_i64().unwrap();
     assert!(
@@ -654,7 +651,7 @@ fn demo_never_overwrites_existing_runs() {
     );
     json(&db, &["demo", "--runs", "10", "--seed", "14", "--force"]);
     assert_eq!(stats(&db)["total_workflows"], 110);
-    let human = run_ok(&dir.path().join("other.db"), &["demo", "--runs", "5"]);
+    let human = run_ok(&db_location(dir.path(), "other.db"), &["demo", "--runs", "5"]);
     assert!(human.contains("wrote 5 demo runs"), "{human}");
 }
 
@@ -718,9 +715,22 @@ fn migrate_check_counters_recounts_and_rebuilds_a_damaged_counter() {
     assert_eq!(clean["counters"]["rebuilt"], false, "{clean}");
     let before = stats(&db);
 
-    // Another program edits a counter behind flowstate's back.
+    // Another program edits a counter behind flowstate's back: on PostgreSQL, 7 more completed runs in the folded
+    // counts (a row of a slot of its own in `flowstate_counts_base`, under a pipeline's key).
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         use sqlx::{ConnectOptions, Connection};
+        if let Some(url) = pg_url(&db) {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(
+                "INSERT INTO flowstate_counts_base (status_key, pipeline_key, slot, runs, timed, time_sum) \
+                 SELECT '=completed', '=' || min(pipeline_id), 999, 7, 0, 0 FROM workflow_state",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            conn.close().await.unwrap();
+            return;
+        }
         let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(&db)
             .connect()
@@ -753,7 +763,7 @@ fn runs_table_aligns_cjk_and_emoji_pipeline_names_by_display_width() {
     use unicode_width::UnicodeWidthStr;
 
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("wide.db");
+    let db = db_location(dir.path(), "wide.db");
     let pipelines = ["請求書の抽出", "🚀-deploy", "✅ checks 🪐", "plain-ascii", "注文"];
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let store = flowstate_store::Store::open(&db).await.unwrap();

@@ -1374,15 +1374,20 @@ async fn sql_injection_in_every_filter_matches_nothing_extra() {
             );
             assert!(listed(&page.body).is_empty(), "{key}={injection:?} lists nothing");
         }
-        // The cleanup preview of a pipeline: the count the store gives for the literal pipeline.
-        let literal = store
+        // The cleanup preview of a pipeline: the count the store gives for the literal pipeline. (A value the
+        // database cannot hold, a NUL on PostgreSQL, is the store's typed refusal: a 400, as for the lists.)
+        let literal = match store
             .preview_cleanup(&CleanupPolicy {
                 older_than_days: 30,
                 statuses: vec![Status::Completed, Status::Failed, Status::Cancelled],
                 pipeline_id: Some(injection.trim().to_string()).filter(|p| !p.is_empty()),
             })
             .await
-            .unwrap();
+        {
+            Ok(literal) => Some(literal),
+            Err(flowstate_store::StoreError::InvalidInput { .. }) => None,
+            Err(e) => panic!("pipeline={injection:?}: {e}"),
+        };
         let preview = Post::new(
             "/api/cleanup_preview",
             &[
@@ -1393,24 +1398,30 @@ async fn sql_injection_in_every_filter_matches_nothing_extra() {
         )
         .send(ctx.default.clone())
         .await;
+        let expected = if literal.is_some() {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        };
         assert_eq!(
-            preview.status,
-            StatusCode::OK,
+            preview.status, expected,
             "pipeline={injection:?}: {}",
             preview.body
         );
-        assert_eq!(
-            preview.json()["matched"],
-            literal.matched,
-            "pipeline={injection:?}"
-        );
+        if let Some(literal) = &literal {
+            assert_eq!(
+                preview.json()["matched"],
+                literal.matched,
+                "pipeline={injection:?}"
+            );
+        }
         let page = visit(
             ctx.default.clone(),
             &format!("/cleanup?preview=1&days=30&status=completed&pipeline={value}"),
             None,
         )
         .await;
-        assert_eq!(page.status, StatusCode::OK, "{}", cut(&page.body));
+        assert_eq!(page.status, expected, "{}", cut(&page.body));
         // The failures page: an injected group is no group.
         let page = visit(
             ctx.default.clone(),

@@ -657,7 +657,7 @@ fn start_server(
 #[test]
 fn the_real_server_answers_its_public_urls_from_the_flag_or_the_environment() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("public.db");
+    let db = db_location(dir.path(), "public.db");
     let db = db.to_str().unwrap();
     let site = dir.path().to_str().unwrap();
     let listed = "https://a.example, http://b.example:8080";

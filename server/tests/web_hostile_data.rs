@@ -301,25 +301,14 @@ async fn runs_with_dot_ids_and_long_ids_can_be_opened_and_deleted() {
     let db = new_db("odd.db", now(), &[]).await;
     let long = format!("long-{}", "x".repeat(700));
     let ids = [".", "..", long.as_str()];
-    {
-        use sqlx::ConnectOptions;
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&db.path)
-            .connect()
-            .await
-            .unwrap();
-        for id in ids {
-            sqlx::query(
-                "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, \
-                 current_step_index, pipeline_context, status, created_at, updated_at) \
-                 VALUES (?1, 'p', 'p', '1', 0, '{}', 'completed', '2026-03-14T10:00:00', '2026-03-14T10:00:00')",
-            )
-            .bind(id)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        }
-    }
+    let rows: Vec<RawRow> = ids
+        .iter()
+        .map(|id| RawRow {
+            run_id: id,
+            ..Default::default()
+        })
+        .collect();
+    insert_raw(&db, &rows).await;
     let (status, html) = get(&db.store, "/runs").await;
     assert_eq!(status, 200);
     let doc = Html::parse_document(&html);
@@ -373,29 +362,24 @@ async fn huge_values_keep_every_page_small_and_the_whole_value_one_click_away() 
         "ValueError: {}",
         "the model said no. ".repeat(3 * 1024 * 1024 / 19)
     );
+    // Keys in the order and spacing PostgreSQL's jsonb keeps them (shorter keys first): the same bytes back on both.
     let context = format!(
-        r#"{{"document": "{}", "n": 1}}"#,
+        r#"{{"n": 1, "document": "{}"}}"#,
         "lorem ipsum ".repeat(5 * 1024 * 1024 / 12)
     );
-    {
-        use sqlx::ConnectOptions;
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&db.path)
-            .connect()
-            .await
-            .unwrap();
-        sqlx::query(
-            "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
-             pipeline_context, status, created_at, updated_at, error_message, metadata, is_background_task, \
-             background_error) VALUES ('big', 'p', 'p', '1', 0, ?1, 'failed', '2026-03-14T11:00:00', \
-             '2026-03-14T11:00:00', ?2, ?1, 1, ?2)",
-        )
-        .bind(&context)
-        .bind(&error)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
+    let big = RawRow {
+        run_id: "big",
+        status: "failed",
+        context: &context,
+        created_at: "2026-03-14T11:00:00",
+        updated_at: "2026-03-14T11:00:00",
+        error_message: Some(&error),
+        metadata: Some(&context),
+        is_background_task: true,
+        background_error: Some(&error),
+        ..Default::default()
+    };
+    insert_raw(&db, &[big]).await;
     for page in [
         "/runs",
         "/runs?status=failed",

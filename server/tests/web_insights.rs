@@ -412,7 +412,9 @@ async fn bad_parameters_are_400_and_unknown_groups_404() {
 #[tokio::test]
 async fn an_empty_database_has_no_failures_and_no_charts_to_fail() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("empty.db")).await.unwrap();
+    let store = Store::open(new_location(dir.path(), "empty.db").await)
+        .await
+        .unwrap();
     let (status, html) = get(&store, "/failures").await;
     assert_eq!(status, StatusCode::OK);
     assert!(markup(&html).contains("No run failed in the last 24 h."));

@@ -501,7 +501,8 @@ async fn an_unknown_run_is_a_404_page() {
 
 #[tokio::test]
 async fn legacy_and_null_statuses_are_listed_and_shown() {
-    let db = fixture_copy("flujo-oldest-schema.db", now()).await;
+    // flujo's oldest file as it is: legacy and NULL statuses PostgreSQL's table (status NOT NULL) cannot hold.
+    let db = sqlite_fixture_copy("flujo-oldest-schema.db", now()).await;
     assert_eq!(
         list(&db.store, "/runs?status=pending").await,
         ["run_old_bad_status"]

@@ -664,7 +664,7 @@ fn cookie_of(headers: &[(String, String)], name: &str) -> Option<String> {
 fn no_secret_reaches_the_logs_of_the_real_server() {
     const TOKEN: &str = "s3cret-admin-token-Zq81-never-logged";
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("logs.db");
+    let path = db_location(dir.path(), "logs.db");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

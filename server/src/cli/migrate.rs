@@ -12,6 +12,8 @@ use super::{open, CliError};
 /// `check_counters`, then recounts the counters and rebuilds them when one differs.
 pub async fn run(db: &Path, check_counters: bool, json: bool) -> Result<String, CliError> {
     let store = open::create_or_migrate(db).await?;
+    // The file's path, or the URL without its password.
+    let shown = store.path().display().to_string();
     let report = store.migration().clone();
     let counters = if check_counters {
         let checked = async {
@@ -45,7 +47,7 @@ pub async fn run(db: &Path, check_counters: bool, json: bool) -> Result<String, 
         }
         return Ok(json_doc(&value));
     }
-    let path = db.display();
+    let path = shown;
     let counters_line = counters.map(|found| {
         if found.is_exact() {
             format!("counters: exact (recounted from {} rows)\n", found.rows)

@@ -1,7 +1,7 @@
 //! The `flowstate` command line: arguments (clap derive), the admin commands, and how errors become exit codes.
 //!
 //! Every command prints either aligned tables for people or, with `--json`, one JSON document on stdout for
-//! scripts; errors go to stderr as `error: <message>`. Exit codes: 0 success, 1 a runtime failure (database,
+//! scripts; errors go to stderr as one line, `error: <message>` (with `--json`, `{"error": "<message>"}`). Exit codes: 0 success, 1 a runtime failure (database,
 //! file, unknown run), 2 a usage error (bad arguments, including values the store rejects).
 
 mod cleanup;
@@ -293,6 +293,7 @@ pub fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     init_tracing();
+    let json = cli.json;
     // The dashboard serves many requests at once and uses every core; admin commands need only one thread.
     // A copy reads and writes at once (reader and writer tasks), so it uses them too.
     let mut builder = if matches!(cli.command, Command::Serve(_) | Command::Copy(_)) {
@@ -302,7 +303,12 @@ pub fn main() -> ExitCode {
     };
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => return fail(&CliError::Runtime(format!("cannot start the async runtime: {e}"))),
+        Err(e) => {
+            return fail(
+                &CliError::Runtime(format!("cannot start the async runtime: {e}")),
+                json,
+            )
+        }
     };
     // A copy's errors are also one JSON document on stdout with --json (scripts drive long copies).
     let json_errors = cli.json && matches!(cli.command, Command::Copy(_));
@@ -313,21 +319,29 @@ pub fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 // A reader that went away (`flowstate runs | head`) is not an error worth a message.
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-                Err(e) => fail(&CliError::Runtime(format!("cannot write the output: {e}"))),
+                Err(e) => fail(&CliError::Runtime(format!("cannot write the output: {e}")), json),
             }
         }
         Err(e) => {
             if json_errors {
                 println!("{}", output::json_error(&e).trim_end());
             }
-            fail(&e)
+            fail(&e, json)
         }
     }
 }
 
-fn fail(err: &CliError) -> ExitCode {
+/// Prints the error on stderr, one line (`{"error": ...}` with `--json`), and returns its exit code.
+fn fail(err: &CliError, json: bool) -> ExitCode {
     tracing::debug!(?err, "command failed");
-    eprintln!("error: {err}");
+    let message = err.to_string();
+    if json {
+        eprintln!("{}", serde_json::json!({ "error": message }));
+    } else {
+        // One line: a message with line breaks (a server's or the OS's words) is joined.
+        let line: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        eprintln!("error: {}", line.join(" "));
+    }
     ExitCode::from(err.exit_code())
 }
 

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use flowstate_store::{FixedClock, Store, StoreOptions};
+use flowstate_store::{FixedClock, Store, StoreError, StoreOptions};
 
 use super::CliError;
 
@@ -27,7 +27,12 @@ fn options(read_only: bool) -> StoreOptions {
 
 /// Opens an existing, current database without writing anything.
 pub async fn read_only(path: &Path) -> Result<Store, CliError> {
-    Ok(Store::open_with(path, options(true)).await?)
+    Ok(try_read_only(path).await?)
+}
+
+/// [`read_only`] with the store's own error, for a caller that handles some of them.
+pub async fn try_read_only(path: &Path) -> Result<Store, StoreError> {
+    Store::open_with(path, options(true)).await
 }
 
 /// Opens an existing, current database for writing (checked read-only first, so nothing is migrated).

@@ -1,6 +1,13 @@
 //! What the dashboard's router tests (`web*.rs`) share: a database with the store's clock fixed, the router over
 //! it in each mode the dashboard can be started in, and requests sent the way a browser sends them, through
 //! `tower::ServiceExt::oneshot` (no socket).
+//!
+//! **Both backends, tests written once.** `FLOWSTATE_TEST_BACKEND=postgres` (with `FLOWSTATE_TEST_PG`, the test
+//! server's URL) makes every helper that makes a test's database ([`new_db`], [`fixture_copy`], [`new_location`],
+//! [`db_location`]) make a fresh PostgreSQL database instead of a SQLite file: [`Db::path`] then holds its URL, and
+//! [`db_bytes`] / [`checkpoint`] / [`insert_raw`] do the same job on it. SQLite is the default. Tests about SQLite
+//! files themselves (flujo's fixture files as files, permissions, the WAL, migrating a file) use
+//! [`sqlite_fixture_copy`] or a path of their own and so run on SQLite under either setting.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -12,7 +19,7 @@ use axum::Router;
 use chrono::{DateTime, TimeZone, Utc};
 use flowstate_app::model::Settings;
 use flowstate_server::web::{default_site_root, router, AppState};
-use flowstate_store::{FixedClock, Store, StoreOptions, WorkflowState};
+use flowstate_store::{BackendKind, FixedClock, Location, Store, StoreOptions, WorkflowState};
 use tempfile::TempDir;
 use tower::ServiceExt;
 
@@ -82,14 +89,93 @@ pub fn fixture_truth(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
-/// A test database in its own temporary directory.
+/// Set to `postgres` to run the CLI and router tests on PostgreSQL (`FLOWSTATE_TEST_PG` names the server).
+pub const BACKEND_VAR: &str = "FLOWSTATE_TEST_BACKEND";
+
+/// True when this run's tests make PostgreSQL databases (`FLOWSTATE_TEST_BACKEND=postgres`); SQLite files
+/// otherwise (unset, empty or `sqlite`). Any other value is a mistake and panics.
+pub fn on_postgres() -> bool {
+    match std::env::var(BACKEND_VAR).unwrap_or_default().trim() {
+        "" | "sqlite" => false,
+        "postgres" | "postgresql" => true,
+        other => panic!("{BACKEND_VAR}={other:?}: use `sqlite` (the default) or `postgres`"),
+    }
+}
+
+/// The backend this run's databases are on.
+pub fn backend() -> BackendKind {
+    if on_postgres() {
+        BackendKind::Postgres
+    } else {
+        BackendKind::Sqlite
+    }
+}
+
+/// A new, empty database named after `name` (a hint on PostgreSQL): `dir/name`, a file not yet created, or, under
+/// `FLOWSTATE_TEST_BACKEND=postgres`, the URL of a fresh database on the test server. What `--db` and
+/// `Store::open` take.
+pub async fn new_location(dir: &Path, name: &str) -> PathBuf {
+    if !on_postgres() {
+        return dir.join(name);
+    }
+    match flowstate_testkit::pg::fresh_database(name).await {
+        Ok(url) => PathBuf::from(url),
+        Err(e) => panic!(
+            "{BACKEND_VAR}=postgres needs a PostgreSQL test server (FLOWSTATE_TEST_PG; `./x rust-tests` starts \
+             one): {e}"
+        ),
+    }
+}
+
+/// [`new_location`] for tests without a runtime (or inside one: it runs on a thread of its own).
+pub fn db_location(dir: &Path, name: &str) -> PathBuf {
+    let dir = dir.to_path_buf();
+    let name = name.to_string();
+    block_on_thread(move || async move { new_location(&dir, &name).await })
+}
+
+/// Runs the future `make` makes to completion on a new thread with a runtime of its own (callable from sync
+/// tests and from async ones alike).
+fn block_on_thread<T, F>(make: impl FnOnce() -> F + Send + 'static) -> T
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T>,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(make())
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+/// The PostgreSQL URL `path` holds, if it holds one.
+pub fn pg_url(path: &Path) -> Option<String> {
+    match Location::parse(path) {
+        Location::Postgres(url) => Some(url),
+        Location::Sqlite(_) => None,
+    }
+}
+
+/// A test database: a file in its own temporary directory, or (`FLOWSTATE_TEST_BACKEND=postgres`) a database of
+/// its own on the test server.
 pub struct Db {
-    /// Removed with the database when dropped.
+    /// Removed with the database when dropped (empty on PostgreSQL).
     pub dir: TempDir,
-    /// The database file.
+    /// The database file, or the PostgreSQL database's URL.
     pub path: PathBuf,
     /// The store over it, its clock fixed.
     pub store: Store,
+}
+
+impl Db {
+    /// True when this database is on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.store.backend() == BackendKind::Postgres
+    }
 }
 
 /// Opens (creating or migrating) the database at `path` with the store's clock fixed at `at`.
@@ -105,10 +191,10 @@ pub async fn open_store(path: &Path, at: DateTime<Utc>) -> Store {
     .expect("the test database opens")
 }
 
-/// A new database `name` holding `runs`, the clock at `at`.
+/// A new database `name` holding `runs`, the clock at `at` (on PostgreSQL under `FLOWSTATE_TEST_BACKEND=postgres`).
 pub async fn new_db(name: &str, at: DateTime<Utc>, runs: &[WorkflowState]) -> Db {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let path = dir.path().join(name);
+    let path = new_location(dir.path(), name).await;
     let store = open_store(&path, at).await;
     if !runs.is_empty() {
         store.save_many(runs).await.expect("the test runs are saved");
@@ -116,12 +202,142 @@ pub async fn new_db(name: &str, at: DateTime<Utc>, runs: &[WorkflowState]) -> Db
     Db { dir, path, store }
 }
 
-/// A writable copy of fixture `name` (opening migrates it, so never the original), the clock at `at`.
+/// The runs of flujo's fixture `name`, the clock at `at`: a writable copy of the file (opening migrates it, so
+/// never the original), or, under `FLOWSTATE_TEST_BACKEND=postgres`, a fresh PostgreSQL database holding every run
+/// of that copy, value for value (copied through the store: `export_runs`, `save_many`).
 pub async fn fixture_copy(name: &str, at: DateTime<Utc>) -> Db {
+    let file = sqlite_fixture_copy(name, at).await;
+    if !on_postgres() {
+        return file;
+    }
+    let path = new_location(file.dir.path(), name).await;
+    let store = open_store(&path, at).await;
+    let mut after: Option<String> = None;
+    loop {
+        let batch = file
+            .store
+            .export_runs(after.as_deref(), 500)
+            .await
+            .expect("the fixture's runs are read");
+        let Some(last) = batch.last() else { break };
+        after = Some(last.run_id.clone());
+        store
+            .save_many(&batch)
+            .await
+            .unwrap_or_else(|e| panic!("copying {name}'s runs to PostgreSQL: {e}"));
+    }
+    file.store.close().await;
+    Db {
+        dir: file.dir,
+        path,
+        store,
+    }
+}
+
+/// A writable copy of fixture `name` as a SQLite file whatever the backend (for tests about flujo's files
+/// themselves: migrating them, legacy values PostgreSQL's table cannot hold), the clock at `at`.
+pub async fn sqlite_fixture_copy(name: &str, at: DateTime<Utc>) -> Db {
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = copy_fixture(name, dir.path());
     let store = open_store(&path, at).await;
     Db { dir, path, store }
+}
+
+/// A run inserted behind the store's back, as another writer (flujo) may write it: what the store's own checks
+/// would refuse (ids beyond its limit, huge values). Times are UTC without a zone (`2026-03-14T10:00:00`).
+#[derive(Debug, Clone)]
+pub struct RawRow<'a> {
+    pub run_id: &'a str,
+    pub pipeline_id: &'a str,
+    pub status: &'a str,
+    /// JSON text.
+    pub context: &'a str,
+    pub created_at: &'a str,
+    pub updated_at: &'a str,
+    pub error_message: Option<&'a str>,
+    /// flujo's PostgreSQL-only columns (kept on SQLite too): metadata as JSON text.
+    pub metadata: Option<&'a str>,
+    pub is_background_task: bool,
+    pub background_error: Option<&'a str>,
+}
+
+impl Default for RawRow<'_> {
+    fn default() -> Self {
+        RawRow {
+            run_id: "raw",
+            pipeline_id: "p",
+            status: "completed",
+            context: "{}",
+            created_at: "2026-03-14T10:00:00",
+            updated_at: "2026-03-14T10:00:00",
+            error_message: None,
+            metadata: None,
+            is_background_task: false,
+            background_error: None,
+        }
+    }
+}
+
+/// Inserts `rows` into `db`'s `workflow_state` over a connection of its own (SQL of either backend).
+pub async fn insert_raw(db: &Db, rows: &[RawRow<'_>]) {
+    use sqlx::Connection;
+    if let Some(url) = pg_url(&db.path) {
+        let mut conn = sqlx::PgConnection::connect(&url)
+            .await
+            .expect("a PostgreSQL connection");
+        for row in rows {
+            sqlx::query(
+                "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, \
+                 current_step_index, pipeline_context, status, created_at, updated_at, error_message, metadata, \
+                 is_background_task, background_error) \
+                 VALUES ($1, $2, $2, '1', 0, $3::jsonb, $4, $5::timestamp AT TIME ZONE 'UTC', \
+                 $6::timestamp AT TIME ZONE 'UTC', $7, $8::jsonb, $9, $10)",
+            )
+            .bind(row.run_id)
+            .bind(row.pipeline_id)
+            .bind(row.context)
+            .bind(row.status)
+            .bind(row.created_at)
+            .bind(row.updated_at)
+            .bind(row.error_message)
+            .bind(row.metadata)
+            .bind(row.is_background_task)
+            .bind(row.background_error)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("inserting {:.20}: {e}", row.run_id));
+        }
+        conn.close().await.expect("the connection closes");
+        return;
+    }
+    use sqlx::ConnectOptions;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db.path)
+        .connect()
+        .await
+        .expect("a SQLite connection");
+    for row in rows {
+        sqlx::query(
+            "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, \
+             current_step_index, pipeline_context, status, created_at, updated_at, error_message, metadata, \
+             is_background_task, background_error) \
+             VALUES (?1, ?2, ?2, '1', 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .bind(row.run_id)
+        .bind(row.pipeline_id)
+        .bind(row.context)
+        .bind(row.status)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .bind(row.error_message)
+        .bind(row.metadata)
+        .bind(row.is_background_task)
+        .bind(row.background_error)
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("inserting {:.20}: {e}", row.run_id));
+    }
+    conn.close().await.expect("the connection closes");
 }
 
 /// How the dashboard was started.
@@ -399,8 +615,12 @@ impl Post {
 }
 
 /// The database file and its write-ahead log, byte for byte: what a refused request must leave as it was.
-/// (The `-shm` index is left out: readers write to it.)
+/// (The `-shm` index is left out: readers write to it.) On PostgreSQL (`path` holds a URL): every row of
+/// `workflow_state`, flowstate's audit log and meta table, and the counters' values, as text.
 pub fn db_bytes(path: &Path) -> Vec<u8> {
+    if let Some(url) = pg_url(path) {
+        return block_on_thread(move || pg_contents(url));
+    }
     let mut bytes = std::fs::read(path).expect("the database file");
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
@@ -415,6 +635,10 @@ pub fn db_bytes(path: &Path) -> Vec<u8> {
 /// [`db_bytes`] changes from then on only when something is written.
 pub async fn checkpoint(path: &Path) {
     use sqlx::{ConnectOptions, Connection};
+    if pg_url(path).is_some() {
+        // No file to settle: [`db_bytes`] reads the rows.
+        return;
+    }
     let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(path)
         .connect()
@@ -425,6 +649,33 @@ pub async fn checkpoint(path: &Path) {
         .await
         .expect("the checkpoint");
     conn.close().await.expect("the connection closes");
+}
+
+/// What [`db_bytes`] reads on PostgreSQL: the rows, in a fixed order (run ids in byte order), as text.
+async fn pg_contents(url: String) -> Vec<u8> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&url)
+        .await
+        .expect("a PostgreSQL connection");
+    let mut out = Vec::new();
+    for query in [
+        "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t.run_id COLLATE \"C\"), '') FROM workflow_state t",
+        "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t.id), '') FROM flowstate_audit t",
+        "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t.key COLLATE \"C\"), '') FROM flowstate_meta t",
+        "SELECT coalesce(string_agg(format('%s %s %s %s %s', status_key, pipeline_key, runs, timed, time_sum), \
+         E'\\n' ORDER BY status_key, pipeline_key), '') FROM (SELECT status_key, pipeline_key, sum(runs) AS runs, \
+         sum(timed) AS timed, sum(time_sum) AS time_sum FROM flowstate_counts GROUP BY 1, 2 \
+         HAVING sum(runs) <> 0) c",
+    ] {
+        let text: String = sqlx::query_scalar(query)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(b"\0");
+    }
+    conn.close().await.expect("the connection closes");
+    out
 }
 
 // ---------------------------------------------------------------------------------------------------------------

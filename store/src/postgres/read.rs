@@ -244,8 +244,17 @@ pub(crate) fn cleanup_filter<'a>(policy: &ValidCleanup, head: &str) -> QueryBuil
     qb
 }
 
+/// PostgreSQL's text cannot hold NUL: an id or a filter with one names no run (as on SQLite, where flowstate never
+/// saves one), instead of the server's "invalid byte sequence".
+pub(crate) fn holds_nul(text: &str) -> bool {
+    text.contains('\0')
+}
+
 impl PgStore {
     pub(crate) async fn load_state(&self, run_id: &str) -> Result<Option<WorkflowState>> {
+        if holds_nul(run_id) {
+            return Ok(None);
+        }
         let sql = format!("SELECT {} FROM workflow_state WHERE run_id = $1", whole_sql());
         let row = sqlx::query(&sql)
             .bind(run_id)
@@ -256,6 +265,9 @@ impl PgStore {
     }
 
     pub(crate) async fn load_run_view(&self, run_id: &str, max_chars: i64) -> Result<Option<RunView>> {
+        if holds_nul(run_id) {
+            return Ok(None);
+        }
         // `substr` takes a 32-bit length; no value is longer than that many characters.
         let max = i32::try_from(max_chars.max(1)).unwrap_or(i32::MAX);
         // Each large column's text once (JSONB's normalised spelling), then its start and its size in bytes.
@@ -313,6 +325,9 @@ impl PgStore {
         run_id: &str,
         column: TextColumn,
     ) -> Result<Option<Option<String>>> {
+        if holds_nul(run_id) {
+            return Ok(None);
+        }
         let sql = format!(
             "SELECT {}::text FROM workflow_state WHERE run_id = $1",
             column.sql_name()
@@ -349,6 +364,15 @@ impl PgStore {
 
     pub(crate) async fn list(&self, list: &ValidList<'_>) -> Result<Vec<(i64, RunSummary)>> {
         let query: &ListQuery = list.query;
+        let filters = [
+            &query.pipeline_id,
+            &query.run_id_prefix,
+            &query.error_contains,
+            &query.parent_run_id,
+        ];
+        if filters.iter().any(|f| f.as_deref().is_some_and(holds_nul)) {
+            return Ok(Vec::new());
+        }
         let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
             "SELECT {}, created_at FROM workflow_state WHERE true",
             summary_sql()

@@ -381,6 +381,9 @@ impl PgStore {
 
     pub(crate) async fn delete_state(&self, run_id: &str) -> Result<bool> {
         self.check_writable()?;
+        if super::read::holds_nul(run_id) {
+            return Ok(false);
+        }
         let done = sqlx::query("DELETE FROM workflow_state WHERE run_id = $1")
             .bind(run_id)
             .execute(&self.pool)

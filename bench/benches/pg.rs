@@ -904,6 +904,8 @@ fn cleanup_group(
     let policy = CleanupPolicy::older_than_days(1);
     let alone_secs = config.secs.min(3.0);
 
+    // An earlier run stopped before putting the rows back: put them back first.
+    rt.block_on(restore(db, generator, fraction, cutoff_us))?;
     let result = rt.block_on(async {
         let store = Store::open_with(
             &db.url,
@@ -969,32 +971,7 @@ fn cleanup_group(
 
     // Put the database back as it was, whatever happened: the deleted runs again (through the triggers, so the
     // counters follow), the writers' runs gone.
-    rt.block_on(async {
-        let mut conn = PgConnection::connect(&db.url).await?;
-        sqlx::raw_sql(
-            "SET statement_timeout = 0; CREATE TEMP TABLE bench_restore (LIKE workflow_state INCLUDING DEFAULTS)",
-        )
-        .execute(&mut conn)
-        .await?;
-        let end = ((fraction * db.rows as f64).ceil() as u64 + 2).min(db.rows);
-        let terminal = |r: &Row<'_>| {
-            Status::known(r.status).is_some_and(|s| s.is_terminal()) && r.updated_us < cutoff_us
-        };
-        pg::copy_rows_where(&mut conn, generator, 0..end, "bench_restore", false, terminal).await?;
-        sqlx::raw_sql(
-            "INSERT INTO workflow_state SELECT * FROM bench_restore ON CONFLICT (run_id) DO NOTHING; \
-             DELETE FROM workflow_state WHERE run_id LIKE 'bench-cleanup-%'; VACUUM ANALYZE workflow_state",
-        )
-        .execute(&mut conn)
-        .await?;
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM workflow_state")
-            .fetch_one(&mut conn)
-            .await?;
-        if n != db.rows as i64 {
-            return Err(format!("restored the cleanup's rows, but the table has {n} rows, not {}", db.rows).into());
-        }
-        Ok::<_, flowstate_bench::Error>(())
-    })?;
+    rt.block_on(restore(db, generator, fraction, cutoff_us))?;
     let (matched, preview_ms, alone, during, deleted, secs) = result?;
     Ok(vec![
         Measurement::new("pg.cleanup_old_workflows", db.rows, deleted as f64 / secs.max(1e-9), "rows/s")
@@ -1026,4 +1003,57 @@ fn cleanup_group(
                  cleanup ran"
             )),
     ])
+}
+
+/// Puts back the runs a cleanup up to `cutoff_us` deleted (rows of the first `fraction` of the table, terminal,
+/// last active before the cutoff; through the triggers, so the counters follow) and deletes the writers' runs,
+/// when the table does not hold exactly its rows; then checks it does.
+async fn restore(db: &PgBenchDb, generator: &Generator, fraction: f64, cutoff_us: i64) -> Result<()> {
+    let mut conn = PgConnection::connect(&db.url).await?;
+    sqlx::raw_sql("SET statement_timeout = 0")
+        .execute(&mut conn)
+        .await?;
+    let (ours, all) = count_rows(&mut conn).await?;
+    if ours == db.rows as i64 && all == ours {
+        return Ok(());
+    }
+    println!(
+        "cleanup: putting back the runs a cleanup deleted ({ours} of {} rows there)",
+        db.rows
+    );
+    sqlx::raw_sql("CREATE TEMP TABLE IF NOT EXISTS bench_restore (LIKE workflow_state INCLUDING DEFAULTS)")
+        .execute(&mut conn)
+        .await?;
+    sqlx::raw_sql("TRUNCATE bench_restore").execute(&mut conn).await?;
+    let end = ((fraction * db.rows as f64).ceil() as u64 + 2).min(db.rows);
+    let terminal =
+        |r: &Row<'_>| Status::known(r.status).is_some_and(|s| s.is_terminal()) && r.updated_us < cutoff_us;
+    pg::copy_rows_where(&mut conn, generator, 0..end, "bench_restore", false, terminal).await?;
+    sqlx::raw_sql("INSERT INTO workflow_state SELECT * FROM bench_restore ON CONFLICT (run_id) DO NOTHING")
+        .execute(&mut conn)
+        .await?;
+    sqlx::raw_sql("DELETE FROM workflow_state WHERE run_id LIKE 'bench-cleanup-%'")
+        .execute(&mut conn)
+        .await?;
+    sqlx::raw_sql("VACUUM ANALYZE workflow_state")
+        .execute(&mut conn)
+        .await?;
+    let (ours, all) = count_rows(&mut conn).await?;
+    if ours != db.rows as i64 || all != ours {
+        return Err(format!(
+            "put the cleanup's rows back, but the table has {all} rows, not {}",
+            db.rows
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The bench's own runs and all runs in the table.
+async fn count_rows(conn: &mut PgConnection) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE run_id NOT LIKE 'bench-cleanup-%'), count(*) FROM workflow_state",
+    )
+    .fetch_one(conn)
+    .await
 }

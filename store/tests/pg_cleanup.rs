@@ -138,7 +138,10 @@ async fn a_database_at_flowstates_schema_gets_the_unfiltered_lists_index() {
     .await
     .unwrap();
     let plan = plan.join("\n");
-    assert!(plan.contains("idx_flowstate_created") && !plan.contains("Sort"), "{plan}");
+    assert!(
+        plan.contains("idx_flowstate_created") && !plan.contains("Sort"),
+        "{plan}"
+    );
     assert!(store.verify_counters().await.unwrap().is_exact());
     // And the next open finds nothing to do.
     store.close().await;

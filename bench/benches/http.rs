@@ -39,7 +39,9 @@
 //!
 //! The figures go into `target/bench/flowstate.json` (`http_<page>_p50_ms`, `http_<page>_p99_ms`,
 //! `http_<page>_rps`, `http_rps`, `http_errors`, `http_writer_saves_per_s`, `serve_peak_rss_mib`,
-//! `db_bytes_per_run`; latency and rate entries carry the same load without the writer as `baseline_value`) and
+//! `db_bytes_per_run`; `pg.http_*` the same on PostgreSQL when `FLOWSTATE_BENCH_PG` or `--pg URL` names a server:
+//! `flowstate serve --db <URL>` of the PostgreSQL bench database, [`flowstate_bench::pg::ensure`];
+//! `FLOWSTATE_BENCH_PG_ONLY=1` skips SQLite; latency and rate entries carry the same load without the writer as `baseline_value`) and
 //! a table to stdout. Clients, writer and server share the machine's cores, so the latencies include the
 //! clients' own scheduling. The server reads the real clock while the loaded runs are as of the database's
 //! build: an old cached database has fewer runs in "the last 24 hours" (its age is printed; rebuild with
@@ -145,11 +147,22 @@ async fn run() -> Result<()> {
 
     let mut tables = String::new();
     let mut measured = Vec::new();
-    for rows in sizes.into_iter().filter(|_| config.wants("http-pages")) {
-        let outcome = bench_size(&server, &work, rows, secs).await?;
+    // FLOWSTATE_BENCH_PG_ONLY=1: the PostgreSQL figures only.
+    let sqlite = !std::env::var("FLOWSTATE_BENCH_PG_ONLY").is_ok_and(|v| v == "1");
+    for rows in sizes.into_iter().filter(|_| sqlite && config.wants("http-pages")) {
+        let outcome = bench_size(&server, &work, rows, secs, None).await?;
         report::merge_into(&report::report_path(), &outcome.measurements)?;
         measured.extend(outcome.measurements);
         tables.push_str(&outcome.table);
+    }
+    // The same on PostgreSQL when a server is named (FLOWSTATE_BENCH_PG or --pg URL).
+    if let Some(pg) = config.pg.as_deref().filter(|_| config.wants("http-pages")) {
+        for &rows in &config.rows {
+            let outcome = bench_size(&server, &work, rows, secs, Some(pg)).await?;
+            report::merge_into(&report::report_path(), &outcome.measurements)?;
+            measured.extend(outcome.measurements);
+            tables.push_str(&outcome.table);
+        }
     }
     if config.wants("http-large-values") {
         let (table, measurements) = large_values(&server, &work).await?;
@@ -200,7 +213,16 @@ struct SizeOutcome {
     table: String,
 }
 
-async fn bench_size(server: &Path, work: &Path, rows: u64, secs: u64) -> Result<SizeOutcome> {
+async fn bench_size(
+    server: &Path,
+    work: &Path,
+    rows: u64,
+    secs: u64,
+    pg: Option<&str>,
+) -> Result<SizeOutcome> {
+    if let Some(pg_server) = pg {
+        return bench_size_pg(server, work, rows, secs, pg_server).await;
+    }
     let db = load::ensure(rows).await?;
     let age_h = (Utc::now() - db.as_of).num_minutes() as f64 / 60.0;
     let (db_file, db_wal) = (
@@ -256,12 +278,106 @@ async fn bench_size(server: &Path, work: &Path, rows: u64, secs: u64) -> Result<
         load::remove_db(&served);
     }
     let (phases, breakdown, uncached) = (phases?, breakdown?, uncached?);
+    figures(
+        rows,
+        secs,
+        age_h,
+        (db_file, db_wal),
+        &phases,
+        &uncached,
+        &breakdown,
+        "",
+    )
+}
 
+/// The same load on PostgreSQL: `flowstate serve --db <URL>` of the PostgreSQL bench database of `rows` runs
+/// ([`flowstate_bench::pg::ensure`]) on `pg_server`; the writer's runs are deleted afterwards. Figures named
+/// `pg.http_*`.
+async fn bench_size_pg(
+    server: &Path,
+    work: &Path,
+    rows: u64,
+    secs: u64,
+    pg_server: &str,
+) -> Result<SizeOutcome> {
+    let db = flowstate_bench::pg::ensure(pg_server, rows).await?;
+    let age_h = (Utc::now() - db.as_of).num_minutes() as f64 / 60.0;
+    let templates = writer_templates(secs);
+    let served = PathBuf::from(&db.url);
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let log_path = work.join(format!("serve-pg-{rows}.log"));
+    let mut child = Server::start(server, &served, addr, &log_path, None)?;
+    let phases = load_phases(&mut child, &served, &templates, addr, secs).await;
+    child.stop().await;
+    let uncached = match &phases {
+        Ok(_) => {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            let log_path = work.join(format!("serve-pg-{rows}-uncached.log"));
+            let mut child = Server::start(server, &served, addr, &log_path, Some(0))?;
+            let phases = uncached_phases(&mut child, &served, &templates, addr, secs).await;
+            child.stop().await;
+            phases
+        }
+        Err(_) => Err("not run".into()),
+    };
+    let breakdown = match &phases {
+        Ok(_) => time_store_calls(&served).await,
+        Err(_) => Ok(Vec::new()),
+    };
+    // The writer's runs go again: the bench database keeps its rows.
+    let store = Store::open(&served).await?;
+    for run in &templates {
+        store.delete_state(&run.run_id).await?;
+    }
+    let total = store.get_workflow_stats().await?.total_workflows;
+    store.close().await;
+    if u64::try_from(total).ok() != Some(rows) {
+        return Err(format!(
+            "{} holds {total} runs after the writer's were deleted, not {rows}",
+            db.url
+        )
+        .into());
+    }
+    let (phases, breakdown, uncached) = (phases?, breakdown?, uncached?);
+    let mut outcome = figures(
+        rows,
+        secs,
+        age_h,
+        (db.build.database_bytes, 0),
+        &phases,
+        &uncached,
+        &breakdown,
+        "PostgreSQL ",
+    )?;
+    for m in &mut outcome.measurements {
+        m.name = format!("pg.{}", m.name);
+    }
+    outcome.table = format!(
+        "PostgreSQL ({}):\n{}",
+        flowstate_bench::pg::database_name(rows),
+        outcome.table
+    );
+    Ok(outcome)
+}
+
+/// The measurements and the table of one size. `what` names the backend in the notes ("" for SQLite).
+#[allow(clippy::too_many_arguments)]
+fn figures(
+    rows: u64,
+    secs: u64,
+    age_h: f64,
+    (db_file, db_wal): (u64, u64),
+    phases: &Phases,
+    uncached: &Uncached,
+    breakdown: &Breakdown,
+    what: &str,
+) -> Result<SizeOutcome> {
     let (alone, read, write, writer) = (&phases.alone, &phases.read, &phases.write, &phases.writer);
     let note = format!(
         "{CLIENTS} keep-alive clients for {secs} s each cycling over / , /runs, /runs?status=failed, /failures, \
          while a writer saves {WRITE_RATE} runs/s (synchronous FULL, 4 saves per run); baseline = the same load \
-         without the writer; release `flowstate serve` on loopback; database as of {age_h:.1} h before the run"
+         without the writer; release `flowstate serve` on loopback, {what}database; database as of {age_h:.1} h before the run"
     );
     let mut ms = Vec::new();
     for (key, _) in PAGES.iter().copied().chain([("all", "")]) {
@@ -386,8 +502,8 @@ async fn bench_size(server: &Path, work: &Path, rows: u64, secs: u64) -> Result<
         .note("the bench database as loaded (file + -wal) / runs"),
     );
 
-    let mut table = size_table(rows, secs, age_h, &phases, &breakdown);
-    table.push_str(&uncached_table(&uncached, write));
+    let mut table = size_table(rows, secs, age_h, phases, breakdown);
+    table.push_str(&uncached_table(uncached, write));
     Ok(SizeOutcome {
         measurements: ms,
         table,

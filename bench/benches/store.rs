@@ -91,6 +91,12 @@ fn run() -> Result<()> {
             .init();
     }
     let config = Config::from_env_and_args(std::env::args().skip(1))?;
+    if std::env::var("FLOWSTATE_BENCH_PG_ONLY").is_ok_and(|v| v == "1") {
+        println!(
+            "flowstate store bench: skipped (FLOWSTATE_BENCH_PG_ONLY=1; the pg bench measures PostgreSQL)"
+        );
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let path = report::report_path();
     let mut all: Vec<Measurement> = Vec::new();

@@ -27,6 +27,7 @@ use std::path::PathBuf;
 
 pub mod generate;
 pub mod load;
+pub mod pg;
 pub mod report;
 pub mod sample;
 
@@ -68,12 +69,15 @@ pub struct Config {
     pub secs: f64,
     /// Only the groups whose names contain one of these words (all when empty).
     pub only: Vec<String>,
+    /// A PostgreSQL server to measure as well (`FLOWSTATE_BENCH_PG`, or `--pg URL`).
+    pub pg: Option<String>,
 }
 
 impl Config {
     /// Reads `FLOWSTATE_BENCH_ROWS` (sizes, comma-separated: `100000`, `1M`, `1000000,10000000`),
-    /// `FLOWSTATE_BENCH_SECS` (default 3) and `FLOWSTATE_BENCH_ONLY` (group names), then the arguments, which win:
-    /// `--rows N[,N...]`, a bare size, `--secs S`, and any other word as a group name. The `--bench` flag cargo
+    /// `FLOWSTATE_BENCH_SECS` (default 3), `FLOWSTATE_BENCH_ONLY` (group names) and `FLOWSTATE_BENCH_PG` (a
+    /// PostgreSQL server's URL), then the arguments, which win: `--rows N[,N...]`, a bare size, `--secs S`,
+    /// `--pg URL`, and any other word as a group name. The `--bench` flag cargo
     /// passes is ignored.
     ///
     /// # Errors
@@ -83,6 +87,7 @@ impl Config {
             rows: vec![DEFAULT_ROWS],
             secs: 3.0,
             only: Vec::new(),
+            pg: pg::server_from_env(),
         };
         if let Ok(v) = std::env::var("FLOWSTATE_BENCH_ROWS") {
             if !v.trim().is_empty() {
@@ -114,6 +119,10 @@ impl Config {
                 config.secs = parse_secs(v)?;
             } else if arg == "--secs" {
                 config.secs = parse_secs(&args.next().ok_or("--secs needs a value")?)?;
+            } else if let Some(v) = arg.strip_prefix("--pg=") {
+                config.pg = Some(v.to_string());
+            } else if arg == "--pg" {
+                config.pg = Some(args.next().ok_or("--pg needs a server URL")?);
             } else if arg.starts_with(|c: char| c.is_ascii_digit()) {
                 config.rows = parse_sizes(&arg)?;
             } else if arg.starts_with('-') {
@@ -181,5 +190,10 @@ mod tests {
         assert!(c.wants("save_state") && !c.wants("list"));
         assert_eq!(args(&["10M"]).unwrap().rows, vec![10_000_000]);
         assert!(args(&["--frobnicate"]).is_err());
+        assert_eq!(
+            args(&["--pg", "postgres://u@h/db"]).unwrap().pg.as_deref(),
+            Some("postgres://u@h/db")
+        );
+        assert!(args(&["--pg"]).is_err());
     }
 }

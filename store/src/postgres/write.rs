@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection, Postgres, QueryBuilder};
+use sqlx::{Connection, PgConnection, Postgres};
 
 use super::counters::{self, decode_key};
+use super::read::cleanup_filter;
 use super::PgStore;
 use crate::store::{CLEANUP_BATCH, CLEANUP_BATCH_TARGET};
 use crate::time;
@@ -395,22 +396,19 @@ impl PgStore {
     /// Deletes the runs a policy matches in short batches, each one statement in its own transaction: at most
     /// [`CLEANUP_BATCH`] rows, fewer when a batch takes longer than [`CLEANUP_BATCH_TARGET`]. A batch locks the rows
     /// it picks with `FOR UPDATE SKIP LOCKED` (a run a writer is saving right now is left alone, not waited for),
-    /// and the policy is checked again on each locked row (a run updated meanwhile, made recent, is kept).
+    /// and the policy is checked again on each locked row (a run updated meanwhile, made recent, is kept). The
+    /// filter is the preview's ([`cleanup_filter`]); batches go on until one deletes nothing, so rows skipped
+    /// because a writer held them are deleted by a later batch.
     pub(crate) async fn cleanup(&self, policy: &ValidCleanup) -> Result<u64> {
         self.check_writable()?;
-        let statuses: Vec<String> = policy.statuses.iter().map(|s| s.as_str().to_string()).collect();
         let mut deleted = 0u64;
         let mut batch: i64 = 64;
         loop {
-            let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
-                "DELETE FROM workflow_state WHERE run_id IN (SELECT run_id FROM workflow_state WHERE status = ANY(",
+            // The preview's filter exactly (`-infinity` never matches), picked and locked in a subquery.
+            let mut qb = cleanup_filter(
+                policy,
+                "DELETE FROM workflow_state WHERE run_id IN (SELECT run_id FROM workflow_state WHERE ",
             );
-            qb.push_bind(statuses.clone())
-                .push(") AND updated_at < ")
-                .push_bind(policy.cutoff);
-            if let Some(p) = &policy.pipeline_id {
-                qb.push(" AND pipeline_id = ").push_bind(p.clone());
-            }
             qb.push(" LIMIT ")
                 .push_bind(batch)
                 .push(" FOR UPDATE SKIP LOCKED)");
@@ -424,8 +422,14 @@ impl PgStore {
             let took = began.elapsed();
             deleted += done;
             tracing::debug!(rows = done, ms = took.as_secs_f64() * 1e3, "cleanup batch");
-            if done < batch as u64 {
+            // A short batch is not the end: rows a writer held were skipped (SKIP LOCKED), and may match still once
+            // it commits. Only a batch that deletes nothing ends the cleanup (a row locked for that long is left).
+            if done == 0 {
                 break;
+            }
+            if done < batch as u64 {
+                tokio::task::yield_now().await;
+                continue;
             }
             if took > CLEANUP_BATCH_TARGET {
                 batch = (batch / 2).max(8);

@@ -1,0 +1,1059 @@
+//! The PostgreSQL bench: the store's figures on PostgreSQL, each beside flujo's own PostgreSQL queries or a raw
+//! prepared `INSERT ... ON CONFLICT` (sqlx) measured in the same run, on the same server.
+//!
+//! ```text
+//! FLOWSTATE_BENCH_PG=postgres://user@host:port/postgres cargo bench -p flowstate-bench --bench pg -- --rows 1M
+//! cargo bench -p flowstate-bench --bench pg -- --pg postgres://... --rows 1M,10M save stats   # some groups
+//! ```
+//!
+//! Without a server it prints `SKIPPED` and succeeds (`cargo make bench` runs it always). Groups: `save` (1, 16
+//! and 64 writers on small databases of their own: `Store::save_state` beside flujo's upsert on flujo's plain
+//! table), then per size `load` (the bulk load), `load_state`, `stats`, `list`, `failed`, `cleanup` (with 16
+//! writers saving meanwhile; the deleted rows are put back afterwards). Figures are named `pg.*` in
+//! `target/bench/flowstate.json`, beside SQLite's.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use flowstate_bench::generate::{Generator, Row, SplitMix, STATUS_MIX};
+use flowstate_bench::pg::{self, PgBenchDb};
+use flowstate_bench::report::{self, Measurement};
+use flowstate_bench::sample::{sample_async, Budget, Samples};
+use flowstate_bench::{Config, Result};
+use flowstate_store::{CleanupPolicy, ListQuery, Status, Store, StoreOptions, WorkflowState};
+use sqlx::{Connection, PgConnection, Row as _};
+use tokio::runtime::Runtime;
+
+/// Rows of the databases the save benches write into (a fresh copy for each measurement).
+const SAVE_DB_ROWS: u64 = 10_000;
+/// Writer connections of the save figures.
+const WRITERS: [usize; 3] = [1, 16, 64];
+/// Saves of one run: `SAVES_PER_RUN - 1` progress saves (running, the step advancing), then its end.
+const SAVES_PER_RUN: u64 = 5;
+/// Runs the load_state figures read (at random).
+const WORKING_SET: u64 = 20_000;
+/// Page size of the list benches (the store's default).
+const PAGE: u32 = ListQuery::DEFAULT_LIMIT;
+/// The deep page of the list benches.
+const DEEP_PAGE: u64 = 10_000;
+/// Writers saving during the cleanup.
+const CLEANUP_WRITERS: usize = 16;
+/// Columns flujo's list queries return.
+const FLUJO_LIST_COLUMNS: &str =
+    "run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, status, \
+    created_at, updated_at, total_steps, error_message, execution_time_ms, memory_usage_mb";
+
+/// flujo's table and its indexes (including `idx_workflow_state_metadata_gin` of its migrations), as flujo's
+/// PostgresBackend creates them.
+const FLUJO_DDL: &str = r#"
+CREATE TABLE workflow_state (
+    run_id TEXT PRIMARY KEY,
+    pipeline_id TEXT NOT NULL,
+    pipeline_name TEXT NOT NULL,
+    pipeline_version TEXT NOT NULL,
+    current_step_index INTEGER NOT NULL,
+    pipeline_context JSONB,
+    last_step_output JSONB,
+    step_history JSONB,
+    status TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    total_steps INTEGER DEFAULT 0,
+    error_message TEXT,
+    execution_time_ms INTEGER,
+    memory_usage_mb REAL,
+    metadata JSONB,
+    is_background_task BOOLEAN DEFAULT FALSE,
+    parent_run_id TEXT,
+    task_id TEXT,
+    background_error TEXT
+);
+CREATE INDEX idx_workflow_state_status ON workflow_state(status);
+CREATE INDEX idx_workflow_state_pipeline_id ON workflow_state(pipeline_id);
+CREATE INDEX idx_workflow_state_parent_run_id ON workflow_state(parent_run_id);
+CREATE INDEX idx_workflow_state_created_at ON workflow_state(created_at);
+CREATE INDEX idx_runs_context_gin ON workflow_state USING GIN (pipeline_context);
+CREATE INDEX idx_workflow_state_metadata_gin ON workflow_state USING GIN (metadata);
+"#;
+
+/// flujo's save: every column but run_id and created_at replaced on conflict. `$1..$20` in flujo's order.
+const FLUJO_UPSERT: &str = "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, \
+    current_step_index, pipeline_context, last_step_output, step_history, status, created_at, updated_at, \
+    total_steps, error_message, execution_time_ms, memory_usage_mb, metadata, is_background_task, parent_run_id, \
+    task_id, background_error) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9, $10, $11, $12, $13, \
+    $14, $15, $16::jsonb, $17, $18, $19, $20) ON CONFLICT (run_id) DO UPDATE SET pipeline_id = excluded.pipeline_id, \
+    pipeline_name = excluded.pipeline_name, pipeline_version = excluded.pipeline_version, \
+    current_step_index = excluded.current_step_index, pipeline_context = excluded.pipeline_context, \
+    last_step_output = excluded.last_step_output, step_history = excluded.step_history, status = excluded.status, \
+    updated_at = excluded.updated_at, total_steps = excluded.total_steps, error_message = excluded.error_message, \
+    execution_time_ms = excluded.execution_time_ms, memory_usage_mb = excluded.memory_usage_mb, \
+    metadata = excluded.metadata, is_background_task = excluded.is_background_task, \
+    parent_run_id = excluded.parent_run_id, task_id = excluded.task_id, background_error = excluded.background_error";
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("bench pg: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let config = Config::from_env_and_args(std::env::args().skip(1))?;
+    let Some(server) = config.pg.clone() else {
+        println!(
+            "SKIPPED bench pg: no PostgreSQL server (set FLOWSTATE_BENCH_PG=postgres://... or pass --pg URL; \
+             scripts/pg-server.sh start DIR starts one)"
+        );
+        return Ok(());
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let path = report::report_path();
+    let mut all: Vec<Measurement> = Vec::new();
+    let mut keep = |group: Vec<Measurement>| -> Result<()> {
+        print!("{}", report::table(&group));
+        println!();
+        report::merge_into(&path, &group)?;
+        all.extend(group);
+        Ok(())
+    };
+    let version: String = rt.block_on(async {
+        let mut c = PgConnection::connect(&server).await?;
+        sqlx::query_scalar::<_, String>("SHOW server_version")
+            .fetch_one(&mut c)
+            .await
+    })?;
+    println!(
+        "flowstate PostgreSQL bench: PostgreSQL {version}, sizes {:?}, {} s per measurement, groups {}",
+        config.rows,
+        config.secs,
+        if config.only.is_empty() {
+            "all".to_string()
+        } else {
+            config.only.join(", ")
+        }
+    );
+
+    if config.wants("save") {
+        keep(rt.block_on(save_group(&config, &server))?)?;
+    }
+    for &rows in &config.rows {
+        let db = rt.block_on(pg::ensure(&server, rows))?;
+        let store = rt.block_on(Store::open_with(&db.url, db.store_options(8)))?;
+        let generator = db.generator();
+        if config.wants("load") {
+            keep(vec![bulk_load_figure(&db)])?;
+        }
+        if config.wants("load_state") {
+            keep(rt.block_on(load_state_group(&config, &db, &store, &generator))?)?;
+        }
+        if config.wants("stats") {
+            keep(rt.block_on(stats_group(&config, &db, &store))?)?;
+        }
+        if config.wants("list") {
+            keep(rt.block_on(list_group(&config, &db, &store))?)?;
+        }
+        if config.wants("failed") || config.wants("failure") {
+            keep(rt.block_on(failed_group(&config, &db, &store))?)?;
+        }
+        rt.block_on(store.close());
+        if config.wants("cleanup") {
+            keep(cleanup_group(&rt, &config, &db, &generator)?)?;
+        }
+    }
+    println!("== all PostgreSQL figures of this run ==");
+    print!("{}", report::table(&all));
+    println!("\nwritten to {}", path.display());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers
+
+fn latency(name: &str, rows: u64, store: &Samples, raw: &Samples, what: &str, goal_ms: f64) -> Measurement {
+    Measurement::new(name, rows, store.median_ms(), "ms")
+        .higher_is_better(false)
+        .baseline(raw.median_ms(), what)
+        .goal_at_most(goal_ms)
+        .extra("p99_ms", store.p99_ms())
+        .extra("max_ms", store.max_ms())
+        .extra("samples", store.len() as u64)
+        .extra("baseline_p99_ms", raw.p99_ms())
+        .extra("baseline_samples", raw.len() as u64)
+}
+
+/// Times a raw query (fetching every row) repeatedly within `budget`.
+async fn sample_raw(
+    budget: Budget,
+    conn: &mut PgConnection,
+    sql: &str,
+    bind: impl Fn(
+        sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+) -> Result<Samples> {
+    let conn = std::cell::RefCell::new(conn);
+    sample_async(budget, || async {
+        let mut c = conn.borrow_mut();
+        bind(sqlx::query(sql)).fetch_all(&mut **c).await.map(|r| r.len())
+    })
+    .await
+}
+
+async fn admin(server: &str) -> Result<PgConnection> {
+    Ok(PgConnection::connect(server).await?)
+}
+
+async fn create_database(server: &str, name: &str, template: Option<&str>) -> Result<String> {
+    let mut c = admin(server).await?;
+    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut c)
+        .await?;
+    let with = template.map(|t| format!(" TEMPLATE \"{t}\"")).unwrap_or_default();
+    sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\"{with}"))
+        .execute(&mut c)
+        .await?;
+    pg::with_database(server, name)
+}
+
+async fn drop_database(server: &str, name: &str) -> Result<()> {
+    let mut c = admin(server).await?;
+    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut c)
+        .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 1. Saves: 1, 16, 64 writers
+
+/// One save of a run's life: `(run id, step)`; the last step ends the run (completed, or failed one run in 20).
+struct Save {
+    base: usize,
+    run_id: String,
+    step: u64,
+    run: u64,
+}
+
+impl Save {
+    fn of(writer: usize, n: u64, bases: usize) -> Save {
+        let run = n / SAVES_PER_RUN;
+        Save {
+            base: (writer * 31 + run as usize) % bases,
+            run_id: format!("bench-w{writer}-r{run}"),
+            step: n % SAVES_PER_RUN,
+            run,
+        }
+    }
+
+    fn status(&self) -> Status {
+        if self.step + 1 < SAVES_PER_RUN {
+            Status::Running
+        } else if self.run % 20 == 7 {
+            Status::Failed
+        } else {
+            Status::Completed
+        }
+    }
+
+    fn execution_time_ms(&self) -> Option<i64> {
+        (self.step + 1 == SAVES_PER_RUN).then_some(150 + (self.run as i64 * 7919) % 60_000)
+    }
+}
+
+/// A base row: its state for the store, its columns for the raw statement.
+struct Base {
+    state: WorkflowState,
+    row: OwnedRow,
+}
+
+#[derive(Clone)]
+struct OwnedRow {
+    pipeline_id: String,
+    pipeline_name: String,
+    pipeline_version: String,
+    total_steps: i32,
+    context: String,
+    last_output: Option<String>,
+    history: Option<String>,
+    error: Option<String>,
+    memory: Option<f32>,
+}
+
+fn bases(generator: &Generator, n: u64) -> Vec<Base> {
+    (0..n)
+        .map(|k| {
+            let r: Row<'_> = generator.row(k);
+            Base {
+                state: r.to_state(),
+                row: OwnedRow {
+                    pipeline_id: r.pipeline_id.to_string(),
+                    pipeline_name: r.pipeline_name.to_string(),
+                    pipeline_version: r.pipeline_version.to_string(),
+                    total_steps: r.total_steps as i32,
+                    context: r.pipeline_context.clone(),
+                    last_output: r.last_step_output.map(str::to_string),
+                    history: r.step_history.map(str::to_string),
+                    error: r.error_message.map(str::to_string),
+                    memory: r.memory_usage_mb.map(|m| m as f32),
+                },
+            }
+        })
+        .collect()
+}
+
+/// Which writer saves how: the store, or flujo's statement on a connection of its own.
+#[derive(Clone, Copy, PartialEq)]
+enum Writer {
+    Store,
+    Raw,
+}
+
+/// Saves/s of `writers` concurrent writers for `secs`, with each save's latency.
+async fn saves(
+    how: Writer,
+    url: &str,
+    writers: usize,
+    secs: f64,
+    bases: Arc<Vec<Base>>,
+) -> Result<(f64, Samples, u64)> {
+    let store = if how == Writer::Store {
+        Some(
+            Store::open_with(
+                url,
+                StoreOptions {
+                    max_connections: writers as u32,
+                    ..Default::default()
+                },
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let go = Arc::new(tokio::sync::Barrier::new(writers + 1));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (store, url, go, stop, bases) = (
+            store.clone(),
+            url.to_string(),
+            go.clone(),
+            stop.clone(),
+            bases.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut conn = match &store {
+                None => Some(PgConnection::connect(&url).await?),
+                Some(_) => None,
+            };
+            let mut latencies = Vec::new();
+            let mut n = 0u64;
+            // One save before the start (connections opened, statements prepared), not timed.
+            let mut warm = true;
+            loop {
+                if !warm && stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let save = Save::of(w, n, bases.len());
+                let base = &bases[save.base];
+                let t = Instant::now();
+                match (&store, conn.as_mut()) {
+                    (Some(store), _) => {
+                        let mut s = base.state.clone();
+                        s.run_id = save.run_id.clone();
+                        s.status = save.status();
+                        s.current_step_index = save.step as i64;
+                        s.execution_time_ms = save.execution_time_ms();
+                        s.created_at = None;
+                        s.updated_at = None;
+                        if s.status != Status::Failed {
+                            s.error_message = None;
+                        }
+                        store.save_state(&s).await?;
+                    }
+                    (None, Some(conn)) => {
+                        let r = &base.row;
+                        let now = Utc::now();
+                        let status = save.status();
+                        sqlx::query(FLUJO_UPSERT)
+                            .bind(&save.run_id)
+                            .bind(&r.pipeline_id)
+                            .bind(&r.pipeline_name)
+                            .bind(&r.pipeline_version)
+                            .bind(save.step as i32)
+                            .bind(&r.context)
+                            .bind(&r.last_output)
+                            .bind(&r.history)
+                            .bind(status.as_str())
+                            .bind(now)
+                            .bind(now)
+                            .bind(r.total_steps)
+                            .bind(if status == Status::Failed {
+                                r.error.clone()
+                            } else {
+                                None
+                            })
+                            .bind(save.execution_time_ms().map(|v| v as i32))
+                            .bind(r.memory)
+                            .bind(None::<String>)
+                            .bind(false)
+                            .bind(None::<String>)
+                            .bind(None::<String>)
+                            .bind(None::<String>)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    _ => unreachable!(),
+                }
+                n += 1;
+                if warm {
+                    warm = false;
+                    go.wait().await;
+                } else {
+                    latencies.push(t.elapsed());
+                }
+            }
+            if let Some(conn) = conn {
+                conn.close().await.ok();
+            }
+            Ok::<_, flowstate_bench::Error>(latencies)
+        }));
+    }
+    go.wait().await;
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let pending = if let Some(store) = store {
+        let check = store.verify_counters().await?;
+        if !check.is_exact() {
+            return Err(format!("counters differ after the saves: {:?}", check.differences).into());
+        }
+        store.close().await;
+        let mut c = PgConnection::connect(url).await?;
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM flowstate_delta")
+            .fetch_one(&mut c)
+            .await? as u64
+    } else {
+        0
+    };
+    let n = all.len() as f64;
+    Ok((n / elapsed.max(1e-9), Samples::new(all), pending))
+}
+
+async fn save_group(config: &Config, server: &str) -> Result<Vec<Measurement>> {
+    // Two templates of SAVE_DB_ROWS runs: flujo's plain table, and the same migrated by the store.
+    let generator = Generator::new(flowstate_bench::SEED, SAVE_DB_ROWS, Utc::now());
+    let flujo_url = create_database(server, "flowstate_bench_save_flujo", None).await?;
+    let mut c = PgConnection::connect(&flujo_url).await?;
+    sqlx::raw_sql(FLUJO_DDL).execute(&mut c).await?;
+    pg::copy_rows(&mut c, &generator, 0..SAVE_DB_ROWS, "workflow_state", false).await?;
+    sqlx::raw_sql("VACUUM ANALYZE workflow_state")
+        .execute(&mut c)
+        .await?;
+    c.close().await.ok();
+    drop_database(server, "flowstate_bench_save_store").await?;
+    let store_url = create_database(
+        server,
+        "flowstate_bench_save_store",
+        Some("flowstate_bench_save_flujo"),
+    )
+    .await?;
+    let store = Store::open(&store_url).await?;
+    store.close().await;
+
+    let bases = Arc::new(bases(&generator, 256));
+    let mut out = Vec::new();
+    for writers in WRITERS {
+        let rate = |how: Writer, template: &'static str| {
+            let bases = bases.clone();
+            async move {
+                let url = create_database(server, "flowstate_bench_save_cell", Some(template)).await?;
+                let r = saves(how, &url, writers, config.secs, bases).await;
+                drop_database(server, "flowstate_bench_save_cell").await?;
+                r
+            }
+        };
+        let (raw, raw_lat, _) = rate(Writer::Raw, "flowstate_bench_save_flujo").await?;
+        let (migrated, _, _) = rate(Writer::Raw, "flowstate_bench_save_store").await?;
+        let (store, store_lat, pending) = rate(Writer::Store, "flowstate_bench_save_store").await?;
+        println!(
+            "saves, {writers} writers: raw {raw:.0}/s, raw on the migrated database {migrated:.0}/s, store {store:.0}/s"
+        );
+        out.push(
+            Measurement::new(format!("pg.save_state.writers_{writers}"), SAVE_DB_ROWS, store, "saves/s")
+                .higher_is_better(true)
+                .baseline(
+                    raw,
+                    "flujo's prepared INSERT ... ON CONFLICT (sqlx) on flujo's plain table (its 6 indexes), as many \
+                     connections",
+                )
+                .goal_ratio_at_least(0.7)
+                .extra("raw_on_migrated_per_sec", migrated)
+                .extra("p50_ms", store_lat.median_ms())
+                .extra("p99_ms", store_lat.p99_ms())
+                .extra("baseline_p99_ms", raw_lat.p99_ms())
+                .extra("deltas_pending_after", pending)
+                .note(format!(
+                    "{writers} writer connection(s), autocommit single-run saves: each run saved {SAVES_PER_RUN} \
+                     times (inserted running, progress, then completed or failed); database of \
+                     {SAVE_DB_ROWS} runs; counters recounted exact after"
+                )),
+        );
+    }
+    for name in ["flowstate_bench_save_store", "flowstate_bench_save_flujo"] {
+        drop_database(server, name).await?;
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 2. The bulk load
+
+fn bulk_load_figure(db: &PgBenchDb) -> Measurement {
+    let b = &db.build;
+    Measurement::new("pg.bulk_load", db.rows, b.rows_per_sec, "rows/s")
+        .higher_is_better(true)
+        .extra("copy_secs", b.copy_secs)
+        .extra("index_secs", b.index_secs)
+        .extra("migration_secs", b.finish_secs)
+        .extra("vacuum_secs", b.vacuum_secs)
+        .extra("total_secs", b.total_secs)
+        .extra("database_bytes", b.database_bytes)
+        .note(format!(
+            "COPY, then the indexes, then the store's migration (triggers, counters recounted), VACUUM ANALYZE{}",
+            if db.fresh { "" } else { " (built by an earlier run)" }
+        ))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 3. load_state
+
+async fn load_state_group(
+    config: &Config,
+    db: &PgBenchDb,
+    store: &Store,
+    generator: &Generator,
+) -> Result<Vec<Measurement>> {
+    let budget = Budget::secs(config.secs);
+    let mut rng = SplitMix(42);
+    let ids: Vec<String> = (0..WORKING_SET.min(db.rows))
+        .map(|_| generator.run_id(rng.next_u64() % db.rows))
+        .collect();
+    let mut conn = PgConnection::connect(&db.url).await?;
+    // Both read every run of the working set once first.
+    for id in &ids {
+        sqlx::query("SELECT * FROM workflow_state WHERE run_id = $1")
+            .bind(id)
+            .fetch_optional(&mut conn)
+            .await?;
+    }
+    let next = std::cell::Cell::new(0usize);
+    let pick = || {
+        let i = next.get();
+        next.set(i + 1);
+        &ids[i % ids.len()]
+    };
+    let s = sample_async(budget, || async {
+        let found = store.load_state(pick()).await?;
+        found.ok_or_else(|| flowstate_bench::Error::from("a bench run is missing"))
+    })
+    .await?;
+    let conn = std::cell::RefCell::new(&mut conn);
+    let r = sample_async(budget, || async {
+        let mut c = conn.borrow_mut();
+        sqlx::query("SELECT * FROM workflow_state WHERE run_id = $1")
+            .bind(pick())
+            .fetch_optional(&mut **c)
+            .await
+    })
+    .await?;
+    Ok(vec![latency(
+        "pg.load_state",
+        db.rows,
+        &s,
+        &r,
+        "flujo's load: SELECT * ... WHERE run_id = $1 (sqlx, prepared), the same runs",
+        1.0,
+    )
+    .note(format!(
+        "random runs of a working set of {WORKING_SET}, each read once before; every column decoded"
+    ))])
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 4. Stats
+
+async fn stats_group(config: &Config, db: &PgBenchDb, store: &Store) -> Result<Vec<Measurement>> {
+    let budget = Budget::secs(config.secs);
+    let stats = store.get_workflow_stats().await?;
+    let s = sample_async(budget, || store.get_workflow_stats()).await?;
+    let mut conn = PgConnection::connect(&db.url).await?;
+    let since = db.as_of - chrono::Duration::hours(24);
+    let conn = std::cell::RefCell::new(&mut conn);
+    let r = sample_async(budget, || async {
+        let mut c = conn.borrow_mut();
+        // flujo's get_workflow_stats: five queries.
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workflow_state")
+            .fetch_one(&mut **c)
+            .await?;
+        let groups = sqlx::query("SELECT status, COUNT(*) FROM workflow_state GROUP BY status")
+            .fetch_all(&mut **c)
+            .await?
+            .len();
+        let recent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workflow_state WHERE created_at >= $1")
+            .bind(since)
+            .fetch_one(&mut **c)
+            .await?;
+        let avg: Option<f64> = sqlx::query_scalar(
+            "SELECT AVG(execution_time_ms)::float8 FROM workflow_state WHERE execution_time_ms IS NOT NULL",
+        )
+        .fetch_one(&mut **c)
+        .await?;
+        let bg = sqlx::query(
+            "SELECT status, COUNT(*) FROM workflow_state WHERE is_background_task = TRUE GROUP BY status",
+        )
+        .fetch_all(&mut **c)
+        .await?
+        .len();
+        Ok::<_, sqlx::Error>(total as f64 + groups as f64 + recent as f64 + avg.unwrap_or(0.0) + bg as f64)
+    })
+    .await?;
+    Ok(vec![latency(
+        "pg.get_workflow_stats",
+        db.rows,
+        &s,
+        &r,
+        "flujo's PostgreSQL stats: COUNT(*), GROUP BY status, COUNT(*) of the last 24 h, AVG(execution_time_ms), \
+         GROUP BY status of background tasks (sqlx, prepared)",
+        3.0,
+    )
+    .extra("total_workflows", stats.total_workflows)
+    .extra("recent_workflows_24h", stats.recent_workflows_24h)
+    .note("median of repeated calls on a warm cache; the store reads its counters (a few rows plus pending deltas)")])
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 5. Lists
+
+struct ListCase {
+    label: &'static str,
+    status: Option<Status>,
+    pipeline: Option<&'static str>,
+}
+
+impl ListCase {
+    fn query(&self) -> ListQuery {
+        ListQuery {
+            statuses: self.status.iter().cloned().collect(),
+            pipeline_id: self.pipeline.map(str::to_string),
+            limit: Some(PAGE),
+            ..Default::default()
+        }
+    }
+
+    fn filter(&self) -> String {
+        let mut sql = String::from("WHERE TRUE");
+        if let Some(s) = &self.status {
+            sql.push_str(&format!(" AND status = '{}'", s.as_str()));
+        }
+        if let Some(p) = self.pipeline {
+            sql.push_str(&format!(" AND pipeline_id = '{p}'"));
+        }
+        sql
+    }
+
+    fn describe(&self) -> String {
+        match (&self.status, self.pipeline) {
+            (None, None) => "no filter".into(),
+            (Some(s), None) => format!("status = {s}"),
+            (Some(s), Some(p)) => format!("pipeline = {p}, status = {s}"),
+            (None, Some(p)) => format!("pipeline = {p}"),
+        }
+    }
+}
+
+async fn list_group(config: &Config, db: &PgBenchDb, store: &Store) -> Result<Vec<Measurement>> {
+    let budget = Budget::secs(config.secs);
+    let mut conn = PgConnection::connect(&db.url).await?;
+    let cases = [
+        ListCase {
+            label: "unfiltered",
+            status: None,
+            pipeline: None,
+        },
+        ListCase {
+            label: "status",
+            status: Some(Status::Failed),
+            pipeline: None,
+        },
+        ListCase {
+            label: "pipeline_status",
+            status: Some(Status::Completed),
+            pipeline: Some("customer-support-triage"),
+        },
+    ];
+    let mut out = Vec::new();
+    for case in &cases {
+        let filter = case.filter();
+        let matched: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM workflow_state {filter}"))
+            .fetch_one(&mut conn)
+            .await?;
+        let flujo_sql = format!(
+            "SELECT {FLUJO_LIST_COLUMNS} FROM workflow_state {filter} ORDER BY created_at DESC LIMIT $1 OFFSET $2"
+        );
+
+        let q = case.query();
+        let first = store.list_workflows(&q).await?;
+        let s = sample_async(budget, || store.list_workflows(&q)).await?;
+        let r = sample_raw(budget, &mut conn, &flujo_sql, |q| {
+            q.bind(i64::from(PAGE)).bind(0i64)
+        })
+        .await?;
+        out.push(
+            latency(
+                &format!("pg.list_workflows.first_page.{}", case.label),
+                db.rows,
+                &s,
+                &r,
+                &format!(
+                    "flujo's list query: {}, ORDER BY created_at DESC LIMIT {PAGE} (sqlx, prepared)",
+                    case.describe()
+                ),
+                3.0,
+            )
+            .extra("matched_rows", matched)
+            .extra("returned", first.runs.len() as u64)
+            .note(format!("{}; {PAGE} runs per page", case.describe())),
+        );
+
+        let pages = (matched.max(0) as u64).div_ceil(u64::from(PAGE));
+        let page = DEEP_PAGE.min(pages);
+        if page < 2 {
+            continue;
+        }
+        let offset = (page - 1) * u64::from(PAGE);
+        let t = Instant::now();
+        let before = store
+            .list_workflows(&ListQuery {
+                limit: Some(1),
+                offset: Some(offset - 1),
+                ..case.query()
+            })
+            .await?;
+        let cursor_ms = t.elapsed().as_secs_f64() * 1e3;
+        let cursor = before
+            .next_cursor
+            .ok_or("the row before the deep page should have a next cursor")?;
+        let q = ListQuery {
+            cursor: Some(cursor),
+            ..case.query()
+        };
+        let deep = store.list_workflows(&q).await?;
+        let raw_first: String = sqlx::query(&flujo_sql)
+            .bind(1i64)
+            .bind(offset as i64)
+            .fetch_one(&mut conn)
+            .await?
+            .try_get(0)?;
+        if deep.runs.first().map(|r| r.run_id.as_str()) != Some(raw_first.as_str()) {
+            eprintln!(
+                "warning: page {page} ({}) starts with {:?} in the store and {raw_first:?} in flujo's query",
+                case.label,
+                deep.runs.first().map(|r| &r.run_id)
+            );
+        }
+        let s = sample_async(budget, || store.list_workflows(&q)).await?;
+        let r = sample_raw(budget, &mut conn, &flujo_sql, |q| {
+            q.bind(i64::from(PAGE)).bind(offset as i64)
+        })
+        .await?;
+        out.push(
+            latency(
+                &format!("pg.list_workflows.page_10000.{}", case.label),
+                db.rows,
+                &s,
+                &r,
+                &format!(
+                    "flujo's list query: {}, ORDER BY created_at DESC LIMIT {PAGE} OFFSET {}",
+                    case.describe(),
+                    report::number(offset as f64)
+                ),
+                3.0,
+            )
+            .extra("page", page)
+            .extra("matched_rows", matched)
+            .extra("returned", deep.runs.len() as u64)
+            .extra("cursor_by_offset_ms", cursor_ms)
+            .note(format!(
+                "{}; page {} through its keyset cursor",
+                case.describe(),
+                report::number(page as f64)
+            )),
+        );
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 6. Failed runs and failure groups
+
+async fn failed_group(config: &Config, db: &PgBenchDb, store: &Store) -> Result<Vec<Measurement>> {
+    let budget = Budget::secs(config.secs);
+    let mut conn = PgConnection::connect(&db.url).await?;
+    let since = db.as_of - chrono::Duration::hours(24);
+    let mut out = Vec::new();
+    let failed = store.get_failed_workflows(24, PAGE).await?;
+    let s = sample_async(budget, || store.get_failed_workflows(24, PAGE)).await?;
+    let r = sample_raw(
+        budget,
+        &mut conn,
+        &format!(
+            "SELECT {FLUJO_LIST_COLUMNS} FROM workflow_state WHERE status = 'failed' AND updated_at >= $1 \
+             ORDER BY updated_at DESC LIMIT {PAGE}"
+        ),
+        |q| q.bind(since),
+    )
+    .await?;
+    let in_window = store.count_failed_since(since).await?;
+    out.push(
+        latency(
+            "pg.get_failed_workflows.24h",
+            db.rows,
+            &s,
+            &r,
+            &format!(
+                "flujo's query: status = 'failed' AND updated_at >= now - 24 h ORDER BY updated_at DESC, with LIMIT \
+                 {PAGE} added (flujo's has none)"
+            ),
+            20.0,
+        )
+        .extra("failed_in_window", in_window)
+        .extra("returned", failed.len() as u64),
+    );
+    let groups = store.failure_groups(since).await?;
+    let s = sample_async(budget, || store.failure_groups(since)).await?;
+    let r = sample_raw(
+        budget,
+        &mut conn,
+        "SELECT error_message, COUNT(*), MIN(updated_at), MAX(updated_at) FROM workflow_state \
+         WHERE status = 'failed' AND updated_at >= $1 GROUP BY error_message ORDER BY COUNT(*) DESC",
+        |q| q.bind(since),
+    )
+    .await?;
+    out.push(
+        latency(
+            "pg.failure_groups.24h",
+            db.rows,
+            &s,
+            &r,
+            "flujo-style: failed runs of the last 24 h GROUP BY the exact error_message (flujo has no grouping)",
+            20.0,
+        )
+        .extra("failed_in_window", groups.total_failed)
+        .extra("groups", groups.groups.len() as u64)
+        .note("every failure of the last 24 h grouped by error signature, with samples"),
+    );
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 7. Cleanup with writers saving meanwhile
+
+fn cleanup_group(
+    rt: &Runtime,
+    config: &Config,
+    db: &PgBenchDb,
+    generator: &Generator,
+) -> Result<Vec<Measurement>> {
+    // A tenth of the table, at most 200,000 runs by default (FLOWSTATE_BENCH_CLEANUP_ROWS says otherwise).
+    let target = match std::env::var("FLOWSTATE_BENCH_CLEANUP_ROWS") {
+        Ok(v) if !v.trim().is_empty() => match flowstate_bench::parse_sizes(&v)?[..] {
+            [one] if one <= db.rows => one,
+            _ => {
+                return Err(format!("FLOWSTATE_BENCH_CLEANUP_ROWS must be one size up to {}", db.rows).into())
+            }
+        },
+        _ => (db.rows / 10).clamp(1, 200_000),
+    };
+    let terminal: u32 = STATUS_MIX
+        .iter()
+        .filter(|(s, _)| s.is_terminal())
+        .map(|(_, w)| w)
+        .sum();
+    let total: u32 = STATUS_MIX.iter().map(|(_, w)| w).sum();
+    let share = f64::from(terminal) / f64::from(total);
+    let fraction = (target as f64 / (db.rows as f64 * share)).min(1.0);
+    let first_us = generator.created_us(0, 0.0);
+    let as_of_us = flowstate_store::time::instant_micros(&db.as_of);
+    let cutoff_us = first_us + ((as_of_us - first_us) as f64 * fraction) as i64;
+    let cutoff = flowstate_store::time::from_micros(cutoff_us).ok_or("cutoff out of range")?;
+    let clock_at = cutoff + chrono::Duration::days(1);
+    let policy = CleanupPolicy::older_than_days(1);
+    let alone_secs = config.secs.min(3.0);
+
+    // An earlier run stopped before putting the rows back: put them back first.
+    rt.block_on(restore(db, generator, fraction, cutoff_us))?;
+    let result = rt.block_on(async {
+        let store = Store::open_with(
+            &db.url,
+            StoreOptions {
+                clock: Arc::new(flowstate_store::FixedClock::new(clock_at)),
+                max_connections: CLEANUP_WRITERS as u32 + 4,
+                ..Default::default()
+            },
+        )
+        .await?;
+        let t = Instant::now();
+        let preview = store.preview_cleanup(&policy).await?;
+        let preview_ms = t.elapsed().as_secs_f64() * 1e3;
+        let template = {
+            let mut s = generator.row(0).to_state();
+            s.created_at = None;
+            s.updated_at = None;
+            s
+        };
+        let run = |phase: &'static str, stop: Arc<AtomicBool>| {
+            (0..CLEANUP_WRITERS)
+                .map(|w| {
+                    let (store, mut s, stop) = (store.clone(), template.clone(), stop.clone());
+                    tokio::spawn(async move {
+                        let mut lat = Vec::new();
+                        let mut k = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            s.run_id = format!("bench-cleanup-{phase}-{w}-{k}");
+                            let t = Instant::now();
+                            store.save_state(&s).await?;
+                            lat.push(t.elapsed());
+                            k += 1;
+                        }
+                        Ok::<_, flowstate_bench::Error>(lat)
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let collect = |tasks: Vec<tokio::task::JoinHandle<Result<Vec<Duration>>>>| async move {
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await??);
+            }
+            Ok::<_, flowstate_bench::Error>(Samples::new(all))
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = run("alone", stop.clone());
+        tokio::time::sleep(Duration::from_secs_f64(alone_secs)).await;
+        stop.store(true, Ordering::Relaxed);
+        let alone = collect(tasks).await?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = run("during", stop.clone());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let t = Instant::now();
+        let deleted = store.cleanup_old_workflows(&policy).await?;
+        let secs = t.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        let during = collect(tasks).await?;
+        store.close().await;
+        Ok::<_, flowstate_bench::Error>((preview.matched, preview_ms, alone, during, deleted, secs))
+    });
+
+    // Put the database back as it was, whatever happened: the deleted runs again (through the triggers, so the
+    // counters follow), the writers' runs gone.
+    rt.block_on(restore(db, generator, fraction, cutoff_us))?;
+    let (matched, preview_ms, alone, during, deleted, secs) = result?;
+    Ok(vec![
+        Measurement::new("pg.cleanup_old_workflows", db.rows, deleted as f64 / secs.max(1e-9), "rows/s")
+            .higher_is_better(true)
+            .extra("rows_deleted", deleted)
+            .extra("preview_matched", matched)
+            .extra("preview_ms", preview_ms)
+            .extra("secs", secs)
+            .note(format!(
+                "deleting the oldest terminal runs ({} rows) in the store's batches while {CLEANUP_WRITERS} writers \
+                 save; the rows are put back afterwards",
+                report::number(deleted as f64)
+            )),
+        Measurement::new("pg.cleanup_old_workflows.save_stall", db.rows, during.max_ms(), "ms")
+            .higher_is_better(false)
+            .baseline(
+                alone.max_ms(),
+                format!("the same {CLEANUP_WRITERS} writers' longest save in {alone_secs:.1} s without a cleanup"),
+            )
+            .goal_at_most(50.0)
+            .extra("p50_ms", during.median_ms())
+            .extra("p99_ms", during.p99_ms())
+            .extra("p999_ms", during.percentile_ms(99.9))
+            .extra("saves_over_50_ms", during.count_over_ms(50.0))
+            .extra("saves", during.len() as u64)
+            .extra("baseline_p99_ms", alone.p99_ms())
+            .note(format!(
+                "the longest Store::save_state of {CLEANUP_WRITERS} writers saving new runs back to back while the \
+                 cleanup ran"
+            )),
+    ])
+}
+
+/// Puts back the runs a cleanup up to `cutoff_us` deleted (rows of the first `fraction` of the table, terminal,
+/// last active before the cutoff; through the triggers, so the counters follow) and deletes the writers' runs,
+/// when the table does not hold exactly its rows; then checks it does.
+async fn restore(db: &PgBenchDb, generator: &Generator, fraction: f64, cutoff_us: i64) -> Result<()> {
+    let mut conn = PgConnection::connect(&db.url).await?;
+    sqlx::raw_sql("SET statement_timeout = 0")
+        .execute(&mut conn)
+        .await?;
+    let (ours, all) = count_rows(&mut conn).await?;
+    if ours == db.rows as i64 && all == ours {
+        return Ok(());
+    }
+    println!(
+        "cleanup: putting back the runs a cleanup deleted ({ours} of {} rows there)",
+        db.rows
+    );
+    sqlx::raw_sql("CREATE TEMP TABLE IF NOT EXISTS bench_restore (LIKE workflow_state INCLUDING DEFAULTS)")
+        .execute(&mut conn)
+        .await?;
+    sqlx::raw_sql("TRUNCATE bench_restore").execute(&mut conn).await?;
+    let end = ((fraction * db.rows as f64).ceil() as u64 + 2).min(db.rows);
+    let terminal =
+        |r: &Row<'_>| Status::known(r.status).is_some_and(|s| s.is_terminal()) && r.updated_us < cutoff_us;
+    pg::copy_rows_where(&mut conn, generator, 0..end, "bench_restore", false, terminal).await?;
+    sqlx::raw_sql("INSERT INTO workflow_state SELECT * FROM bench_restore ON CONFLICT (run_id) DO NOTHING")
+        .execute(&mut conn)
+        .await?;
+    sqlx::raw_sql("DELETE FROM workflow_state WHERE run_id LIKE 'bench-cleanup-%'")
+        .execute(&mut conn)
+        .await?;
+    sqlx::raw_sql("VACUUM ANALYZE workflow_state")
+        .execute(&mut conn)
+        .await?;
+    let (ours, all) = count_rows(&mut conn).await?;
+    if ours != db.rows as i64 || all != ours {
+        return Err(format!(
+            "put the cleanup's rows back, but the table has {all} rows, not {}",
+            db.rows
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The bench's own runs and all runs in the table.
+async fn count_rows(conn: &mut PgConnection) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE run_id NOT LIKE 'bench-cleanup-%'), count(*) FROM workflow_state",
+    )
+    .fetch_one(conn)
+    .await
+}

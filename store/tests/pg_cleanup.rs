@@ -5,10 +5,8 @@
 //! Each test runs when `FLOWSTATE_TEST_PG` names a PostgreSQL server (a superuser's URL), and prints `SKIPPED`
 //! without.
 
-mod pg_common;
-
 use flowstate_store::{CleanupPolicy, Store};
-use pg_common::*;
+use flowstate_testkit::pg;
 use sqlx::Connection;
 
 /// Inserts `n` completed runs `prefix0..prefixN` last active `updated_at` (SQL), created 100 days ago.
@@ -34,11 +32,11 @@ async fn count(conn: &mut sqlx::PgConnection, filter: &str) -> i64 {
 
 #[tokio::test]
 async fn a_cleanup_deletes_what_its_preview_counts_and_never_a_run_active_at_minus_infinity() {
-    let Some(url) = fresh_or_skip("pg_cleanup_infinity").await else {
+    let Some(url) = pg::fresh_database_or_skip("pg_cleanup_infinity").await else {
         return;
     };
     let store = Store::open(&url).await.unwrap();
-    let mut conn = connect(&url).await;
+    let mut conn = pg::connect(&url).await.unwrap();
     insert_runs(&mut conn, "old", 150, "now() - interval '40 days'").await;
     insert_runs(&mut conn, "never", 3, "'-infinity'").await;
     insert_runs(&mut conn, "recent", 7, "now() - interval '1 day'").await;
@@ -52,19 +50,19 @@ async fn a_cleanup_deletes_what_its_preview_counts_and_never_a_run_active_at_min
     assert_eq!(store.preview_cleanup(&policy).await.unwrap().matched, 0);
     assert!(store.verify_counters().await.unwrap().is_exact());
     store.close().await;
-    drop_database(&url).await;
+    pg::drop_database(&url).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cleanup_goes_on_past_rows_a_writer_holds() {
-    let Some(url) = fresh_or_skip("pg_cleanup_locked").await else {
+    let Some(url) = pg::fresh_database_or_skip("pg_cleanup_locked").await else {
         return;
     };
     let store = Store::open(&url).await.unwrap();
-    let mut conn = connect(&url).await;
+    let mut conn = pg::connect(&url).await.unwrap();
     insert_runs(&mut conn, "old", 600, "now() - interval '40 days'").await;
     // A writer holds every fifth run (its transaction open): each batch skips some and comes back short.
-    let mut writer = connect(&url).await;
+    let mut writer = pg::connect(&url).await.unwrap();
     let mut tx = writer.begin().await.unwrap();
     let held: Vec<String> = sqlx::query_scalar(
         "SELECT run_id FROM workflow_state WHERE substr(run_id, 4)::int % 5 = 0 ORDER BY run_id FOR UPDATE",
@@ -89,7 +87,7 @@ async fn a_cleanup_goes_on_past_rows_a_writer_holds() {
     assert_eq!(count(&mut conn, "true").await, 0);
     assert!(store.verify_counters().await.unwrap().is_exact());
     store.close().await;
-    drop_database(&url).await;
+    pg::drop_database(&url).await.unwrap();
 }
 
 async fn index_exists(conn: &mut sqlx::PgConnection) -> bool {
@@ -101,12 +99,12 @@ async fn index_exists(conn: &mut sqlx::PgConnection) -> bool {
 
 #[tokio::test]
 async fn a_database_at_flowstates_schema_gets_the_unfiltered_lists_index() {
-    let Some(url) = fresh_or_skip("pg_created_index").await else {
+    let Some(url) = pg::fresh_database_or_skip("pg_created_index").await else {
         return;
     };
     let store = Store::open(&url).await.unwrap();
     store.close().await;
-    let mut conn = connect(&url).await;
+    let mut conn = pg::connect(&url).await.unwrap();
     assert!(index_exists(&mut conn).await, "a fresh database has it");
     // A database migrated by a build without the index (same schema version).
     sqlx::raw_sql("DROP INDEX idx_flowstate_created")
@@ -148,5 +146,5 @@ async fn a_database_at_flowstates_schema_gets_the_unfiltered_lists_index() {
     let store = Store::open(&url).await.unwrap();
     assert!(store.migration().is_noop(), "{:?}", store.migration().changes);
     store.close().await;
-    drop_database(&url).await;
+    pg::drop_database(&url).await.unwrap();
 }

@@ -199,9 +199,9 @@ async fn sample_raw(
         sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
     ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
 ) -> Result<Samples> {
-    let conn = std::cell::RefCell::new(conn);
+    let conn = tokio::sync::Mutex::new(conn);
     sample_async(budget, || async {
-        let mut c = conn.borrow_mut();
+        let mut c = conn.lock().await;
         bind(sqlx::query(sql)).fetch_all(&mut **c).await.map(|r| r.len())
     })
     .await
@@ -571,9 +571,9 @@ async fn load_state_group(
         found.ok_or_else(|| flowstate_bench::Error::from("a bench run is missing"))
     })
     .await?;
-    let conn = std::cell::RefCell::new(&mut conn);
+    let conn = tokio::sync::Mutex::new(&mut conn);
     let r = sample_async(budget, || async {
-        let mut c = conn.borrow_mut();
+        let mut c = conn.lock().await;
         sqlx::query("SELECT * FROM workflow_state WHERE run_id = $1")
             .bind(pick())
             .fetch_optional(&mut **c)
@@ -602,9 +602,9 @@ async fn stats_group(config: &Config, db: &PgBenchDb, store: &Store) -> Result<V
     let s = sample_async(budget, || store.get_workflow_stats()).await?;
     let mut conn = PgConnection::connect(&db.url).await?;
     let since = db.as_of - chrono::Duration::hours(24);
-    let conn = std::cell::RefCell::new(&mut conn);
+    let conn = tokio::sync::Mutex::new(&mut conn);
     let r = sample_async(budget, || async {
-        let mut c = conn.borrow_mut();
+        let mut c = conn.lock().await;
         // flujo's get_workflow_stats: five queries.
         let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workflow_state")
             .fetch_one(&mut **c)

@@ -45,39 +45,6 @@ const FLUJO_LIST_COLUMNS: &str =
     "run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, status, \
     created_at, updated_at, total_steps, error_message, execution_time_ms, memory_usage_mb";
 
-/// flujo's table and its indexes (including `idx_workflow_state_metadata_gin` of its migrations), as flujo's
-/// PostgresBackend creates them.
-const FLUJO_DDL: &str = r#"
-CREATE TABLE workflow_state (
-    run_id TEXT PRIMARY KEY,
-    pipeline_id TEXT NOT NULL,
-    pipeline_name TEXT NOT NULL,
-    pipeline_version TEXT NOT NULL,
-    current_step_index INTEGER NOT NULL,
-    pipeline_context JSONB,
-    last_step_output JSONB,
-    step_history JSONB,
-    status TEXT NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL,
-    updated_at TIMESTAMPTZ NOT NULL,
-    total_steps INTEGER DEFAULT 0,
-    error_message TEXT,
-    execution_time_ms INTEGER,
-    memory_usage_mb REAL,
-    metadata JSONB,
-    is_background_task BOOLEAN DEFAULT FALSE,
-    parent_run_id TEXT,
-    task_id TEXT,
-    background_error TEXT
-);
-CREATE INDEX idx_workflow_state_status ON workflow_state(status);
-CREATE INDEX idx_workflow_state_pipeline_id ON workflow_state(pipeline_id);
-CREATE INDEX idx_workflow_state_parent_run_id ON workflow_state(parent_run_id);
-CREATE INDEX idx_workflow_state_created_at ON workflow_state(created_at);
-CREATE INDEX idx_runs_context_gin ON workflow_state USING GIN (pipeline_context);
-CREATE INDEX idx_workflow_state_metadata_gin ON workflow_state USING GIN (metadata);
-"#;
-
 /// flujo's save: every column but run_id and created_at replaced on conflict. `$1..$20` in flujo's order.
 const FLUJO_UPSERT: &str = "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, \
     current_step_index, pipeline_context, last_step_output, step_history, status, created_at, updated_at, \
@@ -458,7 +425,9 @@ async fn save_group(config: &Config, server: &str) -> Result<Vec<Measurement>> {
     let generator = Generator::new(flowstate_bench::SEED, SAVE_DB_ROWS, Utc::now());
     let flujo_url = create_database(server, "flowstate_bench_save_flujo", None).await?;
     let mut c = PgConnection::connect(&flujo_url).await?;
-    sqlx::raw_sql(FLUJO_DDL).execute(&mut c).await?;
+    sqlx::raw_sql(flowstate_testkit::pg::FLUJO_DDL)
+        .execute(&mut c)
+        .await?;
     pg::copy_rows(&mut c, &generator, 0..SAVE_DB_ROWS, "workflow_state", false).await?;
     sqlx::raw_sql("VACUUM ANALYZE workflow_state")
         .execute(&mut c)

@@ -14,6 +14,8 @@
 //! Keys: a status or pipeline id is stored as `'=' || value`, and NULL as `''`, so NULL never collides with a
 //! stored value (not even an empty one).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// One hour in microseconds: the width of the hourly counters.
@@ -78,6 +80,33 @@ pub struct CounterDifference {
     pub stored: Option<String>,
     /// The values a recount gives, or `None` when no run has the key.
     pub recounted: Option<String>,
+}
+
+impl CounterDifference {
+    /// Every key of `table` whose stored values (`key -> values`, as text) differ from a recount's, or that only
+    /// one of them has.
+    pub(crate) fn between<'a>(
+        table: &'a str,
+        stored: &'a BTreeMap<String, String>,
+        recounted: &'a BTreeMap<String, String>,
+    ) -> impl Iterator<Item = CounterDifference> + 'a {
+        let changed = stored
+            .iter()
+            .filter(|(key, value)| recounted.get(*key) != Some(*value))
+            .map(|(key, value)| (key, Some(value), recounted.get(key)));
+        let missing = recounted
+            .iter()
+            .filter(|(key, _)| !stored.contains_key(*key))
+            .map(|(key, value)| (key, None, Some(value)));
+        changed
+            .chain(missing)
+            .map(move |(key, stored, recounted)| CounterDifference {
+                table: table.to_string(),
+                key: key.clone(),
+                stored: stored.cloned(),
+                recounted: recounted.cloned(),
+            })
+    }
 }
 
 /// What [`crate::Store::verify_counters`] found.

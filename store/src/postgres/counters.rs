@@ -416,26 +416,7 @@ pub(crate) async fn check(conn: &mut PgConnection, s: &str) -> sqlx::Result<Coun
             .await?
             .into_iter()
             .collect();
-        for (key, value) in &stored {
-            if recounted.get(key) != Some(value) {
-                differences.push(CounterDifference {
-                    table: table.to_string(),
-                    key: key.clone(),
-                    stored: Some(value.clone()),
-                    recounted: recounted.get(key).cloned(),
-                });
-            }
-        }
-        for (key, value) in &recounted {
-            if !stored.contains_key(key) {
-                differences.push(CounterDifference {
-                    table: table.to_string(),
-                    key: key.clone(),
-                    stored: None,
-                    recounted: Some(value.clone()),
-                });
-            }
-        }
+        differences.extend(CounterDifference::between(table, &stored, &recounted));
     }
     Ok(CounterCheck { rows, differences })
 }

@@ -1374,8 +1374,8 @@ async fn sql_injection_in_every_filter_matches_nothing_extra() {
             );
             assert!(listed(&page.body).is_empty(), "{key}={injection:?} lists nothing");
         }
-        // The cleanup preview of a pipeline: the count the store gives for the literal pipeline. (A value the
-        // database cannot hold, a NUL on PostgreSQL, is the store's typed refusal: a 400, as for the lists.)
+        // The cleanup preview of a pipeline: the count the store gives for the literal pipeline (a NUL names no
+        // run on either backend: 0). A value the store refuses with its typed error is a 400, as for the lists.
         let literal = match store
             .preview_cleanup(&CleanupPolicy {
                 older_than_days: 30,

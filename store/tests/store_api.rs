@@ -926,6 +926,38 @@ both_backends! {
         store.close().await;
     }
 
+    async fn a_nul_in_an_id_or_a_filter_names_no_run(db) {
+        let (store, clock) = db.open_at(at("2026-03-10T00:00:00Z")).await;
+        let mut old = WorkflowState::new("a", "p");
+        old.status = Status::Completed;
+        old.execution_time_ms = Some(5);
+        old.created_at = Some(at("2026-03-01T00:00:00Z"));
+        old.updated_at = Some(at("2026-03-01T00:00:00Z"));
+        store.save_state(&old).await.unwrap();
+        clock.set(at("2026-03-10T00:00:00Z"));
+        // No saved run holds a NUL (PostgreSQL's text cannot): such an id or filter matches nothing on both
+        // backends, never an error with the database's wording.
+        assert!(store.load_state("a\0").await.unwrap().is_none());
+        assert!(!store.delete_state("a\0").await.unwrap());
+        for query in [
+            ListQuery { pipeline_id: Some("p\0".into()), ..ListQuery::default() },
+            ListQuery { run_id_prefix: Some("a\0".into()), ..ListQuery::default() },
+            ListQuery { error_contains: Some("x\0".into()), ..ListQuery::default() },
+            ListQuery { parent_run_id: Some("\0".into()), ..ListQuery::default() },
+        ] {
+            assert!(store.list_workflows(&query).await.unwrap().runs.is_empty(), "{query:?}");
+        }
+        let nul = CleanupPolicy { pipeline_id: Some("p\0".into()), ..CleanupPolicy::older_than_days(1) };
+        assert_eq!(store.preview_cleanup(&nul).await.unwrap().matched, 0);
+        assert_eq!(store.cleanup_old_workflows(&nul).await.unwrap(), 0);
+        assert_eq!(store.execution_percentiles(Some("p\0")).await.unwrap().count, 0);
+        // The same policy without the NUL matches the run: the filter, not the data, made the difference.
+        let plain = CleanupPolicy { pipeline_id: Some("p".into()), ..CleanupPolicy::older_than_days(1) };
+        assert_eq!(store.preview_cleanup(&plain).await.unwrap().matched, 1);
+        assert!(store.load_state("a").await.unwrap().is_some(), "nothing was deleted");
+        store.close().await;
+    }
+
     async fn parent_and_background_filters_page_newest_first(db) {
         let (store, _) = db.open_at(Utc::now()).await;
         let mut runs = Vec::new();

@@ -95,6 +95,9 @@ impl PgStore {
     /// With the counters: the histogram (summed over slots) and the longest time from an execution-time index
     /// (`max()`, one step), in one snapshot. Without: exact nearest ranks from the index.
     pub(crate) async fn execution_percentiles(&self, pipeline_id: Option<&str>) -> Result<Percentiles> {
+        if pipeline_id.is_some_and(super::read::holds_nul) {
+            return Ok(Percentiles::default());
+        }
         if !self.counters {
             return self.exact_percentiles(pipeline_id).await;
         }

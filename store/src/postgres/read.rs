@@ -478,6 +478,17 @@ impl PgStore {
     }
 
     pub(crate) async fn preview_cleanup(&self, policy: &ValidCleanup) -> Result<CleanupPreview> {
+        let none = CleanupPreview {
+            cutoff: policy.cutoff,
+            matched: 0,
+            by_status: BTreeMap::new(),
+            by_pipeline: BTreeMap::new(),
+            oldest_updated_at: None,
+            newest_updated_at: None,
+        };
+        if policy.pipeline_id.as_deref().is_some_and(holds_nul) {
+            return Ok(none);
+        }
         let mut qb = cleanup_filter(
             policy,
             "SELECT status, pipeline_id, count(*), min(updated_at), max(updated_at) FROM workflow_state WHERE ",
@@ -488,14 +499,7 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(self.err("previewing a cleanup"))?;
-        let mut preview = CleanupPreview {
-            cutoff: policy.cutoff,
-            matched: 0,
-            by_status: BTreeMap::new(),
-            by_pipeline: BTreeMap::new(),
-            oldest_updated_at: None,
-            newest_updated_at: None,
-        };
+        let mut preview = none;
         let (mut oldest, mut newest) = (i64::MAX, i64::MIN);
         for row in &rows {
             let status = Status::from_stored(text(row, 0));

@@ -401,6 +401,9 @@ impl PgStore {
     /// because a writer held them are deleted by a later batch.
     pub(crate) async fn cleanup(&self, policy: &ValidCleanup) -> Result<u64> {
         self.check_writable()?;
+        if policy.pipeline_id.as_deref().is_some_and(super::read::holds_nul) {
+            return Ok(0);
+        }
         let mut deleted = 0u64;
         let mut batch: i64 = 64;
         loop {

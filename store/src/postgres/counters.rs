@@ -49,9 +49,10 @@ use sqlx::PgConnection;
 
 pub(crate) use crate::counters::*;
 
-/// Writers fold the log in one statement of this many, on average.
+/// Writers fold the log one time in this many counted rows (a delete statement: one in this many statements),
+/// on average.
 pub const FOLD_EVERY: u32 = 256;
-/// A statement that changes more rows than this folds the log at once.
+/// A `DELETE` of more rows than this folds the log at once (inserts and updates fold as they go, per row).
 pub const FOLD_ROWS: u32 = 1000;
 /// The advisory lock a fold holds (tried, never waited for): "flowfold".
 pub const FOLD_LOCK: i64 = 0x666c_6f77_666f_6c64;

@@ -2,7 +2,7 @@
 //! execution-time histogram's buckets, and what a check of the counters against a recount reports.
 //!
 //! Each backend keeps the same four counters in its own way (SQLite: row triggers, [`crate::sqlite`]'s counters
-//! module; PostgreSQL: statement triggers over slotted rows, [`crate::postgres`]):
+//! module; PostgreSQL: row and statement triggers appending to a log of deltas, [`crate::postgres`]):
 //!
 //! | counter | key | values |
 //! |---|---|---|

@@ -112,7 +112,8 @@ async fn concurrent_writers_keep_the_counters_exact() {
     assert_eq!(pending, 0);
     assert_eq!(store.get_workflow_stats().await.unwrap(), stats);
     assert!(store.verify_counters().await.unwrap().is_exact());
-    // A statement of many rows folds at once (the log stays short whoever writes).
+    // A statement of many rows folds as it goes (its rows' triggers fold one time in 256 on average): the log
+    // stays short whoever writes. (No fold in 3,000 rows: a chance of 1 in 100,000.)
     sqlx::raw_sql(
         "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
          status, created_at, updated_at) SELECT 'bulk' || g, 'b', 'b', '1', 0, 'completed', now(), now() \
@@ -125,7 +126,10 @@ async fn concurrent_writers_keep_the_counters_exact() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(pending, 0);
+    assert!(
+        pending < 3000,
+        "{pending} deltas pending after a statement of 3,000 rows"
+    );
     assert!(store.verify_counters().await.unwrap().is_exact());
     // A rebuild refills the base counts, empties the log, and stays exact.
     let before = store.rebuild_counters().await.unwrap();

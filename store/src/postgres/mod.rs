@@ -2,7 +2,7 @@
 //!
 //! - [`schema`]: flujo's table exactly, what flowstate adds beside it, the migration under flowstate's own
 //!   advisory lock;
-//! - [`counters`]: the overview's counters, kept by statement triggers that only append to a log of deltas,
+//! - [`counters`]: the overview's counters, kept by triggers that only append to a log of deltas,
 //!   folded now and then into the counts (no row any writer waits for);
 //! - `write`: saves (`INSERT ... ON CONFLICT`, many rows in one statement over arrays), deletes, cleanups in short
 //!   batches, the audit record, the counters' check and rebuild, the overview figures;
@@ -137,7 +137,7 @@ impl PgStore {
                 to_version: PG_SCHEMA_VERSION,
                 changes: Vec::new(),
             };
-            (report, ins.counters_current, ins.schema)
+            (report, ins.counters_exact(), ins.schema)
         } else {
             let report = schema::migrate(&mut conn, busy_ms.max(1)).await.map_err(|e| match e {
                 StoreError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42501") => {

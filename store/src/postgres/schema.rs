@@ -12,7 +12,10 @@
 //! that transaction when the counters are (re)created, so filling them from the rows is exact. A migration that
 //! fails changes nothing (DDL is transactional).
 //!
-//! Schema versions (PostgreSQL's own numbering, in `flowstate_meta`): 1 is the first.
+//! Schema versions (PostgreSQL's own numbering, in `flowstate_meta`): 1 is the first; 2 counts inserts and updates
+//! with row triggers (an update that changes no counted value calls nothing) instead of statement triggers. A
+//! database at 1 is upgraded in place: its counters are exact, so only the trigger functions and triggers are
+//! replaced (under the table's lock, in the migration's transaction), without recounting the rows.
 
 use sqlx::{Connection, PgConnection};
 
@@ -21,7 +24,7 @@ use crate::schema::{MigrationReport, SchemaKind};
 use crate::{Result, StoreError};
 
 /// The PostgreSQL schema version this build writes into `flowstate_meta`.
-pub const PG_SCHEMA_VERSION: i64 = 1;
+pub const PG_SCHEMA_VERSION: i64 = 2;
 
 /// flowstate's advisory lock key for its migrations: "flowstat" in ASCII.
 pub const MIGRATION_LOCK: i64 = 0x666c_6f77_7374_6174;
@@ -143,6 +146,9 @@ pub(crate) struct Inspection {
     audit_exists: bool,
     /// The counter tables and triggers all exist, at this build's version.
     pub counters_current: bool,
+    /// The counter tables and triggers of schema version 1 exist: the counters are exact, their triggers are
+    /// replaced by this build's (no recount).
+    counters_upgradable: bool,
     /// Counter tables of an earlier layout, dropped by the migration.
     legacy_tables: Vec<&'static str>,
 }
@@ -160,6 +166,11 @@ impl Inspection {
     /// Every query of the store can run on it (flujo's table exists), whether or not it is migrated.
     pub(crate) fn is_readable(&self) -> bool {
         !matches!(self.kind, SchemaKind::Empty)
+    }
+
+    /// The counters exist and are exact (this version's, or version 1's, kept by its triggers): readers may use them.
+    pub(crate) fn counters_exact(&self) -> bool {
+        self.counters_current || self.counters_upgradable
     }
 }
 
@@ -252,6 +263,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
             meta_exists,
             audit_exists,
             counters_current: false,
+            counters_upgradable: false,
             legacy_tables,
         });
     };
@@ -332,6 +344,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
         None => SchemaKind::FlujoPostgres,
     };
     let counters_current = tables_exist && triggers_exist && version == Some(PG_SCHEMA_VERSION);
+    let counters_upgradable = tables_exist && triggers_exist && version == Some(1);
     Ok(Inspection {
         kind,
         schema,
@@ -339,6 +352,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
         meta_exists,
         audit_exists,
         counters_current,
+        counters_upgradable,
         legacy_tables,
     })
 }
@@ -402,16 +416,26 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
         for sql in counters::create_triggers(s) {
             steps.push((sql, String::new()));
         }
-        steps.push((
-            String::new(),
-            "created the counter tables and the triggers that keep them exact (writers append deltas to a log, \
-             folded into the counts now and then: no row any writer waits for)"
-                .into(),
-        ));
-        for sql in counters::refill(s) {
-            steps.push((sql, String::new()));
+        if ins.counters_upgradable {
+            // Version 1's counters are exact: only their triggers change (the table is locked meanwhile).
+            steps.push((
+                String::new(),
+                "replaced the counters' statement triggers on inserts and updates by row triggers (a save that \
+                 changes no counted value calls nothing); the counts are kept"
+                    .into(),
+            ));
+        } else {
+            steps.push((
+                String::new(),
+                "created the counter tables and the triggers that keep them exact (writers append deltas to a \
+                 log, folded into the counts now and then: no row any writer waits for)"
+                    .into(),
+            ));
+            for sql in counters::refill(s) {
+                steps.push((sql, String::new()));
+            }
+            steps.push((String::new(), "filled the counters from the rows".into()));
         }
-        steps.push((String::new(), "filled the counters from the rows".into()));
     }
     let current = matches!(ins.kind, SchemaKind::Flowstate { version } if version == PG_SCHEMA_VERSION);
     if !current {

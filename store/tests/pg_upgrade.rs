@@ -1,0 +1,197 @@
+//! PostgreSQL schema version 1 → 2 in place: a database whose counters were kept by version 1's statement triggers
+//! on inserts and updates gets version 2's row triggers (an update that changes no counted value calls nothing),
+//! keeps its counts without a recount, stays exact for the store's and plain SQL writes afterwards, and the next
+//! open finds nothing to do.
+//!
+//! Runs when `FLOWSTATE_TEST_PG` names a PostgreSQL server (a superuser's URL), and prints `SKIPPED` without.
+
+use flowstate_store::{SchemaKind, Status, Store, WorkflowState};
+use flowstate_testkit::pg;
+
+/// Version 1's insert and update triggers, as its migration created them (statement triggers over transition
+/// tables appending to the log), replacing the current build's; the schema version set back to 1.
+const VERSION_1: &str = r#"
+DROP TRIGGER flowstate_counters_ins ON workflow_state;
+DROP TRIGGER flowstate_counters_upd ON workflow_state;
+CREATE OR REPLACE FUNCTION flowstate_counters_ins() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $f$
+DECLARE
+n int8;
+BEGIN
+INSERT INTO public.flowstate_delta (sk, pk, ch, uh, e, b, d) SELECT COALESCE('=' || r.status, '') AS sk,
+  COALESCE('=' || r.pipeline_id, '') AS pk, public.flowstate_hour(r.created_at) AS ch,
+  public.flowstate_hour(r.updated_at) AS uh, r.execution_time_ms::int8 AS e,
+  public.flowstate_bucket(r.execution_time_ms::int8) AS b, 1 FROM new_rows AS r;
+GET DIAGNOSTICS n = ROW_COUNT;
+IF n > 1000 OR (n > 0 AND random() < 1.0 / 256) THEN PERFORM public.flowstate_fold(); END IF;
+RETURN NULL;
+END
+$f$;
+CREATE OR REPLACE FUNCTION flowstate_counters_upd() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $f$
+DECLARE
+n int8;
+BEGIN
+INSERT INTO public.flowstate_delta (sk, pk, ch, uh, e, b, d) SELECT sk, pk, ch, uh, e, b, sum(d) FROM (
+  SELECT COALESCE('=' || r.status, ''), COALESCE('=' || r.pipeline_id, ''), public.flowstate_hour(r.created_at),
+    public.flowstate_hour(r.updated_at), r.execution_time_ms::int8, public.flowstate_bucket(r.execution_time_ms::int8), 1
+  FROM new_rows AS r
+  UNION ALL
+  SELECT COALESCE('=' || r.status, ''), COALESCE('=' || r.pipeline_id, ''), public.flowstate_hour(r.created_at),
+    public.flowstate_hour(r.updated_at), r.execution_time_ms::int8, public.flowstate_bucket(r.execution_time_ms::int8), -1
+  FROM old_rows AS r) AS x (sk, pk, ch, uh, e, b, d)
+  GROUP BY sk, pk, ch, uh, e, b HAVING sum(d) <> 0;
+GET DIAGNOSTICS n = ROW_COUNT;
+IF n > 1000 OR (n > 0 AND random() < 1.0 / 256) THEN PERFORM public.flowstate_fold(); END IF;
+RETURN NULL;
+END
+$f$;
+CREATE TRIGGER flowstate_counters_ins AFTER INSERT ON workflow_state REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION flowstate_counters_ins();
+CREATE TRIGGER flowstate_counters_upd AFTER UPDATE ON workflow_state REFERENCING OLD TABLE AS old_rows
+  NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION flowstate_counters_upd();
+UPDATE flowstate_meta SET value = '1' WHERE key = 'schema_version';
+"#;
+
+fn run(id: &str, pipeline: &str, status: Status, ms: Option<i64>) -> WorkflowState {
+    let mut s = WorkflowState::new(id, pipeline);
+    s.status = status;
+    s.execution_time_ms = ms;
+    s
+}
+
+/// The insert and update triggers' levels: `(name, for each row)`.
+async fn trigger_levels(conn: &mut sqlx::PgConnection) -> Vec<(String, bool)> {
+    sqlx::query_as(
+        "SELECT tgname::text, (tgtype & 1) = 1 FROM pg_trigger WHERE tgrelid = 'workflow_state'::regclass \
+         AND NOT tgisinternal ORDER BY tgname",
+    )
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_version_1_database_gets_row_triggers_in_place_and_keeps_its_counts() {
+    let Some(url) = pg::fresh_database_or_skip("pg_upgrade_v1").await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    for i in 0..40 {
+        store
+            .save_state(&run(&format!("a{i}"), "p", Status::Running, None))
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let mut conn = pg::connect(&url).await.unwrap();
+    sqlx::raw_sql(VERSION_1).execute(&mut conn).await.unwrap();
+    assert_eq!(
+        trigger_levels(&mut conn).await,
+        vec![
+            ("flowstate_counters_del".into(), false),
+            ("flowstate_counters_ins".into(), false),
+            ("flowstate_counters_trunc".into(), false),
+            ("flowstate_counters_upd".into(), false),
+        ]
+    );
+    // Version 1's triggers count flujo's writes meanwhile (inserts, updates, a delete).
+    sqlx::raw_sql(
+        "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
+         status, created_at, updated_at) SELECT 'v1-' || g, 'q', 'q', '1', 0, 'running', now(), now() \
+         FROM generate_series(1, 30) g; \
+         UPDATE workflow_state SET status = 'completed', execution_time_ms = 77 WHERE run_id LIKE 'v1-1%'; \
+         DELETE FROM workflow_state WHERE run_id IN ('a1', 'a2')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    // The counts as version 1 left them, pending deltas folded or not; a recount would not change them, and the
+    // upgrade must not recount (a marker row in a base table survives it).
+    sqlx::raw_sql(
+        "INSERT INTO flowstate_counts_base (status_key, pipeline_key, slot, runs, timed, time_sum) \
+         VALUES ('=marker', '=kept', 7, 0, 0, 0)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(store.migration().from, SchemaKind::Flowstate { version: 1 });
+    let changes = &store.migration().changes;
+    assert!(changes.iter().any(|c| c.contains("row triggers")), "{changes:?}");
+    assert!(
+        !changes.iter().any(|c| c.contains("filled the counters")),
+        "no recount: {changes:?}"
+    );
+    let marker: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM flowstate_counts_base WHERE status_key = '=marker'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(marker, 1, "the upgrade kept the base counts as they were");
+    assert_eq!(
+        trigger_levels(&mut conn).await,
+        vec![
+            ("flowstate_counters_del".into(), false),
+            ("flowstate_counters_ins".into(), true),
+            ("flowstate_counters_trunc".into(), false),
+            ("flowstate_counters_upd".into(), true),
+        ]
+    );
+    let version: String = sqlx::query_scalar("SELECT value FROM flowstate_meta WHERE key = 'schema_version'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(version, "2");
+    assert!(store.verify_counters().await.unwrap().is_exact());
+    assert_eq!(store.get_workflow_stats().await.unwrap().total_workflows, 68);
+
+    // Exact afterwards, for the store's saves and flujo's SQL; a progress save appends nothing.
+    for i in 0..40 {
+        let status = if i % 3 == 0 {
+            Status::Failed
+        } else {
+            Status::Completed
+        };
+        store
+            .save_state(&run(&format!("a{i}"), "p", status, Some(i * 11)))
+            .await
+            .unwrap();
+    }
+    let before = pending(&mut conn).await;
+    sqlx::raw_sql(
+        "UPDATE workflow_state SET current_step_index = current_step_index + 1 WHERE run_id = 'a5'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        pending(&mut conn).await,
+        before,
+        "a save changing no counted value"
+    );
+    sqlx::raw_sql(
+        "UPDATE workflow_state SET pipeline_id = 'r' WHERE run_id LIKE 'v1-2%'; \
+         DELETE FROM workflow_state WHERE run_id LIKE 'v1-3%'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert!(store.verify_counters().await.unwrap().is_exact());
+    store.close().await;
+
+    // Idempotent: the next open changes nothing.
+    let store = Store::open(&url).await.unwrap();
+    assert!(store.migration().is_noop(), "{:?}", store.migration().changes);
+    assert_eq!(store.migration().from, SchemaKind::Flowstate { version: 2 });
+    store.close().await;
+    pg::drop_database(&url).await.unwrap();
+}
+
+async fn pending(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM flowstate_delta")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}

@@ -445,7 +445,10 @@ async fn kill_and_resume(src: &Path, dst: &str, total: usize, lossy_floats: bool
         total as u64,
         "the resumed copy reads only what was not copied before: {report}"
     );
-    assert_eq!(report["bulk"], true, "an unfinished bulk copy goes on in bulk: {report}");
+    assert_eq!(
+        report["bulk"], true,
+        "an unfinished bulk copy goes on in bulk: {report}"
+    );
     assert_eq!(report["verified"], true, "{report}");
     assert_eq!(report["destination_runs"], total, "{report}");
     assert_same_runs(&text(src), dst, lossy_floats).await;

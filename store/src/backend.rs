@@ -37,7 +37,12 @@ pub(crate) trait Backend {
     async fn begin_bulk(&self) -> Result<()>;
     /// Inserts or replaces whole rows into the bare table in one transaction, with `note` (an audit entry's new
     /// detail and counts) in the same transaction.
-    async fn bulk_write(&self, rows: Vec<ValidState>, now: DateTime<Utc>, note: Option<&BulkNote>) -> Result<()>;
+    async fn bulk_write(
+        &self,
+        rows: Vec<ValidState>,
+        now: DateTime<Utc>,
+        note: Option<&BulkNote>,
+    ) -> Result<()>;
     /// Builds the indexes, triggers and counters a bulk load left out (the migration); what it changed.
     async fn finish_bulk(&self) -> Result<MigrationReport>;
     /// Every column of a run.

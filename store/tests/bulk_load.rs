@@ -27,7 +27,8 @@ fn runs(from: usize, n: usize) -> Vec<WorkflowState> {
             s.updated_at = Some(at(NOW) - chrono::Duration::minutes(i as i64 * 3));
             s.execution_time_ms = (i % 3 != 0).then_some(i as i64 * 11);
             s.memory_usage_mb = Some(i as f64 / 3.0);
-            s.pipeline_context = json!({"i": i, "text": "tab\there\nnewline \\ back", "nested": [1, {"a": null}]});
+            s.pipeline_context =
+                json!({"i": i, "text": "tab\there\nnewline \\ back", "nested": [1, {"a": null}]});
             s.last_step_output = (i % 2 == 0).then(|| json!(null));
             s.step_history = json!([{"step": i}]);
             if i % 5 == 3 {
@@ -68,7 +69,10 @@ async fn assert_exact(store: &Store, expected: &[WorkflowState], pg: bool) {
         let mut got = store.load_state(&run.run_id).await.unwrap().expect("loaded");
         if pg {
             // flujo's REAL column keeps 32 bits.
-            assert_eq!(got.memory_usage_mb.map(|m| m as f32), run.memory_usage_mb.map(|m| m as f32));
+            assert_eq!(
+                got.memory_usage_mb.map(|m| m as f32),
+                run.memory_usage_mb.map(|m| m as f32)
+            );
             got.memory_usage_mb = run.memory_usage_mb;
         }
         assert_eq!(&got, run);

@@ -288,9 +288,30 @@ async fn copy_into(
     let lossy_floats = dst.backend() == BackendKind::Postgres;
     let started = Instant::now();
     let timing = if progress.bulk {
-        copy_bulk(src, dst, &mut progress, entry, batch, total, source, destination, lossy_floats).await?
+        copy_bulk(
+            src,
+            dst,
+            &mut progress,
+            entry,
+            batch,
+            total,
+            source,
+            destination,
+            lossy_floats,
+        )
+        .await?
     } else {
-        copy_rows(src, dst, &mut progress, batch, total, source, destination, lossy_floats).await?
+        copy_rows(
+            src,
+            dst,
+            &mut progress,
+            batch,
+            total,
+            source,
+            destination,
+            lossy_floats,
+        )
+        .await?
     };
     let copied_now = timing.copied_now;
     let (waiting, writing) = (timing.waiting, timing.writing);
@@ -502,13 +523,15 @@ async fn copy_bulk(
         while let Some(read) = read_rx.recv().await {
             let checked = match read {
                 Ok(rows) => {
-                    let Some(last) = rows.last().map(|r| r.run_id.clone()) else { break };
+                    let Some(last) = rows.last().map(|r| r.run_id.clone()) else {
+                        break;
+                    };
                     let n = rows.len() as u64;
                     // Validation is CPU work (every JSON value written out): off the runtime's threads.
                     tokio::task::spawn_blocking(move || BulkBatch::new(rows))
                         .await
                         .map(|b| (b, n, last))
-                        .map_err(|e| StoreError::Database(sqlx::Error::Io(std::io::Error::other(e))))
+                        .map_err(|e| StoreError::Conflict(format!("validating a batch failed: {e}")))
                 }
                 Err(e) => Err(e),
             };

@@ -42,7 +42,11 @@ impl PgStore {
         for t in counters::TRIGGERS {
             statements.push(format!("DROP TRIGGER IF EXISTS {t} ON {s}.workflow_state"));
         }
-        for name in INDEXES.iter().map(|(n, _, _)| *n).chain(FLUJO_INDEXES.iter().map(|(n, _)| *n)) {
+        for name in INDEXES
+            .iter()
+            .map(|(n, _, _)| *n)
+            .chain(FLUJO_INDEXES.iter().map(|(n, _)| *n))
+        {
             statements.push(format!("DROP INDEX IF EXISTS {s}.{name}"));
         }
         statements.push(format!(
@@ -94,10 +98,7 @@ impl PgStore {
         }
         if let Some(n) = note {
             let sql = note_sql(s);
-            note_query(&sql, n, now)
-                .execute(&mut *tx)
-                .await
-                .map_err(&map)?;
+            note_query(&sql, n, now).execute(&mut *tx).await.map_err(&map)?;
         }
         tx.commit().await.map_err(&map)
     }
@@ -124,7 +125,9 @@ impl PgStore {
             .await
             .map_err(&map)?;
         let report = schema::migrate(&mut conn, self.busy_ms.max(1)).await;
-        let reset = sqlx::query("RESET maintenance_work_mem").execute(&mut *conn).await;
+        let reset = sqlx::query("RESET maintenance_work_mem")
+            .execute(&mut *conn)
+            .await;
         let report = report?;
         reset.map_err(&map)?;
         sqlx::query("SET statement_timeout = 0")

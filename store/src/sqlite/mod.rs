@@ -90,7 +90,9 @@ impl SqliteStore {
             // just that statement); at a few dozen pages it outgrows SQLite's 64 KiB in-memory limit and spills to
             // a temporary file, which made every save of a group commit about 0.5 ms slower. Keep it in memory.
             .pragma("temp_store", "memory")
-            .log_statements(tracing::log::LevelFilter::Trace);
+            .log_statements(tracing::log::LevelFilter::Trace)
+            // A migration's index builds and recounts (a bulk load's end) take seconds by design: not a warning.
+            .log_slow_statements(tracing::log::LevelFilter::Debug, Duration::from_secs(1));
 
         if !exists && !options.read_only {
             create_new(&path, &base, busy_ms).await?;
@@ -351,9 +353,13 @@ impl SqliteStore {
         writer
             .exec(Box::new(move |conn| {
                 Box::pin(async move {
-                    sqlx::query("PRAGMA temp_store = file").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA temp_store = file")
+                        .execute(&mut *conn)
+                        .await?;
                     let report = schema::migrate(conn, busy_ms).await;
-                    let reset = sqlx::query("PRAGMA temp_store = memory").execute(&mut *conn).await;
+                    let reset = sqlx::query("PRAGMA temp_store = memory")
+                        .execute(&mut *conn)
+                        .await;
                     let _ = report_tx.send(report);
                     reset.map(|_| 0)
                 })
@@ -1048,7 +1054,12 @@ impl crate::backend::Backend for SqliteStore {
     async fn begin_bulk(&self) -> Result<()> {
         SqliteStore::begin_bulk(self).await
     }
-    async fn bulk_write(&self, rows: Vec<ValidState>, now: DateTime<Utc>, note: Option<&BulkNote>) -> Result<()> {
+    async fn bulk_write(
+        &self,
+        rows: Vec<ValidState>,
+        now: DateTime<Utc>,
+        note: Option<&BulkNote>,
+    ) -> Result<()> {
         SqliteStore::bulk_write(self, rows, now, note).await
     }
     async fn finish_bulk(&self) -> Result<MigrationReport> {

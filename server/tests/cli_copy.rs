@@ -123,6 +123,20 @@ async fn assert_same_runs(from: &str, to: &str, lossy_floats: bool) {
     dst.close().await;
 }
 
+/// The destination is exactly the store's after a copy: nothing left to migrate (every index and trigger there),
+/// and its counters agree with a recount of the rows.
+async fn assert_whole(location: &str) {
+    let store = open(location).await;
+    assert!(
+        store.migration().is_noop(),
+        "{location} still needed: {:?}",
+        store.migration().changes
+    );
+    let check = store.verify_counters().await.unwrap();
+    assert!(check.is_exact(), "{location}: {:?}", check.differences);
+    store.close().await;
+}
+
 async fn open_ro(location: &str) -> Store {
     Store::open_with(
         location,
@@ -236,8 +250,10 @@ async fn a_sqlite_copy_keeps_every_value_of_every_run() {
         report["seconds"].is_number() && report["rate"].is_number(),
         "{report}"
     );
+    assert_eq!(report["bulk"], true, "a new file is filled in bulk: {report}");
     assert_eq!(file_bytes(&src), before, "the source is never written");
     assert_same_runs(&text(&src), &text(&dst), false).await;
+    assert_whole(&text(&dst)).await;
 
     // The copy's overview figures are the source's.
     let (a, b) = (open_ro(&text(&src)).await, open_ro(&text(&dst)).await);
@@ -319,6 +335,7 @@ async fn a_destination_holding_runs_is_refused_unless_forced() {
 
     let report = copied(&text(&src), &text(&dst), &["--force"]);
     assert_eq!(report["verified"], true, "{report}");
+    assert_eq!(report["bulk"], false, "beside runs, run by run: {report}");
     assert_eq!(report["destination_runs"], tricky_runs().len() + 1, "{report}");
 
     // A finished copy is not repeated by accident...
@@ -386,15 +403,11 @@ fn wait_for_progress(child: &mut std::process::Child, timeout: Duration) -> Vec<
     lines
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_copy_killed_half_way_resumes_and_loses_or_doubles_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let total = 20_000 + tricky_runs().len();
-    let src = source(dir.path(), 20_000).await;
-    let dst = dir.path().join("copy.db");
-
-    // Small batches (one durable commit each) make the copy last long enough to be killed in the middle.
-    let mut child = copy_cmd(&text(&src), &text(&dst), &["--batch", "25"])
+/// Kills a bulk copy from `src` into `dst` once it shows progress, runs it again, and checks that nothing was lost
+/// or doubled, that the resumed copy went on in bulk after the runs already in, and that the result is whole.
+async fn kill_and_resume(src: &Path, dst: &str, total: usize, lossy_floats: bool) {
+    // Small batches (one commit each) make the copy last long enough to be killed in the middle.
+    let mut child = copy_cmd(&text(src), dst, &["--batch", "5"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -406,17 +419,22 @@ async fn a_copy_killed_half_way_resumes_and_loses_or_doubles_nothing() {
         lines.last().is_some_and(|l| l.starts_with("copy: ")),
         "the copy showed progress before it was killed: {lines:?}"
     );
-    let partial = every_run(&text(&dst)).await.len();
+    // Opening it (as the reads below do, writable first) finishes what the killed bulk load left out.
+    assert_whole(dst).await;
+    let partial = every_run(dst).await.len();
     assert!(
         partial > 0 && partial < total,
         "killed half-way: {partial} of {total} runs copied"
     );
 
-    let out = copy(&src, &dst, &["--json", "--batch", "5000"]);
+    let out = copy_url(&text(src), dst, &["--json", "--batch", "5000"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let skipped = report["skipped"].as_u64().unwrap();
-    assert!(skipped > 0 && skipped as usize <= partial, "{report}");
+    assert_eq!(
+        skipped as usize, partial,
+        "each batch is committed with its progress: the resumed copy starts exactly after the runs in: {report}"
+    );
     assert!(
         stderr(&out).contains(&format!("resuming after {skipped} runs")),
         "{}",
@@ -427,9 +445,34 @@ async fn a_copy_killed_half_way_resumes_and_loses_or_doubles_nothing() {
         total as u64,
         "the resumed copy reads only what was not copied before: {report}"
     );
+    assert_eq!(
+        report["bulk"], true,
+        "an unfinished bulk copy goes on in bulk: {report}"
+    );
     assert_eq!(report["verified"], true, "{report}");
     assert_eq!(report["destination_runs"], total, "{report}");
-    assert_same_runs(&text(&src), &text(&dst), false).await;
+    assert_same_runs(&text(src), dst, lossy_floats).await;
+    assert_whole(dst).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_killed_half_way_resumes_and_loses_or_doubles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let total = 20_000 + tricky_runs().len();
+    let src = source(dir.path(), 20_000).await;
+    let dst = dir.path().join("copy.db");
+    kill_and_resume(&src, &text(&dst), total, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_to_postgres_killed_half_way_resumes_and_loses_or_doubles_nothing() {
+    let Some(pg) = flowstate_testkit::pg::fresh_database_or_skip("copy_killed").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let total = 20_000 + tricky_runs().len();
+    let src = source(dir.path(), 20_000).await;
+    kill_and_resume(&src, &pg, total, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -442,12 +485,16 @@ async fn sqlite_to_postgres_and_back_keeps_every_value() {
     let src = source(dir.path(), 2_000).await;
     let there = copied(&text(&src), &pg, &["--batch", "300"]);
     assert_eq!(there["verified"], true, "{there}");
+    assert_eq!(there["bulk"], true, "{there}");
+    assert_whole(&pg).await;
     assert_eq!(there["copied"], 2_000 + tricky_runs().len(), "{there}");
     assert_same_runs(&text(&src), &pg, true).await;
 
     let back = dir.path().join("back.db");
     let report = copied(&pg, &text(&back), &[]);
     assert_eq!(report["verified"], true, "{report}");
+    assert_eq!(report["bulk"], true, "{report}");
+    assert_whole(&text(&back)).await;
     assert_same_runs(&pg, &text(&back), false).await;
     assert_same_runs(&text(&src), &text(&back), true).await;
 }

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::bulk::BulkNote;
 use crate::insights::{ActivityBucket, AuditEntry, Bucket, FailureReport, StuckRuns};
 use crate::validate::{ValidCleanup, ValidList, ValidState};
 use crate::{
@@ -32,6 +33,18 @@ pub(crate) trait Backend {
     /// `updated_at`, and `created_at` of a new run when none is given; an existing run keeps its creation time
     /// unless one is given. The rows are of distinct runs.
     async fn save(&self, rows: Vec<ValidState>, now: DateTime<Utc>) -> Result<()>;
+    /// Drops the counters' triggers and every index but the primary key, for a bulk load ([`crate::bulk`]).
+    async fn begin_bulk(&self) -> Result<()>;
+    /// Inserts or replaces whole rows into the bare table in one transaction, with `note` (an audit entry's new
+    /// detail and counts) in the same transaction.
+    async fn bulk_write(
+        &self,
+        rows: Vec<ValidState>,
+        now: DateTime<Utc>,
+        note: Option<&BulkNote>,
+    ) -> Result<()>;
+    /// Builds the indexes, triggers and counters a bulk load left out (the migration); what it changed.
+    async fn finish_bulk(&self) -> Result<MigrationReport>;
     /// Every column of a run.
     async fn load_state(&self, run_id: &str) -> Result<Option<WorkflowState>>;
     /// A run for its page, large columns cut at `max_chars` characters.

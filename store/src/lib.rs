@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+pub mod bulk;
 pub mod counters;
 pub mod demo;
 mod error;
@@ -51,6 +52,7 @@ mod store;
 pub mod time;
 mod validate;
 
+pub use bulk::{BulkBatch, BulkNote};
 pub use counters::{CounterCheck, CounterDifference};
 pub use error::{Result, StoreError};
 pub use flowstate_model::limits::{

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::backend::Backend;
+use crate::bulk::{BulkBatch, BulkNote};
 use crate::insights::{
     ActivityBucket, AuditEntry, Bucket, FailureGroup, FailureReport, PipelineFailureRate, StuckRuns,
     FAILURE_SAMPLES,
@@ -267,6 +268,43 @@ impl Store {
             return Ok(());
         }
         on_backend!(self, b => b.save(rows, self.clock.now()).await)
+    }
+
+    /// Starts a bulk load ([`crate::bulk`]): drops the counters' triggers and every index but the primary key, so
+    /// that [`Store::bulk_write`] writes into the bare table. For a database no one else uses meanwhile (a new
+    /// copy): until [`Store::finish_bulk_load`], the overview figures are stale and lists slow. Killed before it
+    /// finishes, the next writable open of the database finishes it by itself.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] on a read-only store; [`StoreError::Busy`]; database failures.
+    pub async fn begin_bulk_load(&self) -> Result<()> {
+        self.check_writable()?;
+        on_backend!(self, b => b.begin_bulk().await)
+    }
+
+    /// Writes the runs of a [`BulkBatch`] (validated when it was made) in one transaction, with `note` (an audit
+    /// entry's new detail) in the same transaction. Runs already present are replaced, as by a save. Between
+    /// [`Store::begin_bulk_load`] and [`Store::finish_bulk_load`] only.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] on a read-only store; [`StoreError::Busy`]; [`StoreError::DiskFull`]; database
+    /// failures (nothing of the batch, nor the note, is written then).
+    pub async fn bulk_write(&self, batch: BulkBatch, note: Option<&BulkNote>) -> Result<()> {
+        self.check_writable()?;
+        if batch.rows.is_empty() && note.is_none() {
+            return Ok(());
+        }
+        on_backend!(self, b => b.bulk_write(batch.rows, self.clock.now(), note).await)
+    }
+
+    /// Ends a bulk load: builds the indexes, creates the triggers and counts the counters from the rows, in one
+    /// transaction (the store's migration). Returns what it changed.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] on a read-only store; [`StoreError::Busy`]; database failures.
+    pub async fn finish_bulk_load(&self) -> Result<MigrationReport> {
+        self.check_writable()?;
+        on_backend!(self, b => b.finish_bulk().await)
     }
 
     /// Loads every column of a run.

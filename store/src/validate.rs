@@ -71,6 +71,17 @@ pub(crate) struct ValidState {
 impl ValidState {
     /// Checks every field of a run to be saved, and writes its JSON columns out.
     pub(crate) fn new(state: &WorkflowState) -> Result<ValidState> {
+        let encoded = Self::check(state)?;
+        Ok(encoded.with(state.clone()))
+    }
+
+    /// [`ValidState::new`] of a run the caller hands over (no copy of its values).
+    pub(crate) fn new_owned(state: WorkflowState) -> Result<ValidState> {
+        let encoded = Self::check(&state)?;
+        Ok(encoded.with(state))
+    }
+
+    fn check(state: &WorkflowState) -> Result<Encoded> {
         lookup_id(&state.run_id)?;
         if state.run_id.len() > MAX_RUN_ID_BYTES {
             return Err(StoreError::invalid(
@@ -193,14 +204,35 @@ impl ValidState {
             .as_ref()
             .map(|v| encode_json("metadata", v))
             .transpose()?;
-        Ok(ValidState {
-            state: state.clone(),
+        Ok(Encoded {
             status,
             context,
             last_output,
             history,
             metadata,
         })
+    }
+}
+
+/// The checked, written-out columns of a [`ValidState`], before the run is attached.
+struct Encoded {
+    status: &'static str,
+    context: String,
+    last_output: Option<String>,
+    history: Option<String>,
+    metadata: Option<String>,
+}
+
+impl Encoded {
+    fn with(self, state: WorkflowState) -> ValidState {
+        ValidState {
+            state,
+            status: self.status,
+            context: self.context,
+            last_output: self.last_output,
+            history: self.history,
+            metadata: self.metadata,
+        }
     }
 }
 

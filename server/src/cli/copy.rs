@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use flowstate_store::{
-    BackendKind, Durability, ListQuery, Location, Store, StoreError, StoreOptions, WorkflowState,
+    BackendKind, BulkBatch, BulkNote, Durability, ListQuery, Location, Store, StoreError, StoreOptions,
+    WorkflowState,
 };
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -54,6 +55,8 @@ struct Progress {
     refused_runs: Vec<(String, String)>,
     /// Runs the destination held before the first attempt.
     dst_before: u64,
+    /// The copy goes through the destination's bulk load ([`Store::begin_bulk_load`]).
+    bulk: bool,
 }
 
 impl Progress {
@@ -67,6 +70,7 @@ impl Progress {
             "refused_runs": refusals_json(&self.refused_runs),
             "dst_before": self.dst_before,
             "source_runs": total,
+            "bulk": self.bulk,
         })
     }
 
@@ -88,6 +92,19 @@ impl Progress {
                 })
                 .unwrap_or_default(),
             dst_before: count("dst_before"),
+            bulk: detail["bulk"].as_bool().unwrap_or(false),
+        }
+    }
+}
+
+impl Progress {
+    /// Counts refused runs and keeps the first ones' ids and reasons.
+    fn note_refused(&mut self, refused: Vec<(String, String)>) {
+        self.refused += refused.len() as u64;
+        for (id, reason) in refused {
+            if self.refused_runs.len() < MAX_LISTED_REFUSALS {
+                self.refused_runs.push((id, reason));
+            }
         }
     }
 }
@@ -230,6 +247,9 @@ async fn copy_into(
         .await?
         .into_iter()
         .find(|e| e.action == ACTION && e.detail["source"].as_str() == Some(source));
+    let previous_state = previous
+        .as_ref()
+        .and_then(|e| e.detail["state"].as_str().map(str::to_string));
     let mut progress = match previous {
         Some(entry) if entry.detail["state"] == "done" && !args.force => {
             return Err(CliError::Runtime(format!(
@@ -254,63 +274,47 @@ async fn copy_into(
     if let Some(after) = &progress.last_run_id {
         eprintln!("resuming after {skipped} runs (the last copied: {after})");
     }
-    dst.record_audit(ACTOR, ACTION, &progress.detail(source, "started", total), None, 0)
+    // The bulk path: into a database that held no runs before the copy (new, or this source's unfinished bulk
+    // copy, which opening it has just finished as far as it went). Not once the rows are all in (a copy killed
+    // while building the indexes: opening it built them), nor beside runs that were there before.
+    let resumed_state = previous_state.as_deref();
+    progress.bulk = progress.dst_before == 0
+        && (dst_runs == 0 || (progress.bulk && matches!(resumed_state, Some("started" | "copying"))));
+    let entry = dst
+        .record_audit(ACTOR, ACTION, &progress.detail(source, "started", total), None, 0)
         .await?;
 
     let batch = args.batch as usize;
-    let (tx, mut rx) = mpsc::channel::<Batch>(READ_AHEAD);
-    let reader = tokio::spawn(read_batches(src.clone(), progress.last_run_id.clone(), batch, tx));
     let lossy_floats = dst.backend() == BackendKind::Postgres;
-
     let started = Instant::now();
-    let mut last_tick = started;
-    let mut copied_now = 0u64;
-    // Where the time goes: waiting for the reader, and writing (with the read-back check).
-    let (mut waiting, mut writing) = (Duration::ZERO, Duration::ZERO);
-    let outcome: Result<(), CliError> = async {
-        loop {
-            let wait_start = Instant::now();
-            let Some(read) = rx.recv().await else { break };
-            waiting += wait_start.elapsed();
-            let write_start = Instant::now();
-            let rows = read.map_err(|e| CliError::Runtime(format!("reading {source}: {e}")))?;
-            let Some(last) = rows.last() else { break };
-            let refused = save_batch(dst, &rows)
-                .await
-                .map_err(|e| CliError::Runtime(format!("writing {destination}: {e}")))?;
-            if !refused.iter().any(|(id, _)| *id == last.run_id) {
-                check_read_back(dst, last, lossy_floats).await?;
-            }
-            writing += write_start.elapsed();
-            progress.refused += refused.len() as u64;
-            for (id, reason) in refused {
-                eprintln!("refused run {id}: {reason}");
-                if progress.refused_runs.len() < MAX_LISTED_REFUSALS {
-                    progress.refused_runs.push((id, reason));
-                }
-            }
-            progress.copied += rows.len() as u64;
-            copied_now += rows.len() as u64;
-            progress.last_run_id = Some(last.run_id.clone());
-            if last_tick.elapsed() >= TICK {
-                last_tick = Instant::now();
-                dst.record_audit(ACTOR, ACTION, &progress.detail(source, "copying", total), None, 0)
-                    .await?;
-                eprintln!(
-                    "{}",
-                    progress_line(progress.copied, total, copied_now, started.elapsed())
-                );
-            }
-        }
-        Ok(())
-    }
-    .await;
-    drop(rx);
-    let read_result = reader.await;
-    outcome?;
-    if let Err(e) = read_result {
-        return Err(CliError::Runtime(format!("the reader task failed: {e}")));
-    }
+    let timing = if progress.bulk {
+        copy_bulk(
+            src,
+            dst,
+            &mut progress,
+            entry,
+            batch,
+            total,
+            source,
+            destination,
+            lossy_floats,
+        )
+        .await?
+    } else {
+        copy_rows(
+            src,
+            dst,
+            &mut progress,
+            batch,
+            total,
+            source,
+            destination,
+            lossy_floats,
+        )
+        .await?
+    };
+    let copied_now = timing.copied_now;
+    let (waiting, writing) = (timing.waiting, timing.writing);
     let seconds = started.elapsed().as_secs_f64();
     dst.record_audit(
         ACTOR,
@@ -387,6 +391,8 @@ async fn copy_into(
             "verified": verified,
             "seconds_waiting_for_source": (waiting.as_secs_f64() * 1000.0).round() / 1000.0,
             "seconds_writing": (writing.as_secs_f64() * 1000.0).round() / 1000.0,
+            "bulk": progress.bulk,
+            "seconds_finishing": (timing.finishing.as_secs_f64() * 1000.0).round() / 1000.0,
         })));
     }
     let resumed = if skipped > 0 {
@@ -404,6 +410,211 @@ async fn copy_into(
             format!(" ({} before the copy)", progress.dst_before)
         },
     ))
+}
+
+/// What a copy's write loop measured.
+struct Timing {
+    /// Runs read from the source by this attempt.
+    copied_now: u64,
+    /// The writer waiting for the reader (and, on the bulk path, the validation).
+    waiting: Duration,
+    /// Writing, with the read-back checks.
+    writing: Duration,
+    /// Building the indexes and counting the counters after a bulk load.
+    finishing: Duration,
+}
+
+/// The per-run path: each batch saved with [`Store::save_many`] (indexes and counters kept row by row), progress
+/// recorded at most once a [`TICK`] (a batch written again after a crash is an upsert: never doubled).
+#[allow(clippy::too_many_arguments)]
+async fn copy_rows(
+    src: &Store,
+    dst: &Store,
+    progress: &mut Progress,
+    batch: usize,
+    total: u64,
+    source: &str,
+    destination: &str,
+    lossy_floats: bool,
+) -> Result<Timing, CliError> {
+    let (tx, mut rx) = mpsc::channel::<Batch>(READ_AHEAD);
+    let reader = tokio::spawn(read_batches(src.clone(), progress.last_run_id.clone(), batch, tx));
+    let started = Instant::now();
+    let mut last_tick = started;
+    let mut copied_now = 0u64;
+    // Where the time goes: waiting for the reader, and writing (with the read-back check).
+    let (mut waiting, mut writing) = (Duration::ZERO, Duration::ZERO);
+    let outcome: Result<(), CliError> = async {
+        loop {
+            let wait_start = Instant::now();
+            let Some(read) = rx.recv().await else { break };
+            waiting += wait_start.elapsed();
+            let write_start = Instant::now();
+            let rows = read.map_err(|e| CliError::Runtime(format!("reading {source}: {e}")))?;
+            let Some(last) = rows.last() else { break };
+            let refused = save_batch(dst, &rows)
+                .await
+                .map_err(|e| CliError::Runtime(format!("writing {destination}: {e}")))?;
+            if !refused.iter().any(|(id, _)| *id == last.run_id) {
+                check_read_back(dst, last, lossy_floats).await?;
+            }
+            writing += write_start.elapsed();
+            for (id, reason) in &refused {
+                eprintln!("refused run {id}: {reason}");
+            }
+            progress.note_refused(refused);
+            progress.copied += rows.len() as u64;
+            copied_now += rows.len() as u64;
+            progress.last_run_id = Some(last.run_id.clone());
+            if last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                dst.record_audit(ACTOR, ACTION, &progress.detail(source, "copying", total), None, 0)
+                    .await?;
+                eprintln!(
+                    "{}",
+                    progress_line(progress.copied, total, copied_now, started.elapsed())
+                );
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(rx);
+    let read_result = reader.await;
+    outcome?;
+    if let Err(e) = read_result {
+        return Err(CliError::Runtime(format!("the reader task failed: {e}")));
+    }
+    Ok(Timing {
+        copied_now,
+        waiting,
+        writing,
+        finishing: Duration::ZERO,
+    })
+}
+
+/// A batch read and validated for the bulk path: the runs that passed and the refused ones, how many were read,
+/// and the last run id read.
+type CheckedBatch = Result<(BulkBatch, u64, String), StoreError>;
+
+/// The bulk path ([`Store::begin_bulk_load`]): the destination's indexes and counter triggers are dropped, each
+/// batch is validated by a task of its own while the previous one is written, and written in one transaction
+/// together with the copy's progress (the audit entry `entry`, updated in place: so a resumed copy knows exactly
+/// which batches are in); then the indexes are built and the counters counted once.
+#[allow(clippy::too_many_arguments)]
+async fn copy_bulk(
+    src: &Store,
+    dst: &Store,
+    progress: &mut Progress,
+    entry: i64,
+    batch: usize,
+    total: u64,
+    source: &str,
+    destination: &str,
+    lossy_floats: bool,
+) -> Result<Timing, CliError> {
+    dst.begin_bulk_load()
+        .await
+        .map_err(|e| CliError::Runtime(format!("preparing {destination} for the copy: {e}")))?;
+    let (tx, mut read_rx) = mpsc::channel::<Batch>(READ_AHEAD);
+    let reader = tokio::spawn(read_batches(src.clone(), progress.last_run_id.clone(), batch, tx));
+    let (checked_tx, mut rx) = mpsc::channel::<CheckedBatch>(READ_AHEAD);
+    let checker = tokio::spawn(async move {
+        while let Some(read) = read_rx.recv().await {
+            let checked = match read {
+                Ok(rows) => {
+                    let Some(last) = rows.last().map(|r| r.run_id.clone()) else {
+                        break;
+                    };
+                    let n = rows.len() as u64;
+                    // Validation is CPU work (every JSON value written out): off the runtime's threads.
+                    tokio::task::spawn_blocking(move || BulkBatch::new(rows))
+                        .await
+                        .map(|b| (b, n, last))
+                        .map_err(|e| StoreError::Conflict(format!("validating a batch failed: {e}")))
+                }
+                Err(e) => Err(e),
+            };
+            let failed = checked.is_err();
+            if checked_tx.send(checked).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut last_tick = started;
+    let mut copied_now = 0u64;
+    let (mut waiting, mut writing) = (Duration::ZERO, Duration::ZERO);
+    let outcome: Result<(), CliError> = async {
+        loop {
+            let wait_start = Instant::now();
+            let Some(read) = rx.recv().await else { break };
+            waiting += wait_start.elapsed();
+            let write_start = Instant::now();
+            let (checked, n, last_id) =
+                read.map_err(|e| CliError::Runtime(format!("reading {source}: {e}")))?;
+            let last = checked.runs().last().cloned();
+            for (id, reason) in &checked.refused {
+                eprintln!("refused run {id}: {reason}");
+            }
+            let mut next = progress.clone();
+            next.note_refused(checked.refused.clone());
+            next.copied += n;
+            next.last_run_id = Some(last_id);
+            let note = BulkNote {
+                id: entry,
+                detail: next.detail(source, "copying", total),
+                matched: None,
+                affected: (copied_now + n) as i64,
+            };
+            dst.bulk_write(checked, Some(&note))
+                .await
+                .map_err(|e| CliError::Runtime(format!("writing {destination}: {e}")))?;
+            *progress = next;
+            copied_now += n;
+            if let Some(last) = &last {
+                check_read_back(dst, last, lossy_floats).await?;
+            }
+            writing += write_start.elapsed();
+            if last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                eprintln!(
+                    "{}",
+                    progress_line(progress.copied, total, copied_now, started.elapsed())
+                );
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(rx);
+    let (read_result, check_result) = (reader.await, checker.await);
+    outcome?;
+    if let Err(e) = read_result.and(check_result) {
+        return Err(CliError::Runtime(format!("the reader task failed: {e}")));
+    }
+    // Every row is in: from here on a resumed copy has nothing to write in bulk.
+    let note = BulkNote {
+        id: entry,
+        detail: progress.detail(source, "finishing", total),
+        matched: None,
+        affected: copied_now as i64,
+    };
+    dst.bulk_write(BulkBatch::new(Vec::new()), Some(&note)).await?;
+    eprintln!(
+        "{}; building the indexes and counting the counters",
+        progress_line(progress.copied, total, copied_now, started.elapsed())
+    );
+    let finish_start = Instant::now();
+    dst.finish_bulk_load()
+        .await
+        .map_err(|e| CliError::Runtime(format!("finishing {destination}: {e}")))?;
+    Ok(Timing {
+        copied_now,
+        waiting,
+        writing,
+        finishing: finish_start.elapsed(),
+    })
 }
 
 /// Reads the source in run-id order, `batch` runs at a time (in pages the store allows), until the end.
@@ -602,10 +813,12 @@ mod tests {
             refused: 1,
             refused_runs: vec![("run_3".into(), "bad".into())],
             dst_before: 0,
+            bulk: true,
         };
         let back = Progress::from_detail(&p.detail("src", "copying", 20));
         assert_eq!(back.last_run_id.as_deref(), Some("run_9"));
         assert_eq!((back.copied, back.refused, back.dst_before), (10, 1, 0));
         assert_eq!(back.refused_runs, p.refused_runs);
+        assert!(back.bulk);
     }
 }

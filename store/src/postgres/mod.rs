@@ -14,6 +14,7 @@
 //! reconnected to by itself; while the server cannot be reached, calls fail with [`StoreError::Unavailable`] once
 //! the busy timeout is spent, never hang.
 
+mod bulk;
 pub(crate) mod counters;
 mod insights;
 mod read;
@@ -387,6 +388,20 @@ impl Backend for PgStore {
     }
     async fn save(&self, rows: Vec<ValidState>, now: DateTime<Utc>) -> Result<()> {
         PgStore::save(self, rows, now).await
+    }
+    async fn begin_bulk(&self) -> Result<()> {
+        PgStore::begin_bulk(self).await
+    }
+    async fn bulk_write(
+        &self,
+        rows: Vec<ValidState>,
+        now: DateTime<Utc>,
+        note: Option<&crate::bulk::BulkNote>,
+    ) -> Result<()> {
+        PgStore::bulk_write(self, rows, now, note).await
+    }
+    async fn finish_bulk(&self) -> Result<MigrationReport> {
+        PgStore::finish_bulk(self).await
     }
     async fn load_state(&self, run_id: &str) -> Result<Option<WorkflowState>> {
         PgStore::load_state(self, run_id).await

@@ -124,6 +124,10 @@ pub(crate) const INDEXES: [(&str, &str, &str); 6] = [
     ),
 ];
 
+/// The `flowstate_meta` key present while a bulk load ([`crate::bulk`]) has flujo's indexes dropped: the next
+/// migration creates them again (and removes the key).
+pub(crate) const BULK_LOAD_KEY: &str = "bulk_load";
+
 /// Every change made through flowstate (deletions, cleanups): when, who, what, how many.
 const AUDIT_TABLE: &str = "CREATE TABLE IF NOT EXISTS {s}.flowstate_audit (
     id BIGSERIAL PRIMARY KEY,
@@ -151,6 +155,8 @@ pub(crate) struct Inspection {
     counters_upgradable: bool,
     /// Counter tables of an earlier layout, dropped by the migration.
     legacy_tables: Vec<&'static str>,
+    /// A bulk load dropped flujo's indexes and has not finished ([`BULK_LOAD_KEY`]).
+    bulk_load: bool,
 }
 
 impl Inspection {
@@ -161,6 +167,7 @@ impl Inspection {
             && self.meta_exists
             && self.audit_exists
             && self.counters_current
+            && !self.bulk_load
     }
 
     /// Every query of the store can run on it (flujo's table exists), whether or not it is migrated.
@@ -265,6 +272,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
             counters_current: false,
             counters_upgradable: false,
             legacy_tables,
+            bulk_load: false,
         });
     };
 
@@ -317,6 +325,17 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
     .map_err(StoreError::Database)?;
     let triggers_exist = counters::TRIGGERS.iter().all(|t| triggers.iter().any(|x| x == t));
 
+    let bulk_load = if meta_exists {
+        sqlx::query_scalar::<_, i64>(&format!(
+            "SELECT count(*) FROM {s}.flowstate_meta WHERE key = '{BULK_LOAD_KEY}'"
+        ))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(StoreError::Database)?
+            > 0
+    } else {
+        false
+    };
     let version: Option<i64> = if meta_exists {
         let raw: Option<String> = sqlx::query_scalar(&format!(
             "SELECT value FROM {s}.flowstate_meta WHERE key = 'schema_version'"
@@ -354,6 +373,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
         counters_current,
         counters_upgradable,
         legacy_tables,
+        bulk_load,
     })
 }
 
@@ -374,7 +394,7 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
             ));
         }
     }
-    if !ins.counters_current || !ins.missing_indexes.is_empty() {
+    if !ins.counters_current || !ins.missing_indexes.is_empty() || ins.bulk_load {
         // Writers wait until the migration commits: the counters are filled from rows no one changes meanwhile.
         steps.push((
             format!("LOCK TABLE {s}.workflow_state IN SHARE ROW EXCLUSIVE MODE"),
@@ -402,6 +422,18 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
                 format!("created index {name} (for {serves})"),
             ));
         }
+    }
+    if ins.bulk_load {
+        for (name, def) in FLUJO_INDEXES {
+            steps.push((
+                format!("CREATE INDEX IF NOT EXISTS {name} ON {s}.workflow_state {def}"),
+                format!("created index {name} (flujo's, after a bulk load)"),
+            ));
+        }
+        steps.push((
+            format!("DELETE FROM {s}.flowstate_meta WHERE key = '{BULK_LOAD_KEY}'"),
+            String::new(),
+        ));
     }
     if !ins.counters_current {
         for t in &ins.legacy_tables {

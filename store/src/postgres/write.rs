@@ -25,7 +25,7 @@ use crate::validate::{ValidCleanup, ValidState};
 use crate::{CounterCheck, Result, StoreError, WorkflowStats};
 
 /// The 20 columns, in flujo's order.
-const COLUMNS: &str = "run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
+pub(super) const COLUMNS: &str = "run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
     pipeline_context, last_step_output, step_history, status, created_at, updated_at, total_steps, error_message, \
     execution_time_ms, memory_usage_mb, metadata, is_background_task, parent_run_id, task_id, background_error";
 
@@ -330,7 +330,7 @@ impl PgStore {
         unreachable!("the second attempt returns")
     }
 
-    async fn save_many(&self, rows: &[ValidState], now: DateTime<Utc>) -> Result<()> {
+    pub(super) async fn save_many(&self, rows: &[ValidState], now: DateTime<Utc>) -> Result<()> {
         // Statements: per chunk without repeated ids, the rows that give their creation time, then the others.
         let mut statements: Vec<(bool, Arrays)> = Vec::new();
         for chunk in distinct_chunks(rows) {

@@ -31,6 +31,7 @@ use self::row::{
     decode_state, decode_summary, lookup_sql, Columns, EncodedRow, SUMMARY_COLUMNS, SUMMARY_COLUMN_COUNT,
 };
 use self::writer::Writer;
+use crate::bulk::BulkNote;
 use crate::schema::MigrationReport;
 use crate::store::{Durability, StoreOptions};
 use crate::time::{self, instant_sql, UNKNOWN_INSTANT};
@@ -89,7 +90,9 @@ impl SqliteStore {
             // just that statement); at a few dozen pages it outgrows SQLite's 64 KiB in-memory limit and spills to
             // a temporary file, which made every save of a group commit about 0.5 ms slower. Keep it in memory.
             .pragma("temp_store", "memory")
-            .log_statements(tracing::log::LevelFilter::Trace);
+            .log_statements(tracing::log::LevelFilter::Trace)
+            // A migration's index builds and recounts (a bulk load's end) take seconds by design: not a warning.
+            .log_slow_statements(tracing::log::LevelFilter::Debug, Duration::from_secs(1));
 
         if !exists && !options.read_only {
             create_new(&path, &base, busy_ms).await?;
@@ -290,6 +293,83 @@ impl SqliteStore {
             return writer.save(rows.pop().expect("one row")).await;
         }
         writer.save_many(rows).await
+    }
+
+    /// Drops the counters' triggers and every index of [`schema::indexes`] (a bulk load: [`crate::bulk`]), in
+    /// one transaction on the write connection. The next migration (at [`SqliteStore::finish_bulk`], or at the
+    /// next writable open should the loader die) creates them again and recounts the counters.
+    pub(crate) async fn begin_bulk(&self) -> Result<()> {
+        let writer = self.writer()?;
+        let mut statements: Vec<String> = counters::TRIGGERS
+            .iter()
+            .map(|t| format!("DROP TRIGGER IF EXISTS {t}"))
+            .collect();
+        statements.extend(
+            schema::indexes()
+                .into_iter()
+                .map(|(name, _, _)| format!("DROP INDEX IF EXISTS {name}")),
+        );
+        writer
+            .exec(Box::new(move |conn| {
+                Box::pin(async move {
+                    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+                    for sql in &statements {
+                        sqlx::query(sql).execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(0)
+                })
+            }))
+            .await?
+            .map_err(self.err("starting a bulk load"))
+            .map(|_| ())
+    }
+
+    /// A bulk batch and its note, in one transaction on the write connection.
+    pub(crate) async fn bulk_write(
+        &self,
+        rows: Vec<ValidState>,
+        now: DateTime<Utc>,
+        note: Option<&BulkNote>,
+    ) -> Result<()> {
+        let writer = self.writer()?;
+        let rows: Vec<EncodedRow> = rows.into_iter().map(|r| EncodedRow::from_valid(r, now)).collect();
+        let note = note.map(|n| writer::BulkNoteRow {
+            id: n.id,
+            at: time::format_timestamp(&now),
+            detail: n.detail.to_string(),
+            matched: n.matched,
+            affected: n.affected,
+        });
+        writer.bulk(rows, note).await
+    }
+
+    /// Ends a bulk load: the migration, on the write connection (indexes, triggers, counters recounted), with
+    /// its temporary table of one small row per run on disk rather than in memory.
+    pub(crate) async fn finish_bulk(&self) -> Result<MigrationReport> {
+        let writer = self.writer()?;
+        let busy_ms = self.busy_ms;
+        let (report_tx, report_rx) = tokio::sync::oneshot::channel::<Result<MigrationReport>>();
+        writer
+            .exec(Box::new(move |conn| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA temp_store = file")
+                        .execute(&mut *conn)
+                        .await?;
+                    let report = schema::migrate(conn, busy_ms).await;
+                    let reset = sqlx::query("PRAGMA temp_store = memory")
+                        .execute(&mut *conn)
+                        .await;
+                    let _ = report_tx.send(report);
+                    reset.map(|_| 0)
+                })
+            }))
+            .await?
+            .map_err(self.err("finishing a bulk load"))?;
+        report_rx
+            .await
+            .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
+            .map_err(|e| with_path(e, &self.path, self.busy_ms))
     }
 
     fn writer(&self) -> Result<&Writer> {
@@ -970,6 +1050,20 @@ impl crate::backend::Backend for SqliteStore {
     }
     async fn save(&self, rows: Vec<ValidState>, now: DateTime<Utc>) -> Result<()> {
         SqliteStore::save(self, rows, now).await
+    }
+    async fn begin_bulk(&self) -> Result<()> {
+        SqliteStore::begin_bulk(self).await
+    }
+    async fn bulk_write(
+        &self,
+        rows: Vec<ValidState>,
+        now: DateTime<Utc>,
+        note: Option<&BulkNote>,
+    ) -> Result<()> {
+        SqliteStore::bulk_write(self, rows, now, note).await
+    }
+    async fn finish_bulk(&self) -> Result<MigrationReport> {
+        SqliteStore::finish_bulk(self).await
     }
     async fn load_state(&self, run_id: &str) -> Result<Option<WorkflowState>> {
         SqliteStore::load_state(self, run_id).await

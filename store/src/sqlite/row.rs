@@ -199,6 +199,41 @@ impl EncodedRow {
         }
     }
 
+    /// [`EncodedRow::new`] of a row handed over (its values moved, not copied): a bulk load's.
+    pub(crate) fn from_valid(row: ValidState, now: DateTime<Utc>) -> Self {
+        let ValidState {
+            state,
+            status,
+            context,
+            last_output,
+            history,
+            metadata,
+        } = row;
+        EncodedRow {
+            created_at: state.created_at.as_ref().map(time::format_timestamp),
+            updated_at: time::format_timestamp(&state.updated_at.unwrap_or(now)),
+            run_id: state.run_id,
+            pipeline_id: state.pipeline_id,
+            pipeline_name: state.pipeline_name,
+            pipeline_version: state.pipeline_version,
+            current_step_index: state.current_step_index,
+            context,
+            last_output,
+            history,
+            status,
+            total_steps: state.total_steps,
+            error_message: state.error_message,
+            execution_time_ms: state.execution_time_ms,
+            memory_usage_mb: state.memory_usage_mb,
+            metadata,
+            is_background_task: i64::from(state.extras.is_background_task),
+            parent_run_id: state.extras.parent_run_id,
+            task_id: state.extras.task_id,
+            background_error: state.extras.background_error,
+            now: time::format_timestamp(&now),
+        }
+    }
+
     /// The row's 22 parameters, in the order of one row of [`upsert_sql`]: the columns, but `created_at` is the
     /// given one, else the stored one (the run id again), else now.
     pub(crate) fn params(&self) -> [Param<'_>; PARAMS_PER_ROW] {

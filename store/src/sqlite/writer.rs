@@ -144,6 +144,20 @@ impl Writer {
         result.await.unwrap_or_else(|_| Err(closed()))
     }
 
+    /// Writes runs and a progress note in one transaction (a bulk load's batch); returns once it is committed.
+    pub(crate) async fn bulk(&self, rows: Vec<EncodedRow>, note: Option<BulkNoteRow>) -> Result<()> {
+        let (done, result) = oneshot::channel();
+        self.jobs
+            .send(Job::Bulk(Bulk {
+                rows,
+                note,
+                queued: Instant::now(),
+                done,
+            }))
+            .map_err(|_| closed())?;
+        result.await.unwrap_or_else(|_| Err(closed()))
+    }
+
     /// Runs `statement` on the write connection, in turn with the saves (used by cleanups: a delete batch then
     /// waits in the queue like a save instead of in SQLite's busy handler, whose sleeps grow to 100 ms, and the
     /// saves queued behind it are written as soon as it is done). Returns what the statement returned.
@@ -175,6 +189,7 @@ enum Job {
     /// Boxed: a save is much larger than the other jobs.
     Save(Box<Save>),
     Many(Many),
+    Bulk(Bulk),
     Exec(Statement, oneshot::Sender<sqlx::Result<u64>>),
     Close(oneshot::Sender<()>),
 }
@@ -192,6 +207,28 @@ struct Many {
     queued: Instant,
     done: oneshot::Sender<Result<()>>,
 }
+
+/// One [`Store::bulk_write`](crate::Store::bulk_write): rows and, in the same transaction, a progress note.
+struct Bulk {
+    rows: Vec<EncodedRow>,
+    note: Option<BulkNoteRow>,
+    queued: Instant,
+    done: oneshot::Sender<Result<()>>,
+}
+
+/// A bulk batch's progress note, as the audit table stores it.
+pub(crate) struct BulkNoteRow {
+    pub(crate) id: i64,
+    pub(crate) at: String,
+    pub(crate) detail: String,
+    pub(crate) matched: Option<i64>,
+    pub(crate) affected: i64,
+}
+
+/// The statement slot of the bulk note's UPDATE (after the upserts' slots `0..=MAX_GROUP`).
+const NOTE_SLOT: usize = MAX_GROUP + 1;
+const NOTE_SQL: &str =
+    "UPDATE flowstate_audit SET at = ?, detail = ?, matched = ?, affected = ? WHERE id = ?";
 
 struct Task {
     path: PathBuf,
@@ -282,6 +319,12 @@ impl Task {
                         }
                         self.write_many(session, many);
                     }
+                    Job::Bulk(bulk) => {
+                        if !group.is_empty() {
+                            self.write_group(session, std::mem::take(&mut group));
+                        }
+                        self.write_bulk(session, bulk);
+                    }
                     Job::Exec(statement, done) => {
                         if !group.is_empty() {
                             self.write_group(session, std::mem::take(&mut group));
@@ -320,6 +363,11 @@ impl Task {
                     }
                     Job::Many(many) => {
                         let _ = many
+                            .done
+                            .send(Err(StoreError::Database(sqlx::Error::WorkerCrashed)));
+                    }
+                    Job::Bulk(bulk) => {
+                        let _ = bulk
                             .done
                             .send(Err(StoreError::Database(sqlx::Error::WorkerCrashed)));
                     }
@@ -410,7 +458,7 @@ impl Task {
                     self.upsert(session, &rows)
                 }
             } else {
-                self.transaction(session, &many.rows, &chunks)
+                self.transaction(session, &many.rows, &chunks, None)
             };
             match result {
                 Ok(()) => {
@@ -433,6 +481,32 @@ impl Task {
         }
     }
 
+    /// Writes a bulk batch and its note in one `BEGIN IMMEDIATE` transaction.
+    fn write_bulk(&mut self, session: &mut Session<'_>, bulk: Bulk) {
+        let chunks = chunks(&bulk.rows);
+        loop {
+            self.fit_busy_timeout(session, bulk.queued);
+            match self.transaction(session, &bulk.rows, &chunks, bulk.note.as_ref()) {
+                Ok(()) => {
+                    self.counters.save_commits.fetch_add(1, Ordering::Relaxed);
+                    let _ = bulk.done.send(Ok(()));
+                    return;
+                }
+                Err(e) if is_busy(&e) => {
+                    if self.spent(bulk.queued) {
+                        let _ = bulk.done.send(Err(self.busy("writing a bulk batch")));
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => {
+                    let _ = bulk.done.send(Err(self.error(e, "writing a bulk batch")));
+                    return;
+                }
+            }
+        }
+    }
+
     /// One statement: the UPSERT of `rows` (distinct runs), in autocommit unless a transaction is open.
     fn upsert(&self, session: &mut Session<'_>, rows: &[&EncodedRow]) -> sqlx::Result<()> {
         let n = rows.len();
@@ -441,18 +515,38 @@ impl Task {
             .map(|_| ())
     }
 
-    /// The chunks of one save_many, in one transaction: all written or (on any error) none.
+    /// The chunks of one save_many (or bulk batch, with its note), in one transaction: all written or (on any
+    /// error) none.
     fn transaction(
         &self,
         session: &mut Session<'_>,
         rows: &[EncodedRow],
         chunks: &[std::ops::Range<usize>],
+        note: Option<&BulkNoteRow>,
     ) -> sqlx::Result<()> {
         session.batch(c"BEGIN IMMEDIATE")?;
-        let written = chunks.iter().try_for_each(|chunk| {
-            let part: Vec<&EncodedRow> = rows[chunk.clone()].iter().collect();
-            self.upsert(session, &part)
-        });
+        let written = chunks
+            .iter()
+            .try_for_each(|chunk| {
+                let part: Vec<&EncodedRow> = rows[chunk.clone()].iter().collect();
+                self.upsert(session, &part)
+            })
+            .and_then(|()| match note {
+                Some(n) => session
+                    .execute(
+                        NOTE_SLOT,
+                        NOTE_SQL,
+                        [
+                            n.at.as_str().into(),
+                            n.detail.as_str().into(),
+                            n.matched.into(),
+                            n.affected.into(),
+                            n.id.into(),
+                        ],
+                    )
+                    .map(|_| ()),
+                None => Ok(()),
+            });
         let result = written.and_then(|()| session.batch(c"COMMIT"));
         if result.is_err() && !session.autocommit() {
             // SQLite rolls some failures back by itself; the others are rolled back here.

@@ -29,7 +29,7 @@ fn runs(from: usize, n: usize) -> Vec<WorkflowState> {
             s.memory_usage_mb = Some(i as f64 / 3.0);
             s.pipeline_context =
                 json!({"i": i, "text": "tab\there\nnewline \\ back", "nested": [1, {"a": null}]});
-            s.last_step_output = (i % 2 == 0).then(|| json!(null));
+            s.last_step_output = (i % 2 == 0).then_some(serde_json::Value::Null);
             s.step_history = json!([{"step": i}]);
             if i % 5 == 3 {
                 s.error_message = Some(format!("ValueError: bad input {}", i % 7));

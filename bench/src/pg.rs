@@ -7,12 +7,16 @@
 //! The build: the store creates the empty database (flujo's table and indexes, flowstate's indexes, counters and
 //! triggers, as on any fresh database); the loader drops the triggers and every index but the primary key, then
 //! `COPY`s the generator's rows in ([`CHUNK`] rows per `COPY` statement, through sqlx's `copy_in_raw`, text
-//! format), creates the indexes again (each with 1 GB of `maintenance_work_mem`), and opens the store again: its
+//! format, over several connections at once: [`LoadOptions`]), creates the indexes again (several sessions at
+//! once, one `CREATE INDEX` each, the GIN indexes first), and opens the store again: its
 //! migration finds the triggers missing, creates them and recounts the counters from the rows (so the counters are
 //! exactly what the store would have kept). Then `VACUUM ANALYZE` (a table that has lived a while is vacuumed;
 //! index-only scans need the visibility map), a count of the rows and the store's recount of the counters.
 
-use std::time::Instant;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, DurationRound, Utc};
 use flowstate_store::{Store, StoreOptions};
@@ -197,8 +201,7 @@ pub async fn build(url: &str, generator: Generator, seed: u64) -> Result<PgBuild
 
     let mut conn = PgConnection::connect(url).await?;
     sqlx::raw_sql(
-        "SET statement_timeout = 0; SET maintenance_work_mem = '1GB'; SET synchronous_commit = off; \
-         SET max_parallel_maintenance_workers = 1",
+        "SET statement_timeout = 0; SET maintenance_work_mem = '1GB'; SET synchronous_commit = off",
     )
     .execute(&mut conn)
     .await?;
@@ -224,16 +227,18 @@ pub async fn build(url: &str, generator: Generator, seed: u64) -> Result<PgBuild
             .await?;
     }
 
+    let options = LoadOptions::from_env()?;
+    println!(
+        "bench pg db: {} COPY streams, {} index sessions, maintenance_work_mem {}",
+        options.copy_streams, options.index_sessions, options.maintenance_work_mem
+    );
+    let generator = Arc::new(generator);
     let t = Instant::now();
-    copy_rows(&mut conn, &generator, 0..rows, "workflow_state", true).await?;
+    copy_parallel(url, &generator, options.copy_streams).await?;
     let copy_secs = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    for (name, def) in &indexes {
-        let i = Instant::now();
-        sqlx::raw_sql(def).execute(&mut conn).await?;
-        println!("bench pg db: index {name} in {:.0} s", i.elapsed().as_secs_f64());
-    }
+    create_indexes(url, indexes, &options).await?;
     let index_secs = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -298,6 +303,210 @@ pub async fn build(url: &str, generator: Generator, seed: u64) -> Result<PgBuild
     Ok(report)
 }
 
+/// How the loader spreads its work over connections: `FLOWSTATE_BENCH_PG_COPY_STREAMS` (default 2),
+/// `FLOWSTATE_BENCH_PG_INDEX_SESSIONS` (default 2), `FLOWSTATE_BENCH_PG_MAINTENANCE_MEM` (each index session's
+/// `maintenance_work_mem`, default `1GB`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Connections `COPY`ing chunks at once.
+    pub copy_streams: usize,
+    /// Connections creating indexes at once (one `CREATE INDEX` each).
+    pub index_sessions: usize,
+    /// `maintenance_work_mem` of each index session, e.g. `4GB`.
+    pub maintenance_work_mem: String,
+}
+
+impl LoadOptions {
+    /// From the environment (see the type).
+    ///
+    /// # Errors
+    /// A count that is not 1 to 64; a memory size that is not digits and a unit (`kB`, `MB`, `GB`).
+    pub fn from_env() -> Result<LoadOptions> {
+        Self::parse(
+            std::env::var("FLOWSTATE_BENCH_PG_COPY_STREAMS").ok().as_deref(),
+            std::env::var("FLOWSTATE_BENCH_PG_INDEX_SESSIONS").ok().as_deref(),
+            std::env::var("FLOWSTATE_BENCH_PG_MAINTENANCE_MEM")
+                .ok()
+                .as_deref(),
+        )
+    }
+
+    /// From the three settings' values (`None` or empty: the default).
+    ///
+    /// # Errors
+    /// As [`LoadOptions::from_env`].
+    pub fn parse(streams: Option<&str>, sessions: Option<&str>, memory: Option<&str>) -> Result<LoadOptions> {
+        fn count(name: &str, v: Option<&str>) -> Result<usize> {
+            match v.map(str::trim).filter(|v| !v.is_empty()) {
+                None => Ok(2),
+                Some(v) => match v.parse::<usize>() {
+                    Ok(n) if (1..=64).contains(&n) => Ok(n),
+                    _ => Err(format!("{name} must be a number from 1 to 64, not {v:?}").into()),
+                },
+            }
+        }
+        let maintenance_work_mem = match memory.map(str::trim).filter(|v| !v.is_empty()) {
+            None => "1GB".to_string(),
+            Some(v) => {
+                let digits = v.bytes().take_while(u8::is_ascii_digit).count();
+                if digits == 0 || digits > 7 || !["kB", "MB", "GB"].contains(&&v[digits..]) {
+                    return Err(format!(
+                        "FLOWSTATE_BENCH_PG_MAINTENANCE_MEM must be a size like 512MB or 4GB, not {v:?}"
+                    )
+                    .into());
+                }
+                v.to_string()
+            }
+        };
+        Ok(LoadOptions {
+            copy_streams: count("FLOWSTATE_BENCH_PG_COPY_STREAMS", streams)?,
+            index_sessions: count("FLOWSTATE_BENCH_PG_INDEX_SESSIONS", sessions)?,
+            maintenance_work_mem,
+        })
+    }
+}
+
+/// Copies all rows of `generator` into `workflow_state` of `url` over `streams` connections at once, each taking
+/// the next chunk of [`CHUNK`] rows when done with one (each chunk one `COPY`, committed on its own); progress on
+/// stderr every 10 s.
+///
+/// # Errors
+/// Server failures (the first one; the other streams are stopped).
+pub async fn copy_parallel(url: &str, generator: &Arc<Generator>, streams: usize) -> Result<u64> {
+    let rows = generator.rows();
+    let chunks = rows.div_ceil(CHUNK);
+    let next = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    // Tasks of this thread (sqlx's borrowed connections do not prove `Send` to `tokio::spawn`): the server parses
+    // the rows, making them here is a small part of the work.
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..streams.max(1) {
+                let (url, generator, next, done) =
+                    (url.to_string(), generator.clone(), next.clone(), done.clone());
+                tasks.spawn_local(copy_stream(url, generator, next, done, chunks));
+            }
+            let started = Instant::now();
+            let mut tick = tokio::time::interval_at(
+                tokio::time::Instant::now() + Duration::from_secs(10),
+                Duration::from_secs(10),
+            );
+            loop {
+                tokio::select! {
+                    joined = tasks.join_next() => match joined {
+                        None => break,
+                        Some(Ok(Ok(()))) => {}
+                        Some(Ok(Err(e))) => return Err(e),
+                        Some(Err(e)) => return Err(format!("a COPY stream failed: {e}").into()),
+                    },
+                    _ = tick.tick() => {
+                        let n = done.load(Ordering::Relaxed);
+                        let secs = started.elapsed().as_secs_f64();
+                        eprintln!(
+                            "bench pg db: {n} of {rows} rows ({:.0} %), {:.0} rows/s, {:.0} s",
+                            100.0 * n as f64 / rows.max(1) as f64,
+                            n as f64 / secs.max(1e-9),
+                            secs
+                        );
+                    }
+                }
+            }
+            Ok(done.load(Ordering::Relaxed))
+        })
+        .await
+}
+
+/// Runs the `CREATE INDEX` statements `indexes` (name, definition) over [`LoadOptions::index_sessions`]
+/// connections at once, each with [`LoadOptions::maintenance_work_mem`]; the GIN indexes (the longest to build)
+/// first.
+///
+/// # Errors
+/// Server failures (the first one).
+pub async fn create_indexes(
+    url: &str,
+    mut indexes: Vec<(String, String)>,
+    options: &LoadOptions,
+) -> Result<()> {
+    indexes.sort_by_key(|(_, def)| !def.to_ascii_lowercase().contains("using gin"));
+    let queue = Arc::new(Mutex::new(indexes.into_iter().collect::<VecDeque<_>>()));
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..options.index_sessions.max(1) {
+                let (url, queue, memory) = (
+                    url.to_string(),
+                    queue.clone(),
+                    options.maintenance_work_mem.clone(),
+                );
+                tasks.spawn_local(index_session(url, queue, memory));
+            }
+            while let Some(joined) = tasks.join_next().await {
+                match joined {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(e),
+                    Err(e) => return Err(format!("an index session failed: {e}").into()),
+                }
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// One stream of [`copy_parallel`]: takes the next chunk until none is left.
+async fn copy_stream(
+    url: String,
+    generator: Arc<Generator>,
+    next: Arc<AtomicU64>,
+    done: Arc<AtomicU64>,
+    chunks: u64,
+) -> Result<()> {
+    let rows = generator.rows();
+    let mut conn = PgConnection::connect(&url).await?;
+    sqlx::raw_sql("SET synchronous_commit = off")
+        .execute(&mut conn)
+        .await?;
+    let mut buf: Vec<u8> = Vec::with_capacity(8 << 20);
+    loop {
+        let chunk = next.fetch_add(1, Ordering::Relaxed);
+        if chunk >= chunks {
+            break;
+        }
+        let range = chunk * CHUNK..((chunk + 1) * CHUNK).min(rows);
+        let copied = copy_chunk(&mut conn, &generator, range, "workflow_state", &mut buf, |_| true).await?;
+        done.fetch_add(copied, Ordering::Relaxed);
+    }
+    conn.close().await.ok();
+    Ok(())
+}
+
+/// One session of [`create_indexes`]: creates the next index until none is left.
+async fn index_session(
+    url: String,
+    queue: Arc<Mutex<VecDeque<(String, String)>>>,
+    memory: String,
+) -> Result<()> {
+    let mut conn = PgConnection::connect(&url).await?;
+    sqlx::raw_sql("SET statement_timeout = 0")
+        .execute(&mut conn)
+        .await?;
+    sqlx::query("SELECT set_config('maintenance_work_mem', $1, false)")
+        .bind(&memory)
+        .execute(&mut conn)
+        .await?;
+    loop {
+        let next = queue.lock().map_err(|_| "index queue poisoned")?.pop_front();
+        let Some((name, def)) = next else { break };
+        let i = Instant::now();
+        sqlx::raw_sql(&def).execute(&mut conn).await?;
+        println!("bench pg db: index {name} in {:.0} s", i.elapsed().as_secs_f64());
+    }
+    conn.close().await.ok();
+    Ok(())
+}
+
 /// The 15 columns the generator makes, as `COPY` lists them.
 pub const COPY_COLUMNS: &str = "run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
     pipeline_context, last_step_output, step_history, status, created_at, updated_at, total_steps, error_message, \
@@ -337,26 +546,7 @@ pub async fn copy_rows_where(
     let mut buf: Vec<u8> = Vec::with_capacity(8 << 20);
     while i < range.end {
         let end = (i + CHUNK).min(range.end);
-        let mut copy = conn
-            .copy_in_raw(&format!("COPY {table} ({COPY_COLUMNS}) FROM STDIN"))
-            .await?;
-        for k in i..end {
-            let r = generator.row(k);
-            if !keep(&r) {
-                continue;
-            }
-            copy_line(&r, &mut buf);
-            copied += 1;
-            if buf.len() > (4 << 20) {
-                copy.send(buf.as_slice()).await?;
-                buf.clear();
-            }
-        }
-        if !buf.is_empty() {
-            copy.send(buf.as_slice()).await?;
-            buf.clear();
-        }
-        copy.finish().await?;
+        copied += copy_chunk(conn, generator, i..end, table, &mut buf, &keep).await?;
         i = end;
         if progress && last_report.elapsed().as_secs() >= 10 {
             last_report = Instant::now();
@@ -370,6 +560,39 @@ pub async fn copy_rows_where(
             );
         }
     }
+    Ok(copied)
+}
+
+/// One `COPY` of the rows of `range` that `keep` accepts, through `buf` (left empty).
+async fn copy_chunk(
+    conn: &mut PgConnection,
+    generator: &Generator,
+    range: std::ops::Range<u64>,
+    table: &str,
+    buf: &mut Vec<u8>,
+    keep: impl Fn(&Row<'_>) -> bool,
+) -> Result<u64> {
+    let mut copied = 0u64;
+    let mut copy = conn
+        .copy_in_raw(&format!("COPY {table} ({COPY_COLUMNS}) FROM STDIN"))
+        .await?;
+    for k in range {
+        let r = generator.row(k);
+        if !keep(&r) {
+            continue;
+        }
+        copy_line(&r, buf);
+        copied += 1;
+        if buf.len() > (4 << 20) {
+            copy.send(buf.as_slice()).await?;
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        copy.send(buf.as_slice()).await?;
+        buf.clear();
+    }
+    copy.finish().await?;
     Ok(copied)
 }
 
@@ -432,6 +655,30 @@ pub fn copy_line(r: &Row<'_>, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_options_default_and_refuse_bad_values() {
+        let d = LoadOptions::parse(None, Some(""), None).unwrap();
+        assert_eq!(
+            (d.copy_streams, d.index_sessions, d.maintenance_work_mem.as_str()),
+            (2, 2, "1GB")
+        );
+        let o = LoadOptions::parse(Some("3"), Some("1"), Some("4GB")).unwrap();
+        assert_eq!(
+            (o.copy_streams, o.index_sessions, o.maintenance_work_mem.as_str()),
+            (3, 1, "4GB")
+        );
+        for (a, b, c) in [
+            (Some("0"), None, None),
+            (Some("65"), None, None),
+            (None, Some("x"), None),
+            (None, None, Some("4G")),
+            (None, None, Some("GB")),
+            (None, None, Some("1GB'; DROP")),
+        ] {
+            assert!(LoadOptions::parse(a, b, c).is_err(), "{a:?} {b:?} {c:?}");
+        }
+    }
 
     #[test]
     fn copy_lines_escape_what_copy_reads_specially() {

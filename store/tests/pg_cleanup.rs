@@ -1,6 +1,7 @@
 //! Cleanups and the unfiltered list's index on PostgreSQL: a cleanup deletes exactly what its preview counts (never
 //! a run last active at `-infinity`), it goes on past rows a writer holds (`SKIP LOCKED` makes a batch short, not
-//! the last), and a database already at flowstate's schema gets `idx_flowstate_created` from the next migration.
+//! the last), and lists without a filter read flujo's `idx_workflow_state_created_at` (created by the migration where
+//! it is missing) with an incremental sort.
 //!
 //! Each test runs when `FLOWSTATE_TEST_PG` names a PostgreSQL server (a superuser's URL), and prints `SKIPPED`
 //! without.
@@ -90,41 +91,52 @@ async fn a_cleanup_goes_on_past_rows_a_writer_holds() {
     pg::drop_database(&url).await.unwrap();
 }
 
-async fn index_exists(conn: &mut sqlx::PgConnection) -> bool {
-    sqlx::query_scalar("SELECT to_regclass('idx_flowstate_created') IS NOT NULL")
+async fn index_exists(conn: &mut sqlx::PgConnection, name: &str) -> bool {
+    sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(name)
         .fetch_one(conn)
         .await
         .unwrap()
 }
 
 #[tokio::test]
-async fn a_database_at_flowstates_schema_gets_the_unfiltered_lists_index() {
+async fn lists_without_a_filter_read_flujos_creation_index_which_a_migration_creates_when_missing() {
     let Some(url) = pg::fresh_database_or_skip("pg_created_index").await else {
         return;
     };
     let store = Store::open(&url).await.unwrap();
     store.close().await;
     let mut conn = pg::connect(&url).await.unwrap();
-    assert!(index_exists(&mut conn).await, "a fresh database has it");
-    // A database migrated by a build without the index (same schema version).
-    sqlx::raw_sql("DROP INDEX idx_flowstate_created")
+    assert!(index_exists(&mut conn, "idx_workflow_state_created_at").await);
+    assert!(
+        !index_exists(&mut conn, "idx_flowstate_created").await,
+        "schema version 3 has no index of its own for it"
+    );
+    // A database whose flujo lacks the index (an older flujo, or dropped by hand).
+    sqlx::raw_sql("DROP INDEX idx_workflow_state_created_at")
         .execute(&mut conn)
         .await
         .unwrap();
-    insert_runs(&mut conn, "r", 5000, "now()").await;
+    // Runs created one second apart, as flujo's are (each its own `now()`).
+    sqlx::raw_sql(
+        "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
+         status, created_at, updated_at) SELECT 'r' || g, 'p', 'p', '1', 0, 'completed', \
+         now() - g * interval '1 second', now() FROM generate_series(1, 5000) AS g",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
     let store = Store::open(&url).await.unwrap();
     let changes = &store.migration().changes;
     assert!(
-        changes.iter().any(|c| c.contains("idx_flowstate_created")),
+        changes
+            .iter()
+            .any(|c| c.contains("idx_workflow_state_created_at")),
         "{changes:?}"
     );
-    assert!(index_exists(&mut conn).await);
-    let def: String = sqlx::query_scalar("SELECT pg_get_indexdef('idx_flowstate_created'::regclass)")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert!(def.contains("(created_at, run_id COLLATE \"C\")"), "{def}");
-    // The unfiltered list's order is read from it, not sorted.
+    assert!(index_exists(&mut conn, "idx_workflow_state_created_at").await);
+    // The unfiltered list's order is read from it: only the runs sharing an instant are sorted (an incremental
+    // sort), never the table.
     sqlx::raw_sql("ANALYZE workflow_state")
         .execute(&mut conn)
         .await
@@ -137,7 +149,13 @@ async fn a_database_at_flowstates_schema_gets_the_unfiltered_lists_index() {
     .unwrap();
     let plan = plan.join("\n");
     assert!(
-        plan.contains("idx_flowstate_created") && !plan.contains("Sort"),
+        plan.contains("idx_workflow_state_created_at") && plan.contains("Incremental Sort"),
+        "{plan}"
+    );
+    assert!(
+        !plan
+            .lines()
+            .any(|l| l.trim_start_matches([' ', '-', '>']).starts_with("Sort  (")),
         "{plan}"
     );
     assert!(store.verify_counters().await.unwrap().is_exact());

@@ -143,7 +143,12 @@ async fn a_fresh_database_gets_flujos_table_exactly() {
     // Opening again changes nothing.
     let again = open(&url).await;
     assert!(again.migration().is_noop(), "{:?}", again.migration());
-    assert_eq!(again.migration().from, SchemaKind::Flowstate { version: 2 });
+    assert_eq!(
+        again.migration().from,
+        SchemaKind::Flowstate {
+            version: flowstate_store::postgres::PG_SCHEMA_VERSION
+        }
+    );
     again.close().await;
     pg::drop_database(&url).await.unwrap();
     pg::drop_database(&flujo_url).await.unwrap();

@@ -1,10 +1,12 @@
-//! PostgreSQL schema version 1 → 2 in place: a database whose counters were kept by version 1's statement triggers
-//! on inserts and updates gets version 2's row triggers (an update that changes no counted value calls nothing),
-//! keeps its counts without a recount, stays exact for the store's and plain SQL writes afterwards, and the next
-//! open finds nothing to do.
+//! PostgreSQL schema upgrades in place. 1 → current: a database whose counters were kept by version 1's statement
+//! triggers on inserts and updates gets version 2's row triggers (an update that changes no counted value calls
+//! nothing), keeps its counts without a recount, stays exact for the store's and plain SQL writes afterwards, and
+//! the next open finds nothing to do. 2 → 3: version 3's indexes (the execution-time index partial,
+//! `idx_flowstate_created` dropped), the counts kept.
 //!
 //! Runs when `FLOWSTATE_TEST_PG` names a PostgreSQL server (a superuser's URL), and prints `SKIPPED` without.
 
+use flowstate_store::postgres::PG_SCHEMA_VERSION;
 use flowstate_store::{SchemaKind, Status, Store, WorkflowState};
 use flowstate_testkit::pg;
 
@@ -143,7 +145,7 @@ async fn a_version_1_database_gets_row_triggers_in_place_and_keeps_its_counts() 
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(version, "2");
+    assert_eq!(version, PG_SCHEMA_VERSION.to_string());
     assert!(store.verify_counters().await.unwrap().is_exact());
     assert_eq!(store.get_workflow_stats().await.unwrap().total_workflows, 68);
 
@@ -184,7 +186,139 @@ async fn a_version_1_database_gets_row_triggers_in_place_and_keeps_its_counts() 
     // Idempotent: the next open changes nothing.
     let store = Store::open(&url).await.unwrap();
     assert!(store.migration().is_noop(), "{:?}", store.migration().changes);
+    assert_eq!(
+        store.migration().from,
+        SchemaKind::Flowstate {
+            version: PG_SCHEMA_VERSION
+        }
+    );
+    store.close().await;
+    pg::drop_database(&url).await.unwrap();
+}
+
+/// Version 2's indexes, replacing version 3's; the schema version set back to 2 (its counters and triggers are
+/// version 3's).
+const VERSION_2: &str = r#"
+DROP INDEX idx_flowstate_pipeline_timed;
+CREATE INDEX idx_flowstate_created ON workflow_state (created_at, run_id COLLATE "C");
+CREATE INDEX idx_flowstate_pipeline_exec ON workflow_state (pipeline_id, execution_time_ms);
+UPDATE flowstate_meta SET value = '2' WHERE key = 'schema_version';
+"#;
+
+async fn index_def(conn: &mut sqlx::PgConnection, name: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT pg_get_indexdef(to_regclass($1))")
+        .bind(name)
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_version_2_database_gets_version_3s_indexes_in_place_and_keeps_its_counts() {
+    let Some(url) = pg::fresh_database_or_skip("pg_upgrade_v2").await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    for i in 0..30 {
+        let ms = (i % 3 != 0).then_some(i * 10);
+        let status = if ms.is_some() {
+            Status::Completed
+        } else {
+            Status::Running
+        };
+        store
+            .save_state(&run(
+                &format!("b{i}"),
+                if i % 2 == 0 { "p" } else { "q" },
+                status,
+                ms,
+            ))
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let mut conn = pg::connect(&url).await.unwrap();
+    sqlx::raw_sql(VERSION_2).execute(&mut conn).await.unwrap();
+    // Runs written by flujo's SQL at version 2 (its triggers count them), and a marker a recount would remove.
+    sqlx::raw_sql(
+        "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
+         status, created_at, updated_at, execution_time_ms) SELECT 'v2-' || g, 'p', 'p', '1', 0, \
+         CASE WHEN g % 4 = 0 THEN 'running' ELSE 'completed' END, now(), now(), \
+         CASE WHEN g % 4 = 0 THEN NULL ELSE g END FROM generate_series(1, 4000) g; \
+         INSERT INTO flowstate_counts_base (status_key, pipeline_key, slot, runs, timed, time_sum) \
+         VALUES ('=marker', '=kept', 7, 0, 0, 0)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let store = Store::open(&url).await.unwrap();
     assert_eq!(store.migration().from, SchemaKind::Flowstate { version: 2 });
+    let changes = &store.migration().changes;
+    for expected in [
+        "dropped index idx_flowstate_created",
+        "dropped index idx_flowstate_pipeline_exec",
+        "created index idx_flowstate_pipeline_timed",
+        "recorded schema version 3",
+    ] {
+        assert!(
+            changes.iter().any(|c| c.contains(expected)),
+            "{expected}: {changes:?}"
+        );
+    }
+    assert!(
+        !changes
+            .iter()
+            .any(|c| c.contains("counters") || c.contains("triggers")),
+        "the counters and triggers are kept: {changes:?}"
+    );
+    let marker: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM flowstate_counts_base WHERE status_key = '=marker'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(marker, 1, "no recount");
+    assert_eq!(index_def(&mut conn, "idx_flowstate_created").await, None);
+    assert_eq!(index_def(&mut conn, "idx_flowstate_pipeline_exec").await, None);
+    let timed = index_def(&mut conn, "idx_flowstate_pipeline_timed")
+        .await
+        .expect("the partial index");
+    assert!(
+        timed.contains("(pipeline_id, execution_time_ms) WHERE (execution_time_ms IS NOT NULL)"),
+        "{timed}"
+    );
+    // The longest time of a pipeline is read from the partial index (max() implies IS NOT NULL).
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT max(execution_time_ms) FROM workflow_state WHERE pipeline_id = 'p'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("idx_flowstate_pipeline_timed"), "{plan}");
+    let p = store.execution_percentiles(Some("p")).await.unwrap();
+    assert_eq!(p.max, Some(3999.0));
+    assert_eq!(p.count, 3000 + 10);
+    let all = store.execution_percentiles(None).await.unwrap();
+    assert_eq!(all.max, Some(3999.0));
+    assert!(store.verify_counters().await.unwrap().is_exact());
+    assert_eq!(store.get_workflow_stats().await.unwrap().total_workflows, 4030);
+    // Exact afterwards for flujo's SQL too, and the next open finds nothing to do.
+    sqlx::raw_sql(
+        "UPDATE workflow_state SET status = 'failed', execution_time_ms = 5000 WHERE run_id LIKE 'v2-1%'; \
+         DELETE FROM workflow_state WHERE run_id LIKE 'v2-2%'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert!(store.verify_counters().await.unwrap().is_exact());
+    assert_eq!(
+        store.execution_percentiles(Some("p")).await.unwrap().max,
+        Some(5000.0)
+    );
+    store.close().await;
+    let store = Store::open(&url).await.unwrap();
+    assert!(store.migration().is_noop(), "{:?}", store.migration().changes);
     store.close().await;
     pg::drop_database(&url).await.unwrap();
 }

@@ -122,7 +122,7 @@ impl PgStore {
                 .fetch_one(&mut *tx)
                 .await
             }
-            // The longest of the pipelines' longest (one step of `idx_flowstate_pipeline_exec` per pipeline that
+            // The longest of the pipelines' longest (one step of `idx_flowstate_pipeline_timed` per pipeline that
             // has execution times, as the histogram says), not a scan of every run's time. The key's collation
             // ("C") is set back to the column's, or the index (of the column's collation) cannot serve the
             // comparison: each pipeline's times were read whole (5 s at 1M runs instead of 1 ms).

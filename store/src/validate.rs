@@ -53,7 +53,9 @@ pub(crate) fn limit(limit: u32) -> Result<u32> {
 /// A save, checked and with its JSON written out: what every backend binds.
 #[derive(Debug, Clone)]
 pub(crate) struct ValidState {
-    /// The run as given.
+    /// The run as given; from [`ValidState::new`] without its JSON values (`null`, `None`: a save binds the
+    /// written-out text below, so the caller's values are not copied for nothing: a deep copy of a context of a
+    /// few KB was a good part of a save's CPU time in the client).
     pub state: WorkflowState,
     /// The status's stored name (one of the five).
     pub status: &'static str,
@@ -72,7 +74,7 @@ impl ValidState {
     /// Checks every field of a run to be saved, and writes its JSON columns out.
     pub(crate) fn new(state: &WorkflowState) -> Result<ValidState> {
         let encoded = Self::check(state)?;
-        Ok(encoded.with(state.clone()))
+        Ok(encoded.with(without_json(state)))
     }
 
     /// [`ValidState::new`] of a run the caller hands over (no copy of its values).
@@ -211,6 +213,36 @@ impl ValidState {
             history,
             metadata,
         })
+    }
+}
+
+/// A copy of a run without its JSON values (`pipeline_context`, `last_step_output`, `step_history` as `null` /
+/// `None`, `metadata` as `None`), which [`ValidState`] holds written out.
+fn without_json(state: &WorkflowState) -> WorkflowState {
+    let x = &state.extras;
+    WorkflowState {
+        run_id: state.run_id.clone(),
+        pipeline_id: state.pipeline_id.clone(),
+        pipeline_name: state.pipeline_name.clone(),
+        pipeline_version: state.pipeline_version.clone(),
+        current_step_index: state.current_step_index,
+        pipeline_context: Value::Null,
+        last_step_output: None,
+        step_history: Value::Null,
+        status: state.status.clone(),
+        created_at: state.created_at,
+        updated_at: state.updated_at,
+        total_steps: state.total_steps,
+        error_message: state.error_message.clone(),
+        execution_time_ms: state.execution_time_ms,
+        memory_usage_mb: state.memory_usage_mb,
+        extras: RunExtras {
+            metadata: None,
+            is_background_task: x.is_background_task,
+            parent_run_id: x.parent_run_id.clone(),
+            task_id: x.task_id.clone(),
+            background_error: x.background_error.clone(),
+        },
     }
 }
 

@@ -61,7 +61,7 @@ use chrono::Utc;
 use flowstate_bench::generate::Generator;
 use flowstate_bench::load::{self, BenchDb};
 use flowstate_bench::report::{self, Measurement};
-use flowstate_bench::sample::{sample_async, Budget, Samples};
+use flowstate_bench::sample::{cpu_secs, machine_busy_secs, sample_async, Budget, Samples};
 use flowstate_bench::{Config, Result};
 use flowstate_store::{Bucket, ListQuery, Status, Store, StoreOptions, WorkflowState};
 use http_body_util::{BodyExt, Empty};
@@ -1144,39 +1144,6 @@ async fn load(
     figures.server_cpu_secs = cpu_secs(&pid.to_string()) - cpu_before.1;
     figures.machine_cpu_secs = machine_busy_secs() - cpu_before.2;
     figures
-}
-
-/// CPU time the whole machine spent busy so far (every core; user, system, interrupts, steal), in seconds.
-fn machine_busy_secs() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
-        return 0.0;
-    };
-    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
-        return 0.0;
-    };
-    // user nice system idle iowait irq softirq steal ...
-    let ticks: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| ticks.get(i)).sum();
-    busy as f64 / 100.0
-}
-
-/// User and system CPU time of a process (`self` or a pid) so far, in seconds (0 when unreadable).
-fn cpu_secs(pid: &str) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // The fields after the command name (which may hold spaces) in parentheses: utime and stime are the 14th and
-    // 15th fields of the line, in clock ticks of 1/100 s (USER_HZ).
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ use chrono::Utc;
 use flowstate_bench::generate::{Generator, Row, SplitMix, STATUS_MIX};
 use flowstate_bench::pg::{self, PgBenchDb};
 use flowstate_bench::report::{self, Measurement};
-use flowstate_bench::sample::{sample_async, Budget, Samples};
+use flowstate_bench::sample::{cpu_secs, sample_async, Budget, Samples};
 use flowstate_bench::{Config, Result};
 use flowstate_store::{CleanupPolicy, ListQuery, Status, Store, StoreOptions, WorkflowState};
 use sqlx::{Connection, PgConnection, Row as _};
@@ -40,6 +40,13 @@ const PAGE: u32 = ListQuery::DEFAULT_LIMIT;
 const DEEP_PAGE: u64 = 10_000;
 /// Writers saving during the cleanup.
 const CLEANUP_WRITERS: usize = 16;
+/// The cleanup figure's parts: the writers alone, a part of the cleanup, this many times, then alone once more.
+const CLEANUP_ROUNDS: usize = 3;
+/// How often the cleanup figure's sampler looks at the writers' lock waits.
+const LOCK_POLL: Duration = Duration::from_millis(10);
+/// `application_name` of the cleanup figure's writers and of its cleanup.
+const WRITERS_APP: &str = "flowstate-bench-writers";
+const CLEANUP_APP: &str = "flowstate-bench-cleanup";
 /// Columns flujo's list queries return.
 const FLUJO_LIST_COLUMNS: &str =
     "run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, status, \
@@ -284,13 +291,7 @@ enum Writer {
 }
 
 /// Saves/s of `writers` concurrent writers for `secs`, with each save's latency.
-async fn saves(
-    how: Writer,
-    url: &str,
-    writers: usize,
-    secs: f64,
-    bases: Arc<Vec<Base>>,
-) -> Result<(f64, Samples, u64)> {
+async fn saves(how: Writer, url: &str, writers: usize, secs: f64, bases: Arc<Vec<Base>>) -> Result<Cell> {
     let store = if how == Writer::Store {
         Some(
             Store::open_with(
@@ -396,6 +397,7 @@ async fn saves(
     }
     go.wait().await;
     let started = Instant::now();
+    let cpu_before = cpu_secs("self");
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
@@ -403,6 +405,7 @@ async fn saves(
         all.extend(t.await??);
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let client_cpu = cpu_secs("self") - cpu_before;
     let pending = if let Some(store) = store {
         let check = store.verify_counters().await?;
         if !check.is_exact() {
@@ -417,7 +420,23 @@ async fn saves(
         0
     };
     let n = all.len() as f64;
-    Ok((n / elapsed.max(1e-9), Samples::new(all), pending))
+    Ok(Cell {
+        rate: n / elapsed.max(1e-9),
+        latencies: Samples::new(all),
+        pending,
+        client_cpu_us: client_cpu * 1e6 / n.max(1.0),
+    })
+}
+
+/// What one cell of the save figures measured.
+struct Cell {
+    /// Saves per second.
+    rate: f64,
+    latencies: Samples,
+    /// Deltas left in the counters' log after the saves (store cells).
+    pending: u64,
+    /// CPU time of this bench process (the writers' side: the store or sqlx) per save, in µs.
+    client_cpu_us: f64,
 }
 
 async fn save_group(config: &Config, server: &str) -> Result<Vec<Measurement>> {
@@ -455,11 +474,17 @@ async fn save_group(config: &Config, server: &str) -> Result<Vec<Measurement>> {
                 r
             }
         };
-        let (raw, raw_lat, _) = rate(Writer::Raw, "flowstate_bench_save_flujo").await?;
-        let (migrated, _, _) = rate(Writer::Raw, "flowstate_bench_save_store").await?;
-        let (store, store_lat, pending) = rate(Writer::Store, "flowstate_bench_save_store").await?;
+        let raw_cell = rate(Writer::Raw, "flowstate_bench_save_flujo").await?;
+        let migrated_cell = rate(Writer::Raw, "flowstate_bench_save_store").await?;
+        let store_cell = rate(Writer::Store, "flowstate_bench_save_store").await?;
+        let (raw, migrated, store) = (raw_cell.rate, migrated_cell.rate, store_cell.rate);
+        let (raw_lat, store_lat, pending) = (&raw_cell.latencies, &store_cell.latencies, store_cell.pending);
         println!(
-            "saves, {writers} writers: raw {raw:.0}/s, raw on the migrated database {migrated:.0}/s, store {store:.0}/s"
+            "saves, {writers} writers: raw {raw:.0}/s, raw on the migrated database {migrated:.0}/s, store {store:.0}/s \
+             (store/raw {:.2}; the bench's own CPU per save: raw {:.0} µs, store {:.0} µs)",
+            store / raw.max(1e-9),
+            raw_cell.client_cpu_us,
+            store_cell.client_cpu_us
         );
         out.push(
             Measurement::new(format!("pg.save_state.writers_{writers}"), SAVE_DB_ROWS, store, "saves/s")
@@ -475,6 +500,8 @@ async fn save_group(config: &Config, server: &str) -> Result<Vec<Measurement>> {
                 .extra("p99_ms", store_lat.p99_ms())
                 .extra("baseline_p99_ms", raw_lat.p99_ms())
                 .extra("deltas_pending_after", pending)
+                .extra("client_cpu_us_per_save", store_cell.client_cpu_us)
+                .extra("baseline_client_cpu_us_per_save", raw_cell.client_cpu_us)
                 .note(format!(
                     "{writers} writer connection(s), autocommit single-run saves: each run saved {SAVES_PER_RUN} \
                      times (inserted running, progress, then completed or failed); database of \
@@ -867,81 +894,175 @@ fn cleanup_group(
     let fraction = (target as f64 / (db.rows as f64 * share)).min(1.0);
     let first_us = generator.created_us(0, 0.0);
     let as_of_us = flowstate_store::time::instant_micros(&db.as_of);
-    let cutoff_us = first_us + ((as_of_us - first_us) as f64 * fraction) as i64;
-    let cutoff = flowstate_store::time::from_micros(cutoff_us).ok_or("cutoff out of range")?;
-    let clock_at = cutoff + chrono::Duration::days(1);
+    // The cleanup runs in CLEANUP_ROUNDS parts, each up to a later cutoff, the writers alone between them.
+    let cutoff_of = |round: usize| {
+        let part = fraction * (round + 1) as f64 / CLEANUP_ROUNDS as f64;
+        first_us + ((as_of_us - first_us) as f64 * part) as i64
+    };
+    let cutoff_us = cutoff_of(CLEANUP_ROUNDS - 1);
+    let clock_of = |us: i64| {
+        flowstate_store::time::from_micros(us)
+            .map(|c| c + chrono::Duration::days(1))
+            .ok_or("cutoff out of range")
+    };
     let policy = CleanupPolicy::older_than_days(1);
-    let alone_secs = config.secs.min(3.0);
+    let alone_secs = config.secs.clamp(1.0, 3.0);
+    let writers_url = with_application_name(&db.url, WRITERS_APP)?;
+    let cleanup_url = with_application_name(&db.url, CLEANUP_APP)?;
 
     // An earlier run stopped before putting the rows back: put them back first.
     rt.block_on(restore(db, generator, fraction, cutoff_us))?;
     let result = rt.block_on(async {
         let store = Store::open_with(
-            &db.url,
+            &writers_url,
             StoreOptions {
-                clock: Arc::new(flowstate_store::FixedClock::new(clock_at)),
                 max_connections: CLEANUP_WRITERS as u32 + 4,
                 ..Default::default()
             },
         )
         .await?;
+        let open_cleanup = |round: usize| {
+            let url = cleanup_url.clone();
+            let at = clock_of(cutoff_of(round));
+            async move {
+                Ok::<_, flowstate_bench::Error>(
+                    Store::open_with(
+                        &url,
+                        StoreOptions {
+                            clock: Arc::new(flowstate_store::FixedClock::new(at?)),
+                            max_connections: 2,
+                            ..Default::default()
+                        },
+                    )
+                    .await?,
+                )
+            }
+        };
+        let last = open_cleanup(CLEANUP_ROUNDS - 1).await?;
         let t = Instant::now();
-        let preview = store.preview_cleanup(&policy).await?;
+        let preview = last.preview_cleanup(&policy).await?;
         let preview_ms = t.elapsed().as_secs_f64() * 1e3;
+        last.close().await;
         let template = {
             let mut s = generator.row(0).to_state();
             s.created_at = None;
             s.updated_at = None;
             s
         };
-        let run = |phase: &'static str, stop: Arc<AtomicBool>| {
-            (0..CLEANUP_WRITERS)
-                .map(|w| {
-                    let (store, mut s, stop) = (store.clone(), template.clone(), stop.clone());
-                    tokio::spawn(async move {
-                        let mut lat = Vec::new();
-                        let mut k = 0u64;
-                        while !stop.load(Ordering::Relaxed) {
-                            s.run_id = format!("bench-cleanup-{phase}-{w}-{k}");
-                            let t = Instant::now();
-                            store.save_state(&s).await?;
-                            lat.push(t.elapsed());
-                            k += 1;
-                        }
-                        Ok::<_, flowstate_bench::Error>(lat)
-                    })
+        // The writers save new runs back to back for the whole group; each save is filed under the phase it began in.
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..CLEANUP_WRITERS)
+            .map(|w| {
+                let (store, mut s, stop) = (store.clone(), template.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut saves = Vec::new();
+                    let mut k = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        s.run_id = format!("bench-cleanup-{w}-{k}");
+                        let t = Instant::now();
+                        store.save_state(&s).await?;
+                        saves.push((t, t.elapsed()));
+                        k += 1;
+                    }
+                    Ok::<_, flowstate_bench::Error>(saves)
                 })
-                .collect::<Vec<_>>()
-        };
-        let collect = |tasks: Vec<tokio::task::JoinHandle<Result<Vec<Duration>>>>| async move {
-            let mut all = Vec::new();
-            for t in tasks {
-                all.extend(t.await??);
+            })
+            .collect();
+        let sampler = tokio::spawn(sample_lock_waits(db.url.clone(), stop.clone()));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut phases: Vec<(bool, Instant, Instant)> = Vec::new();
+        let (mut deleted, mut secs) = (0u64, 0.0f64);
+        for round in 0..=CLEANUP_ROUNDS {
+            let t = Instant::now();
+            tokio::time::sleep(Duration::from_secs_f64(alone_secs)).await;
+            phases.push((false, t, Instant::now()));
+            if round == CLEANUP_ROUNDS {
+                break;
             }
-            Ok::<_, flowstate_bench::Error>(Samples::new(all))
-        };
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks = run("alone", stop.clone());
-        tokio::time::sleep(Duration::from_secs_f64(alone_secs)).await;
+            let cleanup = open_cleanup(round).await?;
+            let t = Instant::now();
+            deleted += cleanup.cleanup_old_workflows(&policy).await?;
+            phases.push((true, t, Instant::now()));
+            secs += t.elapsed().as_secs_f64();
+            cleanup.close().await;
+        }
         stop.store(true, Ordering::Relaxed);
-        let alone = collect(tasks).await?;
-
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks = run("during", stop.clone());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let t = Instant::now();
-        let deleted = store.cleanup_old_workflows(&policy).await?;
-        let secs = t.elapsed().as_secs_f64();
-        stop.store(true, Ordering::Relaxed);
-        let during = collect(tasks).await?;
+        let (mut during, mut alone) = (Vec::new(), Vec::new());
+        let mut rounds: Vec<(bool, Vec<Duration>)> = phases.iter().map(|p| (p.0, Vec::new())).collect();
+        for w in writers {
+            for (at, took) in w.await?? {
+                if let Some(i) = phases.iter().position(|p| at >= p.1 && at < p.2) {
+                    rounds[i].1.push(took);
+                    if phases[i].0 {
+                        during.push(took);
+                    } else {
+                        alone.push(took);
+                    }
+                }
+            }
+        }
+        let waits = sampler.await??;
         store.close().await;
-        Ok::<_, flowstate_bench::Error>((preview.matched, preview_ms, alone, during, deleted, secs))
+        Ok::<_, flowstate_bench::Error>((
+            preview.matched,
+            preview_ms,
+            Samples::new(alone),
+            Samples::new(during),
+            rounds,
+            phases,
+            waits,
+            deleted,
+            secs,
+        ))
     });
 
     // Put the database back as it was, whatever happened: the deleted runs again (through the triggers, so the
     // counters follow), the writers' runs gone.
     rt.block_on(restore(db, generator, fraction, cutoff_us))?;
-    let (matched, preview_ms, alone, during, deleted, secs) = result?;
+    let (matched, preview_ms, alone, during, rounds, phases, waits, deleted, secs) = result?;
+    let p99s = |cleanup: bool| -> Vec<f64> {
+        rounds
+            .iter()
+            .filter(|(c, _)| *c == cleanup)
+            .map(|(_, d)| (Samples::new(d.iter().copied()).p99_ms() * 10.0).round() / 10.0)
+            .collect()
+    };
+    let maxes = |cleanup: bool| -> Vec<f64> {
+        rounds
+            .iter()
+            .filter(|(c, _)| *c == cleanup)
+            .map(|(_, d)| (Samples::new(d.iter().copied()).max_ms() * 10.0).round() / 10.0)
+            .collect()
+    };
+    // Lock waits of the writers: during a cleanup (blocked by the cleanup's session, or by anyone), and alone.
+    let in_cleanup = |at: Instant| phases.iter().any(|p| p.0 && at >= p.1 && at < p.2);
+    let by_cleanup: Vec<&LockWait> = waits
+        .waits
+        .iter()
+        .filter(|w| w.blockers.iter().any(|b| b == CLEANUP_APP))
+        .collect();
+    let longest = |ws: &[&LockWait]| ws.iter().map(|w| w.max_ms).fold(0.0f64, f64::max);
+    let (waits_during, waits_alone): (Vec<&LockWait>, Vec<&LockWait>) =
+        waits.waits.iter().partition(|w| in_cleanup(w.first_seen));
+    let events = |cleanup: bool| -> String {
+        let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
+        let mut polls = 0u64;
+        for (at, evs) in &waits.events {
+            if in_cleanup(*at) == cleanup {
+                polls += 1;
+                for (e, n) in evs {
+                    *counts.entry(e.as_str()).or_default() += *n as u64;
+                }
+            }
+        }
+        let mut v: Vec<(&str, u64)> = counts.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.iter()
+            .take(6)
+            .map(|(e, n)| format!("{e} {:.2}", *n as f64 / polls.max(1) as f64))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     Ok(vec![
         Measurement::new("pg.cleanup_old_workflows", db.rows, deleted as f64 / secs.max(1e-9), "rows/s")
             .higher_is_better(true)
@@ -949,16 +1070,50 @@ fn cleanup_group(
             .extra("preview_matched", matched)
             .extra("preview_ms", preview_ms)
             .extra("secs", secs)
+            .extra("rounds", CLEANUP_ROUNDS as u64)
             .note(format!(
-                "deleting the oldest terminal runs ({} rows) in the store's batches while {CLEANUP_WRITERS} writers \
-                 save; the rows are put back afterwards",
+                "deleting the oldest terminal runs ({} rows) in the store's batches, in {CLEANUP_ROUNDS} parts, while \
+                 {CLEANUP_WRITERS} writers save; the rows are put back afterwards",
                 report::number(deleted as f64)
+            )),
+        Measurement::new("pg.cleanup_old_workflows.writer_lock_wait", db.rows, longest(&by_cleanup), "ms")
+            .higher_is_better(false)
+            .baseline(
+                longest(&waits_alone),
+                format!(
+                    "the same writers' longest lock wait (whoever held the lock) in the {} phases without a cleanup",
+                    CLEANUP_ROUNDS + 1
+                ),
+            )
+            .goal_at_most(50.0)
+            .extra("waits_on_cleanup", by_cleanup.len() as u64)
+            .extra(
+                "waits_on_cleanup_over_50_ms",
+                by_cleanup.iter().filter(|w| w.max_ms > 50.0).count() as u64,
+            )
+            .extra("waits_during_cleanup_any_holder", waits_during.len() as u64)
+            .extra("longest_wait_during_cleanup_any_holder_ms", longest(&waits_during))
+            .extra("waits_alone", waits_alone.len() as u64)
+            .extra("polls", waits.polls)
+            .extra("poll_ms", LOCK_POLL.as_millis() as u64)
+            .extra("longest_poll_gap_ms", waits.longest_gap_ms)
+            .extra("writer_wait_events_during", events(true))
+            .extra("writer_wait_events_alone", events(false))
+            .note(format!(
+                "the longest heavyweight-lock wait of a writer whose blocker was the cleanup's session \
+                 (pg_locks.waitstart and pg_blocking_pids, polled every {} ms: a wait is seen to within a poll; \
+                 0 = none seen); wait events: writers waiting per poll, by pg_stat_activity.wait_event",
+                LOCK_POLL.as_millis()
             )),
         Measurement::new("pg.cleanup_old_workflows.save_stall", db.rows, during.max_ms(), "ms")
             .higher_is_better(false)
             .baseline(
                 alone.max_ms(),
-                format!("the same {CLEANUP_WRITERS} writers' longest save in {alone_secs:.1} s without a cleanup"),
+                format!(
+                    "the same {CLEANUP_WRITERS} writers' longest save in the {} phases of {alone_secs:.1} s without a \
+                     cleanup, interleaved",
+                    CLEANUP_ROUNDS + 1
+                ),
             )
             .goal_at_most(50.0)
             .extra("p50_ms", during.median_ms())
@@ -966,12 +1121,113 @@ fn cleanup_group(
             .extra("p999_ms", during.percentile_ms(99.9))
             .extra("saves_over_50_ms", during.count_over_ms(50.0))
             .extra("saves", during.len() as u64)
+            .extra("p99_ms_per_cleanup", p99s(true))
+            .extra("max_ms_per_cleanup", maxes(true))
+            .extra("baseline_p50_ms", alone.median_ms())
             .extra("baseline_p99_ms", alone.p99_ms())
+            .extra("baseline_saves_over_50_ms", alone.count_over_ms(50.0))
+            .extra("baseline_saves", alone.len() as u64)
+            .extra("baseline_p99_ms_per_phase", p99s(false))
+            .extra("baseline_max_ms_per_phase", maxes(false))
             .note(format!(
-                "the longest Store::save_state of {CLEANUP_WRITERS} writers saving new runs back to back while the \
-                 cleanup ran"
+                "the longest Store::save_state of {CLEANUP_WRITERS} writers saving new runs back to back while a \
+                 cleanup ran (latency: CPU and I/O as well as locks)"
             )),
     ])
+}
+
+/// `url` with `application_name` set (the lock sampler tells the cleanup's sessions from the writers' by it).
+fn with_application_name(url: &str, name: &str) -> Result<String> {
+    let mut u = url::Url::parse(url)?;
+    let kept: Vec<(String, String)> = u
+        .query_pairs()
+        .filter(|(k, _)| k != "application_name")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    u.query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair("application_name", name);
+    Ok(u.to_string())
+}
+
+/// One heavyweight-lock wait of a writer, as the sampler saw it.
+struct LockWait {
+    /// The poll that first saw it.
+    first_seen: Instant,
+    /// The longest it was seen waiting (`clock_timestamp() - pg_locks.waitstart`), in ms.
+    max_ms: f64,
+    /// `application_name` of the sessions blocking it.
+    blockers: Vec<String>,
+}
+
+/// What the lock sampler saw.
+struct LockWaits {
+    waits: Vec<LockWait>,
+    /// Per poll: the writers' wait events (`type:event`) and how many writers were in each.
+    events: Vec<(Instant, Vec<(String, i64)>)>,
+    polls: u64,
+    longest_gap_ms: f64,
+}
+
+/// Polls `pg_stat_activity` and `pg_locks` every [`LOCK_POLL`] until `stop`: every lock a writer waits for (by
+/// `pg_locks.waitstart`, exact to the microsecond), how long it was seen waiting and who blocked it
+/// (`pg_blocking_pids`), and the writers' wait events.
+async fn sample_lock_waits(url: String, stop: Arc<AtomicBool>) -> Result<LockWaits> {
+    let mut conn = PgConnection::connect(&url).await?;
+    let sql = "SELECT a.pid, COALESCE(a.wait_event_type || ':' || a.wait_event, 'CPU'), \
+        (EXTRACT(EPOCH FROM l.waitstart) * 1000000)::int8, \
+        (EXTRACT(EPOCH FROM clock_timestamp() - l.waitstart) * 1000)::float8, \
+        CASE WHEN l.waitstart IS NOT NULL THEN (SELECT array_agg(b.application_name) FROM pg_stat_activity b \
+        WHERE b.pid = ANY(pg_blocking_pids(a.pid))) END \
+        FROM pg_stat_activity a LEFT JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted \
+        WHERE a.application_name = $1 AND a.state = 'active' AND a.pid <> pg_backend_pid()";
+    let mut seen: std::collections::HashMap<(i32, i64), LockWait> = Default::default();
+    let mut events = Vec::new();
+    let (mut polls, mut longest_gap_ms) = (0u64, 0.0f64);
+    let mut last = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let at = Instant::now();
+        let rows = sqlx::query(sql).bind(WRITERS_APP).fetch_all(&mut conn).await?;
+        let mut evs: std::collections::BTreeMap<String, i64> = Default::default();
+        for r in &rows {
+            let pid: i32 = r.try_get(0)?;
+            *evs.entry(r.try_get::<String, _>(1)?).or_default() += 1;
+            if let (Some(start), Some(ms)) =
+                (r.try_get::<Option<i64>, _>(2)?, r.try_get::<Option<f64>, _>(3)?)
+            {
+                let blockers: Vec<String> = r
+                    .try_get::<Option<Vec<Option<String>>>, _>(4)?
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Option::unwrap_or_default)
+                    .collect();
+                let w = seen.entry((pid, start)).or_insert(LockWait {
+                    first_seen: at,
+                    max_ms: 0.0,
+                    blockers: Vec::new(),
+                });
+                w.max_ms = w.max_ms.max(ms);
+                for b in blockers {
+                    if !w.blockers.contains(&b) {
+                        w.blockers.push(b);
+                    }
+                }
+            }
+        }
+        events.push((at, evs.into_iter().collect()));
+        polls += 1;
+        longest_gap_ms = longest_gap_ms.max(at.duration_since(last).as_secs_f64() * 1e3);
+        last = at;
+        tokio::time::sleep(LOCK_POLL.saturating_sub(at.elapsed())).await;
+    }
+    conn.close().await.ok();
+    Ok(LockWaits {
+        waits: seen.into_values().collect(),
+        events,
+        polls,
+        longest_gap_ms,
+    })
 }
 
 /// Puts back the runs a cleanup up to `cutoff_us` deleted (rows of the first `fraction` of the table, terminal,

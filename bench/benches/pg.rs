@@ -1056,7 +1056,7 @@ fn cleanup_group(
             }
         }
         let mut v: Vec<(&str, u64)> = counts.into_iter().collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.sort_by_key(|e| std::cmp::Reverse(e.1));
         v.iter()
             .take(6)
             .map(|(e, n)| format!("{e} {:.2}", *n as f64 / polls.max(1) as f64))

@@ -151,6 +151,39 @@ where
     Ok(Samples::new(out))
 }
 
+/// CPU time the whole machine spent busy so far (every core; user, system, interrupts, steal), in seconds.
+pub fn machine_busy_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    // user nice system idle iowait irq softirq steal ...
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| ticks.get(i)).sum();
+    busy as f64 / 100.0
+}
+
+/// User and system CPU time of a process (`self` or a pid) so far, in seconds (0 when unreadable).
+pub fn cpu_secs(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The fields after the command name (which may hold spaces) in parentheses: utime and stime are the 14th and
+    // 15th fields of the line, in clock ticks of 1/100 s (USER_HZ).
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,37 +223,4 @@ mod tests {
         assert_eq!(s.count_over_ms(100.0), 0);
         assert_eq!(Samples::default().count_over_ms(0.0), 0);
     }
-}
-
-/// CPU time the whole machine spent busy so far (every core; user, system, interrupts, steal), in seconds.
-pub fn machine_busy_secs() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
-        return 0.0;
-    };
-    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
-        return 0.0;
-    };
-    // user nice system idle iowait irq softirq steal ...
-    let ticks: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| ticks.get(i)).sum();
-    busy as f64 / 100.0
-}
-
-/// User and system CPU time of a process (`self` or a pid) so far, in seconds (0 when unreadable).
-pub fn cpu_secs(pid: &str) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // The fields after the command name (which may hold spaces) in parentheses: utime and stime are the 14th and
-    // 15th fields of the line, in clock ticks of 1/100 s (USER_HZ).
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    (ticks(11) + ticks(12)) as f64 / 100.0
 }

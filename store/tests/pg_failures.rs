@@ -237,6 +237,15 @@ async fn failure_groups_from_the_table_equal_those_read_from_the_rows() {
         runs.push(r);
     }
     store.save_many(&runs).await.unwrap();
+    // A failure whose last update is `infinity`: in every window, counted by no hour of the counters.
+    let mut conn = pg::connect(&url).await.unwrap();
+    exec(
+        &mut conn,
+        &format!(
+            "{INSERT} ('inf', 'a', 'a', '1', 0, 'failed', now(), 'infinity', 'TimeoutError: agent call exceeded 9s')"
+        ),
+    )
+    .await;
     let windows = [
         now - Duration::hours(1),
         now - Duration::hours(24),
@@ -253,7 +262,6 @@ async fn failure_groups_from_the_table_equal_those_read_from_the_rows() {
     store.close().await;
 
     // Without the table (triggers and table gone), a read-only store reads the rows themselves.
-    let mut conn = pg::connect(&url).await.unwrap();
     exec(
         &mut conn,
         "DROP TRIGGER flowstate_failure_ins ON workflow_state; DROP TRIGGER flowstate_failure_upd ON workflow_state; \

@@ -24,7 +24,7 @@ use crate::insights::{
     MAX_FAILURE_SCAN,
 };
 use crate::time;
-use crate::{Percentiles, Result, RunSummary};
+use crate::{Percentiles, Result, RunSummary, StoreError};
 
 /// `'=' || column`, or `''` for NULL: a counter key computed from a row.
 fn key_sql(column: &str) -> String {
@@ -323,41 +323,83 @@ impl PgStore {
     ) -> Result<FailureReport> {
         let map = self.err("grouping failures");
         let mut tx = self.pool.begin_with(BEGIN_SNAPSHOT).await.map_err(&map)?;
-        let total_failed = self.failed_since(&mut tx, &since).await?;
-        // From `flowstate_failure` (schema 3: a few adjacent pages), else one row of `workflow_state` per failure.
-        let sql = if self.failures {
-            failures::WINDOW.to_string()
+        // From `flowstate_failure` (schema 3: a few adjacent pages, through `COPY`), else one row of
+        // `workflow_state` per failure.
+        let copied = if self.failures {
+            failures::copy_window(&mut tx, &since, MAX_FAILURE_SCAN)
+                .await
+                .map_err(&map)?
         } else {
-            format!(
-                "SELECT run_id, pipeline_id, updated_at, {} FROM workflow_state \
-                 WHERE status = 'failed' AND updated_at >= $1 \
-                 ORDER BY updated_at DESC, run_id COLLATE \"C\" DESC LIMIT $2",
-                error_excerpt()
-            )
+            None
         };
-        let window = sqlx::query(&sql)
-            .bind(PgInstant::at(&since))
-            .bind(MAX_FAILURE_SCAN)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(&map)?;
-        let rows: Vec<(String, String, i64, Option<String>)> = window
-            .iter()
-            .map(|r| {
+        let window = if copied.is_some() {
+            Vec::new()
+        } else {
+            let sql = if self.failures {
+                failures::WINDOW.to_string()
+            } else {
+                format!(
+                    "SELECT run_id, pipeline_id, updated_at, {} FROM workflow_state \
+                     WHERE status = 'failed' AND updated_at >= $1 \
+                     ORDER BY updated_at DESC, run_id COLLATE \"C\" DESC LIMIT $2",
+                    error_excerpt()
+                )
+            };
+            sqlx::query(&sql)
+                .bind(PgInstant::at(&since))
+                .bind(MAX_FAILURE_SCAN)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(&map)?
+        };
+        // Columns of type text (no check of the type per value: a tenth of the decoding).
+        fn text(r: &sqlx::postgres::PgRow, i: usize) -> Option<&str> {
+            r.try_get_unchecked::<Option<&str>, _>(i).ok().flatten()
+        }
+        // Text borrowed from the copied bytes or the driver's rows: only what the groups keep is copied. Each
+        // row's last update as its raw value (`i64::MAX`: `infinity`) and its key (NULL: unknown).
+        let raw: Vec<(&str, &str, Option<i64>, Option<&str>)> = match &copied {
+            Some(bytes) => failures::parse_window(bytes)
+                .map_err(|e| {
+                    StoreError::Database(sqlx::Error::Decode(
+                        format!("the failures read back unexpectedly: {e}").into(),
+                    ))
+                })?
+                .into_iter()
+                .map(|(id, pipeline, updated, head)| (id, pipeline, Some(updated), head))
+                .collect(),
+            None => window
+                .iter()
+                .map(|r| {
+                    (
+                        text(r, 0).unwrap_or_default(),
+                        text(r, 1).unwrap_or_default(),
+                        raw_instant(r, 2),
+                        text(r, 3),
+                    )
+                })
+                .collect(),
+        };
+        let infinite = raw.iter().filter(|r| r.2 == Some(i64::MAX)).count() as i64;
+        let rows: Vec<(&str, &str, i64, Option<&str>)> = raw
+            .into_iter()
+            .map(|(id, pipeline, updated, head)| {
                 (
-                    r.try_get::<Option<String>, _>(0)
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default(),
-                    r.try_get::<Option<String>, _>(1)
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default(),
-                    raw_instant(r, 2).map_or(time::UNKNOWN_INSTANT, instant_key),
-                    r.try_get::<Option<String>, _>(3).ok().flatten(),
+                    id,
+                    pipeline,
+                    updated.map_or(time::UNKNOWN_INSTANT, instant_key),
+                    head,
                 )
             })
             .collect();
+        // The window's failures are every failure of the window unless it was cut at MAX_FAILURE_SCAN: counted
+        // from `flowstate_failure` (exact, same snapshot) as the counters count them (instants, not `infinity`),
+        // without reading the counters. Otherwise from the counters (or, without them, the index).
+        let total_failed = if self.failures && (rows.len() as i64) < MAX_FAILURE_SCAN {
+            rows.len() as i64 - infinite
+        } else {
+            self.failed_since(&mut tx, &since).await?
+        };
         let grouped = Grouped::new(rows, samples, only_key);
         let wanted: Vec<String> = grouped.sample_ids.iter().flatten().cloned().collect();
         let mut found: HashMap<String, RunSummary> = HashMap::with_capacity(wanted.len());

@@ -38,40 +38,6 @@ impl PgStore {
     pub(crate) async fn stuck_runs(&self, idle_since: DateTime<Utc>, limit: u32) -> Result<StuckRuns> {
         let map = self.err("counting stuck runs");
         let cutoff = PgInstant::at(&idle_since);
-        let mut tx = self.pool.begin_with(BEGIN_SNAPSHOT).await.map_err(&map)?;
-        let count: i64 = if self.counters {
-            // Every live run, minus the ones active since the cutoff and the ones at ±infinity (never stuck). The
-            // active ones come from the hourly counters of last updates (whole hours) and an index range of at most
-            // half an hour: counting them from the index alone read every live run's entry of the last hour, and,
-            // with writers about, the heap pages behind the entries (18 ms at 10M runs, 69–88 ms at 1M with a
-            // writer saving 1,000 runs/s).
-            let live: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(sum(runs), 0)::int8 FROM flowstate_counts \
-                 WHERE status_key IN ('=running', '=paused')",
-            )
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(&map)?;
-            let active: i64 = updated_since(&mut tx, &idle_since, Some(&["running", "paused"]))
-                .await
-                .map_err(&map)?
-                .values()
-                .sum();
-            let infinite: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM workflow_state WHERE status = ANY('{running,paused}') \
-                 AND updated_at = ANY('{-infinity,infinity}')",
-            )
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(&map)?;
-            live - active - infinite
-        } else {
-            sqlx::query_scalar(&format!("SELECT count(*) FROM workflow_state WHERE {STUCK}"))
-                .bind(cutoff)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(&map)?
-        };
         // One ordered index range per status, merged: `status IN (...)` with this order would read and sort
         // every live run.
         let per_status = |status: &str| {
@@ -81,16 +47,70 @@ impl PgStore {
                 summary_sql()
             )
         };
-        let rows = sqlx::query(&format!(
+        let list = format!(
             "SELECT * FROM ({} UNION ALL {}) AS s ORDER BY updated_at, run_id COLLATE \"C\" LIMIT $2",
             per_status("running"),
             per_status("paused")
-        ))
-        .bind(cutoff)
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(self.err("listing stuck runs"))?;
+        );
+        if self.counters {
+            // Every live run, minus the ones active since the cutoff and the ones at ±infinity (never stuck). The
+            // active ones come from the hourly counters of last updates (whole hours) and an index range of at
+            // most half an hour ([`first_hour`], as [`updated_since`] reads them): counting them from the index
+            // alone read every live run's entry of the last hour, and, with writers about, the heap pages behind
+            // the entries (18 ms at 10M runs, 69–88 ms at 1M with a writer saving 1,000 runs/s). The count and
+            // the list are one statement (one snapshot, one round trip: the count on each row, the list's
+            // columns NULL when nothing is stuck).
+            let (h0, op, part) = first_hour(time::instant_micros(&idle_since));
+            let sql = format!(
+                "WITH c AS (SELECT (SELECT COALESCE(sum(runs), 0) FROM flowstate_counts \
+                 WHERE status_key IN ('=running', '=paused')) \
+                 - (SELECT COALESCE(sum(runs), 0) FROM flowstate_updated_hourly WHERE hour {op} $3 \
+                 AND status_key IN ('=running', '=paused')) \
+                 - $6::int8 * (SELECT count(*) FROM workflow_state WHERE status IN ('running', 'paused') \
+                 AND updated_at >= $4 AND updated_at < $5) \
+                 - (SELECT count(*) FROM workflow_state WHERE status IN ('running', 'paused') \
+                 AND updated_at IN ('-infinity', 'infinity')) AS n) \
+                 SELECT s.*, c.n::int8 FROM c LEFT JOIN LATERAL ({list}) AS s ON true"
+            );
+            let (from, to, sign) = part.unwrap_or((0, 0, 0));
+            let rows = sqlx::query(&sql)
+                .bind(cutoff)
+                .bind(i64::from(limit))
+                .bind(h0)
+                .bind(PgInstant::from_micros(from))
+                .bind(PgInstant::from_micros(to))
+                .bind(sign)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(&map)?;
+            let count = rows
+                .first()
+                .map(|r| r.try_get::<i64, _>(super::read::SUMMARY_COLUMN_COUNT))
+                .transpose()
+                .map_err(&map)?
+                .unwrap_or(0);
+            return Ok(StuckRuns {
+                idle_since,
+                count,
+                runs: rows
+                    .iter()
+                    .filter(|r| matches!(r.try_get::<Option<&str>, _>(0), Ok(Some(_))))
+                    .map(decode_summary)
+                    .collect(),
+            });
+        }
+        let mut tx = self.pool.begin_with(BEGIN_SNAPSHOT).await.map_err(&map)?;
+        let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM workflow_state WHERE {STUCK}"))
+            .bind(cutoff)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(&map)?;
+        let rows = sqlx::query(&list)
+            .bind(cutoff)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(self.err("listing stuck runs"))?;
         tx.commit().await.map_err(&map)?;
         Ok(StuckRuns {
             idle_since,
@@ -478,6 +498,23 @@ impl PgStore {
     }
 }
 
+/// How a window starting at `since_us` reads its first hour: the hour `h0` it falls in, the comparison that
+/// picks the hourly counters (`hour {op} h0`), and the part of that hour an index range counts, `(from, to,
+/// sign)` in microseconds (none when the window starts with the hour). The first hour is read whole from the
+/// counters when the window starts with it, or when the part of it before the window is the shorter one (then
+/// subtracted: sign -1); otherwise the part from `since_us` to the hour's end is added (sign 1).
+fn first_hour(since_us: i64) -> (i64, &'static str, Option<(i64, i64, i64)>) {
+    let h0 = hour_of(since_us);
+    let start = h0 * HOUR_US;
+    if since_us == start {
+        (h0, ">=", None)
+    } else if since_us - start <= HOUR_US / 2 {
+        (h0, ">=", Some((start, since_us, -1)))
+    } else {
+        (h0, ">", Some((since_us, start + HOUR_US, 1)))
+    }
+}
+
 /// Runs last updated at or after `since`, per (pipeline key, status key); with `only_statuses`, only those stored
 /// statuses. Whole hours come from `flowstate_updated_hourly` (summed over slots), the hour `since` falls in from
 /// an index range of `idx_flowstate_status_activity` (whichever part of that hour is shorter), as on SQLite.
@@ -487,22 +524,12 @@ pub(crate) async fn updated_since(
     since: &DateTime<Utc>,
     only_statuses: Option<&[&str]>,
 ) -> sqlx::Result<BTreeMap<(String, String), i64>> {
-    let since_us = time::instant_micros(since);
-    let h0 = hour_of(since_us);
-    let start = h0 * HOUR_US;
+    let (h0, op, part) = first_hour(time::instant_micros(since));
     let mut out: BTreeMap<(String, String), i64> = BTreeMap::new();
     let add = |rows: Vec<(String, String, i64)>, sign: i64, out: &mut BTreeMap<(String, String), i64>| {
         for (pk, sk, n) in rows {
             *out.entry((pk, sk)).or_insert(0) += sign * n;
         }
-    };
-    // The first hour is read whole from the counters when the window starts with it, or when the part of it
-    // before the window is the shorter one (then subtracted below).
-    let before_part = since_us != start && since_us - start <= HOUR_US / 2;
-    let op = if since_us == start || before_part {
-        ">="
-    } else {
-        ">"
     };
     let hours_sql = format!(
         "SELECT pipeline_key, status_key, sum(runs)::int8 FROM flowstate_updated_hourly WHERE hour {op} $1 \
@@ -514,12 +541,7 @@ pub(crate) async fn updated_since(
         .fetch_all(&mut *conn)
         .await?;
     add(rows, 1, &mut out);
-    if since_us != start {
-        let (from, to, sign) = if before_part {
-            (start, since_us, -1)
-        } else {
-            (since_us, start + HOUR_US, 1)
-        };
+    if let Some((from, to, sign)) = part {
         // The statuses to look up in the index: the ones asked for, or every status the counters hold (a range
         // of (status, updated_at) per status).
         let statuses: Vec<String> = match only_statuses {

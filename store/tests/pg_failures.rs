@@ -156,7 +156,7 @@ async fn a_tampered_failure_table_is_reported_and_rebuilt() {
     };
     let store = Store::open(&url).await.unwrap();
     for i in 0..6 {
-        let mut r = WorkflowState::new(&format!("t{i}"), "p");
+        let mut r = WorkflowState::new(format!("t{i}"), "p");
         r.status = if i % 2 == 0 {
             Status::Failed
         } else {
@@ -219,7 +219,7 @@ async fn failure_groups_from_the_table_equal_those_read_from_the_rows() {
     ];
     let mut runs = Vec::new();
     for i in 0..300i64 {
-        let mut r = WorkflowState::new(&format!("g{i:03}"), ["a", "b", "c"][(i % 3) as usize]);
+        let mut r = WorkflowState::new(format!("g{i:03}"), ["a", "b", "c"][(i % 3) as usize]);
         r.status = if i % 7 == 0 {
             Status::Completed
         } else {

@@ -8,9 +8,9 @@
 //!
 //! Without a server it prints `SKIPPED` and succeeds (`cargo make bench` runs it always). Groups: `save` (1, 16
 //! and 64 writers on small databases of their own: `Store::save_state` beside flujo's upsert on flujo's plain
-//! table), then per size `load` (the bulk load), `load_state`, `stats`, `list`, `failed`, `cleanup` (with 16
-//! writers saving meanwhile; the deleted rows are put back afterwards). Figures are named `pg.*` in
-//! `target/bench/flowstate.json`, beside SQLite's.
+//! table), then per size `load` (the bulk load), `load_state`, `stats`, `list`, `failed` (with the failure groups
+//! and stuck runs), `cleanup` (with 16 writers saving meanwhile; the deleted rows are put back afterwards). Figures
+//! are named `pg.*` in `target/bench/flowstate.json`, beside SQLite's.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -135,7 +135,7 @@ fn run() -> Result<()> {
         if config.wants("list") {
             keep(rt.block_on(list_group(&config, &db, &store))?)?;
         }
-        if config.wants("failed") || config.wants("failure") {
+        if config.wants("failed") || config.wants("failure") || config.wants("stuck") {
             keep(rt.block_on(failed_group(&config, &db, &store))?)?;
         }
         rt.block_on(store.close());
@@ -804,7 +804,7 @@ async fn list_group(config: &Config, db: &PgBenchDb, store: &Store) -> Result<Ve
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// 6. Failed runs and failure groups
+// 6. Failed runs, failure groups and stuck runs
 
 async fn failed_group(config: &Config, db: &PgBenchDb, store: &Store) -> Result<Vec<Measurement>> {
     let budget = Budget::secs(config.secs);
@@ -861,6 +861,29 @@ async fn failed_group(config: &Config, db: &PgBenchDb, store: &Store) -> Result<
         .extra("failed_in_window", groups.total_failed)
         .extra("groups", groups.groups.len() as u64)
         .note("every failure of the last 24 h grouped by error signature, with samples"),
+    );
+    // Stuck runs (the Overview's): running or paused, idle for an hour; the count and the 10 longest idle.
+    let idle = chrono::Duration::hours(1);
+    let stuck = store.stuck_runs(idle, 10).await?;
+    let s = sample_async(budget, || store.stuck_runs(idle, 10)).await?;
+    let r = sample_raw(
+        budget,
+        &mut conn,
+        "SELECT count(*) FROM workflow_state WHERE status IN ('running', 'paused') AND updated_at < $1",
+        |q| q.bind(db.as_of - idle),
+    )
+    .await?;
+    out.push(
+        latency(
+            "pg.stuck_runs.1h",
+            db.rows,
+            &s,
+            &r,
+            "a plain count of the running and paused runs idle for an hour (flujo has no such query)",
+            3.0,
+        )
+        .extra("stuck", stuck.count)
+        .note("running or paused runs idle for an hour: the count and the 10 longest idle"),
     );
     Ok(out)
 }

@@ -332,13 +332,15 @@ pub(crate) struct Grouped {
 }
 
 impl Grouped {
-    pub(crate) fn new(
-        mut rows: Vec<(String, String, i64, Option<String>)>,
+    /// `rows` own their text (`String`) or borrow it from the driver's rows (`&str`: no copy of each failure's
+    /// run id, pipeline and message, only of the samples' ids and the groups' pipelines and examples).
+    pub(crate) fn new<S: AsRef<str>>(
+        mut rows: Vec<(S, S, i64, Option<S>)>,
         samples: usize,
         only_key: Option<&str>,
     ) -> Grouped {
         // Newest first (last update, then run id), so each group's first runs are its samples.
-        rows.sort_by(|a, b| (b.2, &b.0).cmp(&(a.2, &a.0)));
+        rows.sort_by(|a, b| (b.2, b.0.as_ref()).cmp(&(a.2, a.0.as_ref())));
         let mut groups: Vec<FailureGroup> = Vec::new();
         let mut sample_ids: Vec<Vec<String>> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
@@ -346,7 +348,8 @@ impl Grouped {
         // varying parts are what the signature removes), and its signature is computed once.
         let mut by_message: HashMap<&str, Option<usize>> = HashMap::new();
         for (run_id, pipeline_id, updated_us, message) in &rows {
-            let text = message.as_deref().unwrap_or_default();
+            let (run_id, pipeline_id) = (run_id.as_ref(), pipeline_id.as_ref());
+            let text = message.as_ref().map_or("", |m| m.as_ref());
             let group = match by_message.get(text) {
                 Some(group) => *group,
                 None => {
@@ -381,10 +384,10 @@ impl Grouped {
             let Some(i) = group else { continue };
             let g = &mut groups[i];
             g.count += 1;
-            match g.pipelines.get_mut(pipeline_id.as_str()) {
+            match g.pipelines.get_mut(pipeline_id) {
                 Some(n) => *n += 1,
                 None => {
-                    g.pipelines.insert(pipeline_id.clone(), 1);
+                    g.pipelines.insert(pipeline_id.to_string(), 1);
                 }
             }
             if let Some(u) = time::from_micros(*updated_us) {
@@ -392,7 +395,7 @@ impl Grouped {
                 g.last_seen = Some(g.last_seen.map_or(u, |l| l.max(u)));
             }
             if sample_ids[i].len() < samples {
-                sample_ids[i].push(run_id.clone());
+                sample_ids[i].push(run_id.to_string());
             }
         }
         Grouped {

@@ -4,6 +4,7 @@
 mod common;
 
 use chrono::Duration;
+use common::backends::OtherRow;
 use common::*;
 use flowstate_store::{Bucket, Status, WorkflowState};
 use serde_json::json;
@@ -17,6 +18,58 @@ fn run(id: &str, pipeline: &str, status: Status, created: &str, updated: &str) -
 }
 
 both_backends! {
+    async fn stuck_runs_are_counted_exactly_whichever_part_of_an_hour_the_threshold_falls_in(db) {
+        let (store, _) = db.open_at(at("2026-04-10T12:20:00Z")).await;
+        let live = [
+            ("s0", Status::Running, "2026-04-10T09:30:00Z"),
+            ("s1", Status::Running, "2026-04-10T10:05:00Z"),
+            ("s2", Status::Paused, "2026-04-10T10:50:00Z"),
+            ("s3", Status::Running, "2026-04-10T11:05:00Z"),
+            ("s4", Status::Running, "2026-04-10T11:19:59Z"),
+            ("s5", Status::Paused, "2026-04-10T11:20:00Z"),
+            ("s6", Status::Running, "2026-04-10T11:20:01Z"),
+            ("s7", Status::Running, "2026-04-10T11:45:00Z"),
+            ("s8", Status::Paused, "2026-04-10T12:10:00Z"),
+            ("c1", Status::Completed, "2026-04-10T09:00:00Z"),
+            ("c2", Status::Failed, "2026-04-10T11:00:00Z"),
+        ];
+        let runs: Vec<WorkflowState> = live
+            .iter()
+            .map(|(id, status, updated)| run(id, "p", status.clone(), "2026-04-10T08:00:00Z", updated))
+            .collect();
+        store.save_many(&runs).await.unwrap();
+        // Last updates no instant can be read from (PostgreSQL: the infinities; SQLite: text it cannot read):
+        // never stuck.
+        for (id, status, updated) in [("inf", "running", "infinity"), ("ninf", "paused", "-infinity")] {
+            db.other_writer_save(&OtherRow {
+                run_id: id,
+                pipeline_id: "p",
+                status,
+                created_at: "2026-04-10T08:00:00Z",
+                updated_at: updated,
+                error_message: None,
+                execution_time_ms: None,
+            })
+            .await;
+        }
+        for (idle, expected) in [
+            (Duration::hours(1), 5),          // 11:20, the first half of its hour
+            (Duration::minutes(35), 7),       // 11:45, the second half
+            (Duration::minutes(140), 1),      // 10:00, an hour's start
+            (Duration::minutes(10), 8),       // 12:10, the current hour
+            (Duration::seconds(1), 9),
+            (Duration::hours(4), 0),
+        ] {
+            let stuck = store.stuck_runs(idle, 100).await.unwrap();
+            assert_eq!(stuck.count, expected, "idle for {idle}");
+            assert_eq!(stuck.runs.len() as i64, expected, "idle for {idle}");
+            assert!(
+                stuck.runs.windows(2).all(|w| w[0].updated_at <= w[1].updated_at),
+                "longest idle first"
+            );
+        }
+    }
+
     async fn stuck_runs_are_live_runs_idle_past_the_threshold(db) {
         let (store, _) = db.open_at(at("2026-04-10T12:00:00Z")).await;
         store

@@ -267,6 +267,7 @@ async fn assert_figures(store: &Store, flujo: &mut FlujoPg, conn: &mut PgConnect
         "{what}: counters differ from a recount: {:?}",
         check.differences
     );
+    assert_failure_table_exact(conn, what).await;
     let ours = store.get_workflow_stats().await.unwrap();
     let counted = recount(conn, store.now()).await;
     assert_eq!(ours.total_workflows, counted.total_workflows, "{what}");
@@ -316,6 +317,26 @@ async fn assert_figures(store: &Store, flujo: &mut FlujoPg, conn: &mut PgConnect
         *our_bg.entry(run.status.as_str().to_string()).or_insert(0) += 1;
     }
     assert_eq!(their_bg, our_bg, "{what}: background tasks by status");
+}
+
+/// `flowstate_failure` holds exactly the failed runs (run id, pipeline, last update, the error message's first
+/// 1,000 characters), compared with the rows themselves in plain SQL.
+async fn assert_failure_table_exact(conn: &mut PgConnection, what: &str) {
+    type Failure = (String, String, DateTime<Utc>, Option<String>);
+    let kept: Vec<Failure> = sqlx::query_as(
+        "SELECT run_id, pipeline_id, updated_at, error_head FROM flowstate_failure ORDER BY run_id COLLATE \"C\"",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let failed: Vec<Failure> = sqlx::query_as(
+        "SELECT run_id, pipeline_id, updated_at, substr(error_message, 1, 1000) FROM workflow_state \
+         WHERE status = 'failed' ORDER BY run_id COLLATE \"C\"",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(kept, failed, "{what}: flowstate_failure against the failed rows");
 }
 
 /// Every run a list query matches, following the cursors.

@@ -2,7 +2,8 @@
 //! triggers on inserts and updates gets version 2's row triggers (an update that changes no counted value calls
 //! nothing), keeps its counts without a recount, stays exact for the store's and plain SQL writes afterwards, and
 //! the next open finds nothing to do. 2 → 3: version 3's indexes (the execution-time index partial,
-//! `idx_flowstate_created` dropped), the counts kept.
+//! `idx_flowstate_created` dropped) and `flowstate_failure` (the failed runs, kept by triggers, filled from the
+//! failed rows), the counts kept.
 //!
 //! Runs when `FLOWSTATE_TEST_PG` names a PostgreSQL server (a superuser's URL), and prints `SKIPPED` without.
 
@@ -13,6 +14,11 @@ use flowstate_testkit::pg;
 /// Version 1's insert and update triggers, as its migration created them (statement triggers over transition
 /// tables appending to the log), replacing the current build's; the schema version set back to 1.
 const VERSION_1: &str = r#"
+DROP TRIGGER flowstate_failure_ins ON workflow_state;
+DROP TRIGGER flowstate_failure_upd ON workflow_state;
+DROP TRIGGER flowstate_failure_del ON workflow_state;
+DROP TRIGGER flowstate_failure_trunc ON workflow_state;
+DROP TABLE flowstate_failure;
 DROP TRIGGER flowstate_counters_ins ON workflow_state;
 DROP TRIGGER flowstate_counters_upd ON workflow_state;
 CREATE OR REPLACE FUNCTION flowstate_counters_ins() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
@@ -126,6 +132,10 @@ async fn a_version_1_database_gets_row_triggers_in_place_and_keeps_its_counts() 
         !changes.iter().any(|c| c.contains("filled the counters")),
         "no recount: {changes:?}"
     );
+    assert!(
+        changes.iter().any(|c| c.contains("flowstate_failure")),
+        "{changes:?}"
+    );
     let marker: i64 =
         sqlx::query_scalar("SELECT count(*) FROM flowstate_counts_base WHERE status_key = '=marker'")
             .fetch_one(&mut conn)
@@ -139,6 +149,10 @@ async fn a_version_1_database_gets_row_triggers_in_place_and_keeps_its_counts() 
             ("flowstate_counters_ins".into(), true),
             ("flowstate_counters_trunc".into(), false),
             ("flowstate_counters_upd".into(), true),
+            ("flowstate_failure_del".into(), false),
+            ("flowstate_failure_ins".into(), true),
+            ("flowstate_failure_trunc".into(), false),
+            ("flowstate_failure_upd".into(), true),
         ]
     );
     let version: String = sqlx::query_scalar("SELECT value FROM flowstate_meta WHERE key = 'schema_version'")
@@ -197,8 +211,8 @@ async fn a_version_1_database_gets_row_triggers_in_place_and_keeps_its_counts() 
 }
 
 /// Version 2's indexes, replacing version 3's; the schema version set back to 2 (its counters and triggers are
-/// version 3's).
-const VERSION_2: &str = r#"
+/// version 3's; its failure table too: [`VERSION_2_FAILURES`] takes back the other half of version 3).
+const VERSION_2_INDEXES: &str = r#"
 DROP INDEX idx_flowstate_pipeline_timed;
 CREATE INDEX idx_flowstate_created ON workflow_state (created_at, run_id COLLATE "C");
 CREATE INDEX idx_flowstate_pipeline_exec ON workflow_state (pipeline_id, execution_time_ms);
@@ -238,7 +252,7 @@ async fn a_version_2_database_gets_version_3s_indexes_in_place_and_keeps_its_cou
     }
     store.close().await;
     let mut conn = pg::connect(&url).await.unwrap();
-    sqlx::raw_sql(VERSION_2).execute(&mut conn).await.unwrap();
+    sqlx::raw_sql(VERSION_2_INDEXES).execute(&mut conn).await.unwrap();
     // Runs written by flujo's SQL at version 2 (its triggers count them), and a marker a recount would remove.
     sqlx::raw_sql(
         "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
@@ -328,4 +342,154 @@ async fn pending(conn: &mut sqlx::PgConnection) -> i64 {
         .fetch_one(conn)
         .await
         .unwrap()
+}
+
+/// Version 3's failure table and its triggers removed, the schema version set back to 2 (its indexes stay version
+/// 3's: [`VERSION_2_INDEXES`] takes back that half).
+const VERSION_2_FAILURES: &str = r#"
+DROP TRIGGER flowstate_failure_ins ON workflow_state;
+DROP TRIGGER flowstate_failure_upd ON workflow_state;
+DROP TRIGGER flowstate_failure_del ON workflow_state;
+DROP TRIGGER flowstate_failure_trunc ON workflow_state;
+DROP FUNCTION flowstate_failure_ins();
+DROP FUNCTION flowstate_failure_upd();
+DROP FUNCTION flowstate_failure_del();
+DROP FUNCTION flowstate_failure_trunc();
+DROP TABLE flowstate_failure;
+UPDATE flowstate_meta SET value = '2' WHERE key = 'schema_version';
+"#;
+
+/// `flowstate_failure` as stored, and the failed rows as it should hold them, both by run id.
+async fn failure_table_and_failed_rows(
+    conn: &mut sqlx::PgConnection,
+) -> (
+    Vec<(String, String, Option<String>)>,
+    Vec<(String, String, Option<String>)>,
+) {
+    let kept = sqlx::query_as(
+        "SELECT run_id, pipeline_id, error_head FROM flowstate_failure ORDER BY run_id COLLATE \"C\"",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let failed = sqlx::query_as(
+        "SELECT run_id, pipeline_id, substr(error_message, 1, 1000) FROM workflow_state WHERE status = 'failed' \
+         ORDER BY run_id COLLATE \"C\"",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    (kept, failed)
+}
+
+#[tokio::test]
+async fn a_version_2_database_gets_the_failure_table_filled_from_its_failed_rows_and_keeps_its_counts() {
+    let Some(url) = pg::fresh_database_or_skip("pg_upgrade_v2").await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    for i in 0..30 {
+        let status = match i % 3 {
+            0 => Status::Failed,
+            1 => Status::Running,
+            _ => Status::Completed,
+        };
+        let failed = status == Status::Failed;
+        let mut r = run(&format!("b{i:02}"), "p", status, Some(i));
+        r.error_message = failed.then(|| format!("TimeoutError: call {i} exceeded 30s"));
+        store.save_state(&r).await.unwrap();
+    }
+    let before = store
+        .failure_groups(chrono::Utc::now() - chrono::Duration::days(1))
+        .await
+        .unwrap();
+    store.close().await;
+    let mut conn = pg::connect(&url).await.unwrap();
+    sqlx::raw_sql(VERSION_2_FAILURES).execute(&mut conn).await.unwrap();
+    // Version 2 kept no failure table: plain SQL writes meanwhile (a new failure with a message of 3 MB of
+    // multi-byte characters, a failure retried, a failure deleted).
+    sqlx::raw_sql(
+        "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
+         status, created_at, updated_at, error_message) VALUES ('big', 'q', 'q', '1', 0, 'failed', now(), now(), \
+         repeat('é', 3000000)); \
+         UPDATE workflow_state SET status = 'running' WHERE run_id = 'b03'; \
+         DELETE FROM workflow_state WHERE run_id = 'b06'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO flowstate_counts_base (status_key, pipeline_key, slot, runs, timed, time_sum) \
+         VALUES ('=marker', '=kept', 7, 0, 0, 0)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let store = Store::open(&url).await.unwrap();
+    assert_eq!(store.migration().from, SchemaKind::Flowstate { version: 2 });
+    let changes = &store.migration().changes;
+    assert!(
+        changes.iter().any(|c| c.contains("flowstate_failure")),
+        "{changes:?}"
+    );
+    assert!(
+        !changes.iter().any(|c| c.contains("counters")),
+        "the counters are left as they are: {changes:?}"
+    );
+    let marker: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM flowstate_counts_base WHERE status_key = '=marker'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(marker, 1, "no recount of the counters");
+    let version: String = sqlx::query_scalar("SELECT value FROM flowstate_meta WHERE key = 'schema_version'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(version, "3");
+    let (kept, failed) = failure_table_and_failed_rows(&mut conn).await;
+    assert_eq!(kept, failed);
+    assert_eq!(kept.len(), 10 - 2 + 1, "b03 retried, b06 deleted, big added");
+    let big = kept.iter().find(|(id, _, _)| id == "big").unwrap();
+    assert_eq!(
+        big.2.as_deref().map(|h| h.chars().count()),
+        Some(1000),
+        "the head is bounded"
+    );
+    assert!(store.verify_counters().await.unwrap().is_exact());
+
+    // The groups read the table now: the same signature, the counts as the rows say.
+    let after = store
+        .failure_groups(chrono::Utc::now() - chrono::Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(after.total_failed, before.total_failed - 2 + 1);
+    let timeouts = after
+        .groups
+        .iter()
+        .find(|g| g.signature == before.groups[0].signature)
+        .unwrap();
+    assert_eq!(timeouts.count, before.groups[0].count - 2);
+
+    // Kept by the triggers afterwards: plain SQL's failed -> running, a new failure, a delete.
+    sqlx::raw_sql(
+        "UPDATE workflow_state SET status = 'running' WHERE run_id = 'b09'; \
+         UPDATE workflow_state SET status = 'failed', error_message = 'late' WHERE run_id = 'b01'; \
+         DELETE FROM workflow_state WHERE run_id = 'big'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let (kept, failed) = failure_table_and_failed_rows(&mut conn).await;
+    assert_eq!(kept, failed);
+    assert!(store.verify_counters().await.unwrap().is_exact());
+    store.close().await;
+
+    // Idempotent: the next open changes nothing.
+    let store = Store::open(&url).await.unwrap();
+    assert!(store.migration().is_noop(), "{:?}", store.migration().changes);
+    assert_eq!(store.migration().from, SchemaKind::Flowstate { version: 3 });
+    store.close().await;
+    pg::drop_database(&url).await.unwrap();
 }

@@ -39,7 +39,7 @@ impl PgStore {
             "SET LOCAL statement_timeout = 0".to_string(),
             format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"),
         ];
-        for t in counters::TRIGGERS {
+        for t in counters::TRIGGERS.into_iter().chain(super::failures::TRIGGERS) {
             statements.push(format!("DROP TRIGGER IF EXISTS {t} ON {s}.workflow_state"));
         }
         for name in INDEXES

@@ -4,6 +4,7 @@
 //!   advisory lock;
 //! - [`counters`]: the overview's counters, kept by triggers that only append to a log of deltas,
 //!   folded now and then into the counts (no row any writer waits for);
+//! - [`failures`]: the failed runs in a small table of their own, kept by triggers, for the failure groups;
 //! - `write`: saves (`INSERT ... ON CONFLICT`, many rows in one statement over arrays), deletes, cleanups in short
 //!   batches, the audit record, the counters' check and rebuild, the overview figures;
 //! - `read` and `insights`: lookups, lists, exports, the dashboard's figures.
@@ -16,6 +17,7 @@
 
 mod bulk;
 pub(crate) mod counters;
+pub(crate) mod failures;
 mod insights;
 mod read;
 pub(crate) mod schema;
@@ -56,6 +58,8 @@ pub(crate) struct PgStore {
     pub(crate) pool: PgPool,
     /// The database is migrated: the counters exist and are kept by their triggers.
     pub(crate) counters: bool,
+    /// `flowstate_failure` exists and is kept by its triggers (schema version 3): the failure groups read it.
+    pub(crate) failures: bool,
     migration: Arc<MigrationReport>,
     /// The URL without its password.
     shown: String,
@@ -122,7 +126,7 @@ impl PgStore {
             Ok(Ok(conn)) => conn,
         };
         let with_url = |e: StoreError| with_url(e, &shown, busy_ms);
-        let (migration, counters, schema) = if options.read_only {
+        let (migration, counters, failures, schema) = if options.read_only {
             let ins = schema::inspect(&mut conn).await.map_err(with_url)?;
             if !ins.is_readable() {
                 let _ = conn.close().await;
@@ -138,7 +142,7 @@ impl PgStore {
                 to_version: PG_SCHEMA_VERSION,
                 changes: Vec::new(),
             };
-            (report, ins.counters_exact(), ins.schema)
+            (report, ins.counters_exact(), ins.failures_current, ins.schema)
         } else {
             let report = schema::migrate(&mut conn, busy_ms.max(1)).await.map_err(|e| match e {
                 StoreError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42501") => {
@@ -157,7 +161,7 @@ impl PgStore {
                 other => with_url(other),
             })?;
             let ins = schema::inspect(&mut conn).await.map_err(with_url)?;
-            (report, true, ins.schema)
+            (report, true, true, ins.schema)
         };
         let _ = conn.close().await;
 
@@ -183,6 +187,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             counters,
+            failures,
             migration: Arc::new(migration),
             shown,
             schema,

@@ -23,15 +23,23 @@
 //! `idx_workflow_state_created_at` with an incremental sort: the planner already preferred it, the smaller index,
 //! at 10M runs). Its counters and triggers are version 2's. A database at 2 is upgraded in place by
 //! [`upgrade_indexes_to_3`] alone; one at 1 gets version 2's triggers too, its counts kept.
+//!
+//! Version 3 also adds `flowstate_failure` ([`super::failures`]: the failed runs, kept by triggers, for the
+//! failure groups); a database at 1 or 2 gets it in place, filled from its failed rows (the counters are kept
+//! as they are).
 
 use sqlx::{Connection, PgConnection};
 
-use super::counters;
+use super::{counters, failures};
 use crate::schema::{MigrationReport, SchemaKind};
 use crate::{Result, StoreError};
 
 /// The PostgreSQL schema version this build writes into `flowstate_meta`.
 pub const PG_SCHEMA_VERSION: i64 = 3;
+
+/// The schema version whose counters (tables, functions, triggers) this build keeps: a database at this version or
+/// later has them current (version 3 changed nothing of them).
+const COUNTERS_VERSION: i64 = 2;
 
 /// flowstate's advisory lock key for its migrations: "flowstat" in ASCII.
 pub const MIGRATION_LOCK: i64 = 0x666c_6f77_7374_6174;
@@ -178,6 +186,8 @@ pub(crate) struct Inspection {
     legacy_tables: Vec<&'static str>,
     /// A bulk load dropped flujo's indexes and has not finished ([`BULK_LOAD_KEY`]).
     bulk_load: bool,
+    /// `flowstate_failure`, its index and its triggers exist (schema version 3): readers may use it.
+    pub failures_current: bool,
 }
 
 impl Inspection {
@@ -190,6 +200,7 @@ impl Inspection {
             && self.meta_exists
             && self.audit_exists
             && self.counters_current
+            && self.failures_current
             && !self.bulk_load
     }
 
@@ -299,6 +310,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
             counters_upgradable: false,
             legacy_tables,
             bulk_load: false,
+            failures_current: false,
         });
     };
 
@@ -394,9 +406,10 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
         Some(version) => SchemaKind::Flowstate { version },
         None => SchemaKind::FlujoPostgres,
     };
-    // Version 3 changed indexes only: version 2's counters and triggers are this build's.
-    let counters_current = tables_exist && triggers_exist && matches!(version, Some(2 | PG_SCHEMA_VERSION));
+    // Version 3 changed no counter: version 2's counters and triggers are this build's.
+    let counters_current = tables_exist && triggers_exist && version.is_some_and(|v| v >= COUNTERS_VERSION);
     let counters_upgradable = tables_exist && triggers_exist && version == Some(1);
+    let failures_current = failures_exist(&mut *conn, s, &triggers).await?;
     Ok(Inspection {
         kind,
         schema,
@@ -409,7 +422,47 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
         counters_upgradable,
         legacy_tables,
         bulk_load,
+        failures_current,
     })
+}
+
+/// `flowstate_failure` and its index exist in schema `s`, and its triggers among `triggers` (schema version 3).
+async fn failures_exist(conn: &mut PgConnection, s: &str, triggers: &[String]) -> Result<bool> {
+    if !failures::TRIGGERS.iter().all(|t| triggers.iter().any(|x| x == t)) {
+        return Ok(false);
+    }
+    let literal = |name: &str| format!("'{}.{name}'", s.replace('\'', "''"));
+    let kinds: Vec<Option<String>> = sqlx::query_scalar(&format!(
+        "SELECT (SELECT relkind::text FROM pg_class WHERE oid = to_regclass(n)) FROM unnest(ARRAY[{}, {}]) AS n",
+        literal(failures::TABLE),
+        literal(failures::INDEX)
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::Database)?;
+    Ok(kinds == [Some("r".to_string()), Some("i".to_string())])
+}
+
+/// Schema version 3's step (from 1 or 2, or on a new database): `flowstate_failure`, its index and triggers, and
+/// the table filled from the failed rows, under the migration's lock on `workflow_state`. Idempotent (`IF NOT
+/// EXISTS`, functions and triggers replaced, the table emptied before it is filled).
+fn failure_steps(ins: &Inspection) -> Vec<(String, String)> {
+    if ins.failures_current {
+        return Vec::new();
+    }
+    let s = ins.schema.as_str();
+    let mut steps: Vec<(String, String)> = failures::create(s)
+        .into_iter()
+        .map(|sql| (sql, String::new()))
+        .collect();
+    steps.extend(failures::refill(s).into_iter().map(|sql| (sql, String::new())));
+    steps.push((
+        String::new(),
+        "created table flowstate_failure (the failed runs, kept by triggers, for the failure groups) and filled it \
+         from the failed rows"
+            .into(),
+    ));
+    steps
 }
 
 /// The statements that bring an inspected database to the current schema, each with a description (empty: not
@@ -430,6 +483,7 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
         }
     }
     if !ins.counters_current
+        || !ins.failures_current
         || !ins.missing_indexes.is_empty()
         || !ins.obsolete_indexes.is_empty()
         || ins.bulk_load
@@ -509,6 +563,7 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
             steps.push((String::new(), "filled the counters from the rows".into()));
         }
     }
+    steps.extend(failure_steps(ins));
     let current = matches!(ins.kind, SchemaKind::Flowstate { version } if version == PG_SCHEMA_VERSION);
     if !current {
         steps.push((

@@ -17,6 +17,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, Postgres};
 
 use super::counters::{self, decode_key};
+use super::failures;
 use super::read::cleanup_filter;
 use super::PgStore;
 use crate::store::{CLEANUP_BATCH, CLEANUP_BATCH_TARGET};
@@ -470,7 +471,8 @@ impl PgStore {
         .map_err(self.err("recording an audit entry"))
     }
 
-    /// Recounts every counter from the table in one snapshot (a repeatable-read transaction) and compares.
+    /// Recounts every counter from the table in one snapshot (a repeatable-read transaction) and compares; compares
+    /// `flowstate_failure` with the failed rows too (differences of table `flowstate_failure`, by run id).
     pub(crate) async fn verify_counters(&self) -> Result<CounterCheck> {
         let map = self.err("checking the counters");
         let mut conn = self.pool.acquire().await.map_err(&map)?;
@@ -482,14 +484,20 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .map_err(&map)?;
-        let check = counters::check(&mut tx, &self.schema).await.map_err(&map)?;
+        let mut check = counters::check(&mut tx, &self.schema).await.map_err(&map)?;
+        if self.failures {
+            check
+                .differences
+                .extend(failures::check(&mut tx, &self.schema).await.map_err(&map)?);
+        }
         tx.commit().await.map_err(&map)?;
         Ok(check)
     }
 
     /// Empties the counters and fills them again from the table, in one transaction that keeps writers out
     /// (`LOCK TABLE workflow_state IN SHARE MODE`: readers go on, writers wait until it commits), so the result is
-    /// exact even with writers running. The log of deltas is then empty. Returns what a check found before.
+    /// exact even with writers running. The log of deltas is then empty; `flowstate_failure` is filled again from
+    /// the failed rows. Returns what a check found before.
     pub(crate) async fn rebuild_counters(&self) -> Result<CounterCheck> {
         self.check_writable()?;
         let map = self.err("rebuilding the counters");
@@ -504,8 +512,11 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .map_err(&map)?;
-        let before = counters::check(&mut tx, s).await.map_err(&map)?;
-        for sql in counters::refill(s) {
+        let mut before = counters::check(&mut tx, s).await.map_err(&map)?;
+        before
+            .differences
+            .extend(failures::check(&mut tx, s).await.map_err(&map)?);
+        for sql in counters::refill(s).into_iter().chain(failures::refill(s)) {
             sqlx::query(&sql).execute(&mut *tx).await.map_err(&map)?;
         }
         tx.commit().await.map_err(&map)?;

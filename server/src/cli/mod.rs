@@ -208,6 +208,10 @@ pub struct CopyArgs {
     /// Copy even when the destination already holds runs (runs with the same id are replaced).
     #[arg(long)]
     pub force: bool,
+    /// Between two SQLite files, copy through the store's API (each run read, validated and written) instead of
+    /// inside SQLite: the slower path, kept for comparisons.
+    #[arg(long, hide = true)]
+    pub no_raw: bool,
 }
 
 /// Arguments of `flowstate serve`.

@@ -77,6 +77,8 @@ pub(crate) struct SqliteStore {
     /// The file has the columns of [`crate::RunExtras`] (schema version 3); a file opened read-only before it was
     /// migrated may not, and then reads them as their defaults.
     extras: bool,
+    /// The write connection's `synchronous` level (from the store's durability), restored after a raw copy.
+    synchronous: &'static str,
     /// Every save goes through it (group commit on a connection of its own); `None` when read-only.
     writer: Option<Writer>,
     /// Every [`Store::load_state`] goes through them (connections of their own, lookups sharing a statement).
@@ -228,6 +230,10 @@ impl SqliteStore {
         let readers = Readers::start(reader_conns, lookup_sql(extras)).map_err(thread_error)?;
 
         Ok(SqliteStore {
+            synchronous: match options.durability {
+                Durability::Full => "FULL",
+                Durability::Normal => "NORMAL",
+            },
             pool,
             path,
             busy_ms,
@@ -441,9 +447,10 @@ impl SqliteStore {
     /// Detaches the source of a raw copy.
     pub(crate) async fn detach_source(&self) -> Result<()> {
         let writer = self.writer()?;
+        let synchronous = self.synchronous;
         writer
             .exec(Box::new(move |conn| {
-                Box::pin(async move { rawcopy::detach(conn).await.map(|_| 0) })
+                Box::pin(async move { rawcopy::detach(conn, synchronous).await.map(|_| 0) })
             }))
             .await?
             .map_err(self.err("detaching the source"))

@@ -60,6 +60,7 @@ pub(crate) fn row_is_plain(v: &[Val<'_>]) -> bool {
     let opt_text_ok = |val: Val<'_>, max: usize| val == Val::Null || text_ok(val, 0, max);
     let count_ok = |val: Val<'_>| matches!(val, Val::Int(n) if (0..=i64::from(i32::MAX)).contains(&n));
     let timestamp_ok = |val: Val<'_>| match val {
+        Val::Text(b) if is_canonical_instant(b) => &b[..4] != b"0000",
         // Unreadable (NULL, not UTF-8, not a time): the copy's time, as a save gives it.
         Val::Text(_) => val
             .str()
@@ -101,6 +102,23 @@ pub(crate) fn row_is_plain(v: &[Val<'_>]) -> bool {
         && opt_text_ok(v[20], MAX_ERROR_BYTES)
 }
 
+/// True when `b` is already the save's spelling of a valid instant (`2025-07-19T12:34:56.789012+00:00`,
+/// [`time::format_timestamp`]): reading it and writing it out again gives the same text.
+pub(crate) fn is_canonical_instant(b: &[u8]) -> bool {
+    const SHAPE: &[u8; 32] = b"dddd-dd-ddTdd:dd:dd.dddddd+00:00";
+    if b.len() != SHAPE.len()
+        || !b
+            .iter()
+            .zip(SHAPE)
+            .all(|(c, s)| if *s == b'd' { c.is_ascii_digit() } else { c == s })
+    {
+        return false;
+    }
+    let n = |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
+    chrono::NaiveDate::from_ymd_opt(n(0..4) as i32, n(5..7), n(8..10)).is_some()
+        && chrono::NaiveTime::from_hms_micro_opt(n(11..13), n(14..16), n(17..19), n(20..26)).is_some()
+}
+
 /// The save's spelling of a timestamp read as text ([`time::format_timestamp`]), or `None` when the reader cannot
 /// read it (the copy then writes its own time, as a save does).
 pub(crate) fn instant_text(val: Val<'_>) -> Option<String> {
@@ -115,10 +133,11 @@ pub(crate) fn instant_text(val: Val<'_>) -> Option<String> {
 /// number serde_json might refuse. `null_ok`: a top-level `null` is kept as it is (false for the step history,
 /// whose JSON null a save stores as SQL NULL).
 pub(crate) fn json_is_plain(val: Val<'_>, null_ok: bool) -> bool {
-    let Some(text) = val.str() else {
+    let Val::Text(text) = val else {
         return false;
     };
-    let Some(scan) = scan_json(text.as_bytes()) else {
+    // The scan checks UTF-8 too: outside strings only ASCII is JSON, inside them each sequence is checked.
+    let Some(scan) = scan_json(text) else {
         return false;
     };
     if !null_ok && scan.top_is_null {
@@ -138,12 +157,13 @@ struct Scan {
     top_is_null: bool,
 }
 
-/// Bytes that end a run of plain string content: `"`, `\`, control characters.
+/// Bytes that end a run of plain string content: `"`, `\`, control characters, and the first byte of anything
+/// not ASCII (checked as UTF-8).
 static STRING_STOP: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
+    while i < 256 {
+        t[i] = i < 0x20 || i >= 0x80;
         i += 1;
     }
     t[b'"' as usize] = true;
@@ -287,6 +307,16 @@ fn string(b: &[u8], mut i: usize) -> Option<usize> {
                     }
                     _ => return None,
                 }
+            }
+            &lead if lead >= 0x80 => {
+                let len = match lead {
+                    0xc2..=0xdf => 2,
+                    0xe0..=0xef => 3,
+                    0xf0..=0xf4 => 4,
+                    _ => return None,
+                };
+                std::str::from_utf8(b.get(i..i + len)?).ok()?;
+                i += len;
             }
             // A control character inside a string.
             _ => return None,
@@ -546,6 +576,27 @@ mod tests {
             Some("2025-07-19T12:34:56.000000+00:00")
         );
         assert_eq!(instant_text(Val::Text(b"soon")), None);
+        // The save's own spelling is kept as it is (and is what writing it out again gives).
+        for text in [
+            "2025-07-19T12:34:56.789012+00:00",
+            "0001-01-01T00:00:00.000000+00:00",
+        ] {
+            assert!(is_canonical_instant(text.as_bytes()), "{text}");
+            assert_eq!(instant_text(Val::Text(text.as_bytes())).as_deref(), Some(text));
+        }
+        for text in [
+            "2025-02-30T12:34:56.789012+00:00",
+            "2025-07-19T24:00:00.000000+00:00",
+            "2025-07-19T23:59:60.000000+00:00",
+            "2025-07-19T12:34:56.789012+01:00",
+            "2025-07-19 12:34:56.789012+00:00",
+            "2025-07-19T12:34:56.789012",
+        ] {
+            assert!(!is_canonical_instant(text.as_bytes()), "{text}");
+        }
+        let mut v = row(&[None, None, None, None]);
+        v[8] = Val::Text(b"0000-01-01T00:00:00.000000+00:00");
+        assert!(!row_is_plain(&v), "year 0 in the save's spelling");
         assert_eq!(instant_text(Val::Null), None);
     }
 }

@@ -66,6 +66,9 @@ pub(crate) struct Source {
 /// as text).
 pub(crate) async fn attach(conn: &mut SqliteConnection, path: &Path) -> sqlx::Result<Option<Source>> {
     register(conn).await?;
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA main.synchronous")
+        .fetch_one(&mut *conn)
+        .await?;
     sqlx::query(&format!("ATTACH DATABASE ?1 AS {SOURCE}"))
         .bind(source_uri(path))
         .execute(&mut *conn)
@@ -73,6 +76,9 @@ pub(crate) async fn attach(conn: &mut SqliteConnection, path: &Path) -> sqlx::Re
     for pragma in [
         format!("PRAGMA {SOURCE}.mmap_size = {MMAP_BYTES}"),
         format!("PRAGMA main.mmap_size = {MMAP_BYTES}"),
+        // Commits not synced: a killed copy loses nothing (the system has every write), and the copy syncs once
+        // it is done ([`detach`]); an OS crash or power loss during the copy may damage the destination.
+        "PRAGMA main.synchronous = OFF".to_string(),
     ] {
         sqlx::query(&pragma).execute(&mut *conn).await?;
     }
@@ -95,14 +101,15 @@ pub(crate) async fn attach(conn: &mut SqliteConnection, path: &Path) -> sqlx::Re
     };
     if !readable || odd_ids > 0 {
         tracing::debug!(readable, odd_ids, "the source cannot be copied raw");
-        detach(conn).await?;
+        detach(conn, &synchronous.to_string()).await?;
         return Ok(None);
     }
     Ok(Some(Source { extras }))
 }
 
-/// Detaches the source (nothing when it is not attached) and maps the destination's pages no more.
-pub(crate) async fn detach(conn: &mut SqliteConnection) -> sqlx::Result<()> {
+/// Detaches the source (nothing when it is not attached), maps the destination's pages no more, syncs its
+/// commits again (`synchronous`: the level the store opened it with) and checkpoints the copy into the file.
+pub(crate) async fn detach(conn: &mut SqliteConnection, synchronous: &str) -> sqlx::Result<()> {
     let attached: Option<String> =
         sqlx::query_scalar("SELECT name FROM pragma_database_list WHERE name = ?1")
             .bind(SOURCE)
@@ -114,6 +121,13 @@ pub(crate) async fn detach(conn: &mut SqliteConnection) -> sqlx::Result<()> {
             .await?;
     }
     sqlx::query("PRAGMA main.mmap_size = 0")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(&format!("PRAGMA main.synchronous = {synchronous}"))
+        .execute(&mut *conn)
+        .await?;
+    // What was copied, synced: the checkpoint writes the WAL into the file and syncs both.
+    sqlx::query("PRAGMA main.wal_checkpoint(PASSIVE)")
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -330,6 +344,19 @@ unsafe extern "C" fn instant_fn(
         let ctx = out as *mut ffi::sqlite3_context;
         // SAFETY: the context of this call; SQLite copies the text (SQLITE_TRANSIENT) before `text` is dropped.
         unsafe {
+            if let Some(Val::Text(b)) = v.first() {
+                if rawcheck::is_canonical_instant(b) {
+                    // Already the save's spelling: as it is.
+                    ffi::sqlite3_result_text64(
+                        ctx,
+                        b.as_ptr().cast(),
+                        b.len() as u64,
+                        ffi::SQLITE_TRANSIENT(),
+                        ffi::SQLITE_UTF8 as u8,
+                    );
+                    return;
+                }
+            }
             match v.first().and_then(|v| rawcheck::instant_text(*v)) {
                 Some(text) => ffi::sqlite3_result_text64(
                     ctx,

@@ -5,6 +5,10 @@
 //!   [`Store::save_many`], one transaction per batch, each run's `created_at` and `updated_at` given, so every value
 //!   is kept as read. A reader task reads the next batch while the writer writes the current one (a bounded
 //!   channel between them).
+//! - **In bulk** into a database that holds no runs ([`Store::begin_bulk_load`]): between two SQLite files inside
+//!   SQLite ([`Store::attach_bulk_source`], [`Store::bulk_copy_range`]: no run decoded unless the per-run path
+//!   would change it), otherwise batch by batch through [`Store::bulk_write`]; every path shares one write loop
+//!   ([`drive`]).
 //! - **Resumable.** After a batch is committed, at most about once a second, the copy records its progress in the
 //!   destination's audit table (action `copy`: the source without its password, the last run id copied, the runs
 //!   copied so far). Run again after a crash or a kill, it finds the newest entry for the same source and goes on

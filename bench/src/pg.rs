@@ -598,26 +598,13 @@ async fn copy_chunk(
 
 /// Appends one row in `COPY`'s text format.
 pub fn copy_line(r: &Row<'_>, out: &mut Vec<u8>) {
-    fn text(out: &mut Vec<u8>, v: &str) {
-        for b in v.bytes() {
-            match b {
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\r' => out.extend_from_slice(b"\\r"),
-                _ => out.push(b),
-            }
-        }
-    }
-    fn opt(out: &mut Vec<u8>, v: Option<&str>) {
-        match v {
-            Some(v) => text(out, v),
-            None => out.extend_from_slice(b"\\N"),
-        }
-    }
+    // The escaping and the instants are the store's own bulk load's (store/src/postgres/bulk.rs).
+    use flowstate_store::postgres::{copy_instant, copy_opt as opt, copy_text as text};
     fn instant(out: &mut Vec<u8>, us: i64) {
-        let at = DateTime::<Utc>::from_timestamp_micros(us).unwrap_or_default();
-        out.extend_from_slice(at.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string().as_bytes());
+        copy_instant(
+            out,
+            &DateTime::<Utc>::from_timestamp_micros(us).unwrap_or_default(),
+        );
     }
     let tab = |out: &mut Vec<u8>| out.push(b'\t');
     text(out, &r.run_id);

@@ -456,6 +456,11 @@ async fn kill_and_resume(src: &Path, dst: &str, total: usize, lossy_floats: bool
         report["bulk"], true,
         "an unfinished bulk copy goes on in bulk: {report}"
     );
+    assert_eq!(
+        report["raw"],
+        !dst.starts_with("postgres"),
+        "SQLite to SQLite: inside SQLite: {report}"
+    );
     assert_eq!(report["verified"], true, "{report}");
     assert_eq!(report["destination_runs"], total, "{report}");
     assert_same_runs(&text(src), dst, lossy_floats).await;
@@ -504,4 +509,254 @@ async fn sqlite_to_postgres_and_back_keeps_every_value() {
     assert_whole(&text(&back)).await;
     assert_same_runs(&pg, &text(&back), false).await;
     assert_same_runs(&text(&src), &text(&back), true).await;
+}
+
+/// Rows another writer may have left, each odd in one way: a raw copy must give each the values the per-run path
+/// gives it (or refuse it with the same reason).
+fn odd_rows() -> Vec<(&'static str, String)> {
+    let deep = |n: usize| format!("'{}1{}'", "[".repeat(n), "]".repeat(n));
+    let rows: Vec<(&str, &str)> = vec![
+    // (run id, the rest of the row: pipeline_id .. memory_usage_mb, then the five extras)
+    ("odd_history_null", "'p','n','1',0,'{}',NULL,NULL,'running','2025-01-01T00:00:00','2025-01-01T00:00:00',0,NULL,NULL,NULL, NULL,0,NULL,NULL,NULL"),
+    ("odd_history_json_null", "'p','n','1',0,'{}',NULL,'null','running','2025-01-01T00:00:00','2025-01-01T00:00:00',0,NULL,NULL,NULL, NULL,0,NULL,NULL,NULL"),
+    ("odd_context_not_json", "'p','n','1',0,'{oops',NULL,'[]','failed','2025-01-01 10:00:00','2025-01-01T10:00:00.5+02:00',1,'boom',5,1.5, NULL,0,NULL,NULL,NULL"),
+    ("odd_context_blob", "'p','n','1',0,x'7b2261223a317d','null','[]','paused','2025-01-01T00:00:00Z','not a time',0,NULL,NULL,NULL, 'null',0,NULL,NULL,NULL"),
+    ("odd_flujo_timestamps", "'p','n','1',2,'{\"a\": [1, 2.50, 1e5, -0]}','  \"x\"  ','[ {\"s\" : 1} ]','completed','2025-07-19T12:34:56.789012','2025-07-19T12:34:57',3,NULL,7,0.25, '{ \"k\" : \"v\" }',1,'parent','task','bg'"),
+    ("odd_escapes", "'p','n','1',0,'{\"ascii\": \"\\u0041\", \"emoji\": \"\\ud83d\\ude80\", \"e\": \"\\u00e9\"}',NULL,'[]','running','2025-01-01T00:00:00','2025-01-01T00:00:00',0,NULL,NULL,NULL, NULL,0,NULL,NULL,NULL"),
+    ("odd_lone_surrogate", "'p','n','1',0,'[\"\\ud800\"]',NULL,'[]','running','2025-01-01T00:00:00','2025-01-01T00:00:00',0,NULL,NULL,NULL, NULL,0,NULL,NULL,NULL"),
+    ("odd_huge_number", "'p','n','1',0,'[1e400]','1e100','[]','running','2025-01-01T00:00:00','2025-01-01T00:00:00',0,NULL,NULL,NULL, NULL,0,NULL,NULL,NULL"),
+    ("odd_types", "'p',42,'1',' 7','{}',NULL,'[]','running','2025-01-01T00:00:00','2025-01-01T00:00:00','3',NULL,12.6,'1.5', NULL,2,NULL,NULL,NULL"),
+    ("odd_not_utf8", "'p',CAST(x'ff6e616d65' AS TEXT),'1',0,CAST(x'7b2261223a2022ff227d' AS TEXT),NULL,'[]','running','2025-01-01T00:00:00','2025-01-01T00:00:00',0,CAST(x'ff' AS TEXT),NULL,NULL, NULL,0,NULL,NULL,NULL"),
+    ("odd_deep", "'p','n','1',0,DEEP100,NULL,'[]','running','2025-01-01T00:00:00','2025-01-01T00:00:00',0,NULL,NULL,NULL, NULL,0,NULL,NULL,NULL"),
+    // Refused by a save, so by both paths.
+    ("odd_refused_nul", "'p','n','1',0,'{}',NULL,'[]','failed','2025-01-01T00:00:00','2025-01-01T00:00:00',0,'a' || char(0) || 'b',NULL,NULL, NULL,0,NULL,NULL,NULL"),
+    ("odd_refused_u0000", "'p','n','1',0,'{\"a\": \"\\u0000\"}',NULL,'[]','running','2025-01-01T00:00:00','2025-01-01T00:00:00',0,NULL,NULL,NULL, NULL,0,NULL,NULL,NULL"),
+    ("odd_refused_year_0", "'p','n','1',0,'{}',NULL,'[]','running','0000-06-01T00:00:00','2025-01-01T00:00:00',0,NULL,NULL,NULL, NULL,0,NULL,NULL,NULL"),
+    ("odd_refused_negative", "'p','n','1',-1,'{}',NULL,'[]','running','2025-01-01T00:00:00','2025-01-01T00:00:00',0,NULL,NULL,NULL, NULL,0,NULL,NULL,NULL"),
+    ("odd_refused_too_deep", "'p','n','1',0,DEEP101,NULL,'[]','running','2025-01-01T00:00:00','2025-01-01T00:00:00',0,NULL,NULL,NULL, NULL,0,NULL,NULL,NULL"),
+    ("", "'p','n','1',0,'{}',NULL,'[]','running','2025-01-01T00:00:00','2025-01-01T00:00:00',0,NULL,NULL,NULL, NULL,0,NULL,NULL,NULL"),
+    ];
+    rows.into_iter()
+        .map(|(id, rest)| {
+            (
+                id,
+                rest.replace("DEEP100", &deep(100)).replace("DEEP101", &deep(101)),
+            )
+        })
+        .collect()
+}
+
+/// The odd runs a raw copy cannot move as they are (each goes the per-run way), refused ones aside.
+const ODD_APART: usize = 7;
+
+/// Writes [`odd_rows`] into a SQLite file of the current schema, past the store (as another writer would), with
+/// the CHECK on the status left out of the way by writing it valid.
+async fn write_odd_rows(path: &Path) {
+    let pool = sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path))
+        .await
+        .unwrap();
+    for (id, rest) in odd_rows() {
+        sqlx::query(&format!(
+            "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
+             pipeline_context, last_step_output, step_history, status, created_at, updated_at, total_steps, \
+             error_message, execution_time_ms, memory_usage_mb, metadata, is_background_task, parent_run_id, \
+             task_id, background_error) VALUES ('{id}', {rest})"
+        ))
+        .execute(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("writing {id}: {e}"));
+    }
+    pool.close().await;
+}
+
+/// Every row of a SQLite file's `workflow_state`, in run-id order: the JSON columns as values (text that is not
+/// JSON as a string), every other column as stored (its type and value, as text).
+async fn stored_rows(path: &Path) -> Vec<Vec<Value>> {
+    let pool = sqlx::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true),
+    )
+    .await
+    .unwrap();
+    let columns = [
+        "run_id",
+        "pipeline_id",
+        "pipeline_name",
+        "pipeline_version",
+        "current_step_index",
+        "pipeline_context",
+        "last_step_output",
+        "step_history",
+        "status",
+        "created_at",
+        "updated_at",
+        "total_steps",
+        "error_message",
+        "execution_time_ms",
+        "memory_usage_mb",
+        "metadata",
+        "is_background_task",
+        "parent_run_id",
+        "task_id",
+        "background_error",
+    ];
+    let json_columns = ["pipeline_context", "last_step_output", "step_history", "metadata"];
+    let select: Vec<String> = columns
+        .iter()
+        .map(|c| format!("typeof({c}), quote({c}), CAST({c} AS TEXT)"))
+        .collect();
+    let rows = sqlx::query(&format!(
+        "SELECT {} FROM workflow_state ORDER BY run_id",
+        select.join(", ")
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    use sqlx::Row;
+    rows.iter()
+        .map(|r| {
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let kind: String = r.get(3 * i);
+                    if json_columns.contains(c) && kind == "text" {
+                        let text: String = r.get(3 * i + 2);
+                        serde_json::from_str(&text).unwrap_or(Value::String(text))
+                    } else {
+                        json!([kind, r.get::<Option<String>, _>(3 * i + 1)])
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The `refused run ID: reason` lines of a copy's stderr, sorted.
+fn refusals(out: &Output) -> Vec<String> {
+    let mut lines: Vec<String> = stderr(out)
+        .lines()
+        .filter(|l| l.starts_with("refused run "))
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Copies `src` twice, raw (into a new file) and run by run (`--force` into a file holding one other run), and
+/// asserts both hold the same rows: every column stored alike, the JSON columns as the same values. Returns the
+/// raw copy's report.
+async fn assert_raw_copy_is_the_per_run_copy(src: &Path, dir: &Path, refused: usize) -> Value {
+    let raw = dir.join("raw copy.db");
+    let rows = dir.join("per-run copy.db");
+    let seed = open(&text(&rows)).await;
+    seed.save_state(&WorkflowState::new("~seed", "seed"))
+        .await
+        .unwrap();
+    seed.close().await;
+
+    let out_raw = copy(src, &raw, &["--json", "--batch", "7"]);
+    let out_rows = copy(src, &rows, &["--json", "--force", "--batch", "7"]);
+    for out in [&out_raw, &out_rows] {
+        assert_eq!(
+            out.status.code(),
+            Some(if refused > 0 { 1 } else { 0 }),
+            "{}",
+            stderr(out)
+        );
+    }
+    assert_eq!(refusals(&out_raw).len(), refused, "{}", stderr(&out_raw));
+    assert_eq!(
+        refusals(&out_raw),
+        refusals(&out_rows),
+        "the same runs refused, for the same reasons"
+    );
+    let report: Value = if refused == 0 {
+        serde_json::from_slice(&out_raw.stdout).unwrap()
+    } else {
+        json!({})
+    };
+    if refused == 0 {
+        assert_eq!(report["raw"], true, "{report}");
+        let per_run: Value = serde_json::from_slice(&out_rows.stdout).unwrap();
+        assert_eq!(per_run["bulk"], false, "{per_run}");
+    }
+    assert_whole(&text(&raw)).await;
+    let (a, mut b) = (stored_rows(&raw).await, stored_rows(&rows).await);
+    b.retain(|r| r[0] != json!(["text", "'~seed'"]));
+    let ids = |rows: &[Vec<Value>]| rows.iter().map(|r| r[0].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&a), ids(&b), "the same runs");
+    // Timestamps a save filled in (none readable in the source) are each copy's own time.
+    let unreadable_time = ["odd_context_blob"];
+    for (x, y) in a.iter().zip(&b) {
+        for (i, (u, v)) in x.iter().zip(y).enumerate() {
+            let id = &x[0];
+            if i == 10 && unreadable_time.iter().any(|u| id[1] == format!("'{u}'")) {
+                continue;
+            }
+            assert_eq!(u, v, "run {id}, column {i}");
+        }
+    }
+    // And as the store reads them.
+    let (ra, rb) = (every_run(&text(&raw)).await, every_run(&text(&rows)).await);
+    let rb: Vec<WorkflowState> = rb.into_iter().filter(|r| r.run_id != "~seed").collect();
+    for (x, y) in ra.iter().zip(&rb) {
+        if unreadable_time.contains(&x.run_id.as_str()) {
+            assert_eq!(x.created_at, y.created_at);
+            continue;
+        }
+        assert_eq!(x, y);
+    }
+    report
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raw_copy_gives_every_run_the_values_the_per_run_copy_gives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path(), 300).await;
+    // A name SQLite's URIs read specially: the raw copy attaches the file by URI.
+    let odd_name = dir.path().join("odd ?#%&= name.db");
+    std::fs::rename(&src, &odd_name).unwrap();
+    write_odd_rows(&odd_name).await;
+    let odd = odd_rows();
+    let refused = odd
+        .iter()
+        .filter(|(id, _)| id.is_empty() || id.starts_with("odd_refused"))
+        .count();
+    assert_raw_copy_is_the_per_run_copy(&odd_name, dir.path(), refused).await;
+
+    // Without the refused ones the copy succeeds; most runs were moved inside SQLite, the odd ones apart.
+    let clean = dir.path().join("clean.db");
+    std::fs::copy(&odd_name, &clean).unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", clean.display()))
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM workflow_state WHERE run_id = '' OR run_id LIKE 'odd_refused%'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let sub = dir.path().join("again");
+    std::fs::create_dir(&sub).unwrap();
+    let report = assert_raw_copy_is_the_per_run_copy(&clean, &sub, 0).await;
+    let total = 300 + tricky_runs().len() + odd.len() - refused;
+    assert_eq!(report["copied"], total, "{report}");
+    assert_eq!(report["verified"], true, "{report}");
+    assert_eq!(
+        report["copied_apart"], ODD_APART,
+        "the odd runs went apart, every other run was copied raw: {report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_raw_copy_of_a_flujo_file_is_the_per_run_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = copy_fixture("flujo-0.4.35-sample-300.db", dir.path());
+    let before = file_bytes(&src);
+    let report = assert_raw_copy_is_the_per_run_copy(&src, dir.path(), 0).await;
+    assert_eq!(report["copied"], 300, "{report}");
+    assert_eq!(file_bytes(&src), before, "flujo's file is left as it was");
+    assert_same_runs(&text(&src), &text(&dir.path().join("raw copy.db")), false).await;
 }

@@ -79,3 +79,23 @@ pub struct BulkNote {
     /// Its new `affected`.
     pub affected: i64,
 }
+
+/// What one range of a raw copy between SQLite files held ([`crate::Store::bulk_copy_range`]).
+#[derive(Debug, Clone, Default)]
+pub struct CopiedRange {
+    /// Runs read from the source (copied or refused).
+    pub read: u64,
+    /// Of those, runs copied as they are, inside SQLite; the others were read, validated and written as saves.
+    pub plain: u64,
+    /// The range's last run id (every run up to it, in byte order, was read); `None` when it was empty.
+    pub last_run_id: Option<String>,
+    /// Runs a save would refuse (nothing of them is written): run id and reason, in run-id order.
+    pub refused: Vec<(String, String)>,
+}
+
+/// Builds the progress note of a range of a raw copy once it is known what the range held.
+pub type RangeNote = Box<dyn FnOnce(&CopiedRange) -> BulkNote + Send>;
+
+/// A SQLite file attached read-only to a SQLite destination for a raw copy ([`crate::Store::attach_bulk_source`]).
+#[derive(Debug, Clone, Copy)]
+pub struct BulkSource(pub(crate) crate::sqlite::rawcopy::Source);

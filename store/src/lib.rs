@@ -52,7 +52,7 @@ mod store;
 pub mod time;
 mod validate;
 
-pub use bulk::{BulkBatch, BulkNote};
+pub use bulk::{BulkBatch, BulkNote, BulkSource, CopiedRange, RangeNote};
 pub use counters::{CounterCheck, CounterDifference};
 pub use error::{Result, StoreError};
 pub use flowstate_model::limits::{

@@ -56,6 +56,28 @@ pub struct MigrationReport {
     pub to_version: i64,
     /// Each change made, in words; empty when the file was already current.
     pub changes: Vec<String>,
+    /// How long each statement of the migration took, in microseconds, with what it did (its change, or the start
+    /// of its SQL): where the time of a bulk load's end goes (each index build, the counters' recount).
+    pub timings: Vec<(String, u64)>,
+}
+
+/// A migration step's entry in [`MigrationReport::timings`] (logged at debug level): its description, or the
+/// start of its SQL when it has none, and the microseconds since `started`.
+pub(crate) fn timed(description: &str, sql: &str, started: std::time::Instant) -> (String, u64) {
+    let micros = started.elapsed().as_micros() as u64;
+    let seconds = micros as f64 / 1e6;
+    let what = if description.is_empty() {
+        sql.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(80)
+            .collect()
+    } else {
+        description.to_string()
+    };
+    tracing::debug!(step = %what, seconds, "migration step");
+    (what, micros)
 }
 
 impl MigrationReport {

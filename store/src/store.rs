@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::backend::Backend;
-use crate::bulk::{BulkBatch, BulkNote};
+use crate::bulk::{BulkBatch, BulkNote, BulkSource, CopiedRange, RangeNote};
 use crate::insights::{
     ActivityBucket, AuditEntry, Bucket, FailureGroup, FailureReport, PipelineFailureRate, StuckRuns,
     FAILURE_SAMPLES,
@@ -336,6 +336,59 @@ impl Store {
     pub async fn load_text_column(&self, run_id: &str, column: TextColumn) -> Result<Option<Option<String>>> {
         validate::lookup_id(run_id)?;
         on_backend!(self, b => b.load_text_column(run_id, column).await)
+    }
+
+    /// Attaches the SQLite file `path` read-only to this SQLite store's write connection, for a raw copy of its
+    /// runs during a bulk load ([`Store::bulk_copy_range`]). `Ok(None)` when its runs cannot be copied raw (a run
+    /// id that is not UTF-8 text) or this store is not SQLite: copy through [`Store::bulk_write`] instead.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] for a read-only store; database failures (the file cannot be attached).
+    pub async fn attach_bulk_source(&self, path: &std::path::Path) -> Result<Option<BulkSource>> {
+        self.check_writable()?;
+        match &self.inner {
+            Inner::Sqlite(b) => Ok(b.attach_source(path).await?.map(BulkSource)),
+            Inner::Postgres(_) => Ok(None),
+        }
+    }
+
+    /// Copies the next runs of an attached source ([`Store::attach_bulk_source`]) after the run id `after` (from
+    /// the first when `None`), at most `limit` of them, in one transaction with the progress note `note` makes:
+    /// each run the per-run path would store unchanged is moved inside SQLite (`INSERT ... SELECT`, no decoding),
+    /// every other one read, validated and written as [`Store::bulk_write`] writes it, or refused with the reason
+    /// a save gives. Between [`Store::begin_bulk_load`] and [`Store::finish_bulk_load`] only; `read` is 0 once
+    /// the source holds no run after `after`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] for a read-only store; database failures (nothing of the range is written).
+    pub async fn bulk_copy_range(
+        &self,
+        source: &BulkSource,
+        after: Option<&str>,
+        limit: u32,
+        note: Option<RangeNote>,
+    ) -> Result<CopiedRange> {
+        self.check_writable()?;
+        match &self.inner {
+            Inner::Sqlite(b) => {
+                b.copy_range(source.0, after.map(str::to_string), limit, self.clock.now(), note)
+                    .await
+            }
+            Inner::Postgres(_) => Err(StoreError::Conflict(
+                "a raw copy needs a SQLite destination".into(),
+            )),
+        }
+    }
+
+    /// Detaches the source of a raw copy (nothing when none is attached).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn detach_bulk_source(&self) -> Result<()> {
+        match &self.inner {
+            Inner::Sqlite(b) if !self.read_only => b.detach_source().await,
+            _ => Ok(()),
+        }
     }
 
     /// Whole runs in run-id order (byte order), the first `limit` (1..=[`ListQuery::MAX_LIMIT`]) after the run id

@@ -202,12 +202,16 @@ pub struct CopyArgs {
     /// The database to write: a SQLite file (created when missing) or a postgres:// URL (migrated when needed).
     #[arg(long, value_name = "DST")]
     pub to: PathBuf,
-    /// Runs per transaction.
-    #[arg(long, value_name = "N", default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub batch: u32,
+    /// Runs per transaction [default: 5000; 20000 between two SQLite files, where a batch is never held in memory].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: Option<u32>,
     /// Copy even when the destination already holds runs (runs with the same id are replaced).
     #[arg(long)]
     pub force: bool,
+    /// Between two SQLite files, copy through the store's API (each run read, validated and written) instead of
+    /// inside SQLite: the slower path, kept for comparisons.
+    #[arg(long, hide = true)]
+    pub no_raw: bool,
 }
 
 /// Arguments of `flowstate serve`.

@@ -211,7 +211,7 @@ pub fn copy_text(out: &mut Vec<u8>, value: &str) {
 }
 
 /// Appends an optional value: `\N` for NULL.
-fn copy_opt(out: &mut Vec<u8>, value: Option<&str>) {
+pub fn copy_opt(out: &mut Vec<u8>, value: Option<&str>) {
     match value {
         Some(v) => copy_text(out, v),
         None => out.extend_from_slice(b"\\N"),

@@ -41,6 +41,9 @@ use crate::{
     TextColumn, WorkflowState, WorkflowStats,
 };
 
+/// `COPY`'s text format as the bulk load writes it, for the bench's loader (bench/src/pg.rs): not a stable API.
+#[doc(hidden)]
+pub use bulk::{copy_instant, copy_opt, copy_text};
 pub use schema::{MIGRATION_LOCK, PG_SCHEMA_VERSION};
 
 /// The longest a statement may run (the server cancels it then): far above any page's query, below forever.
@@ -141,6 +144,7 @@ impl PgStore {
                 from: ins.kind.clone(),
                 to_version: PG_SCHEMA_VERSION,
                 changes: Vec::new(),
+                timings: Vec::new(),
             };
             (report, ins.counters_exact(), ins.failures_current, ins.schema)
         } else {

@@ -630,6 +630,7 @@ async fn migrate_once(conn: &mut PgConnection, lock_timeout_ms: u64) -> Result<M
             from: first.kind,
             to_version: PG_SCHEMA_VERSION,
             changes: Vec::new(),
+            timings: Vec::new(),
         });
     }
     let mut tx = conn.begin().await.map_err(StoreError::Database)?;
@@ -651,12 +652,15 @@ async fn migrate_once(conn: &mut PgConnection, lock_timeout_ms: u64) -> Result<M
     let ins = inspect(&mut tx).await?;
     let steps = plan(&ins);
     let mut changes = Vec::new();
+    let mut timings = Vec::new();
     for (sql, description) in steps {
         if !sql.is_empty() {
+            let started = std::time::Instant::now();
             sqlx::query(&sql)
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::Database)?;
+            timings.push(crate::schema::timed(&description, &sql, started));
         }
         if !description.is_empty() {
             changes.push(description);
@@ -670,5 +674,6 @@ async fn migrate_once(conn: &mut PgConnection, lock_timeout_ms: u64) -> Result<M
         from: ins.kind,
         to_version: PG_SCHEMA_VERSION,
         changes,
+        timings,
     })
 }

@@ -6,6 +6,8 @@ pub(crate) mod counters;
 pub(crate) mod errors;
 mod insights;
 mod raw;
+mod rawcheck;
+pub(crate) mod rawcopy;
 mod reader;
 pub(crate) mod row;
 pub(crate) mod schema;
@@ -47,6 +49,21 @@ pub const CLEANUP_BATCH: i64 = 500;
 /// [`CLEANUP_BATCH`]) when it takes less than a quarter of it.
 pub const CLEANUP_BATCH_TARGET: Duration = Duration::from_millis(15);
 
+/// The write connection's settings while a bulk load's end builds the indexes: the sorter's temporary table on
+/// disk rather than in memory, the file mapped (each index build reads every row, overflow pages and all: mapped,
+/// without a system call per page), and a larger page cache for the sorter.
+const FINISH_PRAGMAS: [&str; 3] = [
+    "PRAGMA temp_store = file",
+    "PRAGMA mmap_size = 17179869184",
+    "PRAGMA cache_size = -262144",
+];
+/// The write connection's settings again once the indexes are built.
+const FINISH_RESET: [&str; 3] = [
+    "PRAGMA temp_store = memory",
+    "PRAGMA mmap_size = 0",
+    "PRAGMA cache_size = -2000",
+];
+
 /// The state backend over one SQLite file. Cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteStore {
@@ -60,6 +77,8 @@ pub(crate) struct SqliteStore {
     /// The file has the columns of [`crate::RunExtras`] (schema version 3); a file opened read-only before it was
     /// migrated may not, and then reads them as their defaults.
     extras: bool,
+    /// The write connection's `synchronous` level (from the store's durability), restored after a raw copy.
+    synchronous: &'static str,
     /// Every save goes through it (group commit on a connection of its own); `None` when read-only.
     writer: Option<Writer>,
     /// Every [`Store::load_state`] goes through them (connections of their own, lookups sharing a statement).
@@ -190,6 +209,7 @@ impl SqliteStore {
                     from: ins.kind,
                     to_version: crate::schema::SCHEMA_VERSION,
                     changes: Vec::new(),
+                    timings: Vec::new(),
                 };
                 (report, counters, extras)
             }
@@ -210,6 +230,10 @@ impl SqliteStore {
         let readers = Readers::start(reader_conns, lookup_sql(extras)).map_err(thread_error)?;
 
         Ok(SqliteStore {
+            synchronous: match options.durability {
+                Durability::Full => "FULL",
+                Durability::Normal => "NORMAL",
+            },
             pool,
             path,
             busy_ms,
@@ -353,15 +377,18 @@ impl SqliteStore {
         writer
             .exec(Box::new(move |conn| {
                 Box::pin(async move {
-                    sqlx::query("PRAGMA temp_store = file")
-                        .execute(&mut *conn)
-                        .await?;
+                    for pragma in FINISH_PRAGMAS {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
                     let report = schema::migrate(conn, busy_ms).await;
-                    let reset = sqlx::query("PRAGMA temp_store = memory")
-                        .execute(&mut *conn)
-                        .await;
+                    let mut reset = Ok(());
+                    for pragma in FINISH_RESET {
+                        if let Err(e) = sqlx::query(pragma).execute(&mut *conn).await {
+                            reset = Err(e);
+                        }
+                    }
                     let _ = report_tx.send(report);
-                    reset.map(|_| 0)
+                    reset.map(|()| 0)
                 })
             }))
             .await?
@@ -370,6 +397,64 @@ impl SqliteStore {
             .await
             .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
             .map_err(|e| with_path(e, &self.path, self.busy_ms))
+    }
+
+    /// Attaches a SQLite file read-only to the write connection for a raw copy ([`rawcopy`]); `None` when it
+    /// cannot be copied raw (it is then detached again).
+    pub(crate) async fn attach_source(&self, path: &Path) -> Result<Option<rawcopy::Source>> {
+        let writer = self.writer()?;
+        let path = path.to_path_buf();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        writer
+            .exec(Box::new(move |conn| {
+                Box::pin(async move {
+                    let _ = tx.send(rawcopy::attach(conn, &path).await);
+                    Ok(0)
+                })
+            }))
+            .await?
+            .map_err(self.err("attaching the source"))?;
+        rx.await
+            .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
+            .map_err(self.err("attaching the source"))
+    }
+
+    /// One range of a raw copy from the attached source ([`rawcopy::copy_range`]).
+    pub(crate) async fn copy_range(
+        &self,
+        source: rawcopy::Source,
+        after: Option<String>,
+        limit: u32,
+        now: DateTime<Utc>,
+        note: Option<crate::bulk::RangeNote>,
+    ) -> Result<crate::bulk::CopiedRange> {
+        let writer = self.writer()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        writer
+            .exec(Box::new(move |conn| {
+                Box::pin(async move {
+                    let _ = tx.send(rawcopy::copy_range(conn, source, after, limit, now, note).await);
+                    Ok(0)
+                })
+            }))
+            .await?
+            .map_err(self.err("copying a range of runs"))?;
+        rx.await
+            .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
+            .map_err(self.err("copying a range of runs"))
+    }
+
+    /// Detaches the source of a raw copy.
+    pub(crate) async fn detach_source(&self) -> Result<()> {
+        let writer = self.writer()?;
+        let synchronous = self.synchronous;
+        writer
+            .exec(Box::new(move |conn| {
+                Box::pin(async move { rawcopy::detach(conn, synchronous).await.map(|_| 0) })
+            }))
+            .await?
+            .map_err(self.err("detaching the source"))
+            .map(|_| ())
     }
 
     fn writer(&self) -> Result<&Writer> {

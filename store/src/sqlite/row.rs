@@ -101,7 +101,7 @@ pub(crate) fn whole_columns(extras: bool) -> String {
 
 /// The columns of `workflow_state` a save writes, in the order of [`upsert_sql`]'s values: flujo's fifteen, then
 /// the five of [`RunExtras`].
-const UPSERT_COLUMNS: &str = "run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
+pub(crate) const UPSERT_COLUMNS: &str = "run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
     pipeline_context, last_step_output, step_history, status, created_at, updated_at, total_steps, error_message, \
     execution_time_ms, memory_usage_mb, metadata, is_background_task, parent_run_id, task_id, background_error";
 
@@ -262,6 +262,22 @@ impl EncodedRow {
             self.background_error.as_deref().into(),
         ]
     }
+}
+
+/// Binds a row's parameters ([`EncodedRow::params`]) to an [`upsert_sql`] statement of one row run through sqlx.
+pub(crate) fn bind_params<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    row: &'q EncodedRow,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    for p in row.params() {
+        query = match p {
+            Param::Null => query.bind(None::<&str>),
+            Param::Int(v) => query.bind(v),
+            Param::Real(v) => query.bind(v),
+            Param::Text(t) => query.bind(t),
+        };
+    }
+    query
 }
 
 /// Reads a JSON column leniently: valid JSON (any whitespace style) as a value; anything else is kept as a

@@ -474,6 +474,7 @@ pub(crate) async fn migrate(conn: &mut SqliteConnection, busy_ms: u64) -> Result
             from: first.kind,
             to_version: SCHEMA_VERSION,
             changes: Vec::new(),
+            timings: Vec::new(),
         });
     }
     let mut tx = conn
@@ -484,12 +485,15 @@ pub(crate) async fn migrate(conn: &mut SqliteConnection, busy_ms: u64) -> Result
     let ins = inspect(&mut tx).await?;
     let steps = plan(&ins);
     let mut changes = Vec::with_capacity(steps.len());
+    let mut timings = Vec::with_capacity(steps.len());
     for (sql, description) in steps {
         if !sql.is_empty() {
+            let started = std::time::Instant::now();
             sqlx::query(&sql)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| super::errors::map_err(e, busy_ms, "migrating"))?;
+            timings.push(crate::schema::timed(&description, &sql, started));
         }
         if !description.is_empty() {
             changes.push(description);
@@ -505,5 +509,6 @@ pub(crate) async fn migrate(conn: &mut SqliteConnection, busy_ms: u64) -> Result
         from: ins.kind,
         to_version: SCHEMA_VERSION,
         changes,
+        timings,
     })
 }

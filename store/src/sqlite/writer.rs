@@ -227,7 +227,7 @@ pub(crate) struct BulkNoteRow {
 
 /// The statement slot of the bulk note's UPDATE (after the upserts' slots `0..=MAX_GROUP`).
 const NOTE_SLOT: usize = MAX_GROUP + 1;
-const NOTE_SQL: &str =
+pub(crate) const NOTE_SQL: &str =
     "UPDATE flowstate_audit SET at = ?, detail = ?, matched = ?, affected = ? WHERE id = ?";
 
 struct Task {

@@ -405,7 +405,10 @@ async fn a_version_2_database_gets_the_failure_table_filled_from_its_failed_rows
         .unwrap();
     store.close().await;
     let mut conn = pg::connect(&url).await.unwrap();
-    sqlx::raw_sql(VERSION_2_FAILURES).execute(&mut conn).await.unwrap();
+    sqlx::raw_sql(VERSION_2_FAILURES)
+        .execute(&mut conn)
+        .await
+        .unwrap();
     // Version 2 kept no failure table: plain SQL writes meanwhile (a new failure with a message of 3 MB of
     // multi-byte characters, a failure retried, a failure deleted).
     sqlx::raw_sql(

@@ -16,6 +16,7 @@ use chrono::Datelike;
 use flowstate_model::limits::{
     MAX_ERROR_BYTES, MAX_JSON_BYTES, MAX_JSON_DEPTH, MAX_NAME_BYTES, MAX_RUN_ID_BYTES,
 };
+use flowstate_model::Status;
 
 use crate::time;
 
@@ -68,12 +69,7 @@ pub(crate) fn row_is_plain(v: &[Val<'_>]) -> bool {
             .is_none_or(|at| (1..=9999).contains(&at.year())),
         _ => true,
     };
-    let status_ok = |val: Val<'_>| {
-        matches!(
-            val.str(),
-            Some("running" | "paused" | "completed" | "failed" | "cancelled")
-        )
-    };
+    let status_ok = |val: Val<'_>| val.str().and_then(Status::known).is_some();
     text_ok(v[0], 1, MAX_RUN_ID_BYTES)
         && text_ok(v[1], 1, MAX_NAME_BYTES)
         && text_ok(v[2], 0, MAX_NAME_BYTES)

@@ -154,6 +154,16 @@ pub fn runs_of_failure_group(fragment: &str, updated_after: &str) -> String {
     )
 }
 
+/// The runs list of a failure group's runs in one pipeline: the group's filter ([`runs_of_failure_group`], or
+/// every failure of the window when the group has no usable fragment) and `pipeline`.
+pub fn runs_of_failure_group_in(fragment: Option<&str>, updated_after: &str, pipeline: &str) -> String {
+    let base = match fragment {
+        Some(fragment) => runs_of_failure_group(fragment, updated_after),
+        None => format!("/runs?status=failed&updated_after={}", url_encode(updated_after)),
+    };
+    format!("{base}&pipeline={}", url_encode(pipeline))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

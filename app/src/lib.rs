@@ -18,6 +18,7 @@ pub mod model;
 pub mod pages;
 pub mod server;
 pub mod spans;
+pub mod steps;
 pub mod theme;
 
 use leptos::prelude::*;

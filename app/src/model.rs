@@ -275,6 +275,8 @@ pub struct RunDetail {
     pub last_output: Option<JsonBlock>,
     /// `step_history`.
     pub history: JsonBlock,
+    /// The steps read from the start of `step_history` (see [`crate::steps::read_steps`]).
+    pub steps: crate::steps::StepList,
     /// The background-task columns of flujo's PostgreSQL layout; `None` when every one is empty.
     pub background: Option<BackgroundDetail>,
     /// When the run was read, RFC 3339 in UTC.
@@ -403,6 +405,9 @@ pub struct PipelineCount {
     pub pipeline_id: String,
     /// How many.
     pub count: i64,
+    /// The runs list of these failures: the group's filter (failed, its window, its message fragment) and the
+    /// pipeline.
+    pub href: String,
 }
 
 /// A failed run shown as a sample of its group.
@@ -450,10 +455,16 @@ pub struct FailureRateRow {
     pub pipeline_id: String,
     /// Runs last updated in the window.
     pub total: i64,
+    /// Of which finished (completed, failed or cancelled).
+    pub finished: i64,
     /// Of which failed.
     pub failed: i64,
-    /// failed / total, 0 to 1.
+    /// failed / finished, 0 to 1 (0 when none finished).
     pub rate: f64,
+    /// The runs list of the pipeline's failures in the window.
+    pub failed_href: String,
+    /// The runs list of all its runs in the window.
+    pub runs_href: String,
 }
 
 /// The Failures page: failures of a window grouped by signature, and failure rates per pipeline.

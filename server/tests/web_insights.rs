@@ -494,7 +494,7 @@ async fn each_group_opens_in_the_runs_list() {
     let page = markup(&html);
     let links: Vec<String> = attributes(page, "href")
         .into_iter()
-        .filter(|h| h.starts_with("/runs?status=failed&amp;error="))
+        .filter(|h| h.starts_with("/runs?status=failed&amp;error=") && !h.contains("&amp;pipeline="))
         .map(|h| h.replace("&amp;", "&"))
         .collect();
     let report = s.store.failure_groups(s.now - Duration::days(30)).await.unwrap();
@@ -511,4 +511,158 @@ async fn each_group_opens_in_the_runs_list() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn any_window_or_start_instant_is_accepted() {
+    let s = sample().await;
+    for (query, span) in [
+        ("window=3h", Duration::hours(3)),
+        ("window=90m", Duration::minutes(90)),
+        ("window=2d", Duration::days(2)),
+        ("window=1w", Duration::days(7)),
+    ] {
+        let (status, html) = get(&s.store, &format!("/failures?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {html}");
+        let page = markup(&html);
+        let expected = s.store.count_failed_since(s.now - span).await.unwrap();
+        assert_eq!(value_of(page, "total-failed"), expected, "{query}");
+        assert_eq!(group_counts(page).iter().sum::<i64>(), expected, "{query}");
+    }
+    // A span that is not a shortcut is shown as the current one, and the form holds it.
+    let (_, html) = get(&s.store, "/failures?window=3h").await;
+    let page = markup(&html);
+    assert!(page.contains(">Last 3 h<"), "the custom window is named");
+    assert!(page.contains("in the last 3 h"), "the summary names it");
+    assert!(
+        page.contains("name=\"window\" value=\"3h\""),
+        "the free field holds it"
+    );
+
+    // A start instant, as a datetime-local field sends it (UTC, 24-hour).
+    let since = s.now - Duration::hours(30);
+    let value = since.format("%Y-%m-%dT%H:%M").to_string();
+    let start = chrono::NaiveDateTime::parse_from_str(&value, "%Y-%m-%dT%H:%M")
+        .unwrap()
+        .and_utc();
+    let (status, html) = get(&s.store, &format!("/failures?since={value}")).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let page = markup(&html);
+    let expected = s.store.count_failed_since(start).await.unwrap();
+    assert_eq!(value_of(page, "total-failed"), expected);
+    assert!(
+        page.contains(&format!("since {} UTC", start.format("%Y-%m-%d %H:%M"))),
+        "the start is named in 24-hour UTC"
+    );
+    assert!(
+        page.contains(&format!("name=\"since\" value=\"{value}\"")),
+        "the since field holds it"
+    );
+    // A group's link keeps the start instant.
+    if let Some(key) = attributes(page, "data-group").first() {
+        let canonical =
+            flowstate_app::format::url_encode(&start.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+        assert!(
+            page.contains(&format!("href=\"/failures?since={canonical}&amp;group={key}\"")),
+            "the drill-down keeps the window"
+        );
+    }
+
+    // Out of range, not a span, both at once: 400 naming the parameter.
+    for (query, param) in [
+        ("window=0m", "window"),
+        ("window=400d", "window"),
+        ("window=3x", "window"),
+        ("since=yesterday", "since"),
+        ("window=3h&since=2026-01-01T00:00", "since"),
+    ] {
+        let (status, html) = get(&s.store, &format!("/failures?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(
+            markup(&html).contains(&format!("“{param}”")),
+            "{query} names {param}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_groups_pipeline_links_keep_the_groups_filter() {
+    let s = sample().await;
+    let (_, html) = get(&s.store, "/failures?window=30d").await;
+    let page = markup(&html);
+    let since = (s.now - Duration::days(30)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let since = flowstate_app::format::url_encode(&since);
+    let report = s.store.failure_groups(s.now - Duration::days(30)).await.unwrap();
+    let group = report
+        .groups
+        .iter()
+        .find(|g| g.signature.contains("ConnectionError"))
+        .expect("a connection error group");
+    let (pipeline, in_pipeline) = group.pipelines.iter().next().unwrap();
+    let link = format!(
+        "href=\"/runs?status=failed&amp;error=failed%3A%20ConnectionError%3A%20Connection%20reset%20by%20peer\
+         &amp;updated_after={since}&amp;pipeline={}\"",
+        flowstate_app::format::url_encode(pipeline)
+    );
+    assert!(
+        page.contains(&link),
+        "the pipeline link is the group's runs in that pipeline: {link}"
+    );
+    // The drill-down's pipeline links too.
+    let (_, html) = get(&s.store, &format!("/failures?window=30d&group={}", group.key)).await;
+    assert!(
+        markup(&html).contains(&link),
+        "the drill-down's pipeline links keep the filter"
+    );
+    // And the runs list behind such a link holds exactly the group's failures in that pipeline.
+    let href = link["href=\"".len()..link.len() - 1].replace("&amp;", "&");
+    let (status, runs) = get(&s.store, &href).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed = markup(&runs).matches("<tr data-run-id=").count() as i64;
+    assert_eq!(
+        listed, *in_pipeline,
+        "the runs list shows the group's runs of {pipeline}: {href}"
+    );
+}
+
+#[tokio::test]
+async fn the_rate_table_comes_first_and_divides_by_finished_runs() {
+    let s = sample().await;
+    let (_, html) = get(&s.store, "/failures?window=30d").await;
+    let page = markup(&html);
+    let rates_at = page
+        .find("data-testid=\"failure-rates\"")
+        .expect("the rates table");
+    let first_group = page.find("class=\"failure-group\"").expect("some groups");
+    assert!(
+        rates_at < first_group,
+        "the rates come before the long list of groups"
+    );
+    let rates = s.store.failure_rates(s.now - Duration::days(30)).await.unwrap();
+    assert!(
+        rates.iter().any(|r| r.finished < r.total),
+        "the sample has live runs in the window"
+    );
+    for r in &rates {
+        assert!(
+            page.contains(&format!(
+                "data-pipeline=\"{}\" data-finished=\"{}\" data-failed=\"{}\"",
+                r.pipeline_id, r.finished, r.failed
+            )),
+            "{} finished and failed are shown",
+            r.pipeline_id
+        );
+        assert_eq!(
+            r.rate,
+            if r.finished > 0 {
+                r.failed as f64 / r.finished as f64
+            } else {
+                0.0
+            }
+        );
+    }
+    assert!(
+        page.contains("share of finished runs"),
+        "the table says what the rate divides by"
+    );
 }

@@ -92,8 +92,9 @@ pub(crate) trait Backend {
     ) -> Result<FailureReport>;
     /// Runs failed (by last update) at or after `since`.
     async fn count_failed_since(&self, since: DateTime<Utc>) -> Result<i64>;
-    /// Per pipeline: runs and failed runs among those last updated at or after `since` (any order).
-    async fn failure_counts(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64, i64)>>;
+    /// Per pipeline: runs, finished runs and failed runs among those last updated at or after `since` (any
+    /// order).
+    async fn failure_counts(&self, since: DateTime<Utc>) -> Result<Vec<crate::insights::FailureCount>>;
     /// Recounts the counters and reports each difference.
     async fn verify_counters(&self) -> Result<CounterCheck>;
     /// Refills the counters from the table; what a check found before.

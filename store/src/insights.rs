@@ -97,16 +97,60 @@ pub struct FailureReport {
     pub truncated: bool,
 }
 
+/// What a backend counts for [`rates_of`]: one pipeline's runs last updated in a window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct FailureCount {
+    /// The pipeline id (empty for runs without one).
+    pub pipeline_id: String,
+    /// Runs of any status.
+    pub total: i64,
+    /// Completed, failed or cancelled ones.
+    pub finished: i64,
+    /// Failed ones.
+    pub failed: i64,
+}
+
+impl FailureCount {
+    /// Adds `n` runs of the stored status `status` (`None`: NULL).
+    pub(crate) fn add(&mut self, status: Option<&str>, n: i64) {
+        self.total += n;
+        if status.is_some_and(|s| Status::from_name(s).is_terminal()) {
+            self.finished += n;
+        }
+        if status == Some("failed") {
+            self.failed += n;
+        }
+    }
+
+    /// Per pipeline, from counts keyed by (pipeline key, status key) as the counters keep them; pipelines
+    /// without runs left out.
+    pub(crate) fn from_keyed(counts: impl IntoIterator<Item = ((String, String), i64)>) -> Vec<FailureCount> {
+        let mut per: BTreeMap<String, FailureCount> = BTreeMap::new();
+        for ((pipeline_key, status_key), n) in counts {
+            let pipeline_id = counters::decode_key(&pipeline_key).unwrap_or_default();
+            per.entry(pipeline_id.clone())
+                .or_insert_with(|| FailureCount {
+                    pipeline_id,
+                    ..FailureCount::default()
+                })
+                .add(counters::decode_key(&status_key).as_deref(), n);
+        }
+        per.into_values().filter(|c| c.total > 0).collect()
+    }
+}
+
 /// Runs and failures of one pipeline in a window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineFailureRate {
     /// The pipeline id.
     pub pipeline_id: String,
-    /// Runs updated in the window.
+    /// Runs updated in the window (any status, live ones too).
     pub total: i64,
+    /// Of which finished: completed, failed or cancelled (running and paused runs have no outcome yet).
+    pub finished: i64,
     /// Of which failed.
     pub failed: i64,
-    /// failed / total (0 when total is 0).
+    /// failed / finished (0 when none finished): the share of finished runs that failed.
     pub rate: f64,
 }
 
@@ -302,15 +346,20 @@ pub(crate) fn layout_activity(
 }
 
 /// Failure rates from `(pipeline, runs, failed runs)`, highest rate first (pipelines without runs left out).
-pub(crate) fn rates_of(rows: Vec<(String, i64, i64)>) -> Vec<PipelineFailureRate> {
+pub(crate) fn rates_of(rows: Vec<FailureCount>) -> Vec<PipelineFailureRate> {
     let mut out: Vec<PipelineFailureRate> = rows
         .into_iter()
-        .filter(|(_, total, _)| *total > 0)
-        .map(|(pipeline_id, total, failed)| PipelineFailureRate {
-            pipeline_id,
-            total,
-            failed,
-            rate: failed as f64 / total as f64,
+        .filter(|c| c.total > 0)
+        .map(|c| PipelineFailureRate {
+            pipeline_id: c.pipeline_id,
+            total: c.total,
+            finished: c.finished,
+            failed: c.failed,
+            rate: if c.finished > 0 {
+                c.failed as f64 / c.finished as f64
+            } else {
+                0.0
+            },
         })
         .collect();
     out.sort_by(|a, b| {

@@ -314,8 +314,55 @@ both_backends! {
         let b = rates.iter().find(|r| r.pipeline_id == "b").unwrap();
         assert_eq!((b.total, b.failed, b.rate), (1, 1, 1.0));
         let a = rates.iter().find(|r| r.pipeline_id == "a").unwrap();
-        assert_eq!((a.total, a.failed), (4, 3));
+        assert_eq!((a.total, a.finished, a.failed), (4, 4, 3));
         assert_eq!(rates[0].pipeline_id, "b", "highest rate first");
+    }
+
+    async fn failure_rates_divide_by_finished_runs_not_by_live_ones(db) {
+        // The proportions: 6 failed of 40 finished runs is 15 %; counted over all 87 runs, with the 47
+        // running or paused ones that have no outcome yet, it read 6.9 %.
+        let (store, _) = db.open_at(at("2026-04-10T12:00:00Z")).await;
+        let mut runs = Vec::new();
+        let plan = [
+            (Status::Completed, 30),
+            (Status::Failed, 6),
+            (Status::Cancelled, 4),
+            (Status::Running, 40),
+            (Status::Paused, 7),
+        ];
+        let mut i = 0;
+        for (status, n) in plan {
+            for _ in 0..n {
+                // Spread over the window, some in its first, partial hour (read from the index, not the
+                // hourly counters).
+                let updated = format!("2026-04-10T{:02}:{:02}:00Z", 3 + i % 9, (i * 7) % 60);
+                runs.push(run(&format!("r{i:03}"), "deploy", status.clone(), "2026-04-10T00:00:00Z", &updated));
+                i += 1;
+            }
+        }
+        // Outside the window: not counted.
+        runs.push(run("old", "deploy", Status::Failed, "2026-04-01T00:00:00Z", "2026-04-01T00:00:00Z"));
+        // A pipeline with only live runs: no finished run, a rate of 0, not a division by zero.
+        runs.push(run("live", "live-only", Status::Running, "2026-04-10T00:00:00Z", "2026-04-10T11:00:00Z"));
+        store.save_many(&runs).await.unwrap();
+
+        let rates = store.failure_rates(at("2026-04-10T03:30:00Z")).await.unwrap();
+        let all_in_window = runs.iter().filter(|r| r.updated_at.unwrap() >= at("2026-04-10T03:30:00Z"));
+        let expect = |status: Status| all_in_window.clone().filter(|r| r.pipeline_id == "deploy" && r.status == status).count() as i64;
+        let d = rates.iter().find(|r| r.pipeline_id == "deploy").unwrap();
+        let finished = expect(Status::Completed) + expect(Status::Failed) + expect(Status::Cancelled);
+        let live = expect(Status::Running) + expect(Status::Paused);
+        assert_eq!((d.total, d.finished, d.failed), (finished + live, finished, expect(Status::Failed)));
+        assert!((d.rate - d.failed as f64 / finished as f64).abs() < 1e-12);
+
+        // The whole window: exactly the figures.
+        let rates = store.failure_rates(at("2026-04-10T00:00:00Z")).await.unwrap();
+        let d = rates.iter().find(|r| r.pipeline_id == "deploy").unwrap();
+        assert_eq!((d.total, d.finished, d.failed), (87, 40, 6));
+        assert!((d.rate - 0.15).abs() < 1e-12, "15 % of finished runs, not 6.9 %: {}", d.rate);
+        let l = rates.iter().find(|r| r.pipeline_id == "live-only").unwrap();
+        assert_eq!((l.total, l.finished, l.failed, l.rate), (1, 0, 0, 0.0));
+        assert_eq!(rates[0].pipeline_id, "deploy", "highest rate first");
     }
 
     async fn one_failure_group_by_key_holds_more_samples_and_failures_are_counted(db) {

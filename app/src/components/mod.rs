@@ -9,6 +9,7 @@ pub mod run_filters;
 pub mod status;
 pub mod theme_toggle;
 pub mod title;
+pub mod url_notice;
 
 pub use delete_run::DeleteRunForm;
 pub use error_page::{ErrorPage, NotFoundPage};
@@ -19,3 +20,4 @@ pub use run_filters::RunFilters;
 pub use status::StatusBadge;
 pub use theme_toggle::ThemeToggle;
 pub use title::PageTitle;
+pub use url_notice::UnknownParams;

@@ -6,7 +6,7 @@ use crate::components::PageTitle;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::components::ErrorPage;
+use crate::components::{ErrorPage, UnknownParams};
 use crate::format::{count, percent, run_href, url_encode};
 use crate::model::{FailureGroupView, FailureRateRow, Failures, Stamp};
 use crate::server::get_failures;
@@ -30,6 +30,7 @@ pub fn FailuresPage() -> impl IntoView {
     });
     view! {
         <PageTitle text="Failures"/>
+        <UnknownParams known=&[Window::PARAM, Window::SINCE_PARAM, "group"]/>
         <Suspense fallback=|| view! { <p class="loading">"Reading the failures…"</p> }>
             {move || Suspend::new(async move {
                 match failures.await {
@@ -64,7 +65,13 @@ fn Report(report: Failures) -> AnyView {
     } = report;
     let drill_down = group.is_some();
     let group_count = groups.len();
+    // The title names the window (and the group): several tabs of this page stay apart.
+    let title = match &group {
+        Some(g) => format!("Failures · {} · group {}", window.label(), g.key),
+        None => format!("Failures · {}", window.label()),
+    };
     view! {
+        <PageTitle text=title/>
         <h1>"Failures"</h1>
         <p class="read-at">
             "Failed runs by their last update. Read at "
@@ -96,9 +103,11 @@ fn Report(report: Failures) -> AnyView {
         })}
         {match group {
             Some(group) => view! { <GroupDetail group window/> }.into_any(),
+            // The rates first: one short table that answers "which pipeline fails most" before the long list of
+            // groups.
             None => view! {
-                <Groups groups window/>
                 <Rates rates window/>
+                <Groups groups window/>
             }.into_any(),
         }}
     }
@@ -228,10 +237,9 @@ fn pipeline_list(group: &FailureGroupView) -> impl IntoView {
         .pipelines
         .iter()
         .map(|p| {
-            let href = format!("/runs?status=failed&pipeline={}", url_encode(&p.pipeline_id));
             view! {
                 <li>
-                    <a href=href>{p.pipeline_id.clone()}</a>
+                    <a href=p.href.clone()>{p.pipeline_id.clone()}</a>
                     <span class="count">{format!(" ({})", count(p.count))}</span>
                 </li>
             }
@@ -410,11 +418,12 @@ fn Rates(rates: Vec<FailureRateRow>, window: Window) -> AnyView {
                 r.pipeline_id.clone()
             };
             view! {
-                <tr data-pipeline=r.pipeline_id.clone()>
+                <tr data-pipeline=r.pipeline_id.clone() data-finished=r.finished data-failed=r.failed>
                     <th scope="row">{name}</th>
-                    <td class="num">{count(r.total)}</td>
-                    <td class="num">{count(r.failed)}</td>
-                    <td class="rate-cell">
+                    <td class="num" data-label="Runs"><a href=r.runs_href>{count(r.total)}</a></td>
+                    <td class="num" data-label="Finished">{count(r.finished)}</td>
+                    <td class="num" data-label="Failed"><a href=r.failed_href>{count(r.failed)}</a></td>
+                    <td class="rate-cell" data-label="Failure rate">
                         <svg class="rate-bar" aria-hidden="true" viewBox="0 0 100 1" preserveAspectRatio="none">
                             <rect width=width height="1"></rect>
                         </svg>
@@ -427,16 +436,19 @@ fn Rates(rates: Vec<FailureRateRow>, window: Window) -> AnyView {
     view! {
         <section aria-labelledby="rates-heading">
             <h2 id="rates-heading">"Failure rate per pipeline"</h2>
+            <p class="scroll-hint" aria-hidden="true">"Scroll sideways for more columns →"</p>
             <div class="data-scroll">
                 <table class="data-table rates" data-testid="failure-rates">
                     <caption>{format!(
-                        "Runs last updated {}, and how many of them failed; highest rate first.",
+                        "Runs last updated {}; the rate is the share of finished runs (completed, failed or \
+                         cancelled) that failed: running and paused runs have no outcome yet. Highest rate first.",
                         window.phrase()
                     )}</caption>
                     <thead>
                         <tr>
                             <th scope="col">"Pipeline"</th>
                             <th scope="col" class="num">"Runs"</th>
+                            <th scope="col" class="num">"Finished"</th>
                             <th scope="col" class="num">"Failed"</th>
                             <th scope="col">"Failure rate"</th>
                         </tr>

@@ -16,6 +16,7 @@ use crate::model::{BackgroundDetail, RunDetail};
 use crate::pages::runs::StampView;
 use crate::server::get_run;
 use crate::server::runs::raw_href;
+use crate::steps::StepListView;
 
 /// One run's details.
 #[component]
@@ -80,6 +81,7 @@ fn RunView(run: RunDetail) -> impl IntoView {
         context,
         last_output,
         history,
+        steps,
         background,
         read_at,
     } = run;
@@ -134,7 +136,7 @@ fn RunView(run: RunDetail) -> impl IntoView {
     });
     let children = format!("/runs?parent={}", url_encode(&run_id));
     view! {
-        <PageTitle text=format!("Run {run_id}")/>
+        <PageTitle text=format!("Run {run_id} · {status} · {pipeline_id}")/>
         <nav class="breadcrumbs" aria-label="Breadcrumbs">
             <a href="/runs">"Runs"</a>
             " › "
@@ -217,7 +219,8 @@ fn RunView(run: RunDetail) -> impl IntoView {
             raw=raw("output")
             open=true
         />
-        <JsonView id="history" title="Step history" block=Some(history) see_all=see_all("history")
+        <StepListView steps/>
+        <JsonView id="history" title="Step history (raw JSON)" block=Some(history) see_all=see_all("history")
             raw=raw("history")
             item="step"
         />

@@ -45,7 +45,9 @@ pub mod ssr {
     use flowstate_store::{FailureGroup, PipelineFailureRate, Store};
 
     use crate::error::AppError;
-    use crate::format::{runs_of_failure_group, signature_fragment, stamp};
+    use crate::format::{
+        runs_of_failure_group, runs_of_failure_group_in, signature_fragment, stamp, url_encode,
+    };
     use crate::model::{FailureGroupView, FailureRateRow, FailureSample, Failures, PipelineCount};
     use crate::spans::Window;
 
@@ -98,29 +100,32 @@ pub mod ssr {
                 .failure_rates(since)
                 .await?
                 .into_iter()
-                .map(rate_row)
+                .map(|r| rate_row(r, since))
                 .collect();
         }
         Ok(out)
     }
 
     fn group_view(g: FailureGroup, since: DateTime<Utc>, now: DateTime<Utc>) -> FailureGroupView {
+        let after = since.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let fragment = (g.signature != NO_MESSAGE)
+            .then(|| signature_fragment(&g.signature))
+            .flatten();
         let mut pipelines: Vec<PipelineCount> = g
             .pipelines
             .into_iter()
-            .map(|(pipeline_id, count)| PipelineCount { pipeline_id, count })
+            .map(|(pipeline_id, count)| PipelineCount {
+                href: runs_of_failure_group_in(fragment.as_deref(), &after, &pipeline_id),
+                pipeline_id,
+                count,
+            })
             .collect();
         pipelines.sort_by(|a, b| {
             b.count
                 .cmp(&a.count)
                 .then_with(|| a.pipeline_id.cmp(&b.pipeline_id))
         });
-        let runs_href = (g.signature != NO_MESSAGE)
-            .then(|| signature_fragment(&g.signature))
-            .flatten()
-            .map(|fragment| {
-                runs_of_failure_group(&fragment, &since.to_rfc3339_opts(SecondsFormat::Micros, true))
-            });
+        let runs_href = fragment.map(|fragment| runs_of_failure_group(&fragment, &after));
         FailureGroupView {
             key: g.key,
             example: first_line(&g.example, 500),
@@ -143,10 +148,20 @@ pub mod ssr {
         }
     }
 
-    fn rate_row(r: PipelineFailureRate) -> FailureRateRow {
+    fn rate_row(r: PipelineFailureRate, since: DateTime<Utc>) -> FailureRateRow {
+        let after = url_encode(&since.to_rfc3339_opts(SecondsFormat::Micros, true));
+        // Runs without a pipeline id cannot be named in the runs list's filter: their links list the window.
+        let pipeline = if r.pipeline_id.is_empty() {
+            String::new()
+        } else {
+            format!("&pipeline={}", url_encode(&r.pipeline_id))
+        };
         FailureRateRow {
+            failed_href: format!("/runs?status=failed&updated_after={after}{pipeline}"),
+            runs_href: format!("/runs?updated_after={after}{pipeline}"),
             pipeline_id: r.pipeline_id,
             total: r.total,
+            finished: r.finished,
             failed: r.failed,
             rate: r.rate,
         }

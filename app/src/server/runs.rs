@@ -601,6 +601,10 @@ pub(crate) mod ssr {
                 .as_ref()
                 .map_or_else(|| json_block(&Value::Null, false), head_block),
             last_output: last_step_output.as_ref().map(head_block),
+            steps: step_history.as_ref().map_or_else(
+                || crate::steps::read_steps("[]", true),
+                |h| crate::steps::read_steps(&h.head, h.is_whole()),
+            ),
             history: step_history
                 .as_ref()
                 .map_or_else(|| json_block(&Value::Array(Vec::new()), false), head_block),

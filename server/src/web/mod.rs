@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRef, Query, Request, State};
 use axum::handler::Handler;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -508,11 +508,54 @@ async fn set_theme(Query(query): Query<ThemeQuery>) -> Response {
 /// the path as a browser would) contradicted by rendering the page it names. Browsers send canonical paths, but
 /// for the trailing slash, which people type. 308 keeps the method and body: a POST is sent again, to the
 /// canonical path, through every guard (the CSRF layer has already checked this one).
+///
+/// A page's address with blank fields (`/runs?status=failed&pipeline=&error=`, a stray `&=`: what a GET form
+/// submits for the fields left empty) is redirected (303) to the same address without them: every page reads a
+/// blank field as an absent one, and the address bar, history and shared links stay clean. Only for `GET` and
+/// `HEAD` outside `/api/` (server functions read their own arguments).
 async fn canonical_redirect(req: Request, next: Next) -> Response {
     if let Some(location) = canonical_location(req.uri()) {
         return (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, location)]).into_response();
     }
+    if matches!(*req.method(), Method::GET | Method::HEAD) && !req.uri().path().starts_with("/api/") {
+        if let Some(query) = req.uri().query().and_then(without_blank_fields) {
+            let target = if query.is_empty() {
+                req.uri().path().to_string()
+            } else {
+                format!("{}?{query}", req.uri().path())
+            };
+            if let (true, Ok(location)) = (
+                is_local_path(&target),
+                HeaderValue::from_str(&header_safe_path(&target)),
+            ) {
+                return (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
+            }
+        }
+    }
     next.run(req).await
+}
+
+/// `query` without its blank fields (an empty name, an empty value or one of only spaces, an empty piece
+/// between two `&`), the others kept as they were spelled; `None` when it has none.
+fn without_blank_fields(query: &str) -> Option<String> {
+    let blank = |piece: &str| {
+        let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
+        let value_blank = form_urlencoded::parse(format!("v={value}").as_bytes())
+            .next()
+            .is_none_or(|(_, v)| v.trim().is_empty());
+        name.is_empty() || value_blank
+    };
+    let pieces: Vec<&str> = query.split('&').collect();
+    if !pieces.iter().any(|p| blank(p)) {
+        return None;
+    }
+    Some(
+        pieces
+            .into_iter()
+            .filter(|p| !blank(p))
+            .collect::<Vec<_>>()
+            .join("&"),
+    )
 }
 
 /// Where a request for `uri` goes instead when its path is not canonical: the canonical path and the query, or
@@ -707,6 +750,27 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blank_fields_are_dropped_from_a_query() {
+        assert_eq!(without_blank_fields("status=failed&pipeline=x"), None);
+        assert_eq!(
+            without_blank_fields("status=failed&pipeline=&error=&=").as_deref(),
+            Some("status=failed")
+        );
+        assert_eq!(without_blank_fields("window=&since=").as_deref(), Some(""));
+        assert_eq!(
+            without_blank_fields("a=1&&b=%20+&c=%2B").as_deref(),
+            Some("a=1&c=%2B")
+        );
+        // A flag without `=` has an empty value: blank.
+        assert_eq!(without_blank_fields("full&a=1").as_deref(), Some("a=1"));
+        // Kept pairs keep their spelling.
+        assert_eq!(
+            without_blank_fields("error=a%20b&x=").as_deref(),
+            Some("error=a%20b")
+        );
+    }
 
     #[test]
     fn only_local_paths_are_followed_back() {

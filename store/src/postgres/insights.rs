@@ -20,7 +20,7 @@ use super::read::{
 use super::{failures, PgStore};
 use crate::counters::{decode_key, encode_key, hour_of, HOUR_US};
 use crate::insights::{
-    from_histogram, layout_activity, ActivityBucket, Bucket, FailureReport, Grouped, StuckRuns,
+    from_histogram, layout_activity, ActivityBucket, Bucket, FailureCount, FailureReport, Grouped, StuckRuns,
     MAX_FAILURE_SCAN,
 };
 use crate::time;
@@ -465,36 +465,26 @@ impl PgStore {
         Ok(n)
     }
 
-    pub(crate) async fn failure_counts(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64, i64)>> {
+    pub(crate) async fn failure_counts(&self, since: DateTime<Utc>) -> Result<Vec<FailureCount>> {
         let map = self.err("reading failure rates");
         if self.counters {
             let mut tx = self.pool.begin_with(BEGIN_SNAPSHOT).await.map_err(&map)?;
             let counts = updated_since(&mut tx, &since, None).await.map_err(&map)?;
             tx.commit().await.map_err(&map)?;
-            let mut per: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-            for ((pipeline_key, status_key), n) in counts {
-                let entry = per
-                    .entry(decode_key(&pipeline_key).unwrap_or_default())
-                    .or_insert((0, 0));
-                entry.0 += n;
-                if status_key == "=failed" {
-                    entry.1 += n;
-                }
-            }
-            return Ok(per
-                .into_iter()
-                .filter(|(_, (total, _))| *total > 0)
-                .map(|(p, (total, failed))| (p, total, failed))
-                .collect());
+            return Ok(FailureCount::from_keyed(counts));
         }
-        sqlx::query_as(
-            "SELECT COALESCE(pipeline_id, ''), count(*), count(*) FILTER (WHERE status = 'failed') \
-             FROM workflow_state WHERE updated_at >= $1 GROUP BY pipeline_id",
-        )
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
+            "SELECT {}, {}, count(*) FROM workflow_state WHERE updated_at >= $1 GROUP BY 1, 2",
+            key_sql("pipeline_id"),
+            key_sql("status")
+        ))
         .bind(PgInstant::at(&since))
         .fetch_all(&self.pool)
         .await
-        .map_err(&map)
+        .map_err(&map)?;
+        Ok(FailureCount::from_keyed(
+            rows.into_iter().map(|(p, s, n)| ((p, s), n)),
+        ))
     }
 }
 

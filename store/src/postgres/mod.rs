@@ -473,7 +473,7 @@ impl Backend for PgStore {
     async fn count_failed_since(&self, since: DateTime<Utc>) -> Result<i64> {
         PgStore::count_failed_since(self, since).await
     }
-    async fn failure_counts(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64, i64)>> {
+    async fn failure_counts(&self, since: DateTime<Utc>) -> Result<Vec<crate::insights::FailureCount>> {
         PgStore::failure_counts(self, since).await
     }
     async fn verify_counters(&self) -> Result<CounterCheck> {

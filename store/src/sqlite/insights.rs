@@ -1,7 +1,7 @@
 //! The dashboard's figures on SQLite: stuck runs, percentiles, activity, failure groups and rates, the counters'
 //! checks and the audit log. The neutral parts (types, signatures, grouping) are [`crate::insights`]'s.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -13,8 +13,8 @@ use super::counters::{self, CounterCheck, HOUR_US};
 use super::row::SUMMARY_COLUMNS;
 use super::SqliteStore;
 use crate::insights::{
-    buckets_of, from_histogram, layout_activity, ActivityBucket, AuditEntry, Bucket, FailureReport, Grouped,
-    StuckRuns, MAX_FAILURE_SCAN,
+    buckets_of, from_histogram, layout_activity, ActivityBucket, AuditEntry, Bucket, FailureCount,
+    FailureReport, Grouped, StuckRuns, MAX_FAILURE_SCAN,
 };
 use crate::time::{self, instant_sql};
 use crate::{ListQuery, Percentiles, Result, RunSummary, StoreError};
@@ -330,42 +330,31 @@ impl SqliteStore {
         self.failed_since(&mut conn, time::instant_micros(&since)).await
     }
 
-    pub(crate) async fn failure_counts(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64, i64)>> {
+    pub(crate) async fn failure_counts(&self, since: DateTime<Utc>) -> Result<Vec<FailureCount>> {
         let updated = instant_sql("updated_at");
         let since_us = time::instant_micros(&since);
-        let rows: Vec<(String, i64, i64)> = if self.has_counters() {
-            let map = self.map("reading failure rates");
-            let mut conn = self.pool().acquire().await.map_err(&map)?;
+        let map = self.map("reading failure rates");
+        let mut conn = self.pool().acquire().await.map_err(&map)?;
+        let counts = if self.has_counters() {
             let mut tx = conn.begin().await.map_err(&map)?;
             let counts = counters::updated_since(&mut tx, since_us, None)
                 .await
                 .map_err(&map)?;
             tx.commit().await.map_err(&map)?;
-            let mut per: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-            for ((pipeline_key, status_key), n) in counts {
-                let entry = per
-                    .entry(counters::decode_key(&pipeline_key).unwrap_or_default())
-                    .or_insert((0, 0));
-                entry.0 += n;
-                if status_key == "=failed" {
-                    entry.1 += n;
-                }
-            }
-            per.into_iter()
-                .filter(|(_, (total, _))| *total > 0)
-                .map(|(p, (total, failed))| (p, total, failed))
-                .collect()
+            counts
         } else {
-            sqlx::query_as(&format!(
-                "SELECT CAST(COALESCE(pipeline_id, '') AS TEXT), count(*), sum(status = 'failed') FROM workflow_state \
-                 WHERE {updated} >= ?1 GROUP BY pipeline_id"
+            let rows: Vec<(String, String, i64)> = sqlx::query_as(&format!(
+                "SELECT {}, {}, count(*) FROM workflow_state WHERE {updated} >= ?1 GROUP BY 1, 2",
+                counters::key_sql("pipeline_id"),
+                counters::key_sql("status")
             ))
             .bind(since_us)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *conn)
             .await
-            .map_err(self.map("reading failure rates"))?
+            .map_err(&map)?;
+            rows.into_iter().map(|(p, s, n)| ((p, s), n)).collect()
         };
-        Ok(rows)
+        Ok(FailureCount::from_keyed(counts))
     }
 
     /// Recounts every counter from the table and reports each one that differs (none, unless something wrote

@@ -1211,7 +1211,7 @@ impl crate::backend::Backend for SqliteStore {
     async fn count_failed_since(&self, since: DateTime<Utc>) -> Result<i64> {
         SqliteStore::count_failed_since(self, since).await
     }
-    async fn failure_counts(&self, since: DateTime<Utc>) -> Result<Vec<(String, i64, i64)>> {
+    async fn failure_counts(&self, since: DateTime<Utc>) -> Result<Vec<crate::insights::FailureCount>> {
         SqliteStore::failure_counts(self, since).await
     }
     async fn verify_counters(&self) -> Result<crate::CounterCheck> {

@@ -1,0 +1,278 @@
+//! The run page's list of steps, the Failures page's title and unknown-parameter notice, and clean filter URLs
+//! (issue 15), through the router (no socket). On SQLite, or PostgreSQL with `FLOWSTATE_TEST_BACKEND=postgres`.
+
+mod support;
+
+use axum::http::StatusCode;
+use chrono::Duration;
+use flowstate_store::{Status, WorkflowState};
+use scraper::{Html, Selector};
+use serde_json::{json, Value};
+use support::*;
+
+/// The page without the serialized resources Leptos appends after `</html>` for hydration.
+fn markup(html: &str) -> &str {
+    html.find("</html>").map_or(html, |end| &html[..end])
+}
+
+fn title(html: &str) -> String {
+    let doc = Html::parse_document(markup(html));
+    let sel = Selector::parse("title").unwrap();
+    doc.select(&sel)
+        .next()
+        .map(|t| t.text().collect())
+        .unwrap_or_default()
+}
+
+fn failed_run(id: &str, history: Value) -> WorkflowState {
+    let mut run = WorkflowState::new(id, "sql-agent");
+    run.status = Status::Failed;
+    run.created_at = Some(now() - Duration::hours(2));
+    run.updated_at = Some(now() - Duration::hours(1));
+    run.step_history = history;
+    run.error_message = Some("Step 'execute' failed: OperationalError: no such column: o.totl".into());
+    run
+}
+
+/// The rows of the steps table: (number, name, outcome, failed-class).
+fn step_rows(html: &str) -> Vec<(String, String, String, bool)> {
+    let doc = Html::parse_document(markup(html));
+    let rows = Selector::parse("[data-testid=steps-table] tbody tr").unwrap();
+    let cell = Selector::parse("td, th").unwrap();
+    doc.select(&rows)
+        .map(|tr| {
+            let cells: Vec<String> = tr
+                .select(&cell)
+                .map(|c| c.text().collect::<String>().trim().to_string())
+                .collect();
+            (
+                cells[0].clone(),
+                cells[1].clone(),
+                tr.value().attr("data-outcome").unwrap_or("").to_string(),
+                tr.value().attr("class").unwrap_or("").contains("step-row-failed"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_run_page_lists_the_steps_with_the_failing_one_first() {
+    let history = json!([
+        {"name": "plan", "output": "plan ok", "success": true, "attempts": 1, "latency_s": 1.25,
+         "token_counts": 120, "cost_usd": 0.001, "feedback": null, "branch_context": null, "metadata_": null},
+        {"name": "generate_sql", "output": {"sql": "SELECT 1"}, "success": true, "attempts": 2, "latency_s": 4.5},
+        {"name": "execute", "output": null, "success": false, "attempts": 3, "latency_s": 0.25,
+         "feedback": "Step 'execute' failed: OperationalError: no such column: o.totl"}
+    ]);
+    let db = new_db("steps.db", now(), &[failed_run("r-steps", history)]).await;
+    let (status, html) = get(&db.store, "/runs/r-steps").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let rows = step_rows(&html);
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str(), r.3))
+            .collect::<Vec<_>>(),
+        vec![
+            ("1", "plan", "succeeded", false),
+            ("2", "generate_sql", "succeeded", false),
+            ("3", "execute", "failed", true),
+        ]
+    );
+    let page = markup(&html);
+    let doc = Html::parse_document(page);
+    // The failing step comes first, above the table.
+    let failing = page
+        .find("data-testid=\"failing-step\"")
+        .expect("the failing step is called out");
+    assert!(failing < page.find("data-testid=\"steps-table\"").unwrap());
+    let callout: String = doc
+        .select(&Selector::parse("[data-testid=failing-step]").unwrap())
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert!(
+        callout.contains("Failed at step 3: execute after 3 attempts (250 ms)"),
+        "{callout}"
+    );
+    assert!(callout.contains("no such column: o.totl"), "{callout}");
+    // Duration, attempts, output size.
+    assert!(page.contains("1.2 s") || page.contains("1.3 s"), "1.25 s shown");
+    assert!(page.contains(">4.5 s<"));
+    assert!(page.contains(">9 B<"), "\"plan ok\" is 9 bytes of JSON");
+    let caption: String = doc
+        .select(&Selector::parse("[data-testid=steps-table] caption").unwrap())
+        .next()
+        .unwrap()
+        .text()
+        .collect();
+    assert!(caption.starts_with("3 steps, in the order they ran"), "{caption}");
+    // The raw history stays one click away: a <details> after the list.
+    let raw = page.find("id=\"history\"").expect("the raw history block");
+    assert!(raw > failing);
+    assert!(page[..raw].rfind("<details").is_some() || page[raw..].find("<details").is_some());
+    // The title names the run, its status and pipeline.
+    assert_eq!(title(&html), "Run r-steps · failed · sql-agent · flowstate");
+}
+
+#[tokio::test]
+async fn hostile_and_cut_histories_never_break_the_run_page() {
+    let big_step = json!({"name": "big", "success": true, "output": "x".repeat(20_000), "latency_s": 1});
+    let mut long = vec![big_step; 8];
+    long.push(json!({"name": "never-read", "success": false}));
+    // As deep as the store accepts; deeper text written behind its back is below (SQLite).
+    let deep: Value = serde_json::from_str(&format!("[{}{}]", "[".repeat(98), "]".repeat(98))).unwrap();
+    let cases = vec![
+        ("r-cut", Value::Array(long)),
+        (
+            "r-evil",
+            json!([{"name": "</title><x-evil>", "success": false, "attempts": "many",
+                            "latency_s": "slow", "feedback": "<script>evil()</script>"}]),
+        ),
+        (
+            "r-huge-name",
+            json!([{"name": "n".repeat(50_000), "success": true}]),
+        ),
+        ("r-not-a-list", json!({"steps": 3})),
+        ("r-deep", deep),
+        (
+            "r-types",
+            json!([1, "two", null, true, [], {"name": 5, "success": "yes"}]),
+        ),
+    ];
+    let runs: Vec<WorkflowState> = cases.iter().map(|(id, h)| failed_run(id, h.clone())).collect();
+    let db = new_db("hostile-steps.db", now(), &runs).await;
+    let ids: Vec<&str> = cases.iter().map(|(id, _)| *id).collect();
+    if !db.is_postgres() {
+        // Text no store would write: nesting deeper than any parser's limit, and text that is not JSON.
+        use sqlx::{ConnectOptions, Connection};
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&db.path)
+            .connect()
+            .await
+            .unwrap();
+        for (id, text) in [
+            ("r-deep", format!("[{}{}]", "[".repeat(5000), "]".repeat(5000))),
+            ("r-not-a-list", "not json [at all".to_string()),
+        ] {
+            sqlx::query("UPDATE workflow_state SET step_history = ?1 WHERE run_id = ?2")
+                .bind(text)
+                .bind(id)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        conn.close().await.unwrap();
+        let (status, html) = get(&db.store, "/runs/r-not-a-list").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            markup(&html).contains("not a list of steps"),
+            "text that is not JSON"
+        );
+        let (status, html) = get(&db.store, "/runs/r-deep").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            markup(&html).contains("could not be read past this point"),
+            "too deep: said so"
+        );
+    }
+    for id in ids {
+        let (status, html) = get(&db.store, &format!("/runs/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{id}");
+        let page = markup(&html);
+        assert!(
+            !page.contains("<x-evil>") && !page.contains("<script>evil"),
+            "{id}: escaped"
+        );
+        assert!(
+            page.contains("data-testid=\"run-steps\""),
+            "{id}: a steps section"
+        );
+    }
+    // A history longer than the page reads: the steps read, and a note that the rest is cut.
+    let (_, html) = get(&db.store, "/runs/r-cut").await;
+    let rows = step_rows(&html);
+    assert!(
+        !rows.is_empty() && rows.len() < 9,
+        "only the steps in the head: {}",
+        rows.len()
+    );
+    assert!(!rows.iter().any(|r| r.1 == "never-read"));
+    assert!(markup(&html).contains("the steps after these are cut"));
+    let (_, html) = get(&db.store, "/runs/r-evil").await;
+    assert_eq!(
+        step_rows(&html)[0].1,
+        "</title><x-evil>",
+        "the name shown as text"
+    );
+    let (_, html) = get(&db.store, "/runs/r-huge-name").await;
+    assert!(step_rows(&html)[0].1.chars().count() <= 200, "a huge name is cut");
+    let (_, html) = get(&db.store, "/runs/r-not-a-list").await;
+    assert!(markup(&html).contains("not a list of steps"));
+    let (_, html) = get(&db.store, "/runs/r-types").await;
+    assert_eq!(
+        step_rows(&html).len(),
+        6,
+        "every element is a row, unknown fields shown as unknown"
+    );
+}
+
+#[tokio::test]
+async fn failures_titles_name_the_window_and_unknown_parameters_are_named() {
+    let mut run = failed_run("r1", json!([]));
+    run.updated_at = Some(now() - Duration::minutes(30));
+    let db = new_db("titles.db", now(), &[run]).await;
+    let (_, html) = get(&db.store, "/failures").await;
+    assert_eq!(title(&html), "Failures · last 24 h · flowstate");
+    let (_, html) = get(&db.store, "/failures?window=3h").await;
+    assert_eq!(title(&html), "Failures · last 3 h · flowstate");
+    let (_, html) = get(&db.store, "/failures?since=2026-01-02T03:04").await;
+    assert_eq!(title(&html), "Failures · since 2026-01-02 03:04 UTC · flowstate");
+    assert!(
+        !markup(&html).contains("data-testid=\"unknown-params\""),
+        "no notice without unknown parameters"
+    );
+
+    let (status, html) = get(&db.store, "/failures?windw=3h&x%3Cb%3E=1").await;
+    assert_eq!(status, StatusCode::OK, "unknown parameters are not an error");
+    let doc = Html::parse_document(markup(&html));
+    let notice: String = doc
+        .select(&Selector::parse("[data-testid=unknown-params]").unwrap())
+        .next()
+        .expect("a notice")
+        .text()
+        .collect();
+    assert!(
+        notice.contains("“windw”") && notice.contains("“x<b>”"),
+        "{notice}"
+    );
+    assert!(
+        notice.contains("window, since, group"),
+        "it says what the page reads: {notice}"
+    );
+    assert!(!markup(&html).contains("x<b>"), "the name is escaped");
+}
+
+#[tokio::test]
+async fn blank_fields_redirect_to_the_clean_address() {
+    let db = new_db("clean.db", now(), &[]).await;
+    for (from, to) in [
+        (
+            "/runs?status=failed&pipeline=&error=&prefix=",
+            "/runs?status=failed",
+        ),
+        ("/runs?status=failed&=", "/runs?status=failed"),
+        ("/failures?window=&since=", "/failures"),
+        ("/failures?window=3h&since=", "/failures?window=3h"),
+        ("/runs?error=a%20b&limit=", "/runs?error=a%20b"),
+    ] {
+        let answer = visit(app(&db.store), from, None).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{from}");
+        assert_eq!(answer.location(), to, "{from}");
+    }
+    // A clean address is answered as it is.
+    let answer = visit(app(&db.store), "/runs?status=failed", None).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let answer = visit(app(&db.store), "/failures?window=3h", None).await;
+    assert_eq!(answer.status, StatusCode::OK);
+}

@@ -61,7 +61,7 @@ pub struct Overview {
 pub struct TimeParam {
     /// The instant in RFC 3339 (UTC), for links.
     pub rfc3339: String,
-    /// The same instant as an `<input type="datetime-local">` value (`2026-03-14T12:00`, UTC).
+    /// The same instant as the form's field shows it (`2026-03-14 12:00`, UTC, 24-hour).
     pub input: String,
 }
 

@@ -183,11 +183,11 @@ impl Window {
         }
     }
 
-    /// The value for an `<input type="datetime-local">` (`2026-03-14T12:00`, UTC, 24-hour) of a start instant;
-    /// `None` for a span.
+    /// The value of the start field (`2026-03-14 12:00`, UTC, 24-hour, see [`instant_input`]) of a start
+    /// instant; `None` for a span.
     pub fn since_input(self) -> Option<String> {
         match self {
-            Window::Since(at) => Some(datetime_local(at)),
+            Window::Since(at) => Some(instant_input(at)),
             Window::Last { .. } => None,
         }
     }
@@ -216,6 +216,17 @@ pub fn datetime_local(at: DateTime<Utc>) -> String {
         at.format("%Y-%m-%dT%H:%M:%S").to_string()
     }
 }
+
+/// An instant as the forms' text fields show it, 24-hour UTC: `2026-03-14 12:00`, with seconds when it has some.
+/// (Not `<input type="datetime-local">`: Chromium shows that in its own locale, 12-hour AM/PM for en-US, whatever
+/// the page's `lang`.) [`parse_instant`] reads it back.
+pub fn instant_input(at: DateTime<Utc>) -> String {
+    datetime_local(at).replacen('T', " ", 1)
+}
+
+/// The `pattern` of those text fields: a date, optionally a 24-hour time (`T` or a space), optionally seconds.
+pub const INSTANT_PATTERN: &str =
+    r"\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?\s*";
 
 /// An instant for people, 24-hour UTC: `2026-03-14 12:00 UTC`, with seconds when it has some.
 fn instant_label(at: DateTime<Utc>) -> String {
@@ -463,7 +474,7 @@ mod tests {
         // 24-hour clock, UTC named.
         assert_eq!(since.label(), "since 2026-03-13 18:30 UTC");
         assert_eq!(since.phrase(), "since 2026-03-13 18:30 UTC");
-        assert_eq!(since.since_input().as_deref(), Some("2026-03-13T18:30"));
+        assert_eq!(since.since_input().as_deref(), Some("2026-03-13 18:30"));
         assert_eq!(since.span_input(), None);
         // The canonical value reads back as the same window.
         for w in [

@@ -47,7 +47,7 @@ test('failures of the last 24 h are grouped by error and the counts add up', asy
   await page.goto(`${server.url}/failures`);
   await ready(page, jsOn(info));
   await expect(page.getByRole('heading', { level: 1, name: 'Failures' })).toBeVisible();
-  await expect(page).toHaveTitle('Failures · flowstate');
+  await expect(page).toHaveTitle('Failures · last 24 h · flowstate');
   const picker = page.getByRole('navigation', { name: 'Time window' });
   await expect(picker.getByRole('link', { name: 'Last 24 h' })).toHaveAttribute('aria-current', 'page');
 
@@ -132,7 +132,7 @@ test('a bad window is a 400 naming the parameter, an unknown group a 404', async
   let response = await page.goto(`${server.url}/failures?window=bogus`);
   expect(response?.status()).toBe(400);
   await expect(page.getByRole('alert')).toContainText('“window”');
-  await expect(page.getByRole('alert')).toContainText('1h, 24h, 7d, 30d');
+  await expect(page.getByRole('alert')).toContainText('1m to 365d');
   response = await page.goto(`${server.url}/failures?window=24h&group=0123456789abcdef`);
   expect(response?.status()).toBe(404);
   await expect(page.getByRole('alert')).toContainText('There is no failure group');
@@ -148,4 +148,100 @@ test('screenshots of the failures page, light and dark', async ({ page }, info) 
     await expect(page.locator('html')).toHaveAttribute('data-theme', theme);
     await page.screenshot({ path: path.join(__dirname, '..', 'screenshots', `failures-${theme}.png`), fullPage: true });
   }
+});
+
+test('any window: a span typed in the free field, or a start in 24-hour UTC', async ({ page }, info) => {
+  server = await startOwnServer({ runs: 600, seed: 21 });
+  await page.goto(`${server.url}/failures`);
+  await ready(page, jsOn(info));
+  // A span: the GET form (no JavaScript needed) sends only its own field.
+  await page.getByTestId('window-form').getByRole('textbox').fill('3h');
+  await page.getByTestId('window-form').getByRole('button', { name: 'Show' }).click();
+  await expect(page).toHaveURL(/\/failures\?window=3h$/);
+  await expect(page).toHaveTitle('Failures · last 3 h · flowstate');
+  await expect(page.getByRole('navigation', { name: 'Time window' }).locator('[aria-current="page"]')).toHaveText('Last 3 h');
+  const failed = await failedWithin(page, 3);
+  await expect(page.getByTestId('total-failed')).toHaveAttribute('data-value', String(failed.length));
+  await expect(page.getByTestId('failures-summary')).toContainText('in the last 3 h');
+
+  // A start: typed 24-hour, read as UTC; the page says it back 24-hour, never AM/PM.
+  const readAt = Date.parse((await page.locator('.read-at time').getAttribute('datetime')) ?? '');
+  const start = new Date(readAt - 30 * 3600_000);
+  start.setUTCSeconds(0, 0);
+  const typed = start.toISOString().slice(0, 16).replace('T', ' ');
+  const since = page.getByTestId('since-form').getByRole('textbox');
+  await since.fill(typed);
+  await page.getByTestId('since-form').getByRole('button', { name: 'Show' }).click();
+  await expect(page).toHaveURL(/\/failures\?since=\d{4}-\d\d-\d\d(\+|%20)\d\d%3A\d\d$/);
+  await expect(page.getByTestId('failures-summary')).toContainText(`since ${typed} UTC`);
+  await expect(page).toHaveTitle(`Failures · since ${typed} UTC · flowstate`);
+  await expect(page.getByTestId('since-form').getByRole('textbox')).toHaveValue(typed);
+  const body = (await page.locator('main').textContent()) ?? '';
+  expect(body).not.toMatch(/\b(AM|PM)\b/);
+  const hours = (Date.now() - start.getTime()) / 3600_000;
+  expect(hours).toBeGreaterThan(29);
+  const sinceFailed = await failedWithin(page, (readAt - start.getTime()) / 3600_000);
+  await expect(page.getByTestId('total-failed')).toHaveAttribute('data-value', String(sinceFailed.length));
+});
+
+test('a group\'s pipeline link keeps the group\'s filter, and the rates come first, over finished runs', async ({ page }, info) => {
+  server = await startOwnServer({ runs: 600, seed: 21 });
+  await page.goto(`${server.url}/failures?window=30d`);
+  await ready(page, jsOn(info));
+  // The rate table is above the groups (it used to sit thousands of pixels down).
+  const rates = page.getByTestId('failure-rates');
+  const ratesTop = (await rates.boundingBox())?.y ?? 1e9;
+  const groupTop = (await page.locator('.failure-group').first().boundingBox())?.y ?? 0;
+  expect(ratesTop).toBeLessThan(groupTop);
+  await expect(rates.locator('thead')).toContainText('Finished');
+  await expect(rates.locator('caption')).toContainText('share of finished runs');
+  const row = rates.locator('tbody tr').first();
+  const finished = Number(await row.getAttribute('data-finished'));
+  const failedN = Number(await row.getAttribute('data-failed'));
+  expect(finished).toBeGreaterThanOrEqual(failedN);
+
+  const first = page.locator('.failure-group').first();
+  const link = first.locator('.group-facts a').first();
+  const pipeline = (await link.textContent())?.trim() ?? '';
+  const count = Number(((await link.locator('xpath=following-sibling::span').textContent()) ?? '').replace(/[^0-9]/g, ''));
+  await link.click();
+  await expect(page).toHaveURL(new RegExp(`/runs\\?status=failed&(error=[^&]+&)?updated_after=[^&]+&pipeline=${encodeURIComponent(pipeline)}$`));
+  await expect(page.locator('tr[data-run-id]')).toHaveCount(Math.min(count, 50));
+});
+
+test('unknown parameters are named, blank fields leave the address', async ({ page }) => {
+  server = await startOwnServer({ runs: 100, seed: 2 });
+  await page.goto(`${server.url}/failures?windw=3h`);
+  await expect(page.getByTestId('unknown-params')).toContainText('“windw”');
+  await expect(page.getByTestId('unknown-params')).toContainText('window, since, group');
+  await page.goto(`${server.url}/failures?window=&since=&=`);
+  await expect(page).toHaveURL(/\/failures$/);
+  await expect(page.getByTestId('unknown-params')).toHaveCount(0);
+  await page.goto(`${server.url}/runs?status=failed&pipeline=&error=&created_after=`);
+  await expect(page).toHaveURL(/\/runs\?status=failed$/);
+});
+
+test('on a phone (390 px) nothing spills sideways and wide tables say they scroll', async ({ page }, info) => {
+  server = await startOwnServer({ runs: 600, seed: 21 });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${server.url}/failures?window=30d`);
+  await ready(page, jsOn(info));
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  expect(overflow, 'the page is no wider than the phone').toBeLessThanOrEqual(0);
+  // Every count stays inside its card.
+  const spilled = await page.locator('.group-count, .figure').evaluateAll((els) =>
+    els.filter((e) => {
+      const box = e.getBoundingClientRect();
+      const card = (e.closest('.failure-group, .figure-card, li') ?? document.body).getBoundingClientRect();
+      return box.right > card.right + 1 || box.left < card.left - 1;
+    }).length,
+  );
+  expect(spilled).toBe(0);
+  await expect(page.locator('.scroll-hint').first()).toBeVisible();
+  if (jsOn(info)) {
+    await page.screenshot({ path: path.join(__dirname, '..', 'screenshots', 'failures-phone.png'), fullPage: false });
+  }
+  await page.goto(`${server.url}/`);
+  const overviewOverflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  expect(overviewOverflow, 'the overview fits the phone').toBeLessThanOrEqual(0);
 });

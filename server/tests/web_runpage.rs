@@ -111,8 +111,8 @@ async fn the_run_page_lists_the_steps_with_the_failing_one_first() {
     let raw = page.find("id=\"history\"").expect("the raw history block");
     assert!(raw > failing);
     assert!(page[..raw].rfind("<details").is_some() || page[raw..].find("<details").is_some());
-    // The title names the run, its status and pipeline.
-    assert_eq!(title(&html), "Run r-steps · failed · sql-agent · flowstate");
+    // The title names the run.
+    assert_eq!(title(&html), "Run r-steps · flowstate");
 }
 
 #[tokio::test]

@@ -283,7 +283,10 @@ async fn the_form_is_filled_with_the_filters() {
         html.contains("name=\"limit\" min=\"1\" max=\"1000\" value=\"7\""),
         "{html}"
     );
-    assert!(html.contains("name=\"created_after\" step=\"1\" value=\"2026-03-14T09:30\""));
+    assert!(
+        html.contains("value=\"2026-03-14 09:30\""),
+        "24-hour UTC, not a datetime-local field"
+    );
     assert!(html.contains("data-testid=\"status-filter\">failed, paused<"));
 }
 

@@ -83,13 +83,22 @@ pub(crate) trait Backend {
         first: DateTime<Utc>,
         buckets: u32,
     ) -> Result<Vec<ActivityBucket>>;
-    /// Failures grouped by signature (only the group `only_key` when given), `samples` sample runs per group.
+    /// Failures grouped by signature (only the group `only_key` when given), `samples` sample runs per group,
+    /// of the runs `scope` covers.
     async fn group_failures(
         &self,
         since: DateTime<Utc>,
         samples: usize,
         only_key: Option<&str>,
+        scope: &crate::insights::FailureScope,
     ) -> Result<FailureReport>;
+    /// Per version of `pipeline`: `(version, status key, runs, newest update in µs)` among runs last updated at
+    /// or after `since`.
+    async fn version_counts(
+        &self,
+        since: DateTime<Utc>,
+        pipeline: &str,
+    ) -> Result<Vec<(String, String, i64, Option<i64>)>>;
     /// Runs failed (by last update) at or after `since`.
     async fn count_failed_since(&self, since: DateTime<Utc>) -> Result<i64>;
     /// Per pipeline: runs, finished runs and failed runs among those last updated at or after `since` (any

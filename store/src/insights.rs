@@ -97,6 +97,72 @@ pub struct FailureReport {
     pub truncated: bool,
 }
 
+/// Which failures a report covers: every one, or one pipeline's (`pipeline_id`), or one version's
+/// (`pipeline_version`, exact), or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureScope {
+    /// Only runs of this pipeline id.
+    pub pipeline: Option<String>,
+    /// Only runs of this pipeline version.
+    pub version: Option<String>,
+}
+
+impl FailureScope {
+    /// True when it covers every failure.
+    pub fn is_all(&self) -> bool {
+        self.pipeline.is_none() && self.version.is_none()
+    }
+}
+
+/// One version of a pipeline in a window: its runs, finished runs and failures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionFailureRate {
+    /// The `pipeline_version` (empty for runs without one).
+    pub version: String,
+    /// Runs last updated in the window.
+    pub total: i64,
+    /// Of which finished: completed, failed or cancelled.
+    pub finished: i64,
+    /// Of which failed.
+    pub failed: i64,
+    /// failed / finished (0 when none finished).
+    pub rate: f64,
+    /// The newest last update among its runs in the window.
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// Per version, from rows `(version, status key, runs, newest update in microseconds)`; the newest version (by
+/// its newest run) first.
+pub(crate) fn version_rates_of(rows: Vec<(String, String, i64, Option<i64>)>) -> Vec<VersionFailureRate> {
+    let mut per: BTreeMap<String, (FailureCount, Option<i64>)> = BTreeMap::new();
+    for (version, status_key, n, newest) in rows {
+        let entry = per.entry(version).or_default();
+        entry.0.add(counters::decode_key(&status_key).as_deref(), n);
+        entry.1 = entry.1.max(newest);
+    }
+    let mut out: Vec<VersionFailureRate> = per
+        .into_iter()
+        .map(|(version, (c, newest))| VersionFailureRate {
+            version,
+            total: c.total,
+            finished: c.finished,
+            failed: c.failed,
+            rate: if c.finished > 0 {
+                c.failed as f64 / c.finished as f64
+            } else {
+                0.0
+            },
+            last_seen: newest.and_then(time::from_micros),
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.last_seen
+            .cmp(&a.last_seen)
+            .then_with(|| a.version.cmp(&b.version))
+    });
+    out
+}
+
 /// What a backend counts for [`rates_of`]: one pipeline's runs last updated in a window.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct FailureCount {

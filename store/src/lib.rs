@@ -59,8 +59,8 @@ pub use flowstate_model::limits::{
     MAX_ERROR_BYTES, MAX_JSON_BYTES, MAX_JSON_DEPTH, MAX_LOOKUP_ID_BYTES, MAX_NAME_BYTES, MAX_RUN_ID_BYTES,
 };
 pub use insights::{
-    ActivityBucket, AuditEntry, Bucket, FailureGroup, FailureReport, Percentiles, PipelineFailureRate,
-    StuckRuns,
+    ActivityBucket, AuditEntry, Bucket, FailureGroup, FailureReport, FailureScope, Percentiles,
+    PipelineFailureRate, StuckRuns, VersionFailureRate,
 };
 pub use model::{
     CleanupPolicy, CleanupPreview, ListQuery, Page, RunExtras, RunSummary, RunView, Status, TextColumn,

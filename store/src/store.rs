@@ -14,8 +14,8 @@ use serde_json::Value;
 use crate::backend::Backend;
 use crate::bulk::{BulkBatch, BulkNote, BulkSource, CopiedRange, RangeNote};
 use crate::insights::{
-    ActivityBucket, AuditEntry, Bucket, FailureGroup, FailureReport, PipelineFailureRate, StuckRuns,
-    FAILURE_SAMPLES,
+    ActivityBucket, AuditEntry, Bucket, FailureGroup, FailureReport, FailureScope, PipelineFailureRate,
+    StuckRuns, VersionFailureRate, FAILURE_SAMPLES,
 };
 use crate::postgres::PgStore;
 use crate::sqlite::SqliteStore;
@@ -535,7 +535,34 @@ impl Store {
     /// # Errors
     /// Database failures.
     pub async fn failure_groups(&self, since: DateTime<Utc>) -> Result<FailureReport> {
-        on_backend!(self, b => b.group_failures(since, FAILURE_SAMPLES, None).await)
+        self.failure_groups_in(since, &FailureScope::default()).await
+    }
+
+    /// [`Store::failure_groups`] of the runs `scope` covers (one pipeline, one `pipeline_version`, or both).
+    /// `total_failed` counts the scope's failures.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn failure_groups_in(
+        &self,
+        since: DateTime<Utc>,
+        scope: &FailureScope,
+    ) -> Result<FailureReport> {
+        on_backend!(self, b => b.group_failures(since, FAILURE_SAMPLES, None, scope).await)
+    }
+
+    /// Runs, finished runs and failures of each version of `pipeline` among runs last updated at or after
+    /// `since`, the version with the newest run first: "did the deploy break it?".
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn failures_by_version(
+        &self,
+        since: DateTime<Utc>,
+        pipeline: &str,
+    ) -> Result<Vec<VersionFailureRate>> {
+        let rows = on_backend!(self, b => b.version_counts(since, pipeline).await)?;
+        Ok(crate::insights::version_rates_of(rows))
     }
 
     /// One group of [`Store::failure_groups`], found by its [`FailureGroup::key`], with up to `samples` sample
@@ -549,13 +576,28 @@ impl Store {
         key: &str,
         samples: usize,
     ) -> Result<Option<FailureGroup>> {
+        self.failure_group_in(since, key, samples, &FailureScope::default())
+            .await
+    }
+
+    /// [`Store::failure_group`] among the runs `scope` covers.
+    ///
+    /// # Errors
+    /// As [`Store::failure_group`].
+    pub async fn failure_group_in(
+        &self,
+        since: DateTime<Utc>,
+        key: &str,
+        samples: usize,
+        scope: &FailureScope,
+    ) -> Result<Option<FailureGroup>> {
         if samples > ListQuery::MAX_LIMIT as usize {
             return Err(StoreError::invalid(
                 "samples",
                 format!("must be at most {}", ListQuery::MAX_LIMIT),
             ));
         }
-        let report = on_backend!(self, b => b.group_failures(since, samples, Some(key)).await)?;
+        let report = on_backend!(self, b => b.group_failures(since, samples, Some(key), scope).await)?;
         Ok(report.groups.into_iter().next())
     }
 

@@ -318,6 +318,73 @@ both_backends! {
         assert_eq!(rates[0].pipeline_id, "b", "highest rate first");
     }
 
+    async fn failures_filter_by_pipeline_and_version_and_count_per_version(db) {
+        // A deploy: version 2.0 of "etl" fails where 1.9 did not; another pipeline fails too.
+        let (store, _) = db.open_at(at("2026-04-10T12:00:00Z")).await;
+        let mut runs = Vec::new();
+        let mut add = |id: String, pipeline: &str, version: &str, status: Status, updated: &str, error: Option<&str>| {
+            let mut r = run(&id, pipeline, status, "2026-04-09T00:00:00Z", updated);
+            r.pipeline_version = version.into();
+            r.error_message = error.map(String::from);
+            runs.push(r);
+        };
+        for i in 0..10 {
+            add(format!("old{i}"), "etl", "1.9", Status::Completed, "2026-04-10T02:00:00Z", None);
+        }
+        add("old-f".into(), "etl", "1.9", Status::Failed, "2026-04-10T02:30:00Z", Some("KeyError: 'a'"));
+        for i in 0..4 {
+            add(format!("new{i}"), "etl", "2.0", Status::Completed, "2026-04-10T10:00:00Z", None);
+        }
+        for i in 0..6 {
+            add(format!("newf{i}"), "etl", "2.0", Status::Failed, &format!("2026-04-10T10:{:02}:00Z", i * 5),
+                Some(&format!("TimeoutError: agent call exceeded {}s", 10 + i)));
+        }
+        add("new-live".into(), "etl", "2.0", Status::Running, "2026-04-10T11:00:00Z", None);
+        add("other-f".into(), "mail", "2.0", Status::Failed, "2026-04-10T09:00:00Z", Some("TimeoutError: agent call exceeded 3s"));
+        add("ancient".into(), "etl", "1.8", Status::Failed, "2026-03-01T00:00:00Z", Some("old"));
+        store.save_many(&runs).await.unwrap();
+        let since = at("2026-04-10T00:00:00Z");
+        let scope = |pipeline: Option<&str>, version: Option<&str>| flowstate_store::FailureScope {
+            pipeline: pipeline.map(String::from),
+            version: version.map(String::from),
+        };
+
+        let all = store.failure_groups(since).await.unwrap();
+        assert_eq!(all.total_failed, 8);
+        let etl = store.failure_groups_in(since, &scope(Some("etl"), None)).await.unwrap();
+        assert_eq!(etl.total_failed, 7);
+        assert_eq!(etl.groups.iter().map(|g| g.count).sum::<i64>(), 7);
+        let deploy = store.failure_groups_in(since, &scope(Some("etl"), Some("2.0"))).await.unwrap();
+        assert_eq!(deploy.total_failed, 6);
+        assert_eq!(deploy.groups.len(), 1, "one signature: {:?}", deploy.groups);
+        assert_eq!(deploy.groups[0].signature, "TimeoutError: agent call exceeded <dur>");
+        assert_eq!(deploy.groups[0].samples[0].run_id, "newf5", "newest first");
+        // A version across pipelines.
+        let v2 = store.failure_groups_in(since, &scope(None, Some("2.0"))).await.unwrap();
+        assert_eq!(v2.total_failed, 7);
+        assert_eq!(v2.groups[0].pipelines.get("mail"), Some(&1));
+        // A group by key within the scope.
+        let key = deploy.groups[0].key.clone();
+        let one = store.failure_group_in(since, &key, 50, &scope(Some("etl"), Some("2.0"))).await.unwrap().unwrap();
+        assert_eq!(one.count, 6);
+        assert!(store.failure_group_in(since, &key, 50, &scope(Some("etl"), Some("1.9"))).await.unwrap().is_none());
+        // Nothing matches: empty, not an error.
+        let none = store.failure_groups_in(since, &scope(Some("etl"), Some("9.9"))).await.unwrap();
+        assert_eq!((none.total_failed, none.groups.len()), (0, 0));
+
+        // Per version: runs, finished, failed, rate of finished runs; the newest version first.
+        let versions = store.failures_by_version(since, "etl").await.unwrap();
+        let rows: Vec<(&str, i64, i64, i64)> = versions
+            .iter()
+            .map(|v| (v.version.as_str(), v.total, v.finished, v.failed))
+            .collect();
+        assert_eq!(rows, vec![("2.0", 11, 10, 6), ("1.9", 11, 11, 1)]);
+        assert!((versions[0].rate - 0.6).abs() < 1e-12);
+        assert!((versions[1].rate - 1.0 / 11.0).abs() < 1e-12);
+        assert_eq!(versions[0].last_seen, Some(at("2026-04-10T11:00:00Z")));
+        assert!(store.failures_by_version(since, "nope").await.unwrap().is_empty());
+    }
+
     async fn failure_rates_divide_by_finished_runs_not_by_live_ones(db) {
         // The proportions: 6 failed of 40 finished runs is 15 %; counted over all 87 runs, with the 47
         // running or paused ones that have no outcome yet, it read 6.9 %.

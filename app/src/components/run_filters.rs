@@ -70,11 +70,15 @@ pub fn RunFilters(filter: RunsFilter, pipelines: Vec<String>) -> impl IntoView {
         view! {
             <div class="field">
                 <label for=id.clone()>{label}</label>
+                // Text, not `datetime-local`: Chromium shows that one in its own locale (12-hour AM/PM for en-US,
+                // whatever the page's `lang`), under a UTC label. Here it reads 24-hour, as every time of the site.
                 <input
-                    type="datetime-local"
+                    type="text"
                     id=id
                     name=name
-                    step="1"
+                    placeholder="YYYY-MM-DD HH:MM"
+                    pattern=crate::spans::INSTANT_PATTERN
+                    title="A date and a 24-hour time in UTC: 2026-03-14 13:45 (seconds optional), or a date"
                     value=value.map(|v| v.input).unwrap_or_default()
                 />
             </div>

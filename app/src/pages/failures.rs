@@ -165,11 +165,16 @@ fn WindowPicker(current: Window) -> AnyView {
             <form class="window-form" method="get" action="/failures" data-testid="since-form">
                 <label>
                     "Since "
+                    // Text, 24-hour: a `datetime-local` field shows AM/PM in an en-US Chromium (spans.rs).
                     <input
-                        type="datetime-local"
+                        type="text"
                         name=Window::SINCE_PARAM
                         value=current.since_input().unwrap_or_default()
-                        step="60"
+                        placeholder="YYYY-MM-DD HH:MM"
+                        pattern=crate::spans::INSTANT_PATTERN
+                        title="A date and a 24-hour time in UTC: 2026-03-14 13:45, or a date"
+                        size="16"
+                        maxlength="40"
                         required
                     />
                     " UTC"

@@ -136,7 +136,7 @@ fn RunView(run: RunDetail) -> impl IntoView {
     });
     let children = format!("/runs?parent={}", url_encode(&run_id));
     view! {
-        <PageTitle text=format!("Run {run_id} · {status} · {pipeline_id}")/>
+        <PageTitle text=format!("Run {run_id}")/>
         <nav class="breadcrumbs" aria-label="Breadcrumbs">
             <a href="/runs">"Runs"</a>
             " › "

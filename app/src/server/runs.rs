@@ -398,12 +398,8 @@ pub(crate) mod ssr {
     }
 
     fn time_param(at: &DateTime<Utc>) -> TimeParam {
-        // `datetime-local` inputs take whole seconds with step="1"; the link keeps the exact instant.
-        let input = if at.second() == 0 && at.nanosecond() == 0 {
-            at.format("%Y-%m-%dT%H:%M").to_string()
-        } else {
-            at.format("%Y-%m-%dT%H:%M:%S").to_string()
-        };
+        // The form's field shows whole seconds, 24-hour (`2026-03-14 13:45`); the link keeps the exact instant.
+        let input = crate::spans::instant_input(*at);
         TimeParam {
             rfc3339: iso(at),
             input,

@@ -20,8 +20,8 @@ use super::read::{
 use super::{failures, PgStore};
 use crate::counters::{decode_key, encode_key, hour_of, HOUR_US};
 use crate::insights::{
-    from_histogram, layout_activity, ActivityBucket, Bucket, FailureCount, FailureReport, Grouped, StuckRuns,
-    MAX_FAILURE_SCAN,
+    from_histogram, layout_activity, ActivityBucket, Bucket, FailureCount, FailureReport, FailureScope,
+    Grouped, StuckRuns, MAX_FAILURE_SCAN,
 };
 use crate::time;
 use crate::{Percentiles, Result, RunSummary, StoreError};
@@ -340,12 +340,13 @@ impl PgStore {
         since: DateTime<Utc>,
         samples: usize,
         only_key: Option<&str>,
+        scope: &FailureScope,
     ) -> Result<FailureReport> {
         let map = self.err("grouping failures");
         let mut tx = self.pool.begin_with(BEGIN_SNAPSHOT).await.map_err(&map)?;
         // From `flowstate_failure` (schema 3: a few adjacent pages, through `COPY`), else one row of
-        // `workflow_state` per failure.
-        let copied = if self.failures {
+        // `workflow_state` per failure. A scope (one pipeline, one version) reads rows (below).
+        let copied = if self.failures && scope.is_all() {
             failures::copy_window(&mut tx, &since, MAX_FAILURE_SCAN)
                 .await
                 .map_err(&map)?
@@ -354,6 +355,32 @@ impl PgStore {
         };
         let window = if copied.is_some() {
             Vec::new()
+        } else if !scope.is_all() {
+            // The version is not in `flowstate_failure`: looked up in the run's row (by its primary key) for the
+            // failures of the window (and pipeline) only.
+            let sql = if self.failures {
+                "SELECT f.run_id, f.pipeline_id, f.updated_at, f.error_head FROM flowstate_failure f \
+                 WHERE f.updated_at >= $1 AND ($3::text IS NULL OR f.pipeline_id = $3) AND ($4::text IS NULL OR \
+                 EXISTS (SELECT 1 FROM workflow_state w WHERE w.run_id = f.run_id AND w.pipeline_version = $4)) \
+                 ORDER BY f.updated_at DESC, f.run_id DESC LIMIT $2"
+                    .to_string()
+            } else {
+                format!(
+                    "SELECT run_id, pipeline_id, updated_at, {} FROM workflow_state \
+                     WHERE status = 'failed' AND updated_at >= $1 AND ($3::text IS NULL OR pipeline_id = $3) \
+                     AND ($4::text IS NULL OR pipeline_version = $4) \
+                     ORDER BY updated_at DESC, run_id COLLATE \"C\" DESC LIMIT $2",
+                    error_excerpt()
+                )
+            };
+            sqlx::query(&sql)
+                .bind(PgInstant::at(&since))
+                .bind(MAX_FAILURE_SCAN)
+                .bind(scope.pipeline.as_deref())
+                .bind(scope.version.as_deref())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(&map)?
         } else {
             let sql = if self.failures {
                 failures::WINDOW.to_string()
@@ -415,10 +442,22 @@ impl PgStore {
         // The window's failures are every failure of the window unless it was cut at MAX_FAILURE_SCAN: counted
         // from `flowstate_failure` (exact, same snapshot) as the counters count them (instants, not `infinity`),
         // without reading the counters. Otherwise from the counters (or, without them, the index).
-        let total_failed = if self.failures && (rows.len() as i64) < MAX_FAILURE_SCAN {
+        let total_failed = if (self.failures || !scope.is_all()) && (rows.len() as i64) < MAX_FAILURE_SCAN {
             rows.len() as i64 - infinite
-        } else {
+        } else if scope.is_all() {
             self.failed_since(&mut tx, &since).await?
+        } else {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM workflow_state WHERE status = 'failed' AND updated_at >= $1 \
+                 AND updated_at <> 'infinity' AND ($2::text IS NULL OR pipeline_id = $2) \
+                 AND ($3::text IS NULL OR pipeline_version = $3)",
+            )
+            .bind(PgInstant::at(&since))
+            .bind(scope.pipeline.as_deref())
+            .bind(scope.version.as_deref())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(&map)?
         };
         let grouped = Grouped::new(rows, samples, only_key);
         let wanted: Vec<String> = grouped.sample_ids.iter().flatten().cloned().collect();
@@ -455,6 +494,30 @@ impl PgStore {
             .fetch_one(&mut *conn)
             .await
             .map_err(self.err("counting failures"))
+    }
+
+    /// Per version of `pipeline`: runs by status key among those last updated at or after `since`, with the newest
+    /// update in microseconds.
+    pub(crate) async fn version_counts(
+        &self,
+        since: DateTime<Utc>,
+        pipeline: &str,
+    ) -> Result<Vec<(String, String, i64, Option<i64>)>> {
+        let rows: Vec<(String, String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(&format!(
+            "SELECT COALESCE(pipeline_version, ''), {}, count(*), \
+             max(updated_at) FILTER (WHERE updated_at <> 'infinity') FROM workflow_state \
+             WHERE pipeline_id = $1 AND updated_at >= $2 GROUP BY 1, 2",
+            key_sql("status")
+        ))
+        .bind(pipeline)
+        .bind(PgInstant::at(&since))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("reading failures per version"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(v, s, n, newest)| (v, s, n, newest.map(|t| time::instant_micros(&t))))
+            .collect())
     }
 
     pub(crate) async fn count_failed_since(&self, since: DateTime<Utc>) -> Result<i64> {

@@ -467,8 +467,16 @@ impl Backend for PgStore {
         since: DateTime<Utc>,
         samples: usize,
         only_key: Option<&str>,
+        scope: &crate::insights::FailureScope,
     ) -> Result<FailureReport> {
-        PgStore::group_failures(self, since, samples, only_key).await
+        PgStore::group_failures(self, since, samples, only_key, scope).await
+    }
+    async fn version_counts(
+        &self,
+        since: DateTime<Utc>,
+        pipeline: &str,
+    ) -> Result<Vec<(String, String, i64, Option<i64>)>> {
+        PgStore::version_counts(self, since, pipeline).await
     }
     async fn count_failed_since(&self, since: DateTime<Utc>) -> Result<i64> {
         PgStore::count_failed_since(self, since).await

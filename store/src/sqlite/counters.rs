@@ -516,6 +516,19 @@ pub(crate) mod sql {
         )
     }
 
+    /// [`failed_window_json`] of one pipeline (`?3`, NULL: any) and one version (`?4`, NULL: any).
+    pub fn failed_window_json_in() -> String {
+        let u = instant_sql("updated_at");
+        format!(
+            "SELECT json_group_array(json_array(rid, pipeline, updated, message)) FROM (\
+             SELECT CAST(COALESCE(run_id, '') AS TEXT) AS rid, CAST(COALESCE(pipeline_id, '') AS TEXT) AS pipeline, \
+             {u} AS updated, {} AS message FROM workflow_state \
+             WHERE status = 'failed' AND {u} >= ?1 AND (?3 IS NULL OR pipeline_id = ?3) \
+             AND (?4 IS NULL OR pipeline_version = ?4) ORDER BY {u} DESC, run_id DESC LIMIT ?2)",
+            *crate::sqlite::row::ERROR_EXCERPT
+        )
+    }
+
     /// Runs created in `[?1, ?2)` (a range of `idx_flowstate_created`).
     pub fn created_between() -> String {
         format!(

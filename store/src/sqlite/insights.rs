@@ -14,7 +14,7 @@ use super::row::SUMMARY_COLUMNS;
 use super::SqliteStore;
 use crate::insights::{
     buckets_of, from_histogram, layout_activity, ActivityBucket, AuditEntry, Bucket, FailureCount,
-    FailureReport, Grouped, StuckRuns, MAX_FAILURE_SCAN,
+    FailureReport, FailureScope, Grouped, StuckRuns, MAX_FAILURE_SCAN,
 };
 use crate::time::{self, instant_sql};
 use crate::{ListQuery, Percentiles, Result, RunSummary, StoreError};
@@ -254,24 +254,24 @@ impl SqliteStore {
         since: DateTime<Utc>,
         samples: usize,
         only_key: Option<&str>,
+        scope: &FailureScope,
     ) -> Result<FailureReport> {
         let since_us = time::instant_micros(&since);
         let map = self.map("grouping failures");
         let mut conn = self.pool().acquire().await.map_err(&map)?;
         let mut tx = conn.begin().await.map_err(&map)?;
-        let total_failed = self.failed_since(&mut tx, since_us).await?;
-        let document: Option<String> = sqlx::query_scalar(&counters::sql::failed_window_json())
-            .bind(since_us)
-            .bind(MAX_FAILURE_SCAN)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(&map)?;
-        let rows: Vec<(String, String, i64, Option<String>)> =
-            serde_json::from_str(document.as_deref().unwrap_or("[]")).map_err(|e| {
-                StoreError::Database(sqlx::Error::Decode(
-                    format!("the failures read back as unexpected JSON: {e}").into(),
-                ))
-            })?;
+        let (rows, total_failed) = if scope.is_all() {
+            let total_failed = self.failed_since(&mut tx, since_us).await?;
+            let document: Option<String> = sqlx::query_scalar(&counters::sql::failed_window_json())
+                .bind(since_us)
+                .bind(MAX_FAILURE_SCAN)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(&map)?;
+            (parse_failed_window(document)?, total_failed)
+        } else {
+            self.scoped_failures(&mut tx, since_us, scope).await?
+        };
         let grouped = Grouped::new(rows, samples, only_key);
         // The samples' rows, read by run id, in the same snapshot.
         let wanted: Vec<&String> = grouped.sample_ids.iter().flatten().collect();
@@ -294,6 +294,65 @@ impl SqliteStore {
         }
         tx.commit().await.map_err(&map)?;
         Ok(grouped.finish(since, total_failed, &found))
+    }
+
+    /// The newest [`MAX_FAILURE_SCAN`] failures of the window among the runs `scope` covers, and how many it
+    /// holds: the ranges of `idx_flowstate_status_activity` as for every failure, the pipeline filtered in the
+    /// index, the version (not in it) from the row. Counted from the rows read, unless the scan was cut (then an
+    /// index count with the same filter).
+    async fn scoped_failures(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        since_us: i64,
+        scope: &FailureScope,
+    ) -> Result<(Vec<(String, String, i64, Option<String>)>, i64)> {
+        let map = self.map("grouping failures");
+        let document: Option<String> = sqlx::query_scalar(&counters::sql::failed_window_json_in())
+            .bind(since_us)
+            .bind(MAX_FAILURE_SCAN)
+            .bind(scope.pipeline.as_deref())
+            .bind(scope.version.as_deref())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(&map)?;
+        let rows = parse_failed_window(document)?;
+        let total = if (rows.len() as i64) < MAX_FAILURE_SCAN {
+            rows.len() as i64
+        } else {
+            sqlx::query_scalar(&format!(
+                "SELECT count(*) FROM workflow_state WHERE status = 'failed' AND {} >= ?1 \
+                 AND (?2 IS NULL OR pipeline_id = ?2) AND (?3 IS NULL OR pipeline_version = ?3)",
+                instant_sql("updated_at")
+            ))
+            .bind(since_us)
+            .bind(scope.pipeline.as_deref())
+            .bind(scope.version.as_deref())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(&map)?
+        };
+        Ok((rows, total))
+    }
+
+    /// Per version of `pipeline`, runs by status among those last updated at or after `since`, with the newest
+    /// update: the pipeline's runs (`idx_flowstate_pipeline_created`, or the pipeline index flujo creates) read
+    /// with their version and status.
+    pub(crate) async fn version_counts(
+        &self,
+        since: DateTime<Utc>,
+        pipeline: &str,
+    ) -> Result<Vec<(String, String, i64, Option<i64>)>> {
+        let u = instant_sql("updated_at");
+        sqlx::query_as(&format!(
+            "SELECT CAST(COALESCE(pipeline_version, '') AS TEXT), {}, count(*), max({u}) FROM workflow_state \
+             WHERE pipeline_id = ?1 AND {u} >= ?2 GROUP BY 1, 2",
+            counters::key_sql("status")
+        ))
+        .bind(pipeline)
+        .bind(time::instant_micros(&since))
+        .fetch_all(self.pool())
+        .await
+        .map_err(self.map("reading failures per version"))
     }
 
     /// Failed runs last updated at or after `since_us`: from the hourly counters and an index range of the first
@@ -467,4 +526,13 @@ impl SqliteStore {
             })
             .collect())
     }
+}
+
+/// The rows of a failure window read as one JSON document.
+fn parse_failed_window(document: Option<String>) -> Result<Vec<(String, String, i64, Option<String>)>> {
+    serde_json::from_str(document.as_deref().unwrap_or("[]")).map_err(|e| {
+        StoreError::Database(sqlx::Error::Decode(
+            format!("the failures read back as unexpected JSON: {e}").into(),
+        ))
+    })
 }

@@ -1205,8 +1205,16 @@ impl crate::backend::Backend for SqliteStore {
         since: DateTime<Utc>,
         samples: usize,
         only_key: Option<&str>,
+        scope: &crate::insights::FailureScope,
     ) -> Result<crate::FailureReport> {
-        SqliteStore::group_failures(self, since, samples, only_key).await
+        SqliteStore::group_failures(self, since, samples, only_key, scope).await
+    }
+    async fn version_counts(
+        &self,
+        since: DateTime<Utc>,
+        pipeline: &str,
+    ) -> Result<Vec<(String, String, i64, Option<i64>)>> {
+        SqliteStore::version_counts(self, since, pipeline).await
     }
     async fn count_failed_since(&self, since: DateTime<Utc>) -> Result<i64> {
         SqliteStore::count_failed_since(self, since).await

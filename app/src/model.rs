@@ -463,8 +463,31 @@ pub struct FailureRateRow {
     pub rate: f64,
     /// The runs list of the pipeline's failures in the window.
     pub failed_href: String,
+    /// The Failures page of this pipeline (same window), with its failures per version.
+    pub failures_href: String,
     /// The runs list of all its runs in the window.
     pub runs_href: String,
+}
+
+/// One version of the chosen pipeline on the Failures page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionRateRow {
+    /// The `pipeline_version` (empty for runs without one).
+    pub version: String,
+    /// Runs last updated in the window.
+    pub total: i64,
+    /// Of which finished.
+    pub finished: i64,
+    /// Of which failed.
+    pub failed: i64,
+    /// failed / finished.
+    pub rate: f64,
+    /// Its newest run's last update.
+    pub last_seen: Option<Stamp>,
+    /// The Failures page of this version (same window and pipeline).
+    pub failures_href: String,
+    /// The runs list of its failures in the window.
+    pub failed_href: String,
 }
 
 /// The Failures page: failures of a window grouped by signature, and failure rates per pipeline.
@@ -484,8 +507,14 @@ pub struct Failures {
     pub truncated: bool,
     /// How many failures are read at most.
     pub scan_limit: i64,
-    /// Failure rate per pipeline, highest first.
+    /// Failure rate per pipeline, highest first (every pipeline: only without a pipeline filter).
     pub rates: Vec<FailureRateRow>,
+    /// `pipeline`: only this pipeline's failures.
+    pub pipeline: Option<String>,
+    /// `version`: only this `pipeline_version`'s failures.
+    pub version: Option<String>,
+    /// With a pipeline: each of its versions in the window, the newest first.
+    pub versions: Vec<VersionRateRow>,
     /// When the figures were read, RFC 3339 in UTC.
     pub read_at: String,
 }

@@ -276,3 +276,123 @@ async fn blank_fields_redirect_to_the_clean_address() {
     let answer = visit(app(&db.store), "/failures?window=3h", None).await;
     assert_eq!(answer.status, StatusCode::OK);
 }
+
+fn versioned(id: &str, pipeline: &str, version: &str, status: Status, minutes_ago: i64) -> WorkflowState {
+    let mut run = WorkflowState::new(id, pipeline);
+    run.pipeline_version = version.into();
+    run.status = status.clone();
+    run.created_at = Some(now() - Duration::hours(5));
+    run.updated_at = Some(now() - Duration::minutes(minutes_ago));
+    if status == Status::Failed {
+        run.error_message = Some(format!("TimeoutError: agent call exceeded {}s", 10 + minutes_ago));
+    }
+    run
+}
+
+#[tokio::test]
+async fn failures_of_one_pipeline_show_each_version_and_filter_by_version() {
+    let mut runs = Vec::new();
+    for i in 0..9 {
+        runs.push(versioned(
+            &format!("a{i}"),
+            "etl",
+            "1.9",
+            Status::Completed,
+            200 + i,
+        ));
+    }
+    runs.push(versioned("af", "etl", "1.9", Status::Failed, 190));
+    for i in 0..2 {
+        runs.push(versioned(
+            &format!("b{i}"),
+            "etl",
+            "2.0",
+            Status::Completed,
+            30 + i,
+        ));
+    }
+    for i in 0..3 {
+        runs.push(versioned(&format!("bf{i}"), "etl", "2.0", Status::Failed, 20 + i));
+    }
+    runs.push(versioned("b-live", "etl", "2.0", Status::Running, 5));
+    runs.push(versioned("other", "mail", "2.0", Status::Failed, 10));
+    let db = new_db("versions.db", now(), &runs).await;
+
+    let (status, html) = get(&db.store, "/failures?window=24h&pipeline=etl").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let page = markup(&html);
+    assert_eq!(title(&html), "Failures · last 24 h · pipeline etl · flowstate");
+    assert!(
+        page.contains("data-testid=\"total-failed\" data-value=\"4\""),
+        "etl's 4 failures only"
+    );
+    // The version table: newest version first; the rate over finished runs.
+    assert!(page.contains("data-testid=\"version-rates\""));
+    let v20 = page
+        .find("data-version=\"2.0\" data-finished=\"5\" data-failed=\"3\"")
+        .expect("2.0: 5 finished, 3 failed");
+    let v19 = page
+        .find("data-version=\"1.9\" data-finished=\"10\" data-failed=\"1\"")
+        .expect("1.9: 10 finished, 1 failed");
+    assert!(v20 < v19, "the newest version first");
+    assert!(
+        page.contains(">60.0 %<") || page.contains(">60 %<"),
+        "3 of 5 finished runs"
+    );
+    assert!(
+        page.contains("href=\"/failures?window=24h&amp;pipeline=etl&amp;version=2.0\""),
+        "each version links to its own failures"
+    );
+    assert!(
+        !page.contains("data-testid=\"failure-rates\""),
+        "the per-pipeline table gives way to the versions"
+    );
+
+    let (status, html) = get(&db.store, "/failures?window=24h&pipeline=etl&version=2.0").await;
+    assert_eq!(status, StatusCode::OK);
+    let page = markup(&html);
+    assert_eq!(
+        title(&html),
+        "Failures · last 24 h · pipeline etl · version 2.0 · flowstate"
+    );
+    assert!(page.contains("data-testid=\"total-failed\" data-value=\"3\""));
+    assert!(
+        page.contains("failed runs of pipeline etl, version 2.0 in the last 24 h"),
+        "the summary names the filter"
+    );
+    // Links keep the filter: the window shortcuts, the drill-down, the runs list.
+    assert!(page.contains("href=\"/failures?window=7d&amp;pipeline=etl&amp;version=2.0\""));
+    let doc = Html::parse_document(page);
+    let group = doc
+        .select(&Selector::parse("[data-group]").unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("data-group")
+        .unwrap()
+        .to_string();
+    assert!(page.contains(&format!(
+        "href=\"/failures?window=24h&amp;pipeline=etl&amp;version=2.0&amp;group={group}\""
+    )));
+    assert!(
+        page.contains("&amp;pipeline=etl&amp;version=2.0\""),
+        "the runs links carry the version"
+    );
+    let (status, html) = get(
+        &db.store,
+        &format!("/failures?window=24h&pipeline=etl&version=2.0&group={group}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        markup(&html).contains("data-count=\"3\""),
+        "the drill-down counts the version's runs"
+    );
+    // The version of another pipeline only: mail's failure.
+    let (_, html) = get(&db.store, "/failures?window=24h&version=2.0").await;
+    assert!(markup(&html).contains("data-testid=\"total-failed\" data-value=\"4\""));
+    // A pipeline without runs in the window: empty, not an error.
+    let (status, html) = get(&db.store, "/failures?pipeline=nope").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(markup(&html).contains("No run of this pipeline in the window."));
+}

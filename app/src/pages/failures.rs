@@ -8,7 +8,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::components::{ErrorPage, UnknownParams};
 use crate::format::{count, percent, run_href, url_encode};
-use crate::model::{FailureGroupView, FailureRateRow, Failures, Stamp};
+use crate::model::{FailureGroupView, FailureRateRow, Failures, Stamp, VersionRateRow};
 use crate::server::get_failures;
 use crate::spans::Window;
 
@@ -22,15 +22,17 @@ pub fn FailuresPage() -> impl IntoView {
                 q.get(Window::PARAM),
                 q.get(Window::SINCE_PARAM),
                 q.get("group").filter(|g| !g.trim().is_empty()),
+                q.get("pipeline"),
+                q.get("version"),
             )
         })
     };
-    let failures = Resource::new(params, |(window, since, group)| {
-        get_failures(window, since, group)
+    let failures = Resource::new(params, |(window, since, group, pipeline, version)| {
+        get_failures(window, since, group, pipeline, version)
     });
     view! {
         <PageTitle text="Failures"/>
-        <UnknownParams known=&[Window::PARAM, Window::SINCE_PARAM, "group"]/>
+        <UnknownParams known=&[Window::PARAM, Window::SINCE_PARAM, "group", "pipeline", "version"]/>
         <Suspense fallback=|| view! { <p class="loading">"Reading the failures…"</p> }>
             {move || Suspend::new(async move {
                 match failures.await {
@@ -42,12 +44,25 @@ pub fn FailuresPage() -> impl IntoView {
     }
 }
 
-/// The address of the Failures page for `window`, optionally of one group.
-fn failures_href(window: Window, group: Option<&str>) -> String {
+/// The address of the Failures page for `window` and the scope `scope` (`&pipeline=..&version=..`, or empty),
+/// optionally of one group.
+fn failures_href(window: Window, scope: &str, group: Option<&str>) -> String {
     match group {
-        Some(key) => format!("/failures?{}&group={}", window.query(), url_encode(key)),
-        None => format!("/failures?{}", window.query()),
+        Some(key) => format!("/failures?{}{scope}&group={}", window.query(), url_encode(key)),
+        None => format!("/failures?{}{scope}", window.query()),
     }
+}
+
+/// `&pipeline=..&version=..` of the page's filter.
+fn scope_query(pipeline: Option<&str>, version: Option<&str>) -> String {
+    let mut out = String::new();
+    if let Some(p) = pipeline {
+        out.push_str(&format!("&pipeline={}", url_encode(p)));
+    }
+    if let Some(v) = version {
+        out.push_str(&format!("&version={}", url_encode(v)));
+    }
+    out
 }
 
 #[component]
@@ -61,14 +76,30 @@ fn Report(report: Failures) -> AnyView {
         truncated,
         scan_limit,
         rates,
+        pipeline,
+        version,
+        versions,
         read_at,
     } = report;
     let drill_down = group.is_some();
     let group_count = groups.len();
-    // The title names the window (and the group): several tabs of this page stay apart.
-    let title = match &group {
-        Some(g) => format!("Failures · {} · group {}", window.label(), g.key),
-        None => format!("Failures · {}", window.label()),
+    let scope = scope_query(pipeline.as_deref(), version.as_deref());
+    // The title names the window, the filter and the group: several tabs of this page stay apart.
+    let mut title = format!("Failures · {}", window.label());
+    if let Some(p) = &pipeline {
+        title.push_str(&format!(" · pipeline {p}"));
+    }
+    if let Some(v) = &version {
+        title.push_str(&format!(" · version {v}"));
+    }
+    if let Some(g) = &group {
+        title.push_str(&format!(" · group {}", g.key));
+    }
+    let scope_words = match (&pipeline, &version) {
+        (Some(p), Some(v)) => format!(" of pipeline {p}, version {v}"),
+        (Some(p), None) => format!(" of pipeline {p}"),
+        (None, Some(v)) => format!(" of version {v}"),
+        (None, None) => String::new(),
     };
     view! {
         <PageTitle text=title/>
@@ -77,11 +108,11 @@ fn Report(report: Failures) -> AnyView {
             "Failed runs by their last update. Read at "
             <time datetime=read_at.clone()>{read_at.replace('T', " ").replace('Z', " UTC")}</time>
         </p>
-        <WindowPicker current=window/>
+        <WindowPicker current=window scope=scope.clone() pipeline=pipeline.clone() version=version.clone()/>
         <p class="failures-summary" data-testid="failures-summary">
             <strong data-testid="total-failed" data-value=total_failed>{count(total_failed)}</strong>
             {format!(
-                " failed run{} {} (since ",
+                " failed run{}{scope_words} {} (since ",
                 if total_failed == 1 { "" } else { "s" },
                 window.phrase()
             )}
@@ -102,12 +133,13 @@ fn Report(report: Failures) -> AnyView {
             </p>
         })}
         {match group {
-            Some(group) => view! { <GroupDetail group window/> }.into_any(),
+            Some(group) => view! { <GroupDetail group window scope=scope.clone()/> }.into_any(),
             // The rates first: one short table that answers "which pipeline fails most" before the long list of
             // groups.
             None => view! {
-                <Rates rates window/>
-                <Groups groups window/>
+                {pipeline.clone().map(|p| view! { <Versions versions pipeline=p current=version.clone()/> })}
+                {pipeline.is_none().then(|| view! { <Rates rates window/> })}
+                <Groups groups window scope=scope.clone()/>
             }.into_any(),
         }}
     }
@@ -117,7 +149,12 @@ fn Report(report: Failures) -> AnyView {
 /// The window selector: the shortcuts as plain links, then two small GET forms, a span (`3h`, `90m`) and a
 /// start instant (24-hour, UTC); all work without JavaScript. The current window is marked.
 #[component]
-fn WindowPicker(current: Window) -> AnyView {
+fn WindowPicker(
+    current: Window,
+    scope: String,
+    pipeline: Option<String>,
+    version: Option<String>,
+) -> AnyView {
     let links = Window::SHORTCUTS
         .into_iter()
         .map(|w| {
@@ -125,7 +162,7 @@ fn WindowPicker(current: Window) -> AnyView {
             view! {
                 <li>
                     <a
-                        href=failures_href(w, None)
+                        href=failures_href(w, &scope, None)
                         aria-current=here.then_some("page")
                         class=if here { "segment segment-current" } else { "segment" }
                     >
@@ -146,6 +183,7 @@ fn WindowPicker(current: Window) -> AnyView {
         <nav class="window-picker" aria-label="Time window">
             <ul>{links}{custom}</ul>
             <form class="window-form" method="get" action="/failures" data-testid="window-form">
+                {hidden_scope(&pipeline, &version)}
                 <label>
                     "Last "
                     <input
@@ -163,6 +201,7 @@ fn WindowPicker(current: Window) -> AnyView {
                 <button type="submit">"Show"</button>
             </form>
             <form class="window-form" method="get" action="/failures" data-testid="since-form">
+                {hidden_scope(&pipeline, &version)}
                 <label>
                     "Since "
                     // Text, 24-hour: a `datetime-local` field shows AM/PM in an en-US Chromium (spans.rs).
@@ -182,6 +221,89 @@ fn WindowPicker(current: Window) -> AnyView {
                 <button type="submit">"Show"</button>
             </form>
         </nav>
+        <form class="window-form scope-form" method="get" action="/failures" data-testid="scope-form">
+            <input type="hidden" name=current.param_name() value=current.as_param()/>
+            <label>
+                "Pipeline "
+                <input type="text" name="pipeline" value=pipeline.clone().unwrap_or_default() size="14"
+                    placeholder="every pipeline"/>
+            </label>
+            <label>
+                "Version "
+                <input type="text" name="version" value=version.clone().unwrap_or_default() size="8"
+                    placeholder="every version"/>
+            </label>
+            <button type="submit">"Filter"</button>
+            {(pipeline.is_some() || version.is_some()).then(|| view! {
+                " " <a href=failures_href(current, "", None)>"Every pipeline"</a>
+            })}
+        </form>
+    }
+    .into_any()
+}
+
+/// The page's filter as hidden fields of the window forms (blank ones left out).
+fn hidden_scope(pipeline: &Option<String>, version: &Option<String>) -> impl IntoView {
+    view! {
+        {pipeline.clone().map(|p| view! { <input type="hidden" name="pipeline" value=p/> })}
+        {version.clone().map(|v| view! { <input type="hidden" name="version" value=v/> })}
+    }
+}
+
+/// The chosen pipeline's versions in the window: runs, finished, failed, the rate of finished runs, each linked
+/// to its own failures: "did the deploy break it?".
+#[component]
+fn Versions(versions: Vec<VersionRateRow>, pipeline: String, current: Option<String>) -> AnyView {
+    let empty = versions.is_empty();
+    let rows = versions
+        .into_iter()
+        .map(|v| {
+            let here = current.as_deref() == Some(v.version.as_str());
+            let width = format!("{:.1}", (v.rate * 100.0).clamp(0.0, 100.0));
+            let name = if v.version.is_empty() { "(none)".to_string() } else { v.version.clone() };
+            view! {
+                <tr data-version=v.version.clone() data-finished=v.finished data-failed=v.failed
+                    class=if here { "version-current" } else { "" }>
+                    <th scope="row"><a href=v.failures_href aria-current=here.then_some("page")>{name}</a></th>
+                    <td class="num" data-label="Runs">{count(v.total)}</td>
+                    <td class="num" data-label="Finished">{count(v.finished)}</td>
+                    <td class="num" data-label="Failed"><a href=v.failed_href>{count(v.failed)}</a></td>
+                    <td class="rate-cell" data-label="Failure rate">
+                        <svg class="rate-bar" aria-hidden="true" viewBox="0 0 100 1" preserveAspectRatio="none">
+                            <rect width=width height="1"></rect>
+                        </svg>
+                        <span class="rate-value">{percent(v.rate)}</span>
+                    </td>
+                    <td data-label="Newest run"><When stamp=v.last_seen/></td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <section aria-labelledby="versions-heading">
+            <h2 id="versions-heading">{format!("Failures per version of {pipeline}")}</h2>
+            {empty.then(|| view! { <p class="empty">"No run of this pipeline in the window."</p> })}
+            <p class="scroll-hint" aria-hidden="true">"Scroll sideways for more columns →"</p>
+            <div class="data-scroll">
+                <table class="data-table rates" data-testid="version-rates">
+                    <caption>
+                        "Runs last updated in the window per pipeline_version, newest version first; the rate is \
+                         the share of finished runs that failed."
+                    </caption>
+                    <thead>
+                        <tr>
+                            <th scope="col">"Version"</th>
+                            <th scope="col" class="num">"Runs"</th>
+                            <th scope="col" class="num">"Finished"</th>
+                            <th scope="col" class="num">"Failed"</th>
+                            <th scope="col">"Failure rate"</th>
+                            <th scope="col">"Newest run"</th>
+                        </tr>
+                    </thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </div>
+        </section>
     }
     .into_any()
 }
@@ -209,7 +331,7 @@ fn When(stamp: Option<Stamp>) -> impl IntoView {
 }
 
 #[component]
-fn Groups(groups: Vec<FailureGroupView>, window: Window) -> impl IntoView {
+fn Groups(groups: Vec<FailureGroupView>, window: Window, scope: String) -> impl IntoView {
     if groups.is_empty() {
         return view! {
             <section aria-labelledby="groups-heading">
@@ -221,7 +343,7 @@ fn Groups(groups: Vec<FailureGroupView>, window: Window) -> impl IntoView {
     }
     let items = groups
         .into_iter()
-        .map(|g| view! { <GroupCard group=g window/> })
+        .map(|g| view! { <GroupCard group=g window scope=scope.clone()/> })
         .collect_view();
     view! {
         <section aria-labelledby="groups-heading">
@@ -254,8 +376,8 @@ fn pipeline_list(group: &FailureGroupView) -> impl IntoView {
 
 /// One group in the list: count, signature, example, pipelines, first and last seen, samples, links.
 #[component]
-fn GroupCard(group: FailureGroupView, window: Window) -> AnyView {
-    let detail_href = failures_href(window, Some(&group.key));
+fn GroupCard(group: FailureGroupView, window: Window, scope: String) -> AnyView {
+    let detail_href = failures_href(window, &scope, Some(&group.key));
     let heading_id = format!("group-{}", group.key);
     let labelled_by = heading_id.clone();
     let pipelines = pipeline_list(&group);
@@ -332,7 +454,7 @@ fn GroupCard(group: FailureGroupView, window: Window) -> AnyView {
 
 /// One group with up to 50 of its runs.
 #[component]
-fn GroupDetail(group: FailureGroupView, window: Window) -> AnyView {
+fn GroupDetail(group: FailureGroupView, window: Window, scope: String) -> AnyView {
     let pipelines = pipeline_list(&group);
     let FailureGroupView {
         key,
@@ -361,7 +483,7 @@ fn GroupDetail(group: FailureGroupView, window: Window) -> AnyView {
         })
         .collect_view();
     view! {
-        <p><a href=failures_href(window, None)>{format!("← All groups of the {}", window.label())}</a></p>
+        <p><a href=failures_href(window, &scope, None)>{format!("← All groups of the {}", window.label())}</a></p>
         <section class="failure-group failure-group-detail" data-group=key data-count=n aria-labelledby="group-heading">
             <h2 id="group-heading">
                 <span class="group-count" data-testid="group-count">{count(n)}</span>
@@ -424,7 +546,7 @@ fn Rates(rates: Vec<FailureRateRow>, window: Window) -> AnyView {
             };
             view! {
                 <tr data-pipeline=r.pipeline_id.clone() data-finished=r.finished data-failed=r.failed>
-                    <th scope="row">{name}</th>
+                    <th scope="row"><a href=r.failures_href title="Its failures, per version">{name}</a></th>
                     <td class="num" data-label="Runs"><a href=r.runs_href>{count(r.total)}</a></td>
                     <td class="num" data-label="Finished">{count(r.finished)}</td>
                     <td class="num" data-label="Failed"><a href=r.failed_href>{count(r.failed)}</a></td>

@@ -19,6 +19,8 @@ pub async fn get_failures(
     window: Option<String>,
     since: Option<String>,
     group: Option<String>,
+    pipeline: Option<String>,
+    version: Option<String>,
 ) -> Result<Failures, AppError> {
     use crate::spans::Window;
     let window = Window::parse(window.as_deref(), since.as_deref())
@@ -34,21 +36,37 @@ pub async fn get_failures(
             ));
         }
     }
+    // Blank means every pipeline / version; ids and versions are exact (not trimmed inside), bounded.
+    let exact = |param: &'static str, value: Option<String>| -> Result<Option<String>, AppError> {
+        match value.filter(|v| !v.trim().is_empty()) {
+            Some(v) if v.len() > flowstate_model::limits::MAX_LOOKUP_ID_BYTES => Err(AppError::bad_request(
+                param,
+                format!("at most {} bytes", flowstate_model::limits::MAX_LOOKUP_ID_BYTES),
+            )),
+            other => Ok(other),
+        }
+    };
+    let scope = ssr::Scope {
+        pipeline: exact("pipeline", pipeline)?,
+        version: exact("version", version)?,
+    };
     let store = super::store()?;
-    ssr::read_failures(&store, window, group.as_deref()).await
+    ssr::read_failures(&store, window, group.as_deref(), scope).await
 }
 
 #[cfg(feature = "ssr")]
 pub mod ssr {
     use chrono::{DateTime, SecondsFormat, Utc};
     use flowstate_store::insights::MAX_FAILURE_SCAN;
-    use flowstate_store::{FailureGroup, PipelineFailureRate, Store};
+    use flowstate_store::{FailureGroup, FailureScope, PipelineFailureRate, Store};
 
     use crate::error::AppError;
     use crate::format::{
         runs_of_failure_group, runs_of_failure_group_in, signature_fragment, stamp, url_encode,
     };
-    use crate::model::{FailureGroupView, FailureRateRow, FailureSample, Failures, PipelineCount};
+    use crate::model::{
+        FailureGroupView, FailureRateRow, FailureSample, Failures, PipelineCount, VersionRateRow,
+    };
     use crate::spans::Window;
 
     /// Sample runs shown for one group (`?group=`).
@@ -57,11 +75,27 @@ pub mod ssr {
     /// The signature the store gives failures without a message.
     const NO_MESSAGE: &str = "(no error message)";
 
+    /// The runs a page covers: [`flowstate_store::FailureScope`].
+    pub type Scope = FailureScope;
+
+    /// `&pipeline=..&version=..` of a scope (empty for every failure), for links.
+    pub fn scope_query(scope: &Scope) -> String {
+        let mut out = String::new();
+        if let Some(p) = &scope.pipeline {
+            out.push_str(&format!("&pipeline={}", url_encode(p)));
+        }
+        if let Some(v) = &scope.version {
+            out.push_str(&format!("&version={}", url_encode(v)));
+        }
+        out
+    }
+
     /// Reads the page's figures; see [`super::get_failures`].
     pub async fn read_failures(
         store: &Store,
         window: Window,
         group: Option<&str>,
+        scope: Scope,
     ) -> Result<Failures, AppError> {
         let now = store.now();
         let since = window.since(now);
@@ -74,39 +108,83 @@ pub mod ssr {
             truncated: false,
             scan_limit: MAX_FAILURE_SCAN,
             rates: Vec::new(),
+            pipeline: scope.pipeline.clone(),
+            version: scope.version.clone(),
+            versions: Vec::new(),
             read_at: now.to_rfc3339_opts(SecondsFormat::Secs, true),
         };
+        let extra = scope_query(&scope);
         if let Some(key) = group {
-            let found = store.failure_group(since, key, DRILL_DOWN_SAMPLES).await?;
+            let found = store
+                .failure_group_in(since, key, DRILL_DOWN_SAMPLES, &scope)
+                .await?;
             let Some(found) = found else {
                 return Err(AppError::not_found(format!(
                     "failure group “{key}” {}",
                     window.phrase()
                 )));
             };
-            out.total_failed = store.count_failed_since(since).await?;
+            out.total_failed = if scope.is_all() {
+                store.count_failed_since(since).await?
+            } else {
+                store.failure_groups_in(since, &scope).await?.total_failed
+            };
             out.truncated = out.total_failed > MAX_FAILURE_SCAN;
-            out.group = Some(group_view(found, since, now));
+            out.group = Some(group_view(found, since, now, &extra));
         } else {
-            let report = store.failure_groups(since).await?;
+            let report = store.failure_groups_in(since, &scope).await?;
             out.total_failed = report.total_failed;
             out.truncated = report.truncated;
             out.groups = report
                 .groups
                 .into_iter()
-                .map(|g| group_view(g, since, now))
+                .map(|g| group_view(g, since, now, &extra))
                 .collect();
-            out.rates = store
-                .failure_rates(since)
-                .await?
-                .into_iter()
-                .map(|r| rate_row(r, since))
-                .collect();
+            if scope.pipeline.is_none() {
+                out.rates = store
+                    .failure_rates(since)
+                    .await?
+                    .into_iter()
+                    .map(|r| rate_row(r, since, window))
+                    .collect();
+            }
+            if let Some(pipeline) = &scope.pipeline {
+                let after = url_encode(&since.to_rfc3339_opts(SecondsFormat::Micros, true));
+                out.versions = store
+                    .failures_by_version(since, pipeline)
+                    .await?
+                    .into_iter()
+                    .map(|v| VersionRateRow {
+                        failures_href: format!(
+                            "/failures?{}&pipeline={}&version={}",
+                            window.query(),
+                            url_encode(pipeline),
+                            url_encode(&v.version)
+                        ),
+                        failed_href: format!(
+                            "/runs?status=failed&updated_after={after}&pipeline={}&version={}",
+                            url_encode(pipeline),
+                            url_encode(&v.version)
+                        ),
+                        last_seen: v.last_seen.map(|t| stamp(t, now)),
+                        version: v.version,
+                        total: v.total,
+                        finished: v.finished,
+                        failed: v.failed,
+                        rate: v.rate,
+                    })
+                    .collect();
+            }
         }
         Ok(out)
     }
 
-    fn group_view(g: FailureGroup, since: DateTime<Utc>, now: DateTime<Utc>) -> FailureGroupView {
+    fn group_view(
+        g: FailureGroup,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        extra: &str,
+    ) -> FailureGroupView {
         let after = since.to_rfc3339_opts(SecondsFormat::Micros, true);
         let fragment = (g.signature != NO_MESSAGE)
             .then(|| signature_fragment(&g.signature))
@@ -115,7 +193,10 @@ pub mod ssr {
             .pipelines
             .into_iter()
             .map(|(pipeline_id, count)| PipelineCount {
-                href: runs_of_failure_group_in(fragment.as_deref(), &after, &pipeline_id),
+                href: with_version(
+                    runs_of_failure_group_in(fragment.as_deref(), &after, &pipeline_id),
+                    extra,
+                ),
                 pipeline_id,
                 count,
             })
@@ -125,7 +206,8 @@ pub mod ssr {
                 .cmp(&a.count)
                 .then_with(|| a.pipeline_id.cmp(&b.pipeline_id))
         });
-        let runs_href = fragment.map(|fragment| runs_of_failure_group(&fragment, &after));
+        let runs_href =
+            fragment.map(|fragment| format!("{}{extra}", runs_of_failure_group(&fragment, &after)));
         FailureGroupView {
             key: g.key,
             example: first_line(&g.example, 500),
@@ -148,7 +230,15 @@ pub mod ssr {
         }
     }
 
-    fn rate_row(r: PipelineFailureRate, since: DateTime<Utc>) -> FailureRateRow {
+    /// `href` with the `&version=` of a scope's query (its pipeline is already in `href`).
+    fn with_version(href: String, extra: &str) -> String {
+        match extra.find("&version=") {
+            Some(at) => format!("{href}{}", &extra[at..]),
+            None => href,
+        }
+    }
+
+    fn rate_row(r: PipelineFailureRate, since: DateTime<Utc>, window: Window) -> FailureRateRow {
         let after = url_encode(&since.to_rfc3339_opts(SecondsFormat::Micros, true));
         // Runs without a pipeline id cannot be named in the runs list's filter: their links list the window.
         let pipeline = if r.pipeline_id.is_empty() {
@@ -157,6 +247,7 @@ pub mod ssr {
             format!("&pipeline={}", url_encode(&r.pipeline_id))
         };
         FailureRateRow {
+            failures_href: format!("/failures?{}{pipeline}", window.query()),
             failed_href: format!("/runs?status=failed&updated_after={after}{pipeline}"),
             runs_href: format!("/runs?updated_after={after}{pipeline}"),
             pipeline_id: r.pipeline_id,

@@ -65,7 +65,7 @@ pub fn raw_href(run_id: &str, value: &str) -> String {
 
 #[cfg(feature = "ssr")]
 pub(crate) mod ssr {
-    use chrono::{DateTime, SecondsFormat, Timelike, Utc};
+    use chrono::{DateTime, SecondsFormat, Utc};
     use flowstate_model::status::{KNOWN_LIST, NULL};
     use flowstate_store::{ListQuery, RunSummary, RunView, Status, Store, StoreError, TextColumn, TextHead};
     use serde_json::Value;

@@ -26,7 +26,7 @@ async function ready(page: Page, on: boolean) {
 /// Failed runs (by last update) within `hours` before the instant the page read its figures, as the CLI sees them.
 async function failedWithin(page: Page, hours: number): Promise<Run[]> {
   const readAt = Date.parse((await page.locator('.read-at time').getAttribute('datetime')) ?? '');
-  const runs = (server.cli(['failed', '--hours', String(hours + 1), '--limit', '1000']) as RunsJson).runs;
+  const runs = (server.cli(['failed', '--hours', String(Math.ceil(hours) + 1), '--limit', '1000']) as RunsJson).runs;
   return runs.filter((r) => r.updated_at !== null && Date.parse(r.updated_at) >= readAt - hours * 3600_000);
 }
 

@@ -79,6 +79,8 @@ test('on a phone (390 px) the steps fit or say they scroll', async ({ page }, in
   await expect(page.getByTestId('failing-step')).toBeVisible();
   await expect(page.getByTestId('run-steps').locator('.scroll-hint')).toBeVisible();
   if (jsOn(info)) {
+    await page.getByTestId('run-steps').scrollIntoViewIfNeeded();
+    await page.evaluate(() => document.querySelector('[data-testid="run-steps"]')?.scrollIntoView({ block: 'start' }));
     await page.screenshot({ path: path.join(__dirname, '..', 'screenshots', 'run-steps-phone.png'), fullPage: false });
   }
 });

@@ -200,6 +200,13 @@ fn RunView(run: RunDetail) -> impl IntoView {
                 "; relative times count from then."
             </p>
         </section>
+        // The steps right after the fields (what happened, the failing step first), the raw history collapsed
+        // under them: one click away.
+        <StepListView steps/>
+        <JsonView id="history" title="Step history (raw JSON)" block=Some(history) see_all=see_all("history")
+            raw=raw("history")
+            item="step"
+        />
         {background}
         {metadata}
         <JsonView
@@ -218,11 +225,6 @@ fn RunView(run: RunDetail) -> impl IntoView {
             see_all=see_all("output")
             raw=raw("output")
             open=true
-        />
-        <StepListView steps/>
-        <JsonView id="history" title="Step history (raw JSON)" block=Some(history) see_all=see_all("history")
-            raw=raw("history")
-            item="step"
         />
         <DeleteRunForm run_id=run_id.clone() status=status.clone()/>
         <p class="run-links">

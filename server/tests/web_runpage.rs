@@ -122,7 +122,7 @@ async fn hostile_and_cut_histories_never_break_the_run_page() {
     long.push(json!({"name": "never-read", "success": false}));
     // As deep as the store accepts; deeper text written behind its back is below (SQLite).
     let deep: Value = serde_json::from_str(&format!("[{}{}]", "[".repeat(98), "]".repeat(98))).unwrap();
-    let cases = vec![
+    let cases = [
         ("r-cut", Value::Array(long)),
         (
             "r-evil",

@@ -98,7 +98,7 @@ pub(crate) trait Backend {
         &self,
         since: DateTime<Utc>,
         pipeline: &str,
-    ) -> Result<Vec<(String, String, i64, Option<i64>)>>;
+    ) -> Result<Vec<crate::insights::VersionCount>>;
     /// Runs failed (by last update) at or after `since`.
     async fn count_failed_since(&self, since: DateTime<Utc>) -> Result<i64>;
     /// Per pipeline: runs, finished runs and failed runs among those last updated at or after `since` (any

@@ -131,9 +131,11 @@ pub struct VersionFailureRate {
     pub last_seen: Option<DateTime<Utc>>,
 }
 
-/// Per version, from rows `(version, status key, runs, newest update in microseconds)`; the newest version (by
-/// its newest run) first.
-pub(crate) fn version_rates_of(rows: Vec<(String, String, i64, Option<i64>)>) -> Vec<VersionFailureRate> {
+/// What a backend reads per version: `(version, status key, runs, newest update in microseconds)`.
+pub(crate) type VersionCount = (String, String, i64, Option<i64>);
+
+/// Per version, from [`VersionCount`] rows; the newest version (by its newest run) first.
+pub(crate) fn version_rates_of(rows: Vec<VersionCount>) -> Vec<VersionFailureRate> {
     let mut per: BTreeMap<String, (FailureCount, Option<i64>)> = BTreeMap::new();
     for (version, status_key, n, newest) in rows {
         let entry = per.entry(version).or_default();

@@ -502,7 +502,7 @@ impl PgStore {
         &self,
         since: DateTime<Utc>,
         pipeline: &str,
-    ) -> Result<Vec<(String, String, i64, Option<i64>)>> {
+    ) -> Result<Vec<crate::insights::VersionCount>> {
         let rows: Vec<(String, String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(&format!(
             "SELECT COALESCE(pipeline_version, ''), {}, count(*), \
              max(updated_at) FILTER (WHERE updated_at <> 'infinity') FROM workflow_state \

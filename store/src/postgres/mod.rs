@@ -475,7 +475,7 @@ impl Backend for PgStore {
         &self,
         since: DateTime<Utc>,
         pipeline: &str,
-    ) -> Result<Vec<(String, String, i64, Option<i64>)>> {
+    ) -> Result<Vec<crate::insights::VersionCount>> {
         PgStore::version_counts(self, since, pipeline).await
     }
     async fn count_failed_since(&self, since: DateTime<Utc>) -> Result<i64> {

@@ -305,7 +305,7 @@ impl SqliteStore {
         conn: &mut sqlx::SqliteConnection,
         since_us: i64,
         scope: &FailureScope,
-    ) -> Result<(Vec<(String, String, i64, Option<String>)>, i64)> {
+    ) -> Result<(Vec<WindowRow>, i64)> {
         let map = self.map("grouping failures");
         let document: Option<String> = sqlx::query_scalar(&counters::sql::failed_window_json_in())
             .bind(since_us)
@@ -341,7 +341,7 @@ impl SqliteStore {
         &self,
         since: DateTime<Utc>,
         pipeline: &str,
-    ) -> Result<Vec<(String, String, i64, Option<i64>)>> {
+    ) -> Result<Vec<crate::insights::VersionCount>> {
         let u = instant_sql("updated_at");
         sqlx::query_as(&format!(
             "SELECT CAST(COALESCE(pipeline_version, '') AS TEXT), {}, count(*), max({u}) FROM workflow_state \
@@ -528,8 +528,11 @@ impl SqliteStore {
     }
 }
 
+/// One failure of a window: run id, pipeline, last update (µs), error excerpt.
+type WindowRow = (String, String, i64, Option<String>);
+
 /// The rows of a failure window read as one JSON document.
-fn parse_failed_window(document: Option<String>) -> Result<Vec<(String, String, i64, Option<String>)>> {
+fn parse_failed_window(document: Option<String>) -> Result<Vec<WindowRow>> {
     serde_json::from_str(document.as_deref().unwrap_or("[]")).map_err(|e| {
         StoreError::Database(sqlx::Error::Decode(
             format!("the failures read back as unexpected JSON: {e}").into(),

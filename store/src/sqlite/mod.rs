@@ -1213,7 +1213,7 @@ impl crate::backend::Backend for SqliteStore {
         &self,
         since: DateTime<Utc>,
         pipeline: &str,
-    ) -> Result<Vec<(String, String, i64, Option<i64>)>> {
+    ) -> Result<Vec<crate::insights::VersionCount>> {
         SqliteStore::version_counts(self, since, pipeline).await
     }
     async fn count_failed_since(&self, since: DateTime<Utc>) -> Result<i64> {

@@ -335,24 +335,74 @@ impl SqliteStore {
     }
 
     /// Per version of `pipeline`, runs by status among those last updated at or after `since`, with the newest
-    /// update: the pipeline's runs (`idx_flowstate_pipeline_created`, or the pipeline index flujo creates) read
-    /// with their version and status.
+    /// update. With the counters, the statuses the table holds are known: one range of
+    /// `idx_flowstate_status_activity` per status (the window's runs, the pipeline read from the index; `+` keeps
+    /// the planner off the pipeline indexes, which would read every run the pipeline ever had), and the version
+    /// from the rows of the pipeline's runs in the window. Measured at 100k runs, 24 h: 0.1 s against 0.5-0.8 s
+    /// through the pipeline index (sqlite3 CLI, load 8.5 on 2 cores). Without counters, the pipeline's runs.
     pub(crate) async fn version_counts(
         &self,
         since: DateTime<Utc>,
         pipeline: &str,
     ) -> Result<Vec<crate::insights::VersionCount>> {
         let u = instant_sql("updated_at");
-        sqlx::query_as(&format!(
-            "SELECT CAST(COALESCE(pipeline_version, '') AS TEXT), {}, count(*), max({u}) FROM workflow_state \
-             WHERE pipeline_id = ?1 AND {u} >= ?2 GROUP BY 1, 2",
+        let map = self.map("reading failures per version");
+        let select = format!(
+            "SELECT CAST(COALESCE(pipeline_version, '') AS TEXT), {}, count(*), max({u}) FROM workflow_state",
             counters::key_sql("status")
-        ))
-        .bind(pipeline)
-        .bind(time::instant_micros(&since))
-        .fetch_all(self.pool())
-        .await
-        .map_err(self.map("reading failures per version"))
+        );
+        let since_us = time::instant_micros(&since);
+        if !self.has_counters() {
+            return sqlx::query_as(&format!(
+                "{select} WHERE pipeline_id = ?1 AND {u} >= ?2 GROUP BY 1, 2"
+            ))
+            .bind(pipeline)
+            .bind(since_us)
+            .fetch_all(self.pool())
+            .await
+            .map_err(map);
+        }
+        let mut conn = self.pool().acquire().await.map_err(&map)?;
+        let mut tx = conn.begin().await.map_err(&map)?;
+        let statuses: Vec<Option<String>> = sqlx::query_scalar::<_, String>(counters::sql::STATUSES)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(&map)?
+            .iter()
+            .map(|k| counters::decode_key(k))
+            .collect();
+        let named: Vec<&String> = statuses.iter().flatten().collect();
+        let mut out = Vec::new();
+        if !named.is_empty() {
+            let sql = format!(
+                "{select} WHERE status IN ({}) AND {u} >= ? AND +pipeline_id = ? GROUP BY 1, 2",
+                vec!["?"; named.len()].join(", ")
+            );
+            let mut q = sqlx::query_as(&sql);
+            for name in &named {
+                q = q.bind(name.as_str());
+            }
+            let rows: Vec<crate::insights::VersionCount> = q
+                .bind(since_us)
+                .bind(pipeline)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(&map)?;
+            out.extend(rows);
+        }
+        if statuses.iter().any(Option::is_none) {
+            let rows: Vec<crate::insights::VersionCount> = sqlx::query_as(&format!(
+                "{select} WHERE status IS NULL AND {u} >= ?1 AND +pipeline_id = ?2 GROUP BY 1, 2"
+            ))
+            .bind(since_us)
+            .bind(pipeline)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(&map)?;
+            out.extend(rows);
+        }
+        tx.commit().await.map_err(&map)?;
+        Ok(out)
     }
 
     /// Failed runs last updated at or after `since_us`: from the hourly counters and an index range of the first

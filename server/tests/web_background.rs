@@ -186,10 +186,8 @@ async fn the_list_filters_background_tasks_and_parent_runs() {
     for (uri, want) in [
         ("/runs?background=1", vec!["child-1", "child-2"]),
         ("/runs?background=0", vec!["lone", "tagged", "parent"]),
-        (
-            "/runs?background=",
-            vec!["child-1", "child-2", "lone", "tagged", "parent"],
-        ),
+        // `background=` (blank) is redirected to `/runs` (web_runpage.rs): every run.
+        ("/runs", vec!["child-1", "child-2", "lone", "tagged", "parent"]),
         ("/runs?parent=parent", vec!["child-1", "child-2"]),
         ("/runs?parent=parent&background=0", vec![]),
         ("/runs?parent=lone", vec![]),

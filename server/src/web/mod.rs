@@ -509,15 +509,16 @@ async fn set_theme(Query(query): Query<ThemeQuery>) -> Response {
 /// for the trailing slash, which people type. 308 keeps the method and body: a POST is sent again, to the
 /// canonical path, through every guard (the CSRF layer has already checked this one).
 ///
-/// A page's address with blank fields (`/runs?status=failed&pipeline=&error=`, a stray `&=`: what a GET form
-/// submits for the fields left empty) is redirected (303) to the same address without them: every page reads a
-/// blank field as an absent one, and the address bar, history and shared links stay clean. Only for `GET` and
-/// `HEAD` outside `/api/` (server functions read their own arguments).
+/// A filter page's address with blank fields (`/runs?status=failed&pipeline=&error=`, a stray `&=`: what a GET
+/// form submits for the fields left empty) is redirected (303) to the same address without them: those pages read
+/// a blank field as an absent one, and the address bar, history and shared links stay clean. Only `GET` and
+/// `HEAD` of [`CLEAN_QUERY_PAGES`] (the cleanup page's own form round trip, with its error in the URL, is left
+/// as it is).
 async fn canonical_redirect(req: Request, next: Next) -> Response {
     if let Some(location) = canonical_location(req.uri()) {
         return (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, location)]).into_response();
     }
-    if matches!(*req.method(), Method::GET | Method::HEAD) && !req.uri().path().starts_with("/api/") {
+    if matches!(*req.method(), Method::GET | Method::HEAD) && CLEAN_QUERY_PAGES.contains(&req.uri().path()) {
         if let Some(query) = req.uri().query().and_then(without_blank_fields) {
             let target = if query.is_empty() {
                 req.uri().path().to_string()
@@ -534,6 +535,9 @@ async fn canonical_redirect(req: Request, next: Next) -> Response {
     }
     next.run(req).await
 }
+
+/// The pages whose blank query fields are dropped by a redirect (see [`canonical_redirect`]).
+const CLEAN_QUERY_PAGES: [&str; 2] = ["/runs", "/failures"];
 
 /// `query` without its blank fields (an empty name, an empty value or one of only spaces, an empty piece
 /// between two `&`), the others kept as they were spelled; `None` when it has none.

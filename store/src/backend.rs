@@ -110,4 +110,20 @@ pub(crate) trait Backend {
     ) -> Result<i64>;
     /// The newest `limit` audit entries, newest first.
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>>;
+
+    /// [`Backend::cleanup`], each batch also writing the run ids it deleted under audit entry `audit_id` and
+    /// adding them to its `affected`, in the batch's own transaction (schema 4).
+    async fn cleanup_recorded(&self, cleanup: &ValidCleanup, audit_id: i64) -> Result<u64>;
+    /// Deletes a run and records it (an audit entry and its id) in one transaction; the entry's id, `None` when
+    /// there was no such run.
+    async fn delete_recorded(
+        &self,
+        run_id: &str,
+        at: DateTime<Utc>,
+        actor: &str,
+        action: &str,
+        detail: &Value,
+    ) -> Result<Option<i64>>;
+    /// The run ids an audit entry deleted, in run-id order, the first `limit` after `after`.
+    async fn audit_run_ids(&self, audit_id: i64, after: Option<&str>, limit: u32) -> Result<Vec<String>>;
 }

@@ -68,6 +68,7 @@ pub use model::{
 };
 pub use schema::{MigrationReport, SchemaKind, SCHEMA_VERSION};
 pub use store::{
-    BackendKind, Durability, Location, Store, StoreOptions, WriteStats, CLEANUP_BATCH, CLEANUP_BATCH_TARGET,
+    BackendKind, Durability, Location, RecordedChange, Store, StoreOptions, WriteStats, CLEANUP_BATCH,
+    CLEANUP_BATCH_TARGET,
 };
 pub use time::{Clock, FixedClock, SystemClock};

@@ -28,6 +28,15 @@ use crate::{
 
 pub use crate::sqlite::{WriteStats, CLEANUP_BATCH, CLEANUP_BATCH_TARGET};
 
+/// What a recorded change did ([`Store::cleanup_recorded`]): its audit entry and the runs it deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RecordedChange {
+    /// The audit entry written for it (its `affected` is `deleted`).
+    pub audit_id: i64,
+    /// Runs deleted.
+    pub deleted: u64,
+}
+
 /// How hard SQLite works to make each commit durable. (On PostgreSQL, durability is the server's setting.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -628,6 +637,61 @@ impl Store {
     /// Database failures.
     pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
         on_backend!(self, b => b.audit_log(limit.min(ListQuery::MAX_LIMIT)).await)
+    }
+
+    /// [`Store::cleanup_old_workflows`], recorded: an audit entry (`actor`, `action` `cleanup`, `detail`,
+    /// `matched`) is written first with 0 affected, then every delete batch, in its own transaction, also writes
+    /// the run ids it deleted under that entry (`flowstate_audit_run`, read with [`Store::audit_run_ids`]) and
+    /// adds them to its `affected`. So the entry always says exactly what was deleted, even when a later batch
+    /// fails or the process is killed: the runs of committed batches, and only those.
+    ///
+    /// # Errors
+    /// As [`Store::cleanup_old_workflows`]; [`StoreError::Conflict`] on a read-only store. Batches already
+    /// committed stay deleted and recorded when a later batch fails.
+    pub async fn cleanup_recorded(
+        &self,
+        policy: &CleanupPolicy,
+        actor: &str,
+        detail: &Value,
+        matched: Option<i64>,
+    ) -> Result<RecordedChange> {
+        self.check_writable()?;
+        let cleanup = ValidCleanup::new(policy, self.clock.now())?;
+        let audit_id =
+            on_backend!(self, b => b.record_audit(self.now(), actor, "cleanup", detail, matched, 0).await)?;
+        let deleted = on_backend!(self, b => b.cleanup_recorded(&cleanup, audit_id).await)?;
+        Ok(RecordedChange { audit_id, deleted })
+    }
+
+    /// Deletes a run and records it in the same transaction: an audit entry (`actor`, `action`, `detail`;
+    /// matched and affected 1) and the run's id under it. The entry's id, or `None` (nothing recorded) when there
+    /// was no such run.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for an empty id; [`StoreError::Conflict`] on a read-only store;
+    /// [`StoreError::Busy`]; database failures (nothing is deleted then).
+    pub async fn delete_run_recorded(
+        &self,
+        run_id: &str,
+        actor: &str,
+        action: &str,
+        detail: &Value,
+    ) -> Result<Option<i64>> {
+        self.check_writable()?;
+        validate::lookup_id(run_id)?;
+        on_backend!(self, b => b.delete_recorded(run_id, self.now(), actor, action, detail).await)
+    }
+
+    /// The run ids audit entry `audit_id` deleted (a recorded cleanup's or deletion's), in run-id order, the
+    /// first `limit` (1..=[`ListQuery::MAX_LIMIT`]) after `after`: a keyset page, so a cleanup of millions of runs
+    /// is read a page at a time. Its entry's `affected` is how many there are. Empty for entries written before
+    /// schema 4 (and for other actions).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for a limit out of range; database failures.
+    pub async fn audit_run_ids(&self, audit_id: i64, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        validate::limit(limit)?;
+        on_backend!(self, b => b.audit_run_ids(audit_id, after, limit).await)
     }
 }
 

@@ -358,24 +358,21 @@ pub(crate) mod ssr {
                 "no runs match this policy, so there is nothing to delete",
             ));
         }
-        let deleted = store.cleanup_old_workflows(&policy).await?;
-        let deleted = i64::try_from(deleted).unwrap_or(i64::MAX);
         let detail = json!({
             "older_than_days": form.days,
             "statuses": form.statuses,
             "pipeline": form.pipeline,
             "cutoff": now.cutoff.to_rfc3339_opts(SecondsFormat::Secs, true),
         });
-        let audit_id = match store
-            .record_audit(actor, "cleanup", &detail, Some(confirmed), deleted)
+        // The entry is written first and each batch records its run ids in its own transaction, so the audit
+        // log says what was deleted even when a batch fails midway.
+        let done = store
+            .cleanup_recorded(&policy, actor, &detail, Some(confirmed))
             .await
-        {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::error!(error = %e, deleted, "cleanup done but its audit entry could not be written");
-                return Err(AppError::from(e));
-            }
-        };
+            .inspect_err(
+                |e| tracing::error!(error = %e, "cleanup failed; its audit entry says what was deleted"),
+            )?;
+        let (audit_id, deleted) = (done.audit_id, i64::try_from(done.deleted).unwrap_or(i64::MAX));
         tracing::info!(actor, deleted, matched = confirmed, audit_id, "cleanup done");
         leptos_axum::redirect(&format!("/cleanup?{}&done={audit_id}", form.query()));
         Ok(CleanupDone {

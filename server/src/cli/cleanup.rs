@@ -8,6 +8,9 @@ use serde_json::json;
 use super::output::{human_time, json_doc, json_time, rfc3339, Table};
 use super::{open, CleanupArgs, CliError};
 
+/// Who the audit log says made a change through the CLI.
+pub const ACTOR: &str = "cli";
+
 /// Previews the cleanup a policy describes; with `--yes` also performs it. A dry run opens the file read-only.
 pub async fn run(db: &Path, args: CleanupArgs, json: bool) -> Result<String, CliError> {
     let policy = CleanupPolicy {
@@ -28,20 +31,34 @@ pub async fn run(db: &Path, args: CleanupArgs, json: bool) -> Result<String, Cli
             return Err(e.into());
         }
     };
-    let deleted = if args.yes && preview.matched > 0 {
-        let done = store.cleanup_old_workflows(&policy).await;
+    // Recorded in the audit log like the dashboard's cleanups (actor `cli`): the entry first, then each delete
+    // batch writes the run ids it deleted under it in its own transaction.
+    let recorded = if args.yes && preview.matched > 0 {
+        let detail = json!({
+            "older_than_days": policy.older_than_days,
+            "statuses": policy.effective_statuses(),
+            "pipeline": policy.pipeline_id,
+            "cutoff": rfc3339(&preview.cutoff),
+            "user": std::env::var("USER").ok().filter(|u| !u.is_empty()),
+        });
+        let done = store
+            .cleanup_recorded(&policy, ACTOR, &detail, Some(preview.matched))
+            .await;
         store.close().await;
-        done?
+        Some(done?)
     } else {
         store.close().await;
-        0
+        None
     };
+    let deleted = recorded.map_or(0, |r| r.deleted);
+    let audit_id = recorded.map(|r| r.audit_id);
 
     if json {
         return Ok(json_doc(&json!({
             "dry_run": args.dry_run,
             "matched": preview.matched,
             "deleted": deleted,
+            "audit_id": audit_id,
             "by_status": preview.by_status,
             "by_pipeline": preview.by_pipeline,
             "cutoff": rfc3339(&preview.cutoff),
@@ -59,6 +76,11 @@ pub async fn run(db: &Path, args: CleanupArgs, json: bool) -> Result<String, Cli
     out.push('\n');
     if args.yes {
         out.push_str(&format!("deleted {deleted} runs\n"));
+        if let Some(id) = audit_id {
+            out.push_str(&format!(
+                "recorded as audit entry {id} (`flowstate audit {id}` lists the run ids it deleted)\n"
+            ));
+        }
         if deleted != preview.matched as u64 {
             out.push_str(&format!(
                 "note: {} runs matched the preview; runs changed meanwhile were left alone\n",

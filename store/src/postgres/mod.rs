@@ -15,6 +15,7 @@
 //! reconnected to by itself; while the server cannot be reached, calls fail with [`StoreError::Unavailable`] once
 //! the busy timeout is spent, never hang.
 
+mod audit;
 mod bulk;
 pub(crate) mod counters;
 pub(crate) mod failures;
@@ -495,6 +496,22 @@ impl Backend for PgStore {
     }
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
         PgStore::audit_log(self, limit).await
+    }
+    async fn cleanup_recorded(&self, cleanup: &ValidCleanup, audit_id: i64) -> Result<u64> {
+        PgStore::cleanup_batches(self, cleanup, Some(audit_id)).await
+    }
+    async fn delete_recorded(
+        &self,
+        run_id: &str,
+        at: DateTime<Utc>,
+        actor: &str,
+        action: &str,
+        detail: &Value,
+    ) -> Result<Option<i64>> {
+        PgStore::delete_recorded(self, run_id, at, actor, action, detail).await
+    }
+    async fn audit_run_ids(&self, audit_id: i64, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        PgStore::audit_run_ids(self, audit_id, after, limit).await
     }
 }
 

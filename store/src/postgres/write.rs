@@ -401,6 +401,12 @@ impl PgStore {
     /// filter is the preview's ([`cleanup_filter`]); batches go on until one deletes nothing, so rows skipped
     /// because a writer held them are deleted by a later batch.
     pub(crate) async fn cleanup(&self, policy: &ValidCleanup) -> Result<u64> {
+        self.cleanup_batches(policy, None).await
+    }
+
+    /// [`PgStore::cleanup`], each batch's statement also recording the run ids it deleted under audit entry
+    /// `record` (and adding them to its `affected`), when given: one statement, so one transaction.
+    pub(crate) async fn cleanup_batches(&self, policy: &ValidCleanup, record: Option<i64>) -> Result<u64> {
         self.check_writable()?;
         if policy.pipeline_id.as_deref().is_some_and(super::read::holds_nul) {
             return Ok(0);
@@ -409,20 +415,28 @@ impl PgStore {
         let mut batch: i64 = 64;
         loop {
             // The preview's filter exactly (`-infinity` never matches), picked and locked in a subquery.
-            let mut qb = cleanup_filter(
-                policy,
-                "DELETE FROM workflow_state WHERE run_id IN (SELECT run_id FROM workflow_state WHERE ",
-            );
+            let head = match record {
+                None => {
+                    "DELETE FROM workflow_state WHERE run_id IN (SELECT run_id FROM workflow_state WHERE "
+                }
+                Some(_) => super::audit::RECORDED_HEAD,
+            };
+            let mut qb = cleanup_filter(policy, head);
             qb.push(" LIMIT ")
                 .push_bind(batch)
                 .push(" FOR UPDATE SKIP LOCKED)");
             let began = Instant::now();
-            let done = qb
-                .build()
-                .execute(&self.pool)
-                .await
-                .map_err(self.err("cleaning up"))?
-                .rows_affected();
+            let done = match record {
+                None => qb
+                    .build()
+                    .execute(&self.pool)
+                    .await
+                    .map_err(self.err("cleaning up"))?
+                    .rows_affected(),
+                Some(audit_id) => super::audit::recorded_batch(&self.pool, qb, audit_id)
+                    .await
+                    .map_err(self.err("cleaning up"))?,
+            };
             let took = began.elapsed();
             deleted += done;
             tracing::debug!(rows = done, ms = took.as_secs_f64() * 1e3, "cleanup batch");

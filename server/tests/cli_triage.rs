@@ -500,3 +500,112 @@ fn cleanup_yes_is_recorded_with_the_run_ids_it_deleted() {
     let missing = run(&db, &["audit", "999999", "--json"]);
     assert_eq!(missing.status.code(), Some(1));
 }
+
+#[test]
+fn cleanup_says_what_it_would_free_and_what_it_freed_and_reclaim_gives_space_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo(dir.path(), 600, 8);
+    let preview = json(&db, &["cleanup", "--days", "20", "--dry-run"]);
+    let estimated = preview["estimated_bytes"].as_i64().expect("an estimate");
+    assert!(estimated > 0, "{preview}");
+    assert_eq!(
+        preview["estimate"]["measured_runs"], preview["matched"],
+        "{preview}"
+    );
+    let people = human(&db, &["cleanup", "--days", "20", "--dry-run"], None);
+    assert!(people.contains("would free about"), "{people}");
+    assert!(people.contains("the stored size of their values"), "{people}");
+
+    let done = json(&db, &["cleanup", "--days", "20", "--yes"]);
+    let space = &done["space"];
+    let freed = space["bytes_freed"].as_i64().unwrap();
+    assert!(freed > 0, "{done}");
+    if support::on_postgres() {
+        assert_eq!(
+            freed, estimated,
+            "the same measure, taken as the rows went: {done}"
+        );
+        assert_eq!(space["bytes_returned"], 0);
+    } else {
+        // The demo's file was made by flowstate: incremental, so the pages went back to the file system.
+        assert_eq!(space["incremental"], true, "{done}");
+        assert!(space["bytes_returned"].as_i64().unwrap() > 0, "{done}");
+        assert!(
+            space["bytes_after"].as_i64() < space["bytes_before"].as_i64(),
+            "{done}"
+        );
+    }
+    // The audit entry says it too.
+    let entry = &json(&db, &["audit"])["entries"][0];
+    assert_eq!(entry["detail"]["space"]["bytes_freed"], freed, "{entry}");
+    let out = human(&db, &["cleanup", "--days", "10", "--yes"], None);
+    assert!(out.contains("freed "), "{out}");
+
+    let r = json(&db, &["reclaim"]);
+    if support::on_postgres() {
+        assert_eq!(r["method"], "vacuum", "{r}");
+        assert_eq!(r["free_bytes_after"], Value::Null);
+    } else {
+        assert_eq!(r["method"], "incremental_vacuum", "{r}");
+        assert_eq!(r["free_bytes_after"], 0, "{r}");
+        let r = json(&db, &["reclaim", "--convert"]);
+        assert_eq!(r["method"], "vacuum_full_rewrite", "{r}");
+        assert_eq!(r["incremental"], true);
+    }
+}
+
+#[test]
+fn reclaim_explains_a_file_that_is_not_incremental_and_converts_it_once() {
+    if support::on_postgres() {
+        println!("SKIPPED: auto_vacuum is a SQLite file's mode");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flujo.db");
+    // A file as flujo creates it (auto_vacuum NONE), with flujo 0.4.35's table, then runs written by flowstate.
+    std::thread::spawn({
+        let db = db.clone();
+        move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    use sqlx::{ConnectOptions, Connection};
+                    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+                        .filename(&db)
+                        .create_if_missing(true)
+                        .connect()
+                        .await
+                        .unwrap();
+                    sqlx::raw_sql("CREATE TABLE placeholder (x)")
+                        .execute(&mut conn)
+                        .await
+                        .unwrap();
+                    conn.close().await.unwrap();
+                })
+        }
+    })
+    .join()
+    .unwrap();
+    json(&db, &["migrate"]);
+    json(&db, &["demo", "--runs", "400", "--seed", "9", "--force"]);
+    let done = json(&db, &["cleanup", "--days", "20", "--yes"]);
+    assert_eq!(done["space"]["incremental"], false, "{done}");
+    assert_eq!(done["space"]["bytes_returned"], 0, "{done}");
+    assert!(done["space"]["free_bytes_after"].as_i64().unwrap() > 0, "{done}");
+    let people = human(&db, &["cleanup", "--days", "5", "--yes"], None);
+    assert!(
+        people.contains("free pages for new runs") && people.contains("reclaim --convert"),
+        "{people}"
+    );
+    let r = human(&db, &["reclaim"], None);
+    assert!(
+        r.contains("auto_vacuum is NONE") && r.contains("--convert"),
+        "{r}"
+    );
+    let converted = json(&db, &["reclaim", "--convert"]);
+    assert_eq!(converted["incremental"], true, "{converted}");
+    assert!(converted["bytes_returned"].as_i64().unwrap() > 0, "{converted}");
+    assert_eq!(converted["free_bytes_after"], 0);
+}

@@ -15,6 +15,7 @@ mod failures;
 mod migrate;
 mod open;
 mod output;
+mod reclaim;
 mod runs;
 mod show;
 mod stats;
@@ -68,6 +69,9 @@ pub enum Command {
     Cleanup(CleanupArgs),
     /// The record of changes (cleanups, deletions, copies); with an entry's id, the run ids it deleted.
     Audit(AuditArgs),
+    /// Give back the space deleted runs left: SQLite, an incremental file's free pages in small steps (or, with
+    /// --convert, one blocking VACUUM that makes the file incremental); PostgreSQL, VACUUM.
+    Reclaim(ReclaimArgs),
     /// Bring the database to the current schema (flujo's table plus flowstate's indexes and counters) and say
     /// what changed.
     Migrate(MigrateArgs),
@@ -170,6 +174,15 @@ pub struct AuditArgs {
     /// With ID: the run ids after this one (the previous page's last, `next_after` in --json).
     #[arg(long, value_name = "RUN_ID", requires = "id")]
     pub after: Option<String>,
+}
+
+/// Arguments of `flowstate reclaim`.
+#[derive(Debug, Args)]
+pub struct ReclaimArgs {
+    /// SQLite: set auto_vacuum to INCREMENTAL with one VACUUM, which rewrites the whole file holding the write
+    /// lock throughout (stop the writers first; needs free disk about the file's size). Once per file.
+    #[arg(long)]
+    pub convert: bool,
 }
 
 /// Arguments of `flowstate migrate`.
@@ -454,6 +467,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         Command::Show(args) => show::run(&db()?, &args.run_id, json).await,
         Command::Failures(args) => failures::run(&db()?, args, json).await,
         Command::Cleanup(args) => cleanup::run(&db()?, args, json).await,
+        Command::Reclaim(args) => reclaim::run(&db()?, args, json).await,
         Command::Audit(args) => audit::run(&db()?, args, json).await,
         Command::Migrate(args) => migrate::run(&db()?, args.check_counters, json).await,
         Command::Demo(args) => demo::run(&db()?, args, json).await,

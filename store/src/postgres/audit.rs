@@ -14,25 +14,39 @@ pub(super) const RECORDED_HEAD: &str =
     "WITH gone AS (DELETE FROM workflow_state WHERE run_id IN (SELECT run_id FROM workflow_state WHERE ";
 
 /// Ends and runs one batch of a recorded cleanup begun with [`RECORDED_HEAD`]: one statement deletes the rows,
-/// writes their ids under `audit_id` and adds their number to the entry's `affected`. Returns the rows deleted.
+/// writes their ids under `audit_id` and adds their number to the entry's `affected`. Returns the rows deleted
+/// and their stored size ([`super::space::ROW_BYTES`], measured as they go).
 pub(super) async fn recorded_batch(
     pool: &PgPool,
     mut qb: QueryBuilder<'static, Postgres>,
     audit_id: i64,
-) -> sqlx::Result<u64> {
-    qb.push(" RETURNING run_id), noted AS (INSERT INTO flowstate_audit_run (audit_id, run_id) SELECT ")
+) -> sqlx::Result<(u64, i64)> {
+    qb.push(format!(" RETURNING run_id, {} AS n", super::space::ROW_BYTES));
+    qb.push("), noted AS (INSERT INTO flowstate_audit_run (audit_id, run_id) SELECT ")
         .push_bind(audit_id)
         .push(
             ", run_id FROM gone ON CONFLICT DO NOTHING), counted AS (UPDATE flowstate_audit \
          SET affected = affected + (SELECT count(*) FROM gone) WHERE id = ",
         )
         .push_bind(audit_id)
-        .push(") SELECT count(*) FROM gone");
-    let done: i64 = qb.build_query_scalar().fetch_one(pool).await?;
-    Ok(u64::try_from(done).unwrap_or(0))
+        .push(") SELECT count(*), coalesce(sum(n), 0)::bigint FROM gone");
+    let (done, bytes): (i64, i64) = qb.build_query_as().fetch_one(pool).await?;
+    Ok((u64::try_from(done).unwrap_or(0), bytes))
 }
 
 impl PgStore {
+    /// Replaces audit entry `audit_id`'s detail (a recorded cleanup adds what it freed).
+    pub(crate) async fn set_audit_detail(&self, audit_id: i64, detail: &Value) -> Result<()> {
+        self.check_writable()?;
+        sqlx::query("UPDATE flowstate_audit SET detail = $1::jsonb WHERE id = $2")
+            .bind(detail.to_string())
+            .bind(audit_id)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("recording an audit entry"))?;
+        Ok(())
+    }
+
     /// Deletes run `run_id` and, in the same statement, records it: an audit entry (`matched` and `affected` 1)
     /// and its id in `flowstate_audit_run`. The entry's id, or `None` when there was no such run.
     pub(crate) async fn delete_recorded(

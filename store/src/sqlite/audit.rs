@@ -73,6 +73,18 @@ async fn batch_body(
 }
 
 impl SqliteStore {
+    /// Replaces audit entry `audit_id`'s detail (a recorded cleanup adds what it freed).
+    pub(crate) async fn set_audit_detail(&self, audit_id: i64, detail: &Value) -> Result<()> {
+        self.writer()?;
+        sqlx::query("UPDATE flowstate_audit SET detail = ?1 WHERE id = ?2")
+            .bind(detail.to_string())
+            .bind(audit_id)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err("recording an audit entry"))?;
+        Ok(())
+    }
+
     /// Deletes run `run_id` and, in the same transaction, records it: an audit entry (`matched` and `affected`
     /// 1) and its id in `flowstate_audit_run`. The entry's id, or `None` when there was no such run (nothing is
     /// recorded then).

@@ -12,6 +12,7 @@ pub(crate) mod rawcopy;
 mod reader;
 pub(crate) mod row;
 pub(crate) mod schema;
+mod space;
 mod writer;
 
 pub use writer::WriteStats;
@@ -1021,6 +1022,9 @@ async fn create_new(path: &Path, base: &SqliteConnectOptions, busy_ms: u64) -> R
             .clone()
             .filename(&tmp)
             .create_if_missing(true)
+            // Before the first page is written (only a VACUUM changes it later): a new file gives the pages a
+            // cleanup frees back in small steps (crate::space), never needing a blocking VACUUM.
+            .auto_vacuum(sqlx::sqlite::SqliteAutoVacuum::Incremental)
             .journal_mode(SqliteJournalMode::Wal)
             .connect()
             .await
@@ -1254,8 +1258,11 @@ impl crate::backend::Backend for SqliteStore {
     async fn audit_log(&self, limit: u32) -> Result<Vec<crate::AuditEntry>> {
         SqliteStore::audit_log(self, limit).await
     }
-    async fn cleanup_recorded(&self, cleanup: &ValidCleanup, audit_id: i64) -> Result<u64> {
-        SqliteStore::cleanup_batches(self, cleanup, Some(audit_id)).await
+    async fn cleanup_recorded(&self, cleanup: &ValidCleanup, audit_id: i64) -> Result<(u64, Option<i64>)> {
+        Ok((
+            SqliteStore::cleanup_batches(self, cleanup, Some(audit_id)).await?,
+            None,
+        ))
     }
     async fn delete_recorded(
         &self,
@@ -1269,5 +1276,21 @@ impl crate::backend::Backend for SqliteStore {
     }
     async fn audit_run_ids(&self, audit_id: i64, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
         SqliteStore::audit_run_ids(self, audit_id, after, limit).await
+    }
+    async fn set_audit_detail(&self, audit_id: i64, detail: &serde_json::Value) -> Result<()> {
+        SqliteStore::set_audit_detail(self, audit_id, detail).await
+    }
+    async fn space_use(&self) -> Result<crate::space::SpaceUse> {
+        SqliteStore::space_use(self).await
+    }
+    async fn estimate_cleanup_bytes(
+        &self,
+        cleanup: &ValidCleanup,
+        matched: i64,
+    ) -> Result<crate::space::CleanupBytes> {
+        SqliteStore::estimate_cleanup_bytes(self, cleanup, matched).await
+    }
+    async fn reclaim_space(&self) -> Result<crate::space::Reclaimed> {
+        SqliteStore::reclaim_space(self).await
     }
 }

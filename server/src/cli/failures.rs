@@ -90,8 +90,8 @@ pub async fn run(db: &Path, args: FailuresArgs, json: bool) -> Result<String, Cl
         ">RUNS",
         "FIRST SEEN (UTC)",
         "LAST SEEN (UTC)",
-        "PIPELINES",
         "SIGNATURE",
+        "PIPELINES",
     ]);
     for (i, g) in groups.iter().enumerate() {
         let mut pipelines: Vec<(&String, &i64)> = g.pipelines.iter().collect();
@@ -106,15 +106,17 @@ pub async fn run(db: &Path, args: FailuresArgs, json: bool) -> Result<String, Cl
             flowstate_app::format::count(g.count),
             human_time(&g.first_seen),
             human_time(&g.last_seen),
-            truncate(&pipelines.join(", "), 48),
             match fit {
                 Some(_) => signature,
                 None => truncate(&signature, SIGNATURE_COLUMNS),
             },
+            truncate(&pipelines.join(", "), 48),
         ]);
     }
+    // On a terminal the pipelines give way first, then the signature.
     if let Some(columns) = fit {
         table.fit(5, columns);
+        table.fit(4, columns);
     }
     out.push_str(&table.render());
     out.push_str("\nsample runs (newest first; `flowstate show RUN_ID`):\n");

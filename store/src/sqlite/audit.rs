@@ -85,9 +85,9 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Deletes run `run_id` and, in the same transaction, records it: an audit entry (`matched` and `affected`
-    /// 1) and its id in `flowstate_audit_run`. The entry's id, or `None` when there was no such run (nothing is
-    /// recorded then).
+    /// Deletes run `run_id` and, in the same transaction, records it: an audit entry (with `matched` and
+    /// `affected` of one) and its id in `flowstate_audit_run`. The entry's id, or `None` when there was no such
+    /// run (nothing is recorded then).
     pub(crate) async fn delete_recorded(
         &self,
         run_id: &str,
@@ -148,7 +148,7 @@ impl SqliteStore {
         rows.iter()
             .map(|r| r.try_get::<String, _>(0))
             .collect::<sqlx::Result<Vec<String>>>()
-            .map_err(|e| StoreError::Database(e))
+            .map_err(StoreError::Database)
     }
 }
 

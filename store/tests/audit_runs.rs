@@ -53,7 +53,9 @@ both_backends! {
         let entry = log.iter().find(|e| e.id == done.audit_id).expect("the entry is in the log");
         assert_eq!(entry.actor, "tester");
         assert_eq!(entry.action, "cleanup");
-        assert_eq!(entry.detail, detail);
+        assert_eq!(entry.detail["older_than_days"], 30);
+        assert_eq!(entry.detail["who"], "test");
+        assert_eq!(entry.detail["space"]["bytes_freed"], done.bytes_freed, "and what it freed");
         assert_eq!(entry.matched, Some(1_234));
         assert_eq!(entry.affected, 1_234, "affected is what the batches deleted");
 

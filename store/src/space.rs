@@ -18,7 +18,7 @@
 use serde::Serialize;
 
 /// How many matched runs a cleanup estimate measures; beyond this it scales the measured ones' average.
-pub const ESTIMATE_RUNS: i64 = 100_000;
+pub const ESTIMATE_RUNS: i64 = 10_000;
 
 /// The pages a SQLite reclaim step gives back (256 pages: 1 MiB with 4 KiB pages).
 pub const RECLAIM_STEP_PAGES: i64 = 256;

@@ -326,7 +326,7 @@ fn PreviewSection(preview: PreviewView, access: Access, run: ServerAction<RunCle
         let how = if exact {
             "the stored size of their values; indexes not counted"
         } else {
-            "the stored size of their values, measured on the oldest 100,000 and scaled; indexes not counted"
+            "the stored size of their values, measured on the oldest 10,000 and scaled; indexes not counted"
         };
         view! {
             <div>

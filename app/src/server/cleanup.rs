@@ -176,7 +176,7 @@ pub struct PreviewView {
     /// The newest last activity among the matches.
     pub newest: Option<When>,
     /// What deleting them would free: their stored size (`Store::estimate_cleanup_bytes`), and whether every
-    /// matched run was measured (otherwise the oldest 100,000 were, and the rest counted at their average).
+    /// matched run was measured (otherwise the oldest 10,000 were, and the rest counted at their average).
     pub estimated_bytes: Option<(i64, bool)>,
 }
 

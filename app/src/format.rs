@@ -36,6 +36,24 @@ pub fn duration_ms(ms: f64) -> String {
     format!("{} h {:02} min", total / 3600, (total % 3600) / 60)
 }
 
+/// A size in bytes for people (1024-based): `830 B`, `4.0 KB`, `12.3 MB`, `1.50 GB`; `—` when negative.
+pub fn bytes(n: i64) -> String {
+    const K: f64 = 1024.0;
+    if n < 0 {
+        return "—".into();
+    }
+    let f = n as f64;
+    if f < K {
+        format!("{n} B")
+    } else if f < K * K {
+        format!("{:.1} KB", f / K)
+    } else if f < K * K * K {
+        format!("{:.1} MB", f / (K * K))
+    } else {
+        format!("{:.2} GB", f / (K * K * K))
+    }
+}
+
 /// Percent-encodes a value for a URL query or a path segment (declared in `flowstate_model::url`).
 pub use flowstate_model::url::url_encode;
 
@@ -184,6 +202,15 @@ mod tests {
         assert_eq!(duration_ms(245_000.0), "4 min 05 s");
         assert_eq!(duration_ms(7_380_000.0), "2 h 03 min");
         assert_eq!(duration_ms(f64::NAN), "—");
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(bytes(830), "830 B");
+        assert_eq!(bytes(4096), "4.0 KB");
+        assert_eq!(bytes(29_045_760), "27.7 MB");
+        assert_eq!(bytes(1_610_612_736), "1.50 GB");
+        assert_eq!(bytes(-1), "—");
     }
 
     #[test]

@@ -304,11 +304,22 @@ pub struct BackgroundDetail {
 /// A finished run's index is usually N (past the last step): it reads "step N of N". An unknown count (0)
 /// reads "step i".
 pub fn step_text(index: i64, total: i64) -> String {
-    let shown = index.saturating_add(1).max(1);
+    let shown = step_number(index, total);
     if total > 0 {
-        format!("step {} of {total}", shown.min(total))
+        format!("step {shown} of {total}")
     } else {
         format!("step {shown}")
+    }
+}
+
+/// The 1-based step number [`step_text`] shows (the CLI's `STEP` column too): the stored 0-based index plus one,
+/// at least 1, at most `total` when the count is known.
+pub fn step_number(index: i64, total: i64) -> i64 {
+    let shown = index.saturating_add(1).max(1);
+    if total > 0 {
+        shown.min(total)
+    } else {
+        shown
     }
 }
 

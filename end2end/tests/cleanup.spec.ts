@@ -69,6 +69,12 @@ test('the whole cleanup: preview, a refused count, the confirmed deletion and it
   await expect(count).toHaveAttribute('data-value', String(expected));
   await expect(page.getByRole('table', { name: 'By status' })).toBeVisible();
   await expect(page.getByText('Oldest last activity')).toBeVisible();
+  // What the policy would free: the CLI's estimate, the same store call.
+  const estimated = (server.cli(['cleanup', '--days', '30', '--dry-run']) as CleanupJson & { estimated_bytes: number })
+    .estimated_bytes;
+  expect(estimated).toBeGreaterThan(0);
+  await expect(page.getByTestId('preview-bytes')).toHaveAttribute('data-value', String(estimated));
+  await expect(page.getByTestId('preview-bytes')).toContainText('stored size of their values');
 
   // 2. A wrong count is refused: nothing deleted, the preview shown again with the reason.
   const confirm = page.getByLabel(/Type the number of runs to delete/);
@@ -89,6 +95,15 @@ test('the whole cleanup: preview, a refused count, the confirmed deletion and it
   await expect(newest).toContainText('cleanup');
   await expect(newest).toContainText('local');
   await expect(newest.getByTestId('history-affected')).toHaveText(String(expected));
+  // What it freed (a file flowstate made is incremental: the pages went back to the file system), from the
+  // audit entry, which the CLI reads too.
+  await expect(page.getByTestId('cleanup-done')).toContainText(/Freed \d[\d.]* (B|KB|MB)/);
+  await expect(page.getByTestId('cleanup-done')).toContainText('given back to the file system');
+  await expect(newest.getByTestId('history-freed')).toHaveText(/\d[\d.]* (B|KB|MB)/);
+  const entry = (server.cli(['audit']) as { entries: { actor: string; detail: { space: { bytes_freed: number } } }[] })
+    .entries[0];
+  expect(entry.actor).toBe('local');
+  expect(entry.detail.space.bytes_freed).toBeGreaterThan(0);
   expect((server.cli(['stats']) as StatsJson).total_workflows).toBe(total - expected);
 
   // 4. The same preview again: nothing left to delete.

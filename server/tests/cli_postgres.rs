@@ -141,7 +141,11 @@ fn a_server_that_is_down_is_one_line_and_never_shows_the_password() {
         assert_eq!(err.lines().count(), 1, "{with_json:?}: {err}");
         let doc: Value =
             serde_json::from_str(&err).unwrap_or_else(|e| panic!("{with_json:?}: not JSON ({e}): {err}"));
-        assert!(doc["error"].as_str().unwrap().contains("cannot open"), "{err}");
+        assert!(
+            doc["error"]["message"].as_str().unwrap().contains("cannot open"),
+            "{err}"
+        );
+        assert_eq!(doc["error"]["kind"], "runtime", "{err}");
         assert!(!err.contains("secret"), "{with_json:?}: {err}");
     }
     // The same from FLOWSTATE_DB, and with debug logs on.

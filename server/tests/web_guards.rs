@@ -106,6 +106,18 @@ async fn a_confirmed_cleanup_deletes_exactly_the_previewed_runs_and_writes_one_a
         "30 days before now"
     );
     assert_eq!(snapshot(&f.store).await, before, "a preview changes nothing");
+    // What it would free (issue 15): the store's estimate for the same policy.
+    let estimate = f
+        .store
+        .estimate_cleanup_bytes(&flowstate_store::CleanupPolicy::older_than_days(30), 6)
+        .await
+        .unwrap();
+    assert!(estimate.bytes > 0);
+    assert_eq!(
+        preview["estimated_bytes"],
+        serde_json::json!([estimate.bytes, true]),
+        "{preview}"
+    );
 
     let done = Post::cleanup("6").send(app(&f.store)).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
@@ -141,6 +153,17 @@ async fn a_confirmed_cleanup_deletes_exactly_the_previewed_runs_and_writes_one_a
         log[0].detail["statuses"],
         serde_json::json!(["completed", "failed", "cancelled"])
     );
+    // Which runs it deleted (issue 15), and what it freed.
+    let mut recorded = f.store.audit_run_ids(audit_id, None, 100).await.unwrap();
+    recorded.sort();
+    let mut old: Vec<String> = OLD_TERMINAL.iter().map(|s| s.to_string()).collect();
+    old.sort();
+    assert_eq!(recorded, old, "the run ids the cleanup deleted are recorded");
+    assert!(
+        log[0].detail["space"]["bytes_freed"].as_i64().is_some(),
+        "{}",
+        log[0].detail
+    );
 
     // The page the browser is sent to shows the result and the history.
     let page = visit(app(&f.store), done.location(), None).await;
@@ -151,6 +174,10 @@ async fn a_confirmed_cleanup_deletes_exactly_the_previewed_runs_and_writes_one_a
         page.body
     );
     assert!(page.body.contains("Deleted 6 runs"), "the result is shown");
+    assert!(
+        page.body.contains("data-testid=\"history-freed\""),
+        "the history says what it freed"
+    );
     assert!(
         page.body.contains(&format!("data-audit-id=\"{audit_id}\"")),
         "the history lists it"
@@ -785,6 +812,11 @@ async fn delete_run_needs_the_typed_id_and_writes_an_audit_entry() {
     );
     assert_eq!(log[0].detail["run_id"], "old-c1");
     assert_eq!(log[0].affected, 1);
+    assert_eq!(
+        f.store.audit_run_ids(log[0].id, None, 10).await.unwrap(),
+        vec!["old-c1".to_string()],
+        "the deleted run's id is recorded with its entry"
+    );
 
     let answer = Post::delete("old-r1", "old-r1")
         .field("active_ok", "yes")

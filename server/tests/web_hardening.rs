@@ -670,6 +670,7 @@ fn the_real_server_answers_its_public_urls_from_the_flag_or_the_environment() {
             "https://c.example",
             "--db",
             db,
+            "--create",
         ],
         &[
             ("FLOWSTATE_ADMIN_TOKEN", "real-server-token"),

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::bulk::BulkNote;
 use crate::insights::{ActivityBucket, AuditEntry, Bucket, FailureReport, StuckRuns};
+use crate::space::{CleanupBytes, Reclaimed, SpaceUse};
 use crate::validate::{ValidCleanup, ValidList, ValidState};
 use crate::{
     CleanupPreview, CounterCheck, MigrationReport, Percentiles, Result, RunSummary, RunView, TextColumn,
@@ -120,4 +121,29 @@ pub(crate) trait Backend {
     ) -> Result<i64>;
     /// The newest `limit` audit entries, newest first.
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>>;
+
+    /// [`Backend::cleanup`], each batch also writing the run ids it deleted under audit entry `audit_id` and
+    /// adding them to its `affected`, in the batch's own transaction (schema 4).
+    /// The rows deleted, and their stored size when the backend measures it as it deletes (PostgreSQL).
+    async fn cleanup_recorded(&self, cleanup: &ValidCleanup, audit_id: i64) -> Result<(u64, Option<i64>)>;
+    /// Deletes a run and records it (an audit entry and its id) in one transaction; the entry's id, `None` when
+    /// there was no such run.
+    async fn delete_recorded(
+        &self,
+        run_id: &str,
+        at: DateTime<Utc>,
+        actor: &str,
+        action: &str,
+        detail: &Value,
+    ) -> Result<Option<i64>>;
+    /// The run ids an audit entry deleted, in run-id order, the first `limit` after `after`.
+    async fn audit_run_ids(&self, audit_id: i64, after: Option<&str>, limit: u32) -> Result<Vec<String>>;
+    /// Replaces an audit entry's detail.
+    async fn set_audit_detail(&self, audit_id: i64, detail: &Value) -> Result<()>;
+    /// How much space the database takes now ([`crate::space`]).
+    async fn space_use(&self) -> Result<SpaceUse>;
+    /// The stored size of the runs a cleanup matches (`matched` of them).
+    async fn estimate_cleanup_bytes(&self, cleanup: &ValidCleanup, matched: i64) -> Result<CleanupBytes>;
+    /// Gives freed space back as far as it can without blocking writers.
+    async fn reclaim_space(&self) -> Result<Reclaimed>;
 }

@@ -47,6 +47,7 @@ pub mod insights;
 mod model;
 pub mod postgres;
 pub mod schema;
+pub mod space;
 mod sqlite;
 mod store;
 pub mod time;
@@ -67,7 +68,9 @@ pub use model::{
     TextHead, UnknownStatus, WorkflowState, WorkflowStats,
 };
 pub use schema::{MigrationReport, SchemaKind, SCHEMA_VERSION};
+pub use space::{CleanupBytes, Reclaimed, SpaceUse};
 pub use store::{
-    BackendKind, Durability, Location, Store, StoreOptions, WriteStats, CLEANUP_BATCH, CLEANUP_BATCH_TARGET,
+    BackendKind, Durability, Location, RecordedChange, Store, StoreOptions, WriteStats, CLEANUP_BATCH,
+    CLEANUP_BATCH_TARGET,
 };
 pub use time::{Clock, FixedClock, SystemClock};

@@ -18,6 +18,7 @@ use crate::insights::{
     StuckRuns, VersionFailureRate, FAILURE_SAMPLES,
 };
 use crate::postgres::PgStore;
+use crate::space::{CleanupBytes, Reclaimed, SpaceUse};
 use crate::sqlite::SqliteStore;
 use crate::time::{Clock, SystemClock};
 use crate::validate::{self, ValidCleanup, ValidList, ValidState};
@@ -27,6 +28,40 @@ use crate::{
 };
 
 pub use crate::sqlite::{WriteStats, CLEANUP_BATCH, CLEANUP_BATCH_TARGET};
+
+/// What a recorded cleanup did ([`Store::cleanup_recorded`]): its audit entry, the runs it deleted and the
+/// space it freed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RecordedChange {
+    /// The audit entry written for it (its `affected` is `deleted`).
+    pub audit_id: i64,
+    /// Runs deleted.
+    pub deleted: u64,
+    /// SQLite: the bytes of the pages the deleted runs took (pages in use before, less after, times the page
+    /// size: exact). PostgreSQL: the stored size of the deleted rows, measured as they were deleted; reusable
+    /// once VACUUM has passed.
+    pub bytes_freed: i64,
+    /// Bytes the database's size went down by (a SQLite file with `auto_vacuum` `INCREMENTAL`; 0 otherwise).
+    pub bytes_returned: i64,
+    /// The space before (`None` when it could not be read).
+    pub before: Option<SpaceUse>,
+    /// The space after.
+    pub after: Option<SpaceUse>,
+}
+
+impl RecordedChange {
+    /// The space figures as the audit entry and `--json` carry them.
+    pub fn space_json(&self) -> Value {
+        serde_json::json!({
+            "bytes_freed": self.bytes_freed,
+            "bytes_returned": self.bytes_returned,
+            "bytes_before": self.before.map(|s| s.bytes),
+            "bytes_after": self.after.map(|s| s.bytes),
+            "free_bytes_after": self.after.and_then(|s| s.free_bytes),
+            "incremental": self.after.and_then(|s| s.incremental),
+        })
+    }
+}
 
 /// How hard SQLite works to make each commit durable. (On PostgreSQL, durability is the server's setting.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -670,6 +705,151 @@ impl Store {
     /// Database failures.
     pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
         on_backend!(self, b => b.audit_log(limit.min(ListQuery::MAX_LIMIT)).await)
+    }
+
+    /// [`Store::cleanup_old_workflows`], recorded: an audit entry (`actor`, `action` `cleanup`, `detail`,
+    /// `matched`) is written first with 0 affected, then every delete batch, in its own transaction, also writes
+    /// the run ids it deleted under that entry (`flowstate_audit_run`, read with [`Store::audit_run_ids`]) and
+    /// adds them to its `affected`. So the entry always says exactly what was deleted, even when a later batch
+    /// fails or the process is killed: the runs of committed batches, and only those.
+    ///
+    /// # Errors
+    /// As [`Store::cleanup_old_workflows`]; [`StoreError::Conflict`] on a read-only store. Batches already
+    /// committed stay deleted and recorded when a later batch fails.
+    pub async fn cleanup_recorded(
+        &self,
+        policy: &CleanupPolicy,
+        actor: &str,
+        detail: &Value,
+        matched: Option<i64>,
+    ) -> Result<RecordedChange> {
+        self.check_writable()?;
+        let cleanup = ValidCleanup::new(policy, self.clock.now())?;
+        let before = on_backend!(self, b => b.space_use().await)
+            .inspect_err(|e| tracing::debug!(error = %e, "reading the space before a cleanup"))
+            .ok();
+        let audit_id =
+            on_backend!(self, b => b.record_audit(self.now(), actor, "cleanup", detail, matched, 0).await)?;
+        let (deleted, measured) = on_backend!(self, b => b.cleanup_recorded(&cleanup, audit_id).await)?;
+        // SQLite: free pages given back now when the file is incremental (in steps; writers take turns). On
+        // PostgreSQL the space is reusable after (auto)vacuum: `reclaim_space` runs VACUUM when asked.
+        let mut returned = 0;
+        if deleted > 0 && self.backend() == BackendKind::Sqlite {
+            match on_backend!(self, b => b.reclaim_space().await) {
+                Ok(r) => returned = r.bytes_returned(),
+                Err(e) => tracing::warn!(error = %e, "cleanup done, but its free pages were not given back"),
+            }
+        }
+        let after = on_backend!(self, b => b.space_use().await).ok();
+        let bytes_freed = match (measured, before, after) {
+            (Some(bytes), _, _) => bytes,
+            (None, Some(b), Some(a)) => {
+                let used = |s: SpaceUse| s.bytes - s.free_bytes.unwrap_or(0);
+                (used(b) - used(a)).max(0)
+            }
+            _ => 0,
+        };
+        let change = RecordedChange {
+            audit_id,
+            deleted,
+            bytes_freed,
+            bytes_returned: returned,
+            before,
+            after,
+        };
+        // The entry says what the cleanup freed too (the dashboard's result reads it there).
+        if let Value::Object(fields) = detail {
+            let mut fields = fields.clone();
+            fields.insert("space".into(), serde_json::json!(change.space_json()));
+            if let Err(e) = on_backend!(self, b => b.set_audit_detail(audit_id, &Value::Object(fields)).await)
+            {
+                tracing::warn!(error = %e, audit_id, "cleanup done, but the space it freed was not recorded");
+            }
+        }
+        Ok(change)
+    }
+
+    /// How much space the database takes now: the SQLite file's size and its free pages, or PostgreSQL's
+    /// `pg_total_relation_size` of `workflow_state` ([`crate::space`]).
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn space_use(&self) -> Result<SpaceUse> {
+        on_backend!(self, b => b.space_use().await)
+    }
+
+    /// What a cleanup with `policy` would free: the stored size of the runs it matches now (SQLite: the bytes of
+    /// their values, as `octet_length` reads them from each record's header, plus 40 a row; PostgreSQL:
+    /// `pg_column_size` of every column plus the row header, TOASTed values at their stored size). The oldest
+    /// [`crate::space::ESTIMATE_RUNS`] matched runs are measured, the others counted at their average. Index
+    /// entries and page slack are not counted: the space a cleanup frees in the file is usually somewhat more.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for an invalid policy; database failures.
+    pub async fn estimate_cleanup_bytes(&self, policy: &CleanupPolicy, matched: i64) -> Result<CleanupBytes> {
+        let cleanup = ValidCleanup::new(policy, self.clock.now())?;
+        on_backend!(self, b => b.estimate_cleanup_bytes(&cleanup, matched).await)
+    }
+
+    /// Gives freed space back without blocking writers: on SQLite, the file's free pages in small
+    /// `incremental_vacuum` steps when its `auto_vacuum` is `INCREMENTAL` (nothing otherwise: see
+    /// [`Store::convert_to_incremental`]); on PostgreSQL, `VACUUM workflow_state`.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] on a read-only store; database failures.
+    pub async fn reclaim_space(&self) -> Result<Reclaimed> {
+        self.check_writable()?;
+        on_backend!(self, b => b.reclaim_space().await)
+    }
+
+    /// SQLite only: makes the file's `auto_vacuum` `INCREMENTAL` with one `VACUUM`, which rewrites the whole file
+    /// **holding the write lock throughout** (every writer waits; flujo's give up after their busy timeout) and
+    /// needs free disk about the file's size. Afterwards cleanups give their space back by themselves. Run it
+    /// with the writers stopped.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] on a read-only store or a PostgreSQL database; [`StoreError::Busy`]; database
+    /// failures (the file is left as it was).
+    pub async fn convert_to_incremental(&self) -> Result<Reclaimed> {
+        self.check_writable()?;
+        match &self.inner {
+            Inner::Sqlite(b) => b.convert_to_incremental().await,
+            Inner::Postgres(_) => Err(StoreError::Conflict(
+                "only a SQLite file has an auto_vacuum mode to convert; on PostgreSQL, reclaim runs VACUUM"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Deletes a run and records it in the same transaction: an audit entry (`actor`, `action`, `detail`;
+    /// matched and affected 1) and the run's id under it. The entry's id, or `None` (nothing recorded) when there
+    /// was no such run.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for an empty id; [`StoreError::Conflict`] on a read-only store;
+    /// [`StoreError::Busy`]; database failures (nothing is deleted then).
+    pub async fn delete_run_recorded(
+        &self,
+        run_id: &str,
+        actor: &str,
+        action: &str,
+        detail: &Value,
+    ) -> Result<Option<i64>> {
+        self.check_writable()?;
+        validate::lookup_id(run_id)?;
+        on_backend!(self, b => b.delete_recorded(run_id, self.now(), actor, action, detail).await)
+    }
+
+    /// The run ids audit entry `audit_id` deleted (a recorded cleanup's or deletion's), in run-id order, the
+    /// first `limit` (1..=[`ListQuery::MAX_LIMIT`]) after `after`: a keyset page, so a cleanup of millions of runs
+    /// is read a page at a time. Its entry's `affected` is how many there are. Empty for entries written before
+    /// schema 4 (and for other actions).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for a limit out of range; database failures.
+    pub async fn audit_run_ids(&self, audit_id: i64, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        validate::limit(limit)?;
+        on_backend!(self, b => b.audit_run_ids(audit_id, after, limit).await)
     }
 }
 

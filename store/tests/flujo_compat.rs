@@ -1085,3 +1085,78 @@ async fn flowstate_and_flujo_agree_on_the_300_run_sample() {
         "flujo's stats after flowstate's migration vs before it"
     );
 }
+
+/// Issue 15: a file flowstate creates has `auto_vacuum` INCREMENTAL, so a cleanup gives its pages back to the
+/// file system in steps; flujo 0.4.35 reads and writes such a file as any other, before and after.
+#[tokio::test]
+async fn flujo_reads_and_writes_an_incremental_file_around_a_cleanup_that_gives_space_back() {
+    let Some(flujo) = Flujo::from_env("flujo_reads_and_writes_an_incremental_file_around_a_cleanup") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("incremental.db");
+    let now = utc(NOW);
+    let store = open_at(&db, now).await;
+    let auto_vacuum = |db: PathBuf| async move {
+        let mut conn = common::raw(&db).await;
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        mode
+    };
+    assert_eq!(auto_vacuum(db.clone()).await, 2, "a new file is incremental");
+    let mut old = Vec::new();
+    for i in 0..200 {
+        let mut r = WorkflowState::new(format!("old-{i:03}"), "invoice-extraction");
+        r.status = Status::Completed;
+        r.updated_at = Some(now - Duration::days(90));
+        r.pipeline_context = json!({ "blob": format!("{i:08}").repeat(1024) });
+        old.push(r);
+    }
+    store.save_many(&old).await.expect("save_many");
+    let flujo_runs = [flujo_run(
+        "fj_before",
+        "completed",
+        ("2025-07-19T11:00:00", "2025-07-19T11:00:00Z"),
+        ("2025-07-19T11:02:00", "2025-07-19T11:02:00Z"),
+        json!({"execution_time_ms": 1000}),
+    )];
+    flujo.save(&db, &flujo_runs);
+    assert_eq!(flujo.inspect(&db)["row_count"], json!(201));
+
+    let done = store
+        .cleanup_recorded(
+            &flowstate_store::CleanupPolicy::older_than_days(30),
+            "test",
+            &json!({}),
+            Some(200),
+        )
+        .await
+        .expect("cleanup");
+    assert_eq!(done.deleted, 200);
+    assert!(done.bytes_returned > 200 * 8 * 1024 / 2, "{done:?}");
+    store.close().await;
+
+    // flujo reads what is left, and writes again.
+    let seen = flujo.inspect(&db);
+    assert_eq!(seen["row_count"], json!(1), "{seen}");
+    let more = [flujo_run(
+        "fj_after",
+        "failed",
+        ("2025-07-19T11:30:00", "2025-07-19T11:30:00Z"),
+        ("2025-07-19T11:31:00", "2025-07-19T11:31:00Z"),
+        json!({"error_message": "ValueError: x"}),
+    )];
+    flujo.save(&db, &more);
+    assert_eq!(flujo.inspect(&db)["row_count"], json!(2));
+    assert_eq!(
+        auto_vacuum(db.clone()).await,
+        2,
+        "still incremental after flujo wrote"
+    );
+    let store = open_at(&db, now).await;
+    let run = store.load_state("fj_after").await.unwrap().expect("flujo's run");
+    assert_eq!(run.error_message.as_deref(), Some("ValueError: x"));
+    store.close().await;
+}

@@ -194,6 +194,16 @@ fn DoneNotice(id: i64, entry: Option<AuditRow>) -> impl IntoView {
     let text = match &entry {
         Some(e) if e.action == "cleanup" => {
             let mut t = format!("Deleted {} runs: {}.", count(e.affected), e.target);
+            if let Some(freed) = e.bytes_freed {
+                t.push_str(&format!(" Freed {}", crate::format::bytes(freed)));
+                match e.bytes_returned.filter(|r| *r > 0) {
+                    Some(r) => t.push_str(&format!(
+                        ", {} of it given back to the file system.",
+                        crate::format::bytes(r)
+                    )),
+                    None => t.push('.'),
+                }
+            }
             if let Some(m) = e.matched.filter(|m| *m != e.affected) {
                 t.push_str(&format!(
                     " The confirmed preview showed {}; runs that changed meanwhile were kept.",
@@ -310,7 +320,23 @@ fn PreviewSection(preview: PreviewView, access: Access, run: ServerAction<RunCle
         by_pipeline,
         oldest,
         newest,
+        estimated_bytes,
     } = preview;
+    let estimate = estimated_bytes.map(|(bytes, exact)| {
+        let how = if exact {
+            "the stored size of their values; indexes not counted"
+        } else {
+            "the stored size of their values, measured on the oldest 10,000 and scaled; indexes not counted"
+        };
+        view! {
+            <div>
+                <dt>"Would free about"</dt>
+                <dd data-testid="preview-bytes" data-value=bytes>
+                    {crate::format::bytes(bytes)} " " <span class="hint">{format!("({how})")}</span>
+                </dd>
+            </div>
+        }
+    });
     let status_rows = by_status
         .into_iter()
         .map(|(status, n)| {
@@ -379,6 +405,7 @@ fn PreviewSection(preview: PreviewView, access: Access, run: ServerAction<RunCle
                     <dl class="preview-range">
                         <div><dt>"Oldest last activity"</dt><dd>{when_view(oldest)}</dd></div>
                         <div><dt>"Newest last activity"</dt><dd>{when_view(newest)}</dd></div>
+                        {estimate}
                     </dl>
                 </div>
             })}
@@ -445,6 +472,9 @@ fn History(history: Vec<AuditRow>, highlight: Option<i64>) -> impl IntoView {
                     <td>{e.target}</td>
                     <td class="num">{e.matched.map(count).unwrap_or_else(|| "—".into())}</td>
                     <td class="num" data-testid="history-affected">{count(e.affected)}</td>
+                    <td class="num" data-testid="history-freed">
+                        {e.bytes_freed.map(crate::format::bytes).unwrap_or_else(|| "—".into())}
+                    </td>
                 </tr>
             }
         })
@@ -468,6 +498,7 @@ fn History(history: Vec<AuditRow>, highlight: Option<i64>) -> impl IntoView {
                                     <th scope="col">"Filter or target"</th>
                                     <th scope="col" class="num">"Confirmed"</th>
                                     <th scope="col" class="num">"Deleted"</th>
+                                    <th scope="col" class="num">"Freed"</th>
                                 </tr>
                             </thead>
                             <tbody>{rows}</tbody>

@@ -175,6 +175,9 @@ pub struct PreviewView {
     pub oldest: Option<When>,
     /// The newest last activity among the matches.
     pub newest: Option<When>,
+    /// What deleting them would free: their stored size (`Store::estimate_cleanup_bytes`), and whether every
+    /// matched run was measured (otherwise the oldest 10,000 were, and the rest counted at their average).
+    pub estimated_bytes: Option<(i64, bool)>,
 }
 
 /// One entry of the audit log, for the history table.
@@ -194,6 +197,10 @@ pub struct AuditRow {
     pub matched: Option<i64>,
     /// How many runs were deleted.
     pub affected: i64,
+    /// What a cleanup freed (bytes; entries written before issue 15 have none).
+    pub bytes_freed: Option<i64>,
+    /// Of which given back to the file system (a SQLite file with incremental auto_vacuum).
+    pub bytes_returned: Option<i64>,
 }
 
 /// The cleanup page's choices and history.
@@ -311,7 +318,14 @@ pub(crate) mod ssr {
     }
 
     pub async fn preview(store: &Store, form: &CleanupPolicyForm) -> Result<PreviewView, AppError> {
-        let p = store.preview_cleanup(&policy(form)?).await?;
+        let policy = policy(form)?;
+        let p = store.preview_cleanup(&policy).await?;
+        let estimated_bytes = if p.matched > 0 {
+            let e = store.estimate_cleanup_bytes(&policy, p.matched).await?;
+            Some((e.bytes, e.is_exact()))
+        } else {
+            None
+        };
         let by_status = CLEANUP_STATUSES
             .iter()
             .filter_map(|s| p.by_status.get(*s).map(|n| (s.to_string(), *n)))
@@ -326,6 +340,7 @@ pub(crate) mod ssr {
             by_pipeline,
             oldest: p.oldest_updated_at.as_ref().map(when),
             newest: p.newest_updated_at.as_ref().map(when),
+            estimated_bytes,
         })
     }
 
@@ -358,24 +373,21 @@ pub(crate) mod ssr {
                 "no runs match this policy, so there is nothing to delete",
             ));
         }
-        let deleted = store.cleanup_old_workflows(&policy).await?;
-        let deleted = i64::try_from(deleted).unwrap_or(i64::MAX);
         let detail = json!({
             "older_than_days": form.days,
             "statuses": form.statuses,
             "pipeline": form.pipeline,
             "cutoff": now.cutoff.to_rfc3339_opts(SecondsFormat::Secs, true),
         });
-        let audit_id = match store
-            .record_audit(actor, "cleanup", &detail, Some(confirmed), deleted)
+        // The entry is written first and each batch records its run ids in its own transaction, so the audit
+        // log says what was deleted even when a batch fails midway.
+        let done = store
+            .cleanup_recorded(&policy, actor, &detail, Some(confirmed))
             .await
-        {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::error!(error = %e, deleted, "cleanup done but its audit entry could not be written");
-                return Err(AppError::from(e));
-            }
-        };
+            .inspect_err(
+                |e| tracing::error!(error = %e, "cleanup failed; its audit entry says what was deleted"),
+            )?;
+        let (audit_id, deleted) = (done.audit_id, i64::try_from(done.deleted).unwrap_or(i64::MAX));
         tracing::info!(actor, deleted, matched = confirmed, audit_id, "cleanup done");
         leptos_axum::redirect(&format!("/cleanup?{}&done={audit_id}", form.query()));
         Ok(CleanupDone {
@@ -383,6 +395,11 @@ pub(crate) mod ssr {
             matched: confirmed,
             deleted,
         })
+    }
+
+    /// A figure of the space a cleanup freed (`detail.space`, written by `Store::cleanup_recorded`).
+    fn space(detail: &Value, key: &str) -> Option<i64> {
+        detail.get("space")?.get(key)?.as_i64()
     }
 
     fn text(detail: &Value, key: &str) -> Option<String> {
@@ -427,6 +444,8 @@ pub(crate) mod ssr {
             target,
             matched: entry.matched,
             affected: entry.affected,
+            bytes_freed: space(d, "bytes_freed"),
+            bytes_returned: space(d, "bytes_returned"),
         }
     }
 }

@@ -44,14 +44,14 @@ pub async fn delete_run(
                     ),
                 });
             }
-            if !store.delete_state(&run_id).await? {
-                return Err(AppError::not_found(format!("run “{run_id}”")));
-            }
             let detail = serde_json::json!({ "run_id": run_id, "status": status });
-            let audit_id = store
-                .record_audit(actor.as_str(), "delete_run", &detail, Some(1), 1)
-                .await
-                .inspect_err(|e| tracing::error!(error = %e, run_id, "run deleted but its audit entry could not be written"))?;
+            // The deletion, its audit entry and the run's id under it: one transaction.
+            let Some(audit_id) = store
+                .delete_run_recorded(&run_id, actor.as_str(), "delete_run", &detail)
+                .await?
+            else {
+                return Err(AppError::not_found(format!("run “{run_id}”")));
+            };
             tracing::info!(actor = actor.as_str(), run_id, audit_id, "run deleted");
             leptos_axum::redirect("/runs");
             Ok(())

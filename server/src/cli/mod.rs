@@ -1,16 +1,21 @@
 //! The `flowstate` command line: arguments (clap derive), the admin commands, and how errors become exit codes.
 //!
 //! Every command prints either aligned tables for people or, with `--json`, one JSON document on stdout for
-//! scripts; errors go to stderr as one line, `error: <message>` (with `--json`, `{"error": "<message>"}`). Exit codes: 0 success, 1 a runtime failure (database,
-//! file, unknown run), 2 a usage error (bad arguments, including values the store rejects).
+//! scripts; errors go to stderr as one line, `error: <message>` (with `--json`, one JSON object:
+//! `{"error": {"kind": "usage"|"runtime", "message": ..., "exit_code": N}}`, clap's own argument errors included).
+//! Exit codes: 0 success, 1 a runtime failure (database, file, unknown run), 2 a usage error (bad arguments,
+//! including values the store rejects).
 
+mod audit;
 mod cleanup;
 mod copy;
 mod demo;
 mod error;
+mod failures;
 mod migrate;
 mod open;
 mod output;
+mod reclaim;
 mod runs;
 mod show;
 mod stats;
@@ -58,8 +63,15 @@ pub enum Command {
     Failed(FailedArgs),
     /// Every field of one run.
     Show(ShowArgs),
+    /// Failures of a window grouped by error signature: count, pipelines, first and last seen, sample runs.
+    Failures(FailuresArgs),
     /// Delete old runs (terminal ones unless --status names others); preview with --dry-run first.
     Cleanup(CleanupArgs),
+    /// The record of changes (cleanups, deletions, copies); with an entry's id, the run ids it deleted.
+    Audit(AuditArgs),
+    /// Give back the space deleted runs left: SQLite, an incremental file's free pages in small steps (or, with
+    /// --convert, one blocking VACUUM that makes the file incremental); PostgreSQL, VACUUM.
+    Reclaim(ReclaimArgs),
     /// Bring the database to the current schema (flujo's table plus flowstate's indexes and counters) and say
     /// what changed.
     Migrate(MigrateArgs),
@@ -133,6 +145,44 @@ pub struct FailedArgs {
         value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_PAGE_SIZE))
     )]
     pub limit: u32,
+}
+
+/// Arguments of `flowstate failures`.
+#[derive(Debug, Args)]
+pub struct FailuresArgs {
+    /// Failed runs last updated at or after this time: a span before now (90m, 3h, 24h, 7d; up to 365d) or an
+    /// instant (RFC 3339, `2026-01-31 12:00` UTC, a date).
+    #[arg(long, value_name = "TIME", default_value = "24h", value_parser = When::parse_arg)]
+    pub since: When,
+    /// Only the failures of this pipeline id.
+    #[arg(long, value_name = "ID")]
+    pub pipeline: Option<String>,
+    /// At most this many groups (largest first).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+}
+
+/// Arguments of `flowstate audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// One entry: what it did and the run ids it deleted, a page at a time.
+    #[arg(value_name = "ID")]
+    pub id: Option<i64>,
+    /// Entries (or, with ID, run ids) per page.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    /// With ID: the run ids after this one (the previous page's last, `next_after` in --json).
+    #[arg(long, value_name = "RUN_ID", requires = "id")]
+    pub after: Option<String>,
+}
+
+/// Arguments of `flowstate reclaim`.
+#[derive(Debug, Args)]
+pub struct ReclaimArgs {
+    /// SQLite: set auto_vacuum to INCREMENTAL with one VACUUM, which rewrites the whole file holding the write
+    /// lock throughout (stop the writers first; needs free disk about the file's size). Once per file.
+    #[arg(long)]
+    pub convert: bool,
 }
 
 /// Arguments of `flowstate migrate`.
@@ -232,6 +282,10 @@ pub struct ServeArgs {
     /// Serve a fresh demo database in a temporary directory instead of --db.
     #[arg(long)]
     pub demo: bool,
+    /// Create the SQLite file --db names when it does not exist (without it, a missing file is an error: a
+    /// mistyped path never becomes a new, empty database).
+    #[arg(long, conflicts_with_all = ["demo", "read_only"])]
+    pub create: bool,
     /// Serve the site (pkg/, CSS, favicon) from this folder instead of the copy inside the binary.
     #[arg(long, env = "FLOWSTATE_SITE_ROOT", value_name = "DIR")]
     pub site_root: Option<PathBuf>,
@@ -271,6 +325,7 @@ async fn serve(db: Option<PathBuf>, args: ServeArgs) -> Result<String, CliError>
         bind: args.bind,
         read_only: args.read_only,
         demo: args.demo,
+        create: args.create,
         site_root: args.site_root,
         admin_token: web::admin_token_from_env(),
         page_cache: std::time::Duration::from_millis(args.page_cache_ms),
@@ -294,7 +349,7 @@ fn parse_status(text: &str) -> Result<Status, String> {
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => e.exit(),
+        Err(e) => return clap_failure(e),
     };
     init_tracing();
     let json = cli.json;
@@ -335,12 +390,36 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Prints the error on stderr, one line (`{"error": ...}` with `--json`), and returns its exit code.
+/// clap's own outcome when the arguments do not parse: `--help` and `--version` print as clap prints them; an
+/// error does too, unless `--json` was among the arguments: then it is one JSON object on stderr like every
+/// other error (clap's message, without its terminal styling), with clap's exit code (2).
+fn clap_failure(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    if !json || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let message = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message).to_string();
+    fail(&CliError::Usage(message), true)
+}
+
+/// Prints the error on stderr, one line (one JSON object with `--json`: [`output::json_error_line`]), and
+/// returns its exit code.
 fn fail(err: &CliError, json: bool) -> ExitCode {
     tracing::debug!(?err, "command failed");
     let message = err.to_string();
     if json {
-        eprintln!("{}", serde_json::json!({ "error": message }));
+        eprintln!("{}", output::json_error_line(err));
     } else {
         // One line: a message with line breaks (a server's or the OS's words) is joined.
         let line: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
@@ -386,7 +465,10 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         Command::Runs(args) => runs::list(&db()?, args, json).await,
         Command::Failed(args) => runs::failed(&db()?, args, json).await,
         Command::Show(args) => show::run(&db()?, &args.run_id, json).await,
+        Command::Failures(args) => failures::run(&db()?, args, json).await,
         Command::Cleanup(args) => cleanup::run(&db()?, args, json).await,
+        Command::Reclaim(args) => reclaim::run(&db()?, args, json).await,
+        Command::Audit(args) => audit::run(&db()?, args, json).await,
         Command::Migrate(args) => migrate::run(&db()?, args.check_counters, json).await,
         Command::Demo(args) => demo::run(&db()?, args, json).await,
         Command::Copy(args) => copy::run(args, json).await,

@@ -32,8 +32,8 @@ impl Table {
         self.rows.push(cells.iter().map(|c| one_line(c)).collect());
     }
 
-    /// The rendered table, ending with a newline.
-    pub fn render(&self) -> String {
+    /// Each column's width: its widest cell or header.
+    fn widths(&self) -> Vec<usize> {
         let columns = self.headers.len();
         let mut widths: Vec<usize> = self.headers.iter().map(|h| width(h)).collect();
         for row in &self.rows {
@@ -41,6 +41,33 @@ impl Table {
                 widths[i] = widths[i].max(width(cell));
             }
         }
+        widths
+    }
+
+    /// Cuts the cells of column `column` (with `…`) so every line fits in `max` terminal columns, keeping that
+    /// column at least `min` wide (a terminal too narrow for the other columns then wraps, as it would anyway).
+    pub fn fit(&mut self, column: usize, max: usize) {
+        const MIN: usize = 12;
+        let widths = self.widths();
+        let Some(&current) = widths.get(column) else {
+            return;
+        };
+        let total: usize = widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1);
+        if total <= max {
+            return;
+        }
+        let target = current.saturating_sub(total - max).max(MIN.min(current));
+        for row in &mut self.rows {
+            if let Some(cell) = row.get_mut(column) {
+                *cell = truncate(cell, target);
+            }
+        }
+    }
+
+    /// The rendered table, ending with a newline.
+    pub fn render(&self) -> String {
+        let columns = self.headers.len();
+        let widths = self.widths();
         let mut out = String::new();
         for row in std::iter::once(&self.headers).chain(&self.rows) {
             let mut line = String::new();
@@ -138,6 +165,22 @@ pub fn truncate(text: &str, max: usize) -> String {
     format!("{}…", &text[..end])
 }
 
+/// How wide the output may be: `COLUMNS` when it holds a width (as `ls` reads it; tests and scripts set it),
+/// otherwise the width of the terminal stdout is, and `None` when stdout is not a terminal (a pipe or a file:
+/// then each table keeps its own fixed bound, so scripted output does not depend on who runs it).
+pub fn terminal_columns() -> Option<usize> {
+    if let Some(n) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|n| (20..=10_000).contains(n))
+    {
+        return Some(n);
+    }
+    terminal_size::terminal_size_of(std::io::stdout())
+        .map(|(terminal_size::Width(w), _)| usize::from(w))
+        .filter(|w| *w >= 20)
+}
+
 /// Terminal columns a text takes, as the `unicode-width` crate measures them (Unicode's East Asian Width and
 /// emoji presentation: CJK and emoji count two, combining marks and joiners zero).
 pub fn width(text: &str) -> usize {
@@ -176,13 +219,23 @@ pub fn ago(at: &DateTime<Utc>, now: DateTime<Utc>) -> String {
     format!("{text} ago")
 }
 
-/// Milliseconds for people: `850 ms`, `12.4 s`, `3m 20s`.
+/// Milliseconds for people, as the dashboard writes them (`flowstate_app::format::duration_ms`, one function
+/// for both): `850 ms`, `27.5 s`, `4 min 05 s`, `2 h 03 min`; `-` when unknown.
 pub fn duration_ms(ms: Option<i64>) -> String {
     match ms {
         None => "-".into(),
-        Some(ms) if ms < 1_000 => format!("{ms} ms"),
-        Some(ms) if ms < 60_000 => format!("{:.1} s", ms as f64 / 1000.0),
-        Some(ms) => format!("{}m {}s", ms / 60_000, ms % 60_000 / 1000),
+        Some(ms) => flowstate_app::format::duration_ms(ms as f64),
+    }
+}
+
+/// A run's step as the dashboard counts it (`flowstate_app::model::step_text`: 1-based, a finished run's index
+/// past the last step reads N of N): `1/4`, `4/4`, or `3` when the step count is unknown.
+pub fn step(index: i64, total: i64) -> String {
+    let shown = flowstate_app::model::step_number(index, total);
+    if total > 0 {
+        format!("{shown}/{total}")
+    } else {
+        shown.to_string()
     }
 }
 
@@ -214,15 +267,25 @@ pub fn json_doc(value: &Value) -> String {
     text
 }
 
-/// An error as a JSON document: `{"error": {"kind": "usage"|"runtime", "message": ..., "exit_code": N}}`.
-pub fn json_error(err: &super::CliError) -> String {
+/// An error as a JSON value: `{"error": {"kind": "usage"|"runtime", "message": ..., "exit_code": N}}`.
+fn error_value(err: &super::CliError) -> Value {
     let kind = match err {
         super::CliError::Usage(_) => "usage",
         super::CliError::Runtime(_) => "runtime",
     };
-    json_doc(&serde_json::json!({
+    serde_json::json!({
         "error": { "kind": kind, "message": err.to_string(), "exit_code": err.exit_code() }
-    }))
+    })
+}
+
+/// An error as a JSON document (pretty, as `copy --json` prints it on stdout).
+pub fn json_error(err: &super::CliError) -> String {
+    json_doc(&error_value(err))
+}
+
+/// An error as one line of JSON (what every command prints on stderr with `--json`).
+pub fn json_error_line(err: &super::CliError) -> String {
+    error_value(err).to_string()
 }
 
 #[cfg(test)]
@@ -238,6 +301,39 @@ mod tests {
             t.render(),
             "NAME     RUNS  NOTE\na           5  one two\u{FFFD}[31m\nlonger  12345\n"
         );
+    }
+
+    #[test]
+    fn a_table_fits_its_widest_column_to_the_width() {
+        let mut t = Table::new(&["ID", "ERROR"]);
+        t.row(vec!["run_1".into(), "x".repeat(200)]);
+        t.row(vec!["run_22".into(), "short".into()]);
+        t.fit(1, 40);
+        let text = t.render();
+        assert!(text.lines().all(|l| width(l) <= 40), "{text}");
+        assert!(text.contains('…'), "{text}");
+        assert!(text.contains("short"), "{text}");
+        let mut narrow = Table::new(&["ID", "ERROR"]);
+        narrow.row(vec!["r".into(), "y".repeat(50)]);
+        narrow.fit(1, 5);
+        assert!(
+            narrow.render().contains(&"y".repeat(11)),
+            "never below 12 columns"
+        );
+    }
+
+    #[test]
+    fn steps_and_durations_read_as_the_dashboard_writes_them() {
+        assert_eq!(step(0, 4), "1/4");
+        assert_eq!(step(3, 4), "4/4");
+        assert_eq!(step(4, 4), "4/4", "a finished run's index past the last step");
+        assert_eq!(step(9, 4), "4/4");
+        assert_eq!(step(2, 0), "3");
+        assert_eq!(step(-1, 3), "1/3");
+        assert_eq!(duration_ms(Some(27_466)), "27.5 s");
+        assert_eq!(duration_ms(Some(850)), "850 ms");
+        assert_eq!(duration_ms(Some(245_000)), "4 min 05 s");
+        assert_eq!(duration_ms(None), "-");
     }
 
     #[test]

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use super::output::{duration_ms, human_time, json_doc, run_json, truncate, Table};
 use super::{open, CliError, FailedArgs, RunsArgs};
 
-/// Widest error message shown in a table; `flowstate show` has the whole text.
+/// Widest error message shown in a table when the width of the output is unknown (not a terminal, no
+/// `COLUMNS`); on a terminal the column takes what the others leave. `flowstate show` has the whole text.
 const ERROR_COLUMNS: usize = 60;
 
 /// Lists runs newest first, one page per call.
@@ -105,21 +106,29 @@ fn runs_table(runs: &[RunSummary]) -> String {
         ">EXEC TIME",
         "ERROR",
     ]);
+    let fit = super::output::terminal_columns();
     for r in runs {
         table.row(vec![
             r.run_id.clone(),
             truncate(&r.pipeline_id, 32),
             r.status.to_string(),
-            format!("{}/{}", r.current_step_index, r.total_steps),
+            super::output::step(r.current_step_index, r.total_steps),
             human_time(&r.created_at),
             human_time(&r.updated_at),
             duration_ms(r.execution_time_ms),
-            // Cut after making it one line, so a traceback does not eat the column.
-            truncate(
-                &super::output::one_line(r.error_message.as_deref().unwrap_or("")),
-                ERROR_COLUMNS,
-            ),
+            // Cut after making it one line, so a traceback does not eat the column; on a terminal, cut to what
+            // the other columns leave (below).
+            match fit {
+                Some(_) => super::output::one_line(r.error_message.as_deref().unwrap_or("")),
+                None => truncate(
+                    &super::output::one_line(r.error_message.as_deref().unwrap_or("")),
+                    ERROR_COLUMNS,
+                ),
+            },
         ]);
+    }
+    if let Some(columns) = fit {
+        table.fit(7, columns);
     }
     table.render()
 }

@@ -68,7 +68,15 @@ fn human(s: &WorkflowState, now: chrono::DateTime<chrono::Utc>) -> String {
         ("pipeline_id", s.pipeline_id.clone()),
         ("pipeline_name", s.pipeline_name.clone()),
         ("pipeline_version", s.pipeline_version.clone()),
-        ("current_step_index", s.current_step_index.to_string()),
+        // The stored 0-based index, and the step as the dashboard counts it (1-based).
+        (
+            "current_step_index",
+            format!(
+                "{} ({})",
+                s.current_step_index,
+                flowstate_app::model::step_text(s.current_step_index, s.total_steps)
+            ),
+        ),
         ("total_steps", s.total_steps.to_string()),
         ("created_at", time(&s.created_at)),
         ("updated_at", time(&s.updated_at)),

@@ -26,7 +26,8 @@ pub async fn run(db: &Path, json: bool) -> Result<String, CliError> {
         ("created in the last 24 h", stats.recent_workflows_24h.to_string()),
         (
             "average execution time",
-            format!("{:.1} ms", stats.average_execution_time_ms),
+            // As the dashboard writes it (27.5 s, not 27466.0 ms).
+            flowstate_app::format::duration_ms(stats.average_execution_time_ms),
         ),
     ]);
     out.push('\n');

@@ -72,6 +72,9 @@ pub struct ServeConfig {
     pub read_only: bool,
     /// Serve a fresh demo database in a temporary directory instead of `db`.
     pub demo: bool,
+    /// Create the SQLite file `db` names when it does not exist (`--create`). Without it, a missing file is an
+    /// error, as for the reading commands: a mistyped path never becomes a new, empty database.
+    pub create: bool,
     /// A folder to serve the site from; `None` means [`default_site`] (the copy inside the binary).
     pub site_root: Option<PathBuf>,
     /// The admin token, when one is configured (see [`admin_token_from_env`]).
@@ -90,6 +93,7 @@ impl Default for ServeConfig {
             bind: DEFAULT_BIND,
             read_only: false,
             demo: false,
+            create: false,
             site_root: None,
             admin_token: None,
             page_cache: cache::DEFAULT_MAX_AGE,
@@ -105,6 +109,7 @@ impl fmt::Debug for ServeConfig {
             .field("bind", &self.bind)
             .field("read_only", &self.read_only)
             .field("demo", &self.demo)
+            .field("create", &self.create)
             .field("site_root", &self.site_root)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
             .field("page_cache", &self.page_cache)
@@ -629,6 +634,23 @@ pub fn check_bind(cfg: &ServeConfig) -> Result<(), ServeError> {
     }
 }
 
+/// A SQLite file that does not exist is refused (in the words the reading commands use) unless `--create` was
+/// given; a PostgreSQL URL is left to the store (a database flowstate can connect to is one the operator made).
+fn refuse_a_missing_file(db: &std::path::Path) -> Result<(), ServeError> {
+    let flowstate_store::Location::Sqlite(path) = flowstate_store::Location::parse(db) else {
+        return Ok(());
+    };
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(ServeError::Store(StoreError::CannotOpen {
+                path,
+                reason: "the file does not exist (serve creates a new database only with --create)".into(),
+            }))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Serves the dashboard until Ctrl-C or SIGTERM.
 ///
 /// # Errors
@@ -666,6 +688,9 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), ServeError> {
         }
     } else {
         let db = cfg.db.as_ref().ok_or(ServeError::NoDatabase)?;
+        if !cfg.create {
+            refuse_a_missing_file(db)?;
+        }
         if cfg.read_only {
             Store::open_with(db, read_only_options()).await?
         } else {

@@ -15,12 +15,14 @@
 //! reconnected to by itself; while the server cannot be reached, calls fail with [`StoreError::Unavailable`] once
 //! the busy timeout is spent, never hang.
 
+mod audit;
 mod bulk;
 pub(crate) mod counters;
 pub(crate) mod failures;
 mod insights;
 mod read;
 pub(crate) mod schema;
+mod space;
 mod write;
 
 use std::str::FromStr;
@@ -503,6 +505,39 @@ impl Backend for PgStore {
     }
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
         PgStore::audit_log(self, limit).await
+    }
+    async fn cleanup_recorded(&self, cleanup: &ValidCleanup, audit_id: i64) -> Result<(u64, Option<i64>)> {
+        let (n, bytes) = PgStore::cleanup_batches(self, cleanup, Some(audit_id)).await?;
+        Ok((n, Some(bytes)))
+    }
+    async fn delete_recorded(
+        &self,
+        run_id: &str,
+        at: DateTime<Utc>,
+        actor: &str,
+        action: &str,
+        detail: &Value,
+    ) -> Result<Option<i64>> {
+        PgStore::delete_recorded(self, run_id, at, actor, action, detail).await
+    }
+    async fn audit_run_ids(&self, audit_id: i64, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        PgStore::audit_run_ids(self, audit_id, after, limit).await
+    }
+    async fn set_audit_detail(&self, audit_id: i64, detail: &serde_json::Value) -> Result<()> {
+        PgStore::set_audit_detail(self, audit_id, detail).await
+    }
+    async fn space_use(&self) -> Result<crate::space::SpaceUse> {
+        PgStore::space_use(self).await
+    }
+    async fn estimate_cleanup_bytes(
+        &self,
+        cleanup: &ValidCleanup,
+        matched: i64,
+    ) -> Result<crate::space::CleanupBytes> {
+        PgStore::estimate_cleanup_bytes(self, cleanup, matched).await
+    }
+    async fn reclaim_space(&self) -> Result<crate::space::Reclaimed> {
+        PgStore::reclaim_space(self).await
     }
 }
 

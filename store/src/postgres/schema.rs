@@ -35,7 +35,7 @@ use crate::schema::{MigrationReport, SchemaKind};
 use crate::{Result, StoreError};
 
 /// The PostgreSQL schema version this build writes into `flowstate_meta`.
-pub const PG_SCHEMA_VERSION: i64 = 3;
+pub const PG_SCHEMA_VERSION: i64 = 4;
 
 /// The schema version whose counters (tables, functions, triggers) this build keeps: a database at this version or
 /// later has them current (version 3 changed nothing of them).
@@ -164,6 +164,26 @@ const AUDIT_TABLE: &str = "CREATE TABLE IF NOT EXISTS {s}.flowstate_audit (
     affected BIGINT NOT NULL
 )";
 
+/// Schema version 4 (issue 15, "cli"): which run ids each audited change deleted, one row per run, written in the
+/// same statement as the delete batch that removed it. The primary key serves one entry's ids in run-id order.
+const AUDIT_RUNS_TABLE: &str = "CREATE TABLE IF NOT EXISTS {s}.flowstate_audit_run (
+    audit_id BIGINT NOT NULL,
+    run_id TEXT NOT NULL,
+    PRIMARY KEY (audit_id, run_id)
+)";
+
+/// Schema version 4's own step, idempotent (`CREATE TABLE IF NOT EXISTS`): `flowstate_audit_run` where it is
+/// missing. flujo never reads or writes it.
+fn audit_runs_steps(ins: &Inspection) -> Vec<(String, String)> {
+    if ins.audit_runs_exists {
+        return Vec::new();
+    }
+    vec![(
+        AUDIT_RUNS_TABLE.replace("{s}", ins.schema.as_str()),
+        "created table flowstate_audit_run (the run ids each audited change deleted)".into(),
+    )]
+}
+
 /// What a database holds, read without writing.
 #[derive(Debug, Clone)]
 pub(crate) struct Inspection {
@@ -188,6 +208,8 @@ pub(crate) struct Inspection {
     bulk_load: bool,
     /// `flowstate_failure`, its index and its triggers exist (schema version 3): readers may use it.
     pub failures_current: bool,
+    /// `flowstate_audit_run` exists (schema version 4: the run ids each audited change deleted).
+    pub audit_runs_exists: bool,
 }
 
 impl Inspection {
@@ -201,6 +223,7 @@ impl Inspection {
             && self.audit_exists
             && self.counters_current
             && self.failures_current
+            && self.audit_runs_exists
             && !self.bulk_load
     }
 
@@ -311,6 +334,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
             legacy_tables,
             bulk_load: false,
             failures_current: false,
+            audit_runs_exists: false,
         });
     };
 
@@ -410,6 +434,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
     let counters_current = tables_exist && triggers_exist && version.is_some_and(|v| v >= COUNTERS_VERSION);
     let counters_upgradable = tables_exist && triggers_exist && version == Some(1);
     let failures_current = failures_exist(&mut *conn, s, &triggers).await?;
+    let audit_runs_exists = audit_runs_exist(&mut *conn, s).await?;
     Ok(Inspection {
         kind,
         schema,
@@ -423,7 +448,17 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
         legacy_tables,
         bulk_load,
         failures_current,
+        audit_runs_exists,
     })
+}
+
+/// `flowstate_audit_run` exists in schema `s` (schema version 4).
+async fn audit_runs_exist(conn: &mut PgConnection, s: &str) -> Result<bool> {
+    let literal = format!("'{}.flowstate_audit_run'", s.replace('\'', "''"));
+    sqlx::query_scalar(&format!("SELECT to_regclass({literal}) IS NOT NULL"))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(StoreError::Database)
 }
 
 /// `flowstate_failure` and its index exist in schema `s`, and its triggers among `triggers` (schema version 3).
@@ -564,6 +599,7 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
         }
     }
     steps.extend(failure_steps(ins));
+    steps.extend(audit_runs_steps(ins));
     let current = matches!(ins.kind, SchemaKind::Flowstate { version } if version == PG_SCHEMA_VERSION);
     if !current {
         steps.push((

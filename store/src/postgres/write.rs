@@ -401,28 +401,52 @@ impl PgStore {
     /// filter is the preview's ([`cleanup_filter`]); batches go on until one deletes nothing, so rows skipped
     /// because a writer held them are deleted by a later batch.
     pub(crate) async fn cleanup(&self, policy: &ValidCleanup) -> Result<u64> {
+        Ok(self.cleanup_batches(policy, None).await?.0)
+    }
+
+    /// [`PgStore::cleanup`], each batch's statement also recording the run ids it deleted under audit entry
+    /// `record` (and adding them to its `affected`), when given: one statement, so one transaction. The rows
+    /// deleted, and (recorded only) their stored size.
+    pub(crate) async fn cleanup_batches(
+        &self,
+        policy: &ValidCleanup,
+        record: Option<i64>,
+    ) -> Result<(u64, i64)> {
         self.check_writable()?;
         if policy.pipeline_id.as_deref().is_some_and(super::read::holds_nul) {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let mut deleted = 0u64;
+        let mut bytes = 0i64;
         let mut batch: i64 = 64;
         loop {
             // The preview's filter exactly (`-infinity` never matches), picked and locked in a subquery.
-            let mut qb = cleanup_filter(
-                policy,
-                "DELETE FROM workflow_state WHERE run_id IN (SELECT run_id FROM workflow_state WHERE ",
-            );
+            let head = match record {
+                None => {
+                    "DELETE FROM workflow_state WHERE run_id IN (SELECT run_id FROM workflow_state WHERE "
+                }
+                Some(_) => super::audit::RECORDED_HEAD,
+            };
+            let mut qb = cleanup_filter(policy, head);
             qb.push(" LIMIT ")
                 .push_bind(batch)
                 .push(" FOR UPDATE SKIP LOCKED)");
             let began = Instant::now();
-            let done = qb
-                .build()
-                .execute(&self.pool)
-                .await
-                .map_err(self.err("cleaning up"))?
-                .rows_affected();
+            let done = match record {
+                None => qb
+                    .build()
+                    .execute(&self.pool)
+                    .await
+                    .map_err(self.err("cleaning up"))?
+                    .rows_affected(),
+                Some(audit_id) => {
+                    let (done, size) = super::audit::recorded_batch(&self.pool, qb, audit_id)
+                        .await
+                        .map_err(self.err("cleaning up"))?;
+                    bytes += size;
+                    done
+                }
+            };
             let took = began.elapsed();
             deleted += done;
             tracing::debug!(rows = done, ms = took.as_secs_f64() * 1e3, "cleanup batch");
@@ -443,7 +467,7 @@ impl PgStore {
             tokio::task::yield_now().await;
         }
         tracing::info!(deleted, cutoff = %policy.cutoff, "cleanup finished");
-        Ok(deleted)
+        Ok((deleted, bytes))
     }
 
     pub(crate) async fn record_audit(

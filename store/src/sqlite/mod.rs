@@ -2,6 +2,7 @@
 //! encoded and decoded, and the statements that carry whole rows, are the row codec's ([`row`]); the dashboard's
 //! figures are in [`insights`], the trigger-kept counters in [`counters`], the migration in [`schema`].
 
+mod audit;
 pub(crate) mod counters;
 pub(crate) mod errors;
 mod insights;
@@ -11,6 +12,7 @@ pub(crate) mod rawcopy;
 mod reader;
 pub(crate) mod row;
 pub(crate) mod schema;
+mod space;
 mod writer;
 
 pub use writer::WriteStats;
@@ -797,16 +799,32 @@ impl SqliteStore {
     /// SQLite's busy handler. Each batch is read ahead on a read connection first and checkpoints what it wrote
     /// before the next save, so the wait includes no disk read and no checkpoint of other writes.
     pub(crate) async fn cleanup(&self, policy: &ValidCleanup) -> Result<u64> {
+        self.cleanup_batches(policy, None).await
+    }
+
+    /// [`SqliteStore::cleanup`], each batch also recording the run ids it deleted under audit entry `record`
+    /// (and adding them to its `affected`) in the batch's own transaction, when given.
+    pub(crate) async fn cleanup_batches(&self, policy: &ValidCleanup, record: Option<i64>) -> Result<u64> {
         let writer = self.writer()?;
         let mut deleted = 0u64;
         // Small at first: the first batch's pages are the least likely to be cached.
         let mut batch: i64 = 8;
         loop {
-            let mut qb = cleanup_filter(
-                policy,
-                "DELETE FROM workflow_state WHERE run_id IN (SELECT run_id FROM workflow_state WHERE ",
-            );
-            qb.push(" LIMIT ").push_bind(batch).push(")");
+            let mut qb = match record {
+                None => cleanup_filter(
+                    policy,
+                    "DELETE FROM workflow_state WHERE run_id IN (SELECT run_id FROM workflow_state WHERE ",
+                ),
+                // The batch's ids first, into a temporary table the delete and the record both read.
+                Some(_) => cleanup_filter(
+                    policy,
+                    "INSERT INTO temp.flowstate_batch (run_id) SELECT run_id FROM workflow_state WHERE ",
+                ),
+            };
+            qb.push(" LIMIT ").push_bind(batch);
+            if record.is_none() {
+                qb.push(")");
+            }
             // Read the batch first, on a read connection and outside the write lock: on a file larger than memory
             // the oldest rows are on disk, and the delete would otherwise read them while every save waits behind
             // it (a 10M-run file gave saves 100 ms stalls). Not while the previous batch is deleted: a reader then
@@ -824,7 +842,10 @@ impl SqliteStore {
             let done = writer
                 .exec(Box::new(move |conn| {
                     Box::pin(async move {
-                        let done = qb.build().execute(&mut *conn).await?.rows_affected();
+                        let done = match record {
+                            None => qb.build().execute(&mut *conn).await?.rows_affected(),
+                            Some(audit_id) => audit::delete_recorded_batch(conn, qb, audit_id).await?,
+                        };
                         // The batch copies what it wrote to the WAL into the database itself, in its own turn:
                         // otherwise SQLite does it inside whichever commit crosses 1,000 WAL pages, often a
                         // save's, which then waits for the checkpoint of several batches. Its time counts in the
@@ -1001,6 +1022,9 @@ async fn create_new(path: &Path, base: &SqliteConnectOptions, busy_ms: u64) -> R
             .clone()
             .filename(&tmp)
             .create_if_missing(true)
+            // Before the first page is written (only a VACUUM changes it later): a new file gives the pages a
+            // cleanup frees back in small steps (crate::space), never needing a blocking VACUUM.
+            .auto_vacuum(sqlx::sqlite::SqliteAutoVacuum::Incremental)
             .journal_mode(SqliteJournalMode::Wal)
             .connect()
             .await
@@ -1241,5 +1265,40 @@ impl crate::backend::Backend for SqliteStore {
     }
     async fn audit_log(&self, limit: u32) -> Result<Vec<crate::AuditEntry>> {
         SqliteStore::audit_log(self, limit).await
+    }
+    async fn cleanup_recorded(&self, cleanup: &ValidCleanup, audit_id: i64) -> Result<(u64, Option<i64>)> {
+        Ok((
+            SqliteStore::cleanup_batches(self, cleanup, Some(audit_id)).await?,
+            None,
+        ))
+    }
+    async fn delete_recorded(
+        &self,
+        run_id: &str,
+        at: DateTime<Utc>,
+        actor: &str,
+        action: &str,
+        detail: &serde_json::Value,
+    ) -> Result<Option<i64>> {
+        SqliteStore::delete_recorded(self, run_id, at, actor, action, detail).await
+    }
+    async fn audit_run_ids(&self, audit_id: i64, after: Option<&str>, limit: u32) -> Result<Vec<String>> {
+        SqliteStore::audit_run_ids(self, audit_id, after, limit).await
+    }
+    async fn set_audit_detail(&self, audit_id: i64, detail: &serde_json::Value) -> Result<()> {
+        SqliteStore::set_audit_detail(self, audit_id, detail).await
+    }
+    async fn space_use(&self) -> Result<crate::space::SpaceUse> {
+        SqliteStore::space_use(self).await
+    }
+    async fn estimate_cleanup_bytes(
+        &self,
+        cleanup: &ValidCleanup,
+        matched: i64,
+    ) -> Result<crate::space::CleanupBytes> {
+        SqliteStore::estimate_cleanup_bytes(self, cleanup, matched).await
+    }
+    async fn reclaim_space(&self) -> Result<crate::space::Reclaimed> {
+        SqliteStore::reclaim_space(self).await
     }
 }

@@ -48,6 +48,27 @@ pub(crate) const CREATE_TABLE: &str = r#"CREATE TABLE workflow_state (
     memory_usage_mb REAL
 )"#;
 
+/// Schema version 4 (issue 15, "cli"): which run ids each audited change deleted, one row per run, written in the
+/// same transaction as the delete batch that removed it (a cleanup's, a single run's). `WITHOUT ROWID`: the
+/// primary key is the table, so one entry's ids are read in run-id order by keyset (`Store::audit_run_ids`).
+pub(crate) const AUDIT_RUNS_TABLE: &str = r#"CREATE TABLE IF NOT EXISTS flowstate_audit_run (
+    audit_id INTEGER NOT NULL,
+    run_id TEXT NOT NULL,
+    PRIMARY KEY (audit_id, run_id)
+) WITHOUT ROWID"#;
+
+/// Schema version 4's own step, idempotent (`CREATE TABLE IF NOT EXISTS`): `flowstate_audit_run` where it is
+/// missing. flujo never reads or writes it.
+fn audit_runs_steps(ins: &Inspection) -> Vec<(String, String)> {
+    if ins.audit_runs_exists {
+        return Vec::new();
+    }
+    vec![(
+        AUDIT_RUNS_TABLE.to_string(),
+        "created table flowstate_audit_run (the run ids each audited change deleted)".into(),
+    )]
+}
+
 /// Every change made through flowstate (deletions, cleanups): when, who, what, how many.
 const AUDIT_TABLE: &str = r#"CREATE TABLE IF NOT EXISTS flowstate_audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -201,6 +222,8 @@ pub(crate) struct Inspection {
     audit_exists: bool,
     /// The counter tables and triggers all exist, the triggers exactly as this build writes them.
     counters_current: bool,
+    /// `flowstate_audit_run` exists (schema version 4: the run ids each audited change deleted).
+    pub(crate) audit_runs_exists: bool,
 }
 
 impl Inspection {
@@ -328,6 +351,7 @@ pub(crate) async fn inspect(conn: &mut SqliteConnection) -> Result<Inspection> {
             )));
         }
     }
+    let audit_runs_exists = counter_tables.iter().any(|t| t == "flowstate_audit_run");
     Ok(Inspection {
         kind,
         columns,
@@ -336,6 +360,7 @@ pub(crate) async fn inspect(conn: &mut SqliteConnection) -> Result<Inspection> {
         meta_exists,
         audit_exists,
         counters_current,
+        audit_runs_exists,
     })
 }
 
@@ -429,6 +454,7 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
             "created table flowstate_audit (the record of changes made through flowstate)".into(),
         ));
     }
+    steps.extend(audit_runs_steps(ins));
     let current = matches!(ins.kind, SchemaKind::Flowstate { version } if version == SCHEMA_VERSION);
     if !current {
         steps.push((

@@ -44,6 +44,7 @@ pub mod counters;
 pub mod demo;
 mod error;
 pub mod insights;
+pub mod pipelines;
 mod model;
 pub mod postgres;
 pub mod schema;

@@ -133,8 +133,8 @@ async fn a_new_file_is_flujos_table_then_the_five_columns() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("new.db");
     let store = Store::open(&db).await.unwrap();
-    assert_eq!(store.migration().to_version, 3);
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(store.migration().to_version, 4);
+    assert_eq!(SCHEMA_VERSION, 4);
     store.close().await;
     let columns = table_info(&db).await;
     let names: Vec<&str> = columns.iter().map(|c| c.0.as_str()).collect();
@@ -248,7 +248,7 @@ async fn schema_two_files_gain_the_columns_and_keep_every_row_and_value() {
     let (store, _) = open_at(&db, at(NOW)).await;
     let report = store.migration().clone();
     assert_eq!(report.from, SchemaKind::Flowstate { version: 2 });
-    assert_eq!(report.to_version, 3);
+    assert_eq!(report.to_version, 4);
     for wanted in [
         "added column metadata (",
         "added column is_background_task INTEGER DEFAULT 0",
@@ -257,7 +257,7 @@ async fn schema_two_files_gain_the_columns_and_keep_every_row_and_value() {
         "added column background_error (",
         "created index idx_flowstate_parent_created",
         "created index idx_flowstate_background_created",
-        "recorded schema version 3",
+        "recorded schema version 4",
     ] {
         assert!(
             report.changes.iter().any(|c| c.starts_with(wanted)),

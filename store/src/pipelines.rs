@@ -32,8 +32,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::counters::{bucket_value, decode_key, PERCENTILE_RELATIVE_ERROR};
 pub use crate::counters::MEM_UNITS_MAX;
+use crate::counters::{bucket_value, decode_key, PERCENTILE_RELATIVE_ERROR};
 use crate::insights::from_histogram;
 use crate::Percentiles;
 
@@ -191,7 +191,10 @@ fn rate(failed: i64, finished: i64) -> Option<f64> {
 }
 
 fn finished_and_failed(statuses: &BTreeMap<String, i64>) -> (i64, i64) {
-    let finished = FINISHED.iter().map(|s| statuses.get(*s).copied().unwrap_or(0)).sum();
+    let finished = FINISHED
+        .iter()
+        .map(|s| statuses.get(*s).copied().unwrap_or(0))
+        .sum();
     (finished, statuses.get("failed").copied().unwrap_or(0))
 }
 
@@ -295,7 +298,11 @@ pub(crate) fn trend(pipeline_id: Option<String>, now: DateTime<Utc>, days: u32, 
     let mut statuses: BTreeMap<i64, BTreeMap<String, i64>> = BTreeMap::new();
     for (d, sk, n) in rows.statuses {
         if n != 0 && d >= prev_first && d <= today {
-            *statuses.entry(d).or_default().entry(status_name(&sk)).or_insert(0) += n;
+            *statuses
+                .entry(d)
+                .or_default()
+                .entry(status_name(&sk))
+                .or_insert(0) += n;
         }
     }
     let mut hist: BTreeMap<i64, Vec<(i64, i64)>> = BTreeMap::new();

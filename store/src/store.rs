@@ -609,17 +609,29 @@ impl Store {
     /// # Errors
     /// [`StoreError::InvalidInput`] for `days` outside 1..=366 or a pipeline id longer than
     /// [`crate::MAX_NAME_BYTES`]; [`StoreError::Conflict`] without the counters; database failures.
-    pub async fn pipeline_trend(&self, days: u32, pipeline_id: Option<&str>) -> Result<crate::pipelines::Trend> {
+    pub async fn pipeline_trend(
+        &self,
+        days: u32,
+        pipeline_id: Option<&str>,
+    ) -> Result<crate::pipelines::Trend> {
         if days == 0 || days > 366 {
             return Err(StoreError::invalid("days", "must be between 1 and 366"));
         }
         if pipeline_id.is_some_and(|p| p.len() > crate::MAX_NAME_BYTES) {
-            return Err(StoreError::invalid("pipeline_id", "is longer than a pipeline id can be"));
+            return Err(StoreError::invalid(
+                "pipeline_id",
+                "is longer than a pipeline id can be",
+            ));
         }
         let now = self.now();
         let (prev_first, _, _) = crate::pipelines::trend_days(now, days);
         let rows = on_backend!(self, b => b.pipeline_trend(prev_first, pipeline_id).await)?;
-        Ok(crate::pipelines::trend(pipeline_id.map(str::to_string), now, days, rows))
+        Ok(crate::pipelines::trend(
+            pipeline_id.map(str::to_string),
+            now,
+            days,
+            rows,
+        ))
     }
 
     /// Recounts every counter from the table and reports each one that differs (none, unless something wrote

@@ -160,7 +160,14 @@ async fn a_version_1_database_gets_row_triggers_in_place_and_keeps_its_counts() 
         .await
         .unwrap();
     assert_eq!(version, PG_SCHEMA_VERSION.to_string());
-    { let c = store.verify_counters().await.unwrap(); assert!(c.is_exact(), "{:#?}", &c.differences[..c.differences.len().min(6)]); }
+    {
+        let c = store.verify_counters().await.unwrap();
+        assert!(
+            c.is_exact(),
+            "{:#?}",
+            &c.differences[..c.differences.len().min(6)]
+        );
+    }
     assert_eq!(store.get_workflow_stats().await.unwrap().total_workflows, 68);
 
     // Exact afterwards, for the store's saves and flujo's SQL; a progress save appends nothing.

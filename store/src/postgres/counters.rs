@@ -353,8 +353,9 @@ pub(crate) fn create_triggers(s: &str) -> Vec<String> {
     let rows = |table: &str, d: i32| format!("SELECT {}, {d} FROM {table} AS r", keys_of(s, "r"));
     let row = |r: &str, d: i32| format!("SELECT {}, {d}", keys_of(s, r));
     let maybe_fold = format!("IF random() < 1.0 / {FOLD_EVERY} THEN PERFORM {s}.flowstate_fold(); END IF;\n");
-    let append =
-        |source: &str| format!("INSERT INTO {s}.flowstate_delta (sk, pk, ch, uh, e, b, dy, m, mb, d) {source};\n");
+    let append = |source: &str| {
+        format!("INSERT INTO {s}.flowstate_delta (sk, pk, ch, uh, e, b, dy, m, mb, d) {source};\n")
+    };
     let insert_body = format!("BEGIN\n{}{maybe_fold}RETURN NULL;\nEND", append(&row("NEW", 1)));
     let update_body = format!(
         "BEGIN\n{}{maybe_fold}RETURN NULL;\nEND",

@@ -150,7 +150,13 @@ impl PgStore {
                 timings: Vec::new(),
             };
             let pipelines = ins.pipeline_counters_current;
-            (report, ins.counters_exact(), ins.failures_current, pipelines, ins.schema)
+            (
+                report,
+                ins.counters_exact(),
+                ins.failures_current,
+                pipelines,
+                ins.schema,
+            )
         } else {
             let report = schema::migrate(&mut conn, busy_ms.max(1)).await.map_err(|e| match e {
                 StoreError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42501") => {
@@ -484,7 +490,11 @@ impl Backend for PgStore {
     async fn pipeline_window(&self, first_hour: i64, first_day: i64) -> Result<crate::pipelines::WindowRows> {
         PgStore::pipeline_window(self, first_hour, first_day).await
     }
-    async fn pipeline_trend(&self, first_day: i64, pipeline_id: Option<&str>) -> Result<crate::pipelines::TrendRows> {
+    async fn pipeline_trend(
+        &self,
+        first_day: i64,
+        pipeline_id: Option<&str>,
+    ) -> Result<crate::pipelines::TrendRows> {
         PgStore::pipeline_trend(self, first_day, pipeline_id).await
     }
     async fn last_runs(

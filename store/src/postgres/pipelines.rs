@@ -84,7 +84,11 @@ impl PgStore {
     }
 
     /// A trend's counter rows from day `first_day` on, in one snapshot.
-    pub(crate) async fn pipeline_trend(&self, first_day: i64, pipeline_id: Option<&str>) -> Result<TrendRows> {
+    pub(crate) async fn pipeline_trend(
+        &self,
+        first_day: i64,
+        pipeline_id: Option<&str>,
+    ) -> Result<TrendRows> {
         self.pipeline_counters()?;
         let map = self.err("reading the pipelines' trend");
         let key = pipeline_id.map(crate::counters::encode_key);
@@ -120,9 +124,7 @@ impl PgStore {
             .map_err(self.err("reading the pipelines' newest runs"))?;
         Ok(rows
             .into_iter()
-            .filter_map(|(p, run_id, us)| {
-                Some((p, (run_id?, us.and_then(crate::time::from_micros))))
-            })
+            .filter_map(|(p, run_id, us)| Some((p, (run_id?, us.and_then(crate::time::from_micros)))))
             .collect())
     }
 }

@@ -325,14 +325,22 @@ const COUNTERS: [Counter; 9] = [
     // Schema version 4: [`PIPELINE_TABLES`], in the same order.
     Counter {
         table: "flowstate_pipe_status_daily",
-        keys: &[("day", "day"), ("pipeline_key", "pipeline"), ("status_key", "status")],
+        keys: &[
+            ("day", "day"),
+            ("pipeline_key", "pipeline"),
+            ("status_key", "status"),
+        ],
         values: &[("runs", "1")],
         counted: "{x}_day IS NOT NULL",
         value: None,
     },
     Counter {
         table: "flowstate_pipe_exec_hourly",
-        keys: &[("hour", "updated"), ("pipeline_key", "pipeline"), ("bucket", "bucket")],
+        keys: &[
+            ("hour", "updated"),
+            ("pipeline_key", "pipeline"),
+            ("bucket", "bucket"),
+        ],
         values: EXEC_SUMS,
         counted: "{x}_updated IS NOT NULL AND {x}_bucket IS NOT NULL",
         value: Some("exec"),
@@ -346,14 +354,22 @@ const COUNTERS: [Counter; 9] = [
     },
     Counter {
         table: "flowstate_pipe_mem_hourly",
-        keys: &[("hour", "updated"), ("pipeline_key", "pipeline"), ("bucket", "mbucket")],
+        keys: &[
+            ("hour", "updated"),
+            ("pipeline_key", "pipeline"),
+            ("bucket", "mbucket"),
+        ],
         values: MEM_SUMS,
         counted: "{x}_updated IS NOT NULL AND {x}_mbucket IS NOT NULL",
         value: Some("mem"),
     },
     Counter {
         table: "flowstate_pipe_mem_daily",
-        keys: &[("day", "day"), ("pipeline_key", "pipeline"), ("bucket", "mbucket")],
+        keys: &[
+            ("day", "day"),
+            ("pipeline_key", "pipeline"),
+            ("bucket", "mbucket"),
+        ],
         values: MEM_SUMS,
         counted: "{x}_day IS NOT NULL AND {x}_mbucket IS NOT NULL",
         value: Some("mem"),
@@ -629,7 +645,11 @@ pub(crate) fn refill() -> Vec<String> {
         ("flowstate_pipe_mem_hourly", "hour", "mem", "mbucket"),
         ("flowstate_pipe_mem_daily", "day", "mem", "mbucket"),
     ] {
-        let key = if period == "hour" { "updated_hour".to_string() } else { day.clone() };
+        let key = if period == "hour" {
+            "updated_hour".to_string()
+        } else {
+            day.clone()
+        };
         out.push(format!("DELETE FROM {table}"));
         out.push(format!(
             "INSERT INTO {table} ({period}, pipeline_key, bucket, runs, sum_hi, sum_lo) SELECT {key} AS k, \

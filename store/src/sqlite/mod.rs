@@ -1218,7 +1218,11 @@ impl crate::backend::Backend for SqliteStore {
     async fn pipeline_window(&self, first_hour: i64, first_day: i64) -> Result<crate::pipelines::WindowRows> {
         SqliteStore::pipeline_window(self, first_hour, first_day).await
     }
-    async fn pipeline_trend(&self, first_day: i64, pipeline_id: Option<&str>) -> Result<crate::pipelines::TrendRows> {
+    async fn pipeline_trend(
+        &self,
+        first_day: i64,
+        pipeline_id: Option<&str>,
+    ) -> Result<crate::pipelines::TrendRows> {
         SqliteStore::pipeline_trend(self, first_day, pipeline_id).await
     }
     async fn last_runs(

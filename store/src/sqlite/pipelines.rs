@@ -89,7 +89,11 @@ impl SqliteStore {
     }
 
     /// A trend's counter rows from day `first_day` on, in one snapshot.
-    pub(crate) async fn pipeline_trend(&self, first_day: i64, pipeline_id: Option<&str>) -> Result<TrendRows> {
+    pub(crate) async fn pipeline_trend(
+        &self,
+        first_day: i64,
+        pipeline_id: Option<&str>,
+    ) -> Result<TrendRows> {
         self.pipeline_counters()?;
         let map = self.map("reading the pipelines' trend");
         let key = pipeline_id.map(crate::counters::encode_key);
@@ -137,5 +141,55 @@ impl SqliteStore {
             out.insert(pipeline, (run_id, at));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod plans {
+    use super::sql;
+
+    /// The Pipelines page's counter reads search ranges of the counter tables, never `workflow_state`; the newest
+    /// runs are one search of `idx_flowstate_pipeline_created` per pipeline.
+    #[tokio::test]
+    async fn pipeline_reads_never_scan_the_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(dir.path().join("plan.db")).await.unwrap();
+        let mut conn = store.sqlite().unwrap().pool().acquire().await.unwrap();
+        for statement in [
+            sql::WINDOW_STATUSES,
+            sql::WINDOW_HIST,
+            sql::TREND_STATUSES,
+            sql::TREND_HIST,
+        ] {
+            let rows: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {statement}"))
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap();
+            let lines: Vec<String> = rows.into_iter().map(|r| r.3).collect();
+            assert!(
+                !lines.iter().any(|l| l.contains("workflow_state")),
+                "{statement}: {lines:?}"
+            );
+            for l in lines.iter().filter(|l| l.contains("flowstate_")) {
+                assert!(l.starts_with("SEARCH"), "{statement} scans: {lines:?}");
+            }
+        }
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", sql::last_runs()))
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        let lines: Vec<String> = rows.into_iter().map(|r| r.3).collect();
+        assert!(
+            lines
+                .iter()
+                .filter(|l| l.contains("workflow_state"))
+                .all(|l| l.starts_with("SEARCH workflow_state USING INDEX idx_flowstate_pipeline_created")),
+            "{lines:?}"
+        );
+        assert!(!lines.iter().any(|l| l.contains("TEMP B-TREE")), "{lines:?}");
+        drop(conn);
+        store.close().await;
     }
 }

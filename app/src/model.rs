@@ -459,8 +459,8 @@ pub struct FailureRateRow {
 /// The Failures page: failures of a window grouped by signature, and failure rates per pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failures {
-    /// The window, as in the URL (`24h`).
-    pub window: crate::spans::FailureWindow,
+    /// The window, as in the URL (`window=24h` or `since=…`).
+    pub window: crate::spans::Window,
     /// The window's start.
     pub since: Stamp,
     /// Failed runs in the window.

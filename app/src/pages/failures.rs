@@ -1,5 +1,6 @@
 //! `/failures`: failures of a time window grouped by error signature, and failure rates per pipeline.
-//! `?window=1h|24h|7d|30d` picks the window (24 h by default); `?group=<key>` shows one group with more samples.
+//! `?window=3h` (any span from `1m` to `365d`) or `?since=<instant>` picks the window (24 h by default);
+//! `?group=<key>` shows one group with more samples.
 
 use crate::components::PageTitle;
 use leptos::prelude::*;
@@ -9,7 +10,7 @@ use crate::components::ErrorPage;
 use crate::format::{count, percent, run_href, url_encode};
 use crate::model::{FailureGroupView, FailureRateRow, Failures, Stamp};
 use crate::server::get_failures;
-use crate::spans::FailureWindow;
+use crate::spans::Window;
 
 /// Failure triage: which errors happen, how often, where, since when.
 #[component]
@@ -18,12 +19,15 @@ pub fn FailuresPage() -> impl IntoView {
     let params = move || {
         query.with(|q| {
             (
-                q.get(FailureWindow::PARAM),
+                q.get(Window::PARAM),
+                q.get(Window::SINCE_PARAM),
                 q.get("group").filter(|g| !g.trim().is_empty()),
             )
         })
     };
-    let failures = Resource::new(params, |(window, group)| get_failures(window, group));
+    let failures = Resource::new(params, |(window, since, group)| {
+        get_failures(window, since, group)
+    });
     view! {
         <PageTitle text="Failures"/>
         <Suspense fallback=|| view! { <p class="loading">"Reading the failures…"</p> }>
@@ -38,15 +42,10 @@ pub fn FailuresPage() -> impl IntoView {
 }
 
 /// The address of the Failures page for `window`, optionally of one group.
-fn failures_href(window: FailureWindow, group: Option<&str>) -> String {
+fn failures_href(window: Window, group: Option<&str>) -> String {
     match group {
-        Some(key) => format!(
-            "/failures?{}={}&group={}",
-            FailureWindow::PARAM,
-            window.as_str(),
-            url_encode(key)
-        ),
-        None => format!("/failures?{}={}", FailureWindow::PARAM, window.as_str()),
+        Some(key) => format!("/failures?{}&group={}", window.query(), url_encode(key)),
+        None => format!("/failures?{}", window.query()),
     }
 }
 
@@ -75,9 +74,9 @@ fn Report(report: Failures) -> AnyView {
         <p class="failures-summary" data-testid="failures-summary">
             <strong data-testid="total-failed" data-value=total_failed>{count(total_failed)}</strong>
             {format!(
-                " failed run{} in the last {} (since ",
+                " failed run{} {} (since ",
                 if total_failed == 1 { "" } else { "s" },
-                window.label()
+                window.phrase()
             )}
             <time datetime=since.rfc3339.clone()>{since.utc.clone()}</time>
             ")"
@@ -106,10 +105,11 @@ fn Report(report: Failures) -> AnyView {
     .into_any()
 }
 
-/// The window selector: plain links (they work without JavaScript), the current one marked.
+/// The window selector: the shortcuts as plain links, then two small GET forms, a span (`3h`, `90m`) and a
+/// start instant (24-hour, UTC); all work without JavaScript. The current window is marked.
 #[component]
-fn WindowPicker(current: FailureWindow) -> AnyView {
-    let links = FailureWindow::ALL
+fn WindowPicker(current: Window) -> AnyView {
+    let links = Window::SHORTCUTS
         .into_iter()
         .map(|w| {
             let here = w == current;
@@ -120,18 +120,65 @@ fn WindowPicker(current: FailureWindow) -> AnyView {
                         aria-current=here.then_some("page")
                         class=if here { "segment segment-current" } else { "segment" }
                     >
-                        {format!("Last {}", w.label())}
+                        {format!("Last {}", w.span_label())}
                     </a>
                 </li>
             }
         })
         .collect_view();
+    let custom = (!current.is_shortcut()).then(|| {
+        view! {
+            <li>
+                <span class="segment segment-current" aria-current="page">{capitalized(&current.label())}</span>
+            </li>
+        }
+    });
     view! {
         <nav class="window-picker" aria-label="Time window">
-            <ul>{links}</ul>
+            <ul>{links}{custom}</ul>
+            <form class="window-form" method="get" action="/failures" data-testid="window-form">
+                <label>
+                    "Last "
+                    <input
+                        type="text"
+                        name=Window::PARAM
+                        value=current.span_input().unwrap_or_default()
+                        placeholder="3h, 90m, 7d"
+                        size="7"
+                        maxlength="24"
+                        pattern="\\s*[0-9]+\\s*[A-Za-z]{1,3}\\s*"
+                        title="A whole number and a unit: 90m, 3h, 7d (1m to 365d)"
+                        required
+                    />
+                </label>
+                <button type="submit">"Show"</button>
+            </form>
+            <form class="window-form" method="get" action="/failures" data-testid="since-form">
+                <label>
+                    "Since "
+                    <input
+                        type="datetime-local"
+                        name=Window::SINCE_PARAM
+                        value=current.since_input().unwrap_or_default()
+                        step="60"
+                        required
+                    />
+                    " UTC"
+                </label>
+                <button type="submit">"Show"</button>
+            </form>
         </nav>
     }
     .into_any()
+}
+
+/// `last 3 h` → `Last 3 h`.
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 /// When something happened: UTC and relative.
@@ -148,12 +195,12 @@ fn When(stamp: Option<Stamp>) -> impl IntoView {
 }
 
 #[component]
-fn Groups(groups: Vec<FailureGroupView>, window: FailureWindow) -> impl IntoView {
+fn Groups(groups: Vec<FailureGroupView>, window: Window) -> impl IntoView {
     if groups.is_empty() {
         return view! {
             <section aria-labelledby="groups-heading">
                 <h2 id="groups-heading">"By error"</h2>
-                <p class="empty">{format!("No run failed in the last {}.", window.label())}</p>
+                <p class="empty">{format!("No run failed {}.", window.phrase())}</p>
             </section>
         }
         .into_any();
@@ -194,7 +241,7 @@ fn pipeline_list(group: &FailureGroupView) -> impl IntoView {
 
 /// One group in the list: count, signature, example, pipelines, first and last seen, samples, links.
 #[component]
-fn GroupCard(group: FailureGroupView, window: FailureWindow) -> AnyView {
+fn GroupCard(group: FailureGroupView, window: Window) -> AnyView {
     let detail_href = failures_href(window, Some(&group.key));
     let heading_id = format!("group-{}", group.key);
     let labelled_by = heading_id.clone();
@@ -272,7 +319,7 @@ fn GroupCard(group: FailureGroupView, window: FailureWindow) -> AnyView {
 
 /// One group with up to 50 of its runs.
 #[component]
-fn GroupDetail(group: FailureGroupView, window: FailureWindow) -> AnyView {
+fn GroupDetail(group: FailureGroupView, window: Window) -> AnyView {
     let pipelines = pipeline_list(&group);
     let FailureGroupView {
         key,
@@ -301,7 +348,7 @@ fn GroupDetail(group: FailureGroupView, window: FailureWindow) -> AnyView {
         })
         .collect_view();
     view! {
-        <p><a href=failures_href(window, None)>{format!("← All groups of the last {}", window.label())}</a></p>
+        <p><a href=failures_href(window, None)>{format!("← All groups of the {}", window.label())}</a></p>
         <section class="failure-group failure-group-detail" data-group=key data-count=n aria-labelledby="group-heading">
             <h2 id="group-heading">
                 <span class="group-count" data-testid="group-count">{count(n)}</span>
@@ -351,7 +398,7 @@ fn GroupDetail(group: FailureGroupView, window: FailureWindow) -> AnyView {
 
 /// Failure rate per pipeline in the window, as a table with bars.
 #[component]
-fn Rates(rates: Vec<FailureRateRow>, window: FailureWindow) -> AnyView {
+fn Rates(rates: Vec<FailureRateRow>, window: Window) -> AnyView {
     let body = rates
         .into_iter()
         .map(|r| {
@@ -383,8 +430,8 @@ fn Rates(rates: Vec<FailureRateRow>, window: FailureWindow) -> AnyView {
             <div class="data-scroll">
                 <table class="data-table rates" data-testid="failure-rates">
                     <caption>{format!(
-                        "Runs last updated in the last {}, and how many of them failed; highest rate first.",
-                        window.label()
+                        "Runs last updated {}, and how many of them failed; highest rate first.",
+                        window.phrase()
                     )}</caption>
                     <thead>
                         <tr>

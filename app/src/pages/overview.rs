@@ -8,7 +8,7 @@ use crate::components::{ErrorPage, StatusBadge};
 use crate::format::{count, duration_ms, run_href, runs_with_status, url_encode};
 use crate::model::{ActivityRow, Chart, Overview, PipelinePercentiles, StuckFigures};
 use crate::server::get_overview;
-use crate::spans::{FailureWindow, StuckThreshold};
+use crate::spans::{StuckThreshold, Window};
 
 /// Seconds between two refreshes of the figures once the page is hydrated.
 const REFRESH_SECONDS: u64 = 10;
@@ -161,11 +161,7 @@ fn Figures(figures: Overview) -> AnyView {
         })
         .collect_view();
     let ms = |v: Option<f64>| v.map(duration_ms).unwrap_or_else(|| "no data".into());
-    let failures_href = format!(
-        "/failures?{}={}",
-        FailureWindow::PARAM,
-        FailureWindow::Day.as_str()
-    );
+    let failures_href = format!("/failures?{}", Window::default().query());
     let stuck_count = stuck.count;
     let stuck_class = if stuck_count > 0 {
         "figure-card figure-card-warn"

@@ -6,18 +6,23 @@ use leptos::prelude::*;
 use crate::error::AppError;
 use crate::model::Failures;
 
-/// Failed runs whose last update lies in `window` (`1h`, `24h`, `7d`, `30d`; 24 h when absent), grouped by
+/// Failed runs whose last update lies in the window (`window`: a span from `1m` to `365d`, or `since`: an
+/// instant; 24 h when both are absent, see [`crate::spans::Window::parse`]), grouped by
 /// error signature, largest group first, with the failure rate of every pipeline in the window. With `group`
 /// (a group's key) only that group is returned, with up to [`ssr::DRILL_DOWN_SAMPLES`] sample runs.
 ///
 /// # Errors
-/// [`AppError::BadRequest`] naming `window` or `group` for a value that is not one; [`AppError::NotFound`] when
+/// [`AppError::BadRequest`] naming `window`, `since` or `group` for a value that is not one; [`AppError::NotFound`] when
 /// no failure of the window has the group's key; the store's errors.
 #[server(endpoint = "failures")]
-pub async fn get_failures(window: Option<String>, group: Option<String>) -> Result<Failures, AppError> {
-    use crate::spans::FailureWindow;
-    let window = FailureWindow::parse(window.as_deref())
-        .map_err(|reason| AppError::bad_request(FailureWindow::PARAM, reason))?;
+pub async fn get_failures(
+    window: Option<String>,
+    since: Option<String>,
+    group: Option<String>,
+) -> Result<Failures, AppError> {
+    use crate::spans::Window;
+    let window = Window::parse(window.as_deref(), since.as_deref())
+        .map_err(|e| AppError::bad_request(e.param, e.reason))?;
     let group = group
         .map(|g| g.trim().to_ascii_lowercase())
         .filter(|g| !g.is_empty());
@@ -35,14 +40,14 @@ pub async fn get_failures(window: Option<String>, group: Option<String>) -> Resu
 
 #[cfg(feature = "ssr")]
 pub mod ssr {
-    use chrono::{DateTime, Duration, SecondsFormat, Utc};
+    use chrono::{DateTime, SecondsFormat, Utc};
     use flowstate_store::insights::MAX_FAILURE_SCAN;
     use flowstate_store::{FailureGroup, PipelineFailureRate, Store};
 
     use crate::error::AppError;
     use crate::format::{runs_of_failure_group, signature_fragment, stamp};
     use crate::model::{FailureGroupView, FailureRateRow, FailureSample, Failures, PipelineCount};
-    use crate::spans::FailureWindow;
+    use crate::spans::Window;
 
     /// Sample runs shown for one group (`?group=`).
     pub const DRILL_DOWN_SAMPLES: usize = 50;
@@ -53,11 +58,11 @@ pub mod ssr {
     /// Reads the page's figures; see [`super::get_failures`].
     pub async fn read_failures(
         store: &Store,
-        window: FailureWindow,
+        window: Window,
         group: Option<&str>,
     ) -> Result<Failures, AppError> {
         let now = store.now();
-        let since = now - Duration::seconds(window.seconds());
+        let since = window.since(now);
         let mut out = Failures {
             window,
             since: stamp(since, now),
@@ -73,8 +78,8 @@ pub mod ssr {
             let found = store.failure_group(since, key, DRILL_DOWN_SAMPLES).await?;
             let Some(found) = found else {
                 return Err(AppError::not_found(format!(
-                    "failure group “{key}” in the last {}",
-                    window.label()
+                    "failure group “{key}” {}",
+                    window.phrase()
                 )));
             };
             out.total_failed = store.count_failed_since(since).await?;

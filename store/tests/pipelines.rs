@@ -496,3 +496,78 @@ async fn a_version_3_postgres_database_upgrades_in_place() {
     store.close().await;
     conn.close().await.unwrap();
 }
+
+/// The save cost of schema 4's counters on SQLite, measured, not asserted (`--ignored`; run in release): saves that
+/// change a run's status and move it to a later hour (the saves that touch every new counter), on the same file
+/// with the five delta triggers of the new counters present and dropped, interleaved, median of 5 rounds each.
+#[tokio::test]
+#[ignore = "a measurement: cargo test --release -p flowstate-store --test pipelines -- --ignored --nocapture"]
+async fn save_cost_of_the_pipeline_counters() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cost.db");
+    let now = at(NOW);
+    // NORMAL: no fsync per commit, so the triggers' work is not lost in the disk's noise.
+    let clock = flowstate_store::FixedClock::new(now);
+    let store = Store::open_with(
+        &db,
+        flowstate_store::StoreOptions {
+            durability: flowstate_store::Durability::Normal,
+            clock: std::sync::Arc::new(clock.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let base = runs(2000, now);
+    store.save_many(&base).await.unwrap();
+    let triggers: Vec<(String, String)> = {
+        let mut conn = raw(&db).await;
+        let t = sqlx::query_as(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'flowstate_delta_pipe_%'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        t
+    };
+    assert_eq!(triggers.len(), 5);
+    let mut with = Vec::new();
+    let mut without = Vec::new();
+    let mut t = now;
+    for round in 0..10 {
+        let on = round % 2 == 0;
+        {
+            let mut conn = raw(&db).await;
+            for (name, sql) in &triggers {
+                sqlx::query(&format!("DROP TRIGGER IF EXISTS {name}")).execute(&mut conn).await.unwrap();
+                if on {
+                    sqlx::query(sql).execute(&mut conn).await.unwrap();
+                }
+            }
+            conn.close().await.unwrap();
+        }
+        t += Duration::hours(1);
+        clock.set(t);
+        let started = std::time::Instant::now();
+        for (i, r) in base.iter().enumerate().take(1000) {
+            let mut r = r.clone();
+            r.status = if (i + round) % 2 == 0 { Status::Failed } else { Status::Completed };
+            r.updated_at = Some(t);
+            store.save_state(&r).await.unwrap();
+        }
+        let us = started.elapsed().as_secs_f64() * 1e6 / 1000.0;
+        if on { with.push(us) } else { without.push(us) }
+    }
+    with.sort_by(f64::total_cmp);
+    without.sort_by(f64::total_cmp);
+    println!(
+        "save (status change, new hour), µs per save, median of 5: with the pipeline counters {:.0}, without {:.0}, \
+         difference {:.0}",
+        with[2],
+        without[2],
+        with[2] - without[2]
+    );
+    store.close().await;
+}

@@ -112,7 +112,7 @@ test('at a phone width the tables scroll sideways with a hint, and the counts st
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto(`${server.url}/pipelines?window=7d`);
   await ready(page, jsOn(info));
-  const region = page.getByRole('region', { name: 'Pipelines' });
+  const region = page.getByRole('region', { name: 'Pipelines', exact: true });
   await expect(region).toBeVisible();
   const widths = await region.evaluate((e) => ({ scroll: e.scrollWidth, client: e.clientWidth }));
   expect(widths.scroll, 'the table is wider than the phone and scrolls').toBeGreaterThan(widths.client);

@@ -213,9 +213,7 @@ fn Table(rows: Vec<PipelineRow>, since: Stamp, relative_error: f64, window: Wind
         .into_iter()
         .map(|r| {
             let p = r.pipeline_id.clone();
-            let link = |n: String, extra: &str| {
-                view! { <a href=runs_href(&p, &since, extra)>{n}</a> }
-            };
+            let link = |n: String, extra: &str| view! { <a href=runs_href(&p, &since, extra)>{n}</a> }.into_any();
             let slow = "&sort=slowest";
             let heavy = "&sort=heaviest";
             let last = r.last_run.clone().map(|(id, at)| {
@@ -223,6 +221,7 @@ fn Table(rows: Vec<PipelineRow>, since: Stamp, relative_error: f64, window: Wind
                     <a class="run-ref" href=run_href(&id)>{id.clone()}</a>
                     {at.map(|s| view! { <br/><time datetime=s.rfc3339>{s.utc}</time> })}
                 }
+                .into_any()
             });
             let name_href = format!("/runs?pipeline={}", url_encode(&p));
             let shown = if p.is_empty() { "(none)".to_string() } else { p.clone() };
@@ -244,6 +243,7 @@ fn Table(rows: Vec<PipelineRow>, since: Stamp, relative_error: f64, window: Wind
                     <td>{last}</td>
                 </tr>
             }
+            .into_any()
         })
         .collect_view();
     view! {
@@ -400,6 +400,7 @@ fn Trend(trend: TrendView, window: Window, names: Vec<String>) -> AnyView {
                 <td class="num">{ms(p.p95_ms)}</td>
             </tr>
         }
+        .into_any()
     };
     let head_cells = statuses
         .iter()
@@ -422,6 +423,7 @@ fn Trend(trend: TrendView, window: Window, names: Vec<String>) -> AnyView {
                     <td class="num">{ms(r.p95_ms)}</td>
                 </tr>
             }
+            .into_any()
         })
         .collect_view();
     let legend = statuses

@@ -30,7 +30,10 @@ async fn pipelines_prints_each_pipelines_figures_as_the_store_reads_them() {
     let store = Store::open(&db).await.unwrap();
     let mut runs = Vec::new();
     for i in 0..60i64 {
-        let mut s = WorkflowState::new(format!("r{i}"), if i % 3 == 0 { "billing" } else { "search\u{1b}[2J" });
+        let mut s = WorkflowState::new(
+            format!("r{i}"),
+            if i % 3 == 0 { "billing" } else { "search\u{1b}[2J" },
+        );
         s.status = match i % 5 {
             0 => Status::Failed,
             1 => Status::Running,
@@ -42,7 +45,9 @@ async fn pipelines_prints_each_pipelines_figures_as_the_store_reads_them() {
         runs.push(s);
     }
     store.save_many(&runs).await.unwrap();
-    let since = (now - Duration::hours(12)).duration_trunc(Duration::hours(1)).unwrap();
+    let since = (now - Duration::hours(12))
+        .duration_trunc(Duration::hours(1))
+        .unwrap();
     let report = store.pipeline_report(since).await.unwrap();
     store.close().await;
 
@@ -60,14 +65,20 @@ async fn pipelines_prints_each_pipelines_figures_as_the_store_reads_them() {
         assert_eq!(row["failure_rate"].as_f64(), p.failure_rate);
         assert_eq!(row["p95_ms"].as_f64(), p.time.p95);
     }
-    assert!(report.pipelines.iter().any(|p| p.status("running") > 0), "running runs are counted");
+    assert!(
+        report.pipelines.iter().any(|p| p.status("running") > 0),
+        "running runs are counted"
+    );
 
     let out = run(&db, &["pipelines", "--since", &at]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("billing"), "{text}");
     assert!(text.contains("FAILED/FINISHED"), "{text}");
-    assert!(!text.contains('\u{1b}'), "terminal escapes in a pipeline id are not printed: {text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "terminal escapes in a pipeline id are not printed: {text}"
+    );
 
     let out = run(&db, &["pipelines", "--since", "yesterday-ish"]);
     assert_eq!(out.status.code(), Some(2), "a bad --since is a usage error");

@@ -541,7 +541,10 @@ async fn save_cost_of_the_pipeline_counters() {
         {
             let mut conn = raw(&db).await;
             for (name, sql) in &triggers {
-                sqlx::query(&format!("DROP TRIGGER IF EXISTS {name}")).execute(&mut conn).await.unwrap();
+                sqlx::query(&format!("DROP TRIGGER IF EXISTS {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
                 if on {
                     sqlx::query(sql).execute(&mut conn).await.unwrap();
                 }
@@ -553,12 +556,20 @@ async fn save_cost_of_the_pipeline_counters() {
         let started = std::time::Instant::now();
         for (i, r) in base.iter().enumerate().take(1000) {
             let mut r = r.clone();
-            r.status = if (i + round) % 2 == 0 { Status::Failed } else { Status::Completed };
+            r.status = if (i + round) % 2 == 0 {
+                Status::Failed
+            } else {
+                Status::Completed
+            };
             r.updated_at = Some(t);
             store.save_state(&r).await.unwrap();
         }
         let us = started.elapsed().as_secs_f64() * 1e6 / 1000.0;
-        if on { with.push(us) } else { without.push(us) }
+        if on {
+            with.push(us)
+        } else {
+            without.push(us)
+        }
     }
     with.sort_by(f64::total_cmp);
     without.sort_by(f64::total_cmp);

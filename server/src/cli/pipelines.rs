@@ -14,7 +14,10 @@ use super::{open, CliError};
 pub async fn run(db: &Path, since: Option<When>, json: bool) -> Result<String, CliError> {
     let store = open::read_only(db).await?;
     let now = store.now();
-    let start = since.unwrap_or(When::Ago(chrono::Duration::hours(24))).resolve(now).min(now);
+    let start = since
+        .unwrap_or(When::Ago(chrono::Duration::hours(24)))
+        .resolve(now)
+        .min(now);
     let report = store.pipeline_report(start).await;
     store.close().await;
     let report = report?;
@@ -51,14 +54,25 @@ pub async fn run(db: &Path, since: Option<When>, json: bool) -> Result<String, C
     let ms = |v: Option<f64>| super::output::duration_ms(v.map(|v| v.round() as i64));
     let mb = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} MB"));
     let mut table = Table::new(&[
-        "PIPELINE", ">RUNS", ">FAILED", ">FAILED/FINISHED", ">MEAN", ">P50", ">P95", ">P99", ">MEAN MEM", ">MAX MEM", "NEWEST RUN",
+        "PIPELINE",
+        ">RUNS",
+        ">FAILED",
+        ">FAILED/FINISHED",
+        ">MEAN",
+        ">P50",
+        ">P95",
+        ">P99",
+        ">MEAN MEM",
+        ">MAX MEM",
+        "NEWEST RUN",
     ]);
     for p in &report.pipelines {
         table.row(vec![
             truncate(&one_line(&safe_text(&p.pipeline_id)), 40),
             p.runs.to_string(),
             p.failed.to_string(),
-            p.failure_rate.map_or("-".into(), |r| format!("{:.1}%", r * 100.0)),
+            p.failure_rate
+                .map_or("-".into(), |r| format!("{:.1}%", r * 100.0)),
             ms(p.avg_ms),
             ms(p.time.p50),
             ms(p.time.p95),

@@ -472,6 +472,167 @@ fn short_name(name: &str) -> String {
     }
 }
 
+// ---- The Pipelines page's trend (issue 15) ----
+
+/// The trend charts of the Pipelines page: runs per day stacked by status, the failure rate of finished runs per
+/// day, and the p95 execution time per day; the two line charts carry the previous period's figure as a dashed
+/// line. `subject` (`all pipelines`, `pipeline NAME`) goes into the summaries, escaped where it reaches the SVG.
+pub fn trend_charts(
+    rows: &[crate::server::pipelines::TrendRow],
+    statuses: &[String],
+    subject: &str,
+    previous: &crate::server::pipelines::PeriodView,
+) -> (Chart, Chart, Chart) {
+    let bars: Vec<ActivityRow> = rows
+        .iter()
+        .map(|r| ActivityRow {
+            start: r.day.clone(),
+            label: r.day.get(5..).unwrap_or(&r.day).to_string(),
+            counts: r.counts.clone(),
+            total: r.runs,
+        })
+        .collect();
+    let total: i64 = rows.iter().map(|r| r.runs).sum();
+    let runs_summary = format!(
+        "Runs of {subject} per day (UTC, by last update) over the last {} days, stacked by status: {} in total.",
+        rows.len(),
+        count(total)
+    );
+    let mut svg = String::new();
+    let drawn = draw_activity(&mut svg, &bars, statuses, ActivitySpan::Days);
+    let runs = finish(svg, drawn, runs_summary, "trend-runs");
+
+    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+    let rates: Vec<Option<f64>> = rows.iter().map(|r| r.failure_rate.map(|v| v * 100.0)).collect();
+    let rate_summary = format!(
+        "Failure rate of finished runs of {subject} per day, in percent{}.",
+        previous
+            .failure_rate
+            .map(|r| format!("; the previous period's: {}", crate::format::percent(r)))
+            .unwrap_or_default()
+    );
+    let rate = line_chart(
+        &labels,
+        &rates,
+        previous.failure_rate.map(|v| v * 100.0),
+        &|v| format!("{v:.0} %"),
+        rate_summary,
+        "trend-rate",
+        &P99,
+    );
+    let p95s: Vec<Option<f64>> = rows.iter().map(|r| r.p95_ms).collect();
+    let p95_summary = format!(
+        "p95 execution time of {subject} per day{}.",
+        previous
+            .p95_ms
+            .map(|v| format!("; the previous period's: {}", duration_ms(v)))
+            .unwrap_or_default()
+    );
+    let p95 = line_chart(
+        &labels,
+        &p95s,
+        previous.p95_ms,
+        &|v| short_ms(v),
+        p95_summary,
+        "trend-p95",
+        &P95,
+    );
+    (runs, rate, p95)
+}
+
+/// One value per day as a line with points (days without a value are gaps), from 0 up, and `reference` as a
+/// dashed horizontal line.
+fn line_chart(
+    labels: &[String],
+    values: &[Option<f64>],
+    reference: Option<f64>,
+    y_fmt: &dyn Fn(f64) -> String,
+    summary: String,
+    kind: &str,
+    paint: &Paint,
+) -> Chart {
+    let mut svg = String::new();
+    let drawn = draw_line(&mut svg, labels, values, reference, y_fmt, paint);
+    finish(svg, drawn, summary, kind)
+}
+
+fn draw_line(
+    svg: &mut String,
+    labels: &[String],
+    values: &[Option<f64>],
+    reference: Option<f64>,
+    y_fmt: &dyn Fn(f64) -> String,
+    paint: &Paint,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let n = labels.len().max(1) as i32;
+    let top = values
+        .iter()
+        .flatten()
+        .copied()
+        .chain(reference)
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let y_max = if top > 0.0 { nice_ceil(top * 1.1) } else { 1.0 };
+    let every = (labels.len() / 8).max(1) as i32;
+    let root = SVGBackend::with_string(svg, (WIDTH, 200)).into_drawing_area();
+    let mut chart = ChartBuilder::on(&root)
+        .margin(8)
+        .margin_right(16)
+        .x_label_area_size(28)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0..n - 1, 0f64..y_max)?;
+    let x_label = |i: &i32| {
+        if *i % every == 0 || *i == n - 1 {
+            labels.get(*i as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    let y_label = |v: &f64| y_fmt(*v);
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .bold_line_style(GRID.color())
+        .light_line_style(TRANSPARENT)
+        .axis_style(AXIS.color())
+        .x_labels(labels.len().min(31))
+        .x_label_formatter(&x_label)
+        .y_labels(5)
+        .y_label_formatter(&y_label)
+        .label_style(("sans-serif", 14).into_font().color(&TEXT.color()))
+        .draw()?;
+    if let Some(r) = reference.filter(|r| r.is_finite()) {
+        chart.draw_series(DashedLineSeries::new(
+            [(0, r), (n - 1, r)],
+            6,
+            4,
+            AXIS.color().stroke_width(2),
+        ))?;
+    }
+    // Runs of consecutive days with a value, each a line.
+    let mut run: Vec<(i32, f64)> = Vec::new();
+    let mut runs: Vec<Vec<(i32, f64)>> = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        match v.filter(|v| v.is_finite()) {
+            Some(v) => run.push((i as i32, v)),
+            None if !run.is_empty() => runs.push(std::mem::take(&mut run)),
+            None => {}
+        }
+    }
+    if !run.is_empty() {
+        runs.push(run);
+    }
+    for r in &runs {
+        chart.draw_series(LineSeries::new(r.iter().copied(), paint.color().stroke_width(2)))?;
+        chart.draw_series(
+            r.iter()
+                .map(|(x, y)| Circle::new((*x, *y), 3, paint.color().filled())),
+        )?;
+    }
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,7 +30,7 @@ pub use error::AppError;
 
 use components::title::SiteTitle;
 use components::{Layout, NotFoundPage};
-use pages::{CleanupPage, FailuresPage, LoginPage, OverviewPage, RunPage, RunsPage};
+use pages::{CleanupPage, FailuresPage, LoginPage, OverviewPage, PipelinesPage, RunPage, RunsPage};
 
 /// The URL of the stylesheet (built by `scripts/build-site.sh` from `style/main.css`).
 pub const STYLESHEET: &str = "/pkg/flowstate.css";
@@ -74,6 +74,7 @@ pub fn App() -> impl IntoView {
                     // The same page for ids a path cannot carry (`.`, `..`): `/run?id=..`.
                     <Route path=path!("/run") view=RunPage ssr=SsrMode::Async/>
                     <Route path=path!("/failures") view=FailuresPage ssr=SsrMode::Async/>
+                    <Route path=path!("/pipelines") view=PipelinesPage ssr=SsrMode::Async/>
                     <Route path=path!("/cleanup") view=CleanupPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
                 </Routes>

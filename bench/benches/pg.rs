@@ -138,6 +138,9 @@ fn run() -> Result<()> {
         if config.wants("failed") || config.wants("failure") || config.wants("stuck") {
             keep(rt.block_on(failed_group(&config, &db, &store))?)?;
         }
+        if config.wants("pipelines") {
+            keep(rt.block_on(pipelines_group(&config, &db, &store))?)?;
+        }
         rt.block_on(store.close());
         if config.wants("cleanup") {
             keep(cleanup_group(&rt, &config, &db, &generator)?)?;
@@ -805,6 +808,64 @@ async fn list_group(config: &Config, db: &PgBenchDb, store: &Store) -> Result<Ve
 
 // ---------------------------------------------------------------------------------------------------------------
 // 6. Failed runs, failure groups and stuck runs
+
+/// The Pipelines page (issue 15): figures per pipeline over a window, and trends, beside a GROUP BY on the table.
+async fn pipelines_group(config: &Config, db: &PgBenchDb, store: &Store) -> Result<Vec<Measurement>> {
+    let budget = Budget::secs(config.secs);
+    let mut conn = PgConnection::connect(&db.url).await?;
+    let mut out = Vec::new();
+    for (label, hours) in [("24h", 24i64), ("7d", 24 * 7), ("30d", 24 * 30)] {
+        let since = db.as_of - chrono::Duration::hours(hours);
+        let report = store.pipeline_report(since).await?;
+        let s = sample_async(budget, || store.pipeline_report(since)).await?;
+        let r = sample_raw(
+            budget,
+            &mut conn,
+            "SELECT pipeline_id, status, COUNT(*), AVG(execution_time_ms), AVG(memory_usage_mb), MAX(memory_usage_mb) \
+             FROM workflow_state WHERE updated_at >= $1 GROUP BY pipeline_id, status",
+            |q| q.bind(since),
+        )
+        .await?;
+        let runs: i64 = report.pipelines.iter().map(|p| p.runs).sum();
+        out.push(
+            latency(
+                &format!("pg.pipeline_report.{label}"),
+                db.rows,
+                &s,
+                &r,
+                "GROUP BY pipeline_id, status over the window (counts, mean time, mean and max memory; no percentiles)",
+                20.0,
+            )
+            .extra("pipelines", report.pipelines.len() as u64)
+            .extra("runs_in_window", runs),
+        );
+    }
+    for days in [7u32, 30, 90] {
+        let trend = store.pipeline_trend(days, None).await?;
+        let s = sample_async(budget, || store.pipeline_trend(days, None)).await?;
+        let since = db.as_of - chrono::Duration::days(2 * i64::from(days));
+        let r = sample_raw(
+            budget,
+            &mut conn,
+            "SELECT date_trunc('day', updated_at, 'UTC'), status, COUNT(*) FROM workflow_state \
+             WHERE updated_at >= $1 GROUP BY 1, 2",
+            |q| q.bind(since),
+        )
+        .await?;
+        out.push(
+            latency(
+                &format!("pg.pipeline_trend.{days}d"),
+                db.rows,
+                &s,
+                &r,
+                "runs per day and status over both periods, GROUP BY the UTC day (no p95)",
+                20.0,
+            )
+            .extra("runs_this_period", trend.current.runs),
+        );
+    }
+    Ok(out)
+}
 
 async fn failed_group(config: &Config, db: &PgBenchDb, store: &Store) -> Result<Vec<Measurement>> {
     let budget = Budget::secs(config.secs);

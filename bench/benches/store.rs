@@ -140,6 +140,9 @@ fn run() -> Result<()> {
         if config.wants("failed") || config.wants("failure") {
             keep(failed_group(&rt, &config, &db, &store)?)?;
         }
+        if config.wants("pipelines") {
+            keep(pipelines_group(&rt, &config, &db, &store)?)?;
+        }
         rt.block_on(store.close());
         if config.wants("cleanup") {
             keep(cleanup_group(&rt, &config, &db, &generator)?)?;
@@ -874,6 +877,64 @@ fn failed_group(rt: &Runtime, config: &Config, db: &BenchDb, store: &Store) -> R
         .extra("truncated", groups.truncated)
         .note("every failure of the last 24 h grouped by error signature, with samples"),
     );
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 5b. The Pipelines page (issue 15): figures per pipeline over a window, and trends
+
+fn pipelines_group(rt: &Runtime, config: &Config, db: &BenchDb, store: &Store) -> Result<Vec<Measurement>> {
+    let budget = Budget::secs(config.secs);
+    let conn = open_raw(&db.path)?;
+    let now = sqlite_now(db.as_of);
+    let mut out = Vec::new();
+    for (label, hours) in [("24h", 24i64), ("7d", 24 * 7), ("30d", 24 * 30)] {
+        let since = db.as_of - chrono::Duration::hours(hours);
+        let report = rt.block_on(store.pipeline_report(since))?;
+        let s = rt.block_on(sample_async(budget, || store.pipeline_report(since)))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT pipeline_id, status, COUNT(*), AVG(execution_time_ms), AVG(memory_usage_mb), MAX(memory_usage_mb) \
+             FROM workflow_state WHERE updated_at >= datetime(?1, '-{hours} hours') GROUP BY pipeline_id, status"
+        ))?;
+        let r = sample_sync(budget, || fetch_all(&mut stmt, [&now]))?;
+        let runs: i64 = report.pipelines.iter().map(|p| p.runs).sum();
+        out.push(
+            latency(
+                &format!("pipeline_report.{label}"),
+                db.rows,
+                &s,
+                &r,
+                "raw rusqlite: GROUP BY pipeline_id, status over the window on the updated_at text (counts, mean \
+                 time, mean and max memory; no percentiles)",
+                20.0,
+            )
+            .extra("pipelines", report.pipelines.len() as u64)
+            .extra("runs_in_window", runs)
+            .note("every pipeline's figures over the window (counters of schema 4, one index step per pipeline)"),
+        );
+    }
+    for days in [7u32, 30, 90] {
+        let trend = rt.block_on(store.pipeline_trend(days, None))?;
+        let s = rt.block_on(sample_async(budget, || store.pipeline_trend(days, None)))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT date(updated_at), status, COUNT(*) FROM workflow_state \
+             WHERE updated_at >= datetime(?1, '-{} days') GROUP BY 1, 2",
+            2 * days
+        ))?;
+        let r = sample_sync(budget, || fetch_all(&mut stmt, [&now]))?;
+        out.push(
+            latency(
+                &format!("pipeline_trend.{days}d"),
+                db.rows,
+                &s,
+                &r,
+                "raw rusqlite: runs per day and status over both periods, GROUP BY date(updated_at) (no p95)",
+                20.0,
+            )
+            .extra("runs_this_period", trend.current.runs)
+            .note("all pipelines: per day and per period, runs by status, failure rate, p95"),
+        );
+    }
     Ok(out)
 }
 

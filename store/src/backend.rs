@@ -105,6 +105,19 @@ pub(crate) trait Backend {
     /// Per pipeline: runs, finished runs and failed runs among those last updated at or after `since` (any
     /// order).
     async fn failure_counts(&self, since: DateTime<Utc>) -> Result<Vec<crate::insights::FailureCount>>;
+    /// The Pipelines page's counter rows of a window: hours `[first_hour, first_day * 24)`, days from `first_day`.
+    async fn pipeline_window(&self, first_hour: i64, first_day: i64) -> Result<crate::pipelines::WindowRows>;
+    /// A trend's counter rows from day `first_day` on, of one pipeline or all.
+    async fn pipeline_trend(
+        &self,
+        first_day: i64,
+        pipeline_id: Option<&str>,
+    ) -> Result<crate::pipelines::TrendRows>;
+    /// The newest run (by creation) of each pipeline: run id and creation time.
+    async fn last_runs(
+        &self,
+        pipelines: &[String],
+    ) -> Result<std::collections::BTreeMap<String, (String, Option<DateTime<Utc>>)>>;
     /// Recounts the counters and reports each difference.
     async fn verify_counters(&self) -> Result<CounterCheck>;
     /// Refills the counters from the table; what a check found before.

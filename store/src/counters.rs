@@ -25,6 +25,10 @@ pub(crate) const HOUR_US: i64 = 3_600_000_000;
 /// 1/16 of their power of two wide; below 32 ms every millisecond has its own bucket.
 pub(crate) const SUB_BUCKETS: i64 = 16;
 
+/// The largest memory figure the pipeline counters keep, in thousandths of a MB (2^40, about 1.1 PB): larger
+/// values count as this much (so the sums cannot overflow).
+pub const MEM_UNITS_MAX: i64 = 1 << 40;
+
 /// The largest relative error of a percentile read from the histogram: half a bucket, 1/32 of the value.
 pub const PERCENTILE_RELATIVE_ERROR: f64 = 1.0 / 32.0;
 

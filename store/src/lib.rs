@@ -45,6 +45,7 @@ pub mod demo;
 mod error;
 pub mod insights;
 mod model;
+pub mod pipelines;
 pub mod postgres;
 pub mod schema;
 pub mod space;

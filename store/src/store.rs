@@ -654,6 +654,63 @@ impl Store {
         Ok(crate::insights::rates_of(counts))
     }
 
+    /// Every pipeline with runs last updated since `since` (rounded down to its hour), with its figures: see
+    /// [`crate::pipelines`]. Reads the counters of schema version 4 (a few rows per pipeline, day and bucket) and
+    /// one index step per pipeline, never the rows.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for a start in the future; [`StoreError::Conflict`] when the database has no
+    /// such counters (opened read-only before being migrated); database failures.
+    pub async fn pipeline_report(&self, since: DateTime<Utc>) -> Result<crate::pipelines::PipelineReport> {
+        let now = self.now();
+        if since > now {
+            return Err(StoreError::invalid("since", "must not be in the future"));
+        }
+        let since = crate::pipelines::hour_floor(since);
+        let (first_hour, first_day) = crate::pipelines::window_span(since);
+        let rows = on_backend!(self, b => b.pipeline_window(first_hour, first_day).await)?;
+        let mut names: Vec<String> = rows
+            .statuses
+            .iter()
+            .filter_map(|(pk, _, _)| crate::counters::decode_key(pk))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let last = on_backend!(self, b => b.last_runs(&names).await)?;
+        Ok(crate::pipelines::report(since, rows, last))
+    }
+
+    /// Daily figures of the last `days` days (today included) of one pipeline or all, against the `days` days
+    /// before: see [`crate::pipelines`].
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for `days` outside 1..=366 or a pipeline id longer than
+    /// [`crate::MAX_NAME_BYTES`]; [`StoreError::Conflict`] without the counters; database failures.
+    pub async fn pipeline_trend(
+        &self,
+        days: u32,
+        pipeline_id: Option<&str>,
+    ) -> Result<crate::pipelines::Trend> {
+        if days == 0 || days > 366 {
+            return Err(StoreError::invalid("days", "must be between 1 and 366"));
+        }
+        if pipeline_id.is_some_and(|p| p.len() > crate::MAX_NAME_BYTES) {
+            return Err(StoreError::invalid(
+                "pipeline_id",
+                "is longer than a pipeline id can be",
+            ));
+        }
+        let now = self.now();
+        let (prev_first, _, _) = crate::pipelines::trend_days(now, days);
+        let rows = on_backend!(self, b => b.pipeline_trend(prev_first, pipeline_id).await)?;
+        Ok(crate::pipelines::trend(
+            pipeline_id.map(str::to_string),
+            now,
+            days,
+            rows,
+        ))
+    }
+
     /// Recounts every counter from the table and reports each one that differs (none, unless something wrote
     /// the table with the counters' triggers missing). Reads the whole table: a check for operators, not pages.
     ///

@@ -160,7 +160,14 @@ async fn a_version_1_database_gets_row_triggers_in_place_and_keeps_its_counts() 
         .await
         .unwrap();
     assert_eq!(version, PG_SCHEMA_VERSION.to_string());
-    assert!(store.verify_counters().await.unwrap().is_exact());
+    {
+        let c = store.verify_counters().await.unwrap();
+        assert!(
+            c.is_exact(),
+            "{:#?}",
+            &c.differences[..c.differences.len().min(6)]
+        );
+    }
     assert_eq!(store.get_workflow_stats().await.unwrap().total_workflows, 68);
 
     // Exact afterwards, for the store's saves and flujo's SQL; a progress save appends nothing.
@@ -283,8 +290,8 @@ async fn a_version_2_database_gets_version_3s_indexes_in_place_and_keeps_its_cou
     assert!(
         !changes
             .iter()
-            .any(|c| c.contains("counters") || c.contains("triggers")),
-        "the counters and triggers are kept: {changes:?}"
+            .any(|c| (c.contains("counters") || c.contains("triggers")) && !c.contains("Pipelines page")),
+        "the counters and triggers are kept (only version 4's are added): {changes:?}"
     );
     let marker: i64 =
         sqlx::query_scalar("SELECT count(*) FROM flowstate_counts_base WHERE status_key = '=marker'")
@@ -437,7 +444,9 @@ async fn a_version_2_database_gets_the_failure_table_filled_from_its_failed_rows
         "{changes:?}"
     );
     assert!(
-        !changes.iter().any(|c| c.contains("counters")),
+        !changes
+            .iter()
+            .any(|c| c.contains("counters") && !c.contains("Pipelines page")),
         "the counters are left as they are: {changes:?}"
     );
     let marker: i64 =

@@ -19,6 +19,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                     <li><A href="/" exact=true>"Overview"</A></li>
                     <li><A href="/runs">"Runs"</A></li>
                     <li><A href="/failures">"Failures"</A></li>
+                    <li><A href="/pipelines">"Pipelines"</A></li>
                     <li><A href="/cleanup">"Cleanup"</A></li>
                 </ul>
             </nav>

@@ -9,6 +9,7 @@ pub mod failures;
 #[cfg(feature = "ssr")]
 pub mod limits;
 pub mod overview;
+pub mod pipelines;
 pub mod runs;
 pub mod runs_delete;
 pub mod security;
@@ -18,6 +19,7 @@ pub mod settings;
 pub use cleanup::{cleanup_options, preview_cleanup, run_cleanup};
 pub use failures::get_failures;
 pub use overview::get_overview;
+pub use pipelines::get_pipelines;
 pub use runs::{get_run, list_runs};
 pub use runs_delete::delete_run;
 pub use session::{get_access, login, logout};

@@ -16,6 +16,7 @@ mod migrate;
 mod open;
 mod output;
 mod reclaim;
+mod pipelines;
 mod runs;
 mod show;
 mod stats;
@@ -61,6 +62,8 @@ pub enum Command {
     Runs(RunsArgs),
     /// Failed runs whose last update lies in the last hours, newest first.
     Failed(FailedArgs),
+    /// Per pipeline over a window: runs, failures, the failure rate of finished runs, times, memory.
+    Pipelines(PipelinesArgs),
     /// Every field of one run.
     Show(ShowArgs),
     /// Failures of a window grouped by error signature: count, pipelines, first and last seen, sample runs.
@@ -129,6 +132,15 @@ pub struct RunsArgs {
     /// Skip this many runs (after the cursor, if any).
     #[arg(long, value_name = "N")]
     pub offset: Option<u64>,
+}
+
+/// Arguments of `flowstate pipelines`.
+#[derive(Debug, Args)]
+pub struct PipelinesArgs {
+    /// Runs last updated at or after this time (rounded down to the hour): a span before now such as 3h, 7d, or
+    /// an instant; 24h by default.
+    #[arg(long, value_name = "TIME", value_parser = When::parse_arg)]
+    pub since: Option<When>,
 }
 
 /// Arguments of `flowstate failed`.
@@ -464,6 +476,7 @@ pub async fn run(cli: Cli) -> Result<String, CliError> {
         Command::Stats => stats::run(&db()?, json).await,
         Command::Runs(args) => runs::list(&db()?, args, json).await,
         Command::Failed(args) => runs::failed(&db()?, args, json).await,
+        Command::Pipelines(args) => pipelines::run(&db()?, args.since, json).await,
         Command::Show(args) => show::run(&db()?, &args.run_id, json).await,
         Command::Failures(args) => failures::run(&db()?, args, json).await,
         Command::Cleanup(args) => cleanup::run(&db()?, args, json).await,

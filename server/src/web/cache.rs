@@ -318,10 +318,10 @@ fn answer_kept(page: &Page, nonce: &str, now: Instant, how: &'static str) -> Res
     response
 }
 
-/// Pages that may be kept: the Overview, the runs lists, a run, the failures page. Not the cleanup page (its
-/// preview must be read when it is shown), the login page, server functions, files or `/healthz`.
+/// Pages that may be kept: the Overview, the runs lists, a run, the failures and pipelines pages. Not the cleanup
+/// page (its preview must be read when it is shown), the login page, server functions, files or `/healthz`.
 fn is_page(path: &str) -> bool {
-    matches!(path, "/" | "/runs" | "/failures")
+    matches!(path, "/" | "/runs" | "/failures" | "/pipelines")
         || path
             .strip_prefix("/runs/")
             .is_some_and(|id| !id.is_empty() && !id.contains('/'))
@@ -462,7 +462,7 @@ mod tests {
 
     #[test]
     fn which_requests_are_pages_and_which_change() {
-        for page in ["/", "/runs", "/failures", "/runs/run_1"] {
+        for page in ["/", "/runs", "/failures", "/pipelines", "/runs/run_1"] {
             assert!(is_page(page), "{page}");
         }
         for other in [

@@ -65,6 +65,24 @@ pub(crate) const TABLES: [&str; 4] = [
     "flowstate_exec_hist",
 ];
 
+/// Schema version 4's counters (the Pipelines page, [`crate::pipelines`]), after [`TABLES`] in fold order: as on
+/// SQLite ([`crate::sqlite`]'s `PIPELINE_TABLES`), keyed by the hour or day (`floor(hour / 24)`) of the last
+/// update, with `vsum` the sum of the values in a bucket (memory in thousandths of a MB, within `[0, 2^40]`).
+/// Each counts only deltas with a day (`dy`): deltas a version-3 trigger appended before the upgrade have none,
+/// and the rows they stand for are already in the refill of these counters.
+pub(crate) const PIPELINE_TABLES: [&str; 5] = [
+    "flowstate_pipe_status_daily",
+    "flowstate_pipe_exec_hourly",
+    "flowstate_pipe_exec_daily",
+    "flowstate_pipe_mem_hourly",
+    "flowstate_pipe_mem_daily",
+];
+
+/// Every counter, in fold order.
+pub(crate) fn all_tables() -> impl Iterator<Item = &'static str> {
+    TABLES.into_iter().chain(PIPELINE_TABLES)
+}
+
 /// The triggers on `workflow_state`, with their function.
 pub(crate) const TRIGGERS: [&str; 4] = [
     "flowstate_counters_ins",
@@ -83,7 +101,7 @@ struct Counter {
     counted: &'static str,
 }
 
-const COUNTERS: [Counter; 4] = [
+const COUNTERS: [Counter; 9] = [
     Counter {
         table: "flowstate_counts",
         keys: &[("status_key", "sk"), ("pipeline_key", "pk")],
@@ -112,6 +130,36 @@ const COUNTERS: [Counter; 4] = [
         values: &[("runs", "sum(d)")],
         counted: "b IS NOT NULL",
     },
+    Counter {
+        table: "flowstate_pipe_status_daily",
+        keys: &[("day", "dy"), ("pipeline_key", "pk"), ("status_key", "sk")],
+        values: &[("runs", "sum(d)")],
+        counted: "dy IS NOT NULL",
+    },
+    Counter {
+        table: "flowstate_pipe_exec_hourly",
+        keys: &[("hour", "uh"), ("pipeline_key", "pk"), ("bucket", "b")],
+        values: &[("runs", "sum(d)"), ("vsum", "COALESCE(sum(e * d), 0)")],
+        counted: "dy IS NOT NULL AND b IS NOT NULL",
+    },
+    Counter {
+        table: "flowstate_pipe_exec_daily",
+        keys: &[("day", "dy"), ("pipeline_key", "pk"), ("bucket", "b")],
+        values: &[("runs", "sum(d)"), ("vsum", "COALESCE(sum(e * d), 0)")],
+        counted: "dy IS NOT NULL AND b IS NOT NULL",
+    },
+    Counter {
+        table: "flowstate_pipe_mem_hourly",
+        keys: &[("hour", "uh"), ("pipeline_key", "pk"), ("bucket", "mb")],
+        values: &[("runs", "sum(d)"), ("vsum", "COALESCE(sum(m * d), 0)")],
+        counted: "dy IS NOT NULL AND mb IS NOT NULL",
+    },
+    Counter {
+        table: "flowstate_pipe_mem_daily",
+        keys: &[("day", "dy"), ("pipeline_key", "pk"), ("bucket", "mb")],
+        values: &[("runs", "sum(d)"), ("vsum", "COALESCE(sum(m * d), 0)")],
+        counted: "dy IS NOT NULL AND mb IS NOT NULL",
+    },
 ];
 
 /// The folded counts of each counter (`TABLES[i]` + `_base`).
@@ -127,10 +175,13 @@ pub(crate) fn create_tables(s: &str) -> Vec<String> {
     let mut out = vec![
         format!(
             "CREATE TABLE IF NOT EXISTS {s}.flowstate_delta (sk text COLLATE \"C\" NOT NULL, pk text COLLATE \"C\" NOT NULL, \
-             ch int8, uh int8, e int8, b int8, d int2 NOT NULL) \
+             ch int8, uh int8, e int8, b int8, d int2 NOT NULL, dy int8, m int8, mb int8) \
              WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000, \
              autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 5000)"
         ),
+        // Schema version 4: a log created by version 3 gains the day and memory columns (NULL in its deltas).
+        format!("ALTER TABLE {s}.flowstate_delta ADD COLUMN IF NOT EXISTS dy int8, ADD COLUMN IF NOT EXISTS m int8, \
+             ADD COLUMN IF NOT EXISTS mb int8"),
         format!(
             "CREATE TABLE IF NOT EXISTS {s}.flowstate_counts_base (status_key text COLLATE \"C\" NOT NULL, \
              pipeline_key text COLLATE \"C\" NOT NULL, slot int2 NOT NULL, runs int8 NOT NULL, timed int8 NOT NULL, \
@@ -151,7 +202,24 @@ pub(crate) fn create_tables(s: &str) -> Vec<String> {
              bucket int8 NOT NULL, slot int2 NOT NULL, runs int8 NOT NULL, PRIMARY KEY (pipeline_key, bucket, slot)) \
              {with}"
         ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {s}.flowstate_pipe_status_daily_base (day int8 NOT NULL, \
+             pipeline_key text COLLATE \"C\" NOT NULL, status_key text COLLATE \"C\" NOT NULL, slot int2 NOT NULL, \
+             runs int8 NOT NULL, PRIMARY KEY (day, pipeline_key, status_key, slot)) {with}"
+        ),
     ];
+    for (table, period) in [
+        ("flowstate_pipe_exec_hourly", "hour"),
+        ("flowstate_pipe_exec_daily", "day"),
+        ("flowstate_pipe_mem_hourly", "hour"),
+        ("flowstate_pipe_mem_daily", "day"),
+    ] {
+        out.push(format!(
+            "CREATE TABLE IF NOT EXISTS {s}.{table}_base ({period} int8 NOT NULL, \
+             pipeline_key text COLLATE \"C\" NOT NULL, bucket int8 NOT NULL, slot int2 NOT NULL, runs int8 NOT NULL, \
+             vsum int8 NOT NULL, PRIMARY KEY ({period}, pipeline_key, bucket, slot)) {with}"
+        ));
+    }
     for c in &COUNTERS {
         let keys: Vec<&str> = c.keys.iter().map(|(k, _)| *k).collect();
         let values: Vec<&str> = c.values.iter().map(|(v, _)| *v).collect();
@@ -203,9 +271,9 @@ pub(crate) fn create_functions(s: &str) -> Vec<String> {
 
 /// One statement: deletes the log's visible deltas and adds them up into the base tables, each in key order.
 fn fold_statement(s: &str) -> String {
-    let (last, first) = COUNTERS.split_last().expect("four counters");
+    let (last, first) = COUNTERS.split_last().expect("nine counters");
     let mut sql = format!(
-        "WITH delta AS MATERIALIZED (DELETE FROM {s}.flowstate_delta RETURNING sk, pk, ch, uh, e, b, d)"
+        "WITH delta AS MATERIALIZED (DELETE FROM {s}.flowstate_delta RETURNING sk, pk, ch, uh, e, b, d, dy, m, mb)"
     );
     for (i, c) in first.iter().enumerate() {
         sql.push_str(&format!(", w{i} AS ({})", apply(s, c, "delta")));
@@ -217,11 +285,20 @@ fn fold_statement(s: &str) -> String {
 
 /// The counted keys of a row of `workflow_state` aliased `r`: status key, pipeline key, creation hour, update
 /// hour, execution time, bucket (as `sk, pk, ch, uh, e, b`).
+///
+/// Schema version 4 adds the day of the last update, the memory figure (thousandths of a MB, rounded half away
+/// from zero as SQLite's `round`, within `[0, 2^40]`; NULL for NULL and NaN) and its bucket (`dy, m, mb`).
 fn keys_of(s: &str, r: &str) -> String {
+    let mem = format!(
+        "(CASE WHEN {r}.memory_usage_mb IS NULL OR {r}.memory_usage_mb = 'NaN' THEN NULL \
+         ELSE least(greatest(floor({r}.memory_usage_mb::float8 * 1000 + 0.5), 0), {max})::int8 END)",
+        max = crate::counters::MEM_UNITS_MAX
+    );
     format!(
         "COALESCE('=' || {r}.status, '') AS sk, COALESCE('=' || {r}.pipeline_id, '') AS pk, \
          {s}.flowstate_hour({r}.created_at) AS ch, {s}.flowstate_hour({r}.updated_at) AS uh, \
-         {r}.execution_time_ms::int8 AS e, {s}.flowstate_bucket({r}.execution_time_ms::int8) AS b"
+         {r}.execution_time_ms::int8 AS e, {s}.flowstate_bucket({r}.execution_time_ms::int8) AS b, \
+         floor({s}.flowstate_hour({r}.updated_at) / 24.0)::int8 AS dy, {mem} AS m, {s}.flowstate_bucket({mem}) AS mb"
     )
 }
 
@@ -258,7 +335,8 @@ fn apply(s: &str, c: &Counter, delta: &str) -> String {
 /// here (`flowstate_hour`) would be inlined, its body parsed again, for every statement.
 const COUNTED_CHANGE: &str = "OLD.status IS DISTINCT FROM NEW.status OR OLD.pipeline_id IS DISTINCT FROM NEW.pipeline_id \
      OR OLD.execution_time_ms IS DISTINCT FROM NEW.execution_time_ms OR OLD.created_at IS DISTINCT FROM NEW.created_at \
-     OR date_trunc('hour', OLD.updated_at, 'UTC') IS DISTINCT FROM date_trunc('hour', NEW.updated_at, 'UTC')";
+     OR date_trunc('hour', OLD.updated_at, 'UTC') IS DISTINCT FROM date_trunc('hour', NEW.updated_at, 'UTC') \
+     OR OLD.memory_usage_mb IS DISTINCT FROM NEW.memory_usage_mb";
 
 /// The trigger functions and triggers, in schema `s` (quoted). Replaces what exists.
 ///
@@ -275,8 +353,9 @@ pub(crate) fn create_triggers(s: &str) -> Vec<String> {
     let rows = |table: &str, d: i32| format!("SELECT {}, {d} FROM {table} AS r", keys_of(s, "r"));
     let row = |r: &str, d: i32| format!("SELECT {}, {d}", keys_of(s, r));
     let maybe_fold = format!("IF random() < 1.0 / {FOLD_EVERY} THEN PERFORM {s}.flowstate_fold(); END IF;\n");
-    let append =
-        |source: &str| format!("INSERT INTO {s}.flowstate_delta (sk, pk, ch, uh, e, b, d) {source};\n");
+    let append = |source: &str| {
+        format!("INSERT INTO {s}.flowstate_delta (sk, pk, ch, uh, e, b, dy, m, mb, d) {source};\n")
+    };
     let insert_body = format!("BEGIN\n{}{maybe_fold}RETURN NULL;\nEND", append(&row("NEW", 1)));
     let update_body = format!(
         "BEGIN\n{}{maybe_fold}RETURN NULL;\nEND",
@@ -310,8 +389,7 @@ pub(crate) fn create_triggers(s: &str) -> Vec<String> {
             TRIGGERS[3],
             format!(
                 "BEGIN\nDELETE FROM {s}.flowstate_delta;\n{}\nRETURN NULL;\nEND",
-                TABLES
-                    .iter()
+                all_tables()
                     .map(|t| format!("DELETE FROM {s}.{};", base(t)))
                     .collect::<Vec<_>>()
                     .join("\n")
@@ -367,6 +445,28 @@ pub(crate) fn refill(s: &str) -> Vec<String> {
         format!("DELETE FROM {s}.flowstate_delta"),
     ];
     for (c, (table, select)) in COUNTERS.iter().zip(recounts(s)) {
+        let table = base(table);
+        let keys: Vec<&str> = c.keys.iter().map(|(k, _)| *k).collect();
+        let values: Vec<&str> = c.values.iter().map(|(v, _)| *v).collect();
+        out.push(format!("DELETE FROM {s}.{table}"));
+        out.push(format!(
+            "INSERT INTO {s}.{table} ({k}, slot, {v}) SELECT {k}, 0, {v} FROM ({select}) AS recount",
+            k = keys.join(", "),
+            v = values.join(", ")
+        ));
+    }
+    out
+}
+
+/// Statements that empty schema version 4's counters ([`PIPELINE_TABLES`]) and fill them from the table, in the
+/// migration's transaction (which keeps writers out). The log is folded first (by this build's fold, so every
+/// pending delta lands in the counters it counts in), so no delta pending from before counts twice.
+pub(crate) fn refill_pipelines(s: &str) -> Vec<String> {
+    let mut out = vec![
+        format!("SELECT pg_advisory_xact_lock({FOLD_LOCK})"),
+        format!("SELECT {s}.flowstate_fold()"),
+    ];
+    for (c, (table, select)) in COUNTERS.iter().zip(recounts(s)).skip(TABLES.len()) {
         let table = base(table);
         let keys: Vec<&str> = c.keys.iter().map(|(k, _)| *k).collect();
         let values: Vec<&str> = c.values.iter().map(|(v, _)| *v).collect();

@@ -20,6 +20,7 @@ mod bulk;
 pub(crate) mod counters;
 pub(crate) mod failures;
 mod insights;
+mod pipelines;
 mod read;
 pub(crate) mod schema;
 mod space;
@@ -65,6 +66,8 @@ pub(crate) struct PgStore {
     pub(crate) counters: bool,
     /// `flowstate_failure` exists and is kept by its triggers (schema version 3): the failure groups read it.
     pub(crate) failures: bool,
+    /// Schema version 4's counters of the Pipelines page exist ([`counters::PIPELINE_TABLES`]).
+    pub(crate) pipelines: bool,
     migration: Arc<MigrationReport>,
     /// The URL without its password.
     shown: String,
@@ -131,7 +134,7 @@ impl PgStore {
             Ok(Ok(conn)) => conn,
         };
         let with_url = |e: StoreError| with_url(e, &shown, busy_ms);
-        let (migration, counters, failures, schema) = if options.read_only {
+        let (migration, counters, failures, pipelines, schema) = if options.read_only {
             let ins = schema::inspect(&mut conn).await.map_err(with_url)?;
             if !ins.is_readable() {
                 let _ = conn.close().await;
@@ -148,7 +151,14 @@ impl PgStore {
                 changes: Vec::new(),
                 timings: Vec::new(),
             };
-            (report, ins.counters_exact(), ins.failures_current, ins.schema)
+            let pipelines = ins.pipeline_counters_current;
+            (
+                report,
+                ins.counters_exact(),
+                ins.failures_current,
+                pipelines,
+                ins.schema,
+            )
         } else {
             let report = schema::migrate(&mut conn, busy_ms.max(1)).await.map_err(|e| match e {
                 StoreError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42501") => {
@@ -167,7 +177,7 @@ impl PgStore {
                 other => with_url(other),
             })?;
             let ins = schema::inspect(&mut conn).await.map_err(with_url)?;
-            (report, true, true, ins.schema)
+            (report, true, true, true, ins.schema)
         };
         let _ = conn.close().await;
 
@@ -194,6 +204,7 @@ impl PgStore {
             pool,
             counters,
             failures,
+            pipelines,
             migration: Arc::new(migration),
             shown,
             schema,
@@ -485,6 +496,22 @@ impl Backend for PgStore {
     }
     async fn failure_counts(&self, since: DateTime<Utc>) -> Result<Vec<crate::insights::FailureCount>> {
         PgStore::failure_counts(self, since).await
+    }
+    async fn pipeline_window(&self, first_hour: i64, first_day: i64) -> Result<crate::pipelines::WindowRows> {
+        PgStore::pipeline_window(self, first_hour, first_day).await
+    }
+    async fn pipeline_trend(
+        &self,
+        first_day: i64,
+        pipeline_id: Option<&str>,
+    ) -> Result<crate::pipelines::TrendRows> {
+        PgStore::pipeline_trend(self, first_day, pipeline_id).await
+    }
+    async fn last_runs(
+        &self,
+        pipelines: &[String],
+    ) -> Result<std::collections::BTreeMap<String, (String, Option<DateTime<Utc>>)>> {
+        PgStore::last_runs(self, pipelines).await
     }
     async fn verify_counters(&self) -> Result<CounterCheck> {
         PgStore::verify_counters(self).await

@@ -202,6 +202,8 @@ pub(crate) struct Inspection {
     /// The counter tables and triggers of schema version 1 exist: the counters are exact, their triggers are
     /// replaced by this build's (no recount).
     counters_upgradable: bool,
+    /// Schema version 4's counters ([`counters::PIPELINE_TABLES`]) exist and are kept by this build's triggers.
+    pub pipeline_counters_current: bool,
     /// Counter tables of an earlier layout, dropped by the migration.
     legacy_tables: Vec<&'static str>,
     /// A bulk load dropped flujo's indexes and has not finished ([`BULK_LOAD_KEY`]).
@@ -222,6 +224,7 @@ impl Inspection {
             && self.meta_exists
             && self.audit_exists
             && self.counters_current
+            && self.pipeline_counters_current
             && self.failures_current
             && self.audit_runs_exists
             && !self.bulk_load
@@ -287,7 +290,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
         "flowstate_audit".into(),
         "flowstate_delta".into(),
     ];
-    for t in counters::TABLES {
+    for t in counters::all_tables() {
         names.push(t.to_string());
         names.push(counters::base(t));
     }
@@ -331,6 +334,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
             audit_exists,
             counters_current: false,
             counters_upgradable: false,
+            pipeline_counters_current: false,
             legacy_tables,
             bulk_load: false,
             failures_current: false,
@@ -433,6 +437,11 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
     // Version 3 changed no counter: version 2's counters and triggers are this build's.
     let counters_current = tables_exist && triggers_exist && version.is_some_and(|v| v >= COUNTERS_VERSION);
     let counters_upgradable = tables_exist && triggers_exist && version == Some(1);
+    let pipeline_counters_current = counters_current
+        && version.is_some_and(|v| v >= 4)
+        && counters::PIPELINE_TABLES.iter().all(|t| {
+            kind_of(t).as_deref() == Some("v") && kind_of(&counters::base(t)).as_deref() == Some("r")
+        });
     let failures_current = failures_exist(&mut *conn, s, &triggers).await?;
     let audit_runs_exists = audit_runs_exist(&mut *conn, s).await?;
     Ok(Inspection {
@@ -445,6 +454,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
         audit_exists,
         counters_current,
         counters_upgradable,
+        pipeline_counters_current,
         legacy_tables,
         bulk_load,
         failures_current,
@@ -500,6 +510,35 @@ fn failure_steps(ins: &Inspection) -> Vec<(String, String)> {
     steps
 }
 
+/// Schema version 4's step (3 -> 4, or from 1 or 2 with the steps before): the counters of the Pipelines page
+/// ([`counters::PIPELINE_TABLES`]), the log's new columns, the fold and trigger functions that keep them, and the
+/// new counters filled from the rows, under the migration's lock on `workflow_state`. The older counters are kept
+/// as they are (no recount). Idempotent (`IF NOT EXISTS`, functions and triggers replaced, the new counters
+/// emptied before they are filled). Nothing when the counters were just created whole (a new database, or
+/// counters not current: the full refill counts these too).
+fn pipeline_counters_v4(ins: &Inspection) -> Vec<(String, String)> {
+    if ins.pipeline_counters_current || !(ins.counters_current || ins.counters_upgradable) {
+        return Vec::new();
+    }
+    let s = ins.schema.as_str();
+    let mut steps: Vec<(String, String)> = Vec::new();
+    for sql in counters::create_tables(s)
+        .into_iter()
+        .chain(counters::create_functions(s))
+        .chain(counters::create_triggers(s))
+        .chain(counters::refill_pipelines(s))
+    {
+        steps.push((sql, String::new()));
+    }
+    steps.push((
+        String::new(),
+        "created the counters of the Pipelines page (per pipeline and hour or day of last update: runs per status, \
+         execution-time and memory histograms) and filled them from the rows"
+            .into(),
+    ));
+    steps
+}
+
 /// The statements that bring an inspected database to the current schema, each with a description (empty: not
 /// reported).
 fn plan(ins: &Inspection) -> Vec<(String, String)> {
@@ -518,6 +557,7 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
         }
     }
     if !ins.counters_current
+        || !ins.pipeline_counters_current
         || !ins.failures_current
         || !ins.missing_indexes.is_empty()
         || !ins.obsolete_indexes.is_empty()
@@ -600,6 +640,7 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
     }
     steps.extend(failure_steps(ins));
     steps.extend(audit_runs_steps(ins));
+    steps.extend(pipeline_counters_v4(ins));
     let current = matches!(ins.kind, SchemaKind::Flowstate { version } if version == PG_SCHEMA_VERSION);
     if !current {
         steps.push((

@@ -56,7 +56,7 @@ pub(crate) use crate::counters::*;
 use crate::time::{instant_sql, UNKNOWN_INSTANT};
 
 /// The counter tables, the stash and the delta table, in creation order.
-pub(crate) const TABLES: [(&str, &str); 6] = [
+pub(crate) const TABLES: [(&str, &str); 11] = [
     (
         "flowstate_counts",
         "CREATE TABLE IF NOT EXISTS flowstate_counts (status_key TEXT NOT NULL, pipeline_key TEXT NOT NULL, \
@@ -78,24 +78,68 @@ pub(crate) const TABLES: [(&str, &str); 6] = [
         "CREATE TABLE IF NOT EXISTS flowstate_exec_hist (pipeline_key TEXT NOT NULL, bucket INTEGER NOT NULL, \
          runs INTEGER NOT NULL, PRIMARY KEY (pipeline_key, bucket)) WITHOUT ROWID",
     ),
+    // Schema version 4 (the Pipelines page and its trends): see [`PIPELINE_TABLES`].
+    PIPELINE_TABLES[0],
+    PIPELINE_TABLES[1],
+    PIPELINE_TABLES[2],
+    PIPELINE_TABLES[3],
+    PIPELINE_TABLES[4],
     // The counted columns of a row another may replace, as stored (no type, so no conversion).
     (
         "flowstate_stash",
         "CREATE TABLE IF NOT EXISTS flowstate_stash (run_id TEXT NOT NULL PRIMARY KEY, status, pipeline_id, \
-         created_at, updated_at, execution_time_ms) WITHOUT ROWID",
+         created_at, updated_at, execution_time_ms, memory_usage_mb) WITHOUT ROWID",
     ),
     // One change at a time: `o` (an old row is subtracted) and `n` (a new row is added), each with its keys.
     // Always empty between statements.
     (
         "flowstate_delta",
         "CREATE TABLE IF NOT EXISTS flowstate_delta (id INTEGER PRIMARY KEY, \
-         o, o_status, o_pipeline, o_created, o_updated, o_exec, o_bucket, \
-         n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket)",
+         o, o_status, o_pipeline, o_created, o_updated, o_exec, o_bucket, o_mem, o_mbucket, \
+         n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket, n_mem, n_mbucket, o_day, n_day)",
+    ),
+];
+
+/// Schema version 4's counters, for the Pipelines page and its trends ([`crate::pipelines`]), keyed by the hour
+/// or the day (UTC) of a run's last update: runs per (day, pipeline, status), and histograms of execution times
+/// and of memory (in thousandths of a MB, [`mem_sql`]) per (hour or day, pipeline, bucket) with the sum of the
+/// values in each bucket (two 32-bit halves, as `flowstate_counts` keeps its times). A window reads whole days from
+/// the daily tables and the hours of its first, partial day from the hourly ones (and from
+/// `flowstate_updated_hourly` for the runs per status).
+pub(crate) const PIPELINE_TABLES: [(&str, &str); 5] = [
+    (
+        "flowstate_pipe_status_daily",
+        "CREATE TABLE IF NOT EXISTS flowstate_pipe_status_daily (day INTEGER NOT NULL, pipeline_key TEXT NOT NULL, \
+         status_key TEXT NOT NULL, runs INTEGER NOT NULL, PRIMARY KEY (day, pipeline_key, status_key)) WITHOUT ROWID",
+    ),
+    (
+        "flowstate_pipe_exec_hourly",
+        "CREATE TABLE IF NOT EXISTS flowstate_pipe_exec_hourly (hour INTEGER NOT NULL, pipeline_key TEXT NOT NULL, \
+         bucket INTEGER NOT NULL, runs INTEGER NOT NULL, sum_hi INTEGER NOT NULL, sum_lo INTEGER NOT NULL, \
+         PRIMARY KEY (hour, pipeline_key, bucket)) WITHOUT ROWID",
+    ),
+    (
+        "flowstate_pipe_exec_daily",
+        "CREATE TABLE IF NOT EXISTS flowstate_pipe_exec_daily (day INTEGER NOT NULL, pipeline_key TEXT NOT NULL, \
+         bucket INTEGER NOT NULL, runs INTEGER NOT NULL, sum_hi INTEGER NOT NULL, sum_lo INTEGER NOT NULL, \
+         PRIMARY KEY (day, pipeline_key, bucket)) WITHOUT ROWID",
+    ),
+    (
+        "flowstate_pipe_mem_hourly",
+        "CREATE TABLE IF NOT EXISTS flowstate_pipe_mem_hourly (hour INTEGER NOT NULL, pipeline_key TEXT NOT NULL, \
+         bucket INTEGER NOT NULL, runs INTEGER NOT NULL, sum_hi INTEGER NOT NULL, sum_lo INTEGER NOT NULL, \
+         PRIMARY KEY (hour, pipeline_key, bucket)) WITHOUT ROWID",
+    ),
+    (
+        "flowstate_pipe_mem_daily",
+        "CREATE TABLE IF NOT EXISTS flowstate_pipe_mem_daily (day INTEGER NOT NULL, pipeline_key TEXT NOT NULL, \
+         bucket INTEGER NOT NULL, runs INTEGER NOT NULL, sum_hi INTEGER NOT NULL, sum_lo INTEGER NOT NULL, \
+         PRIMARY KEY (day, pipeline_key, bucket)) WITHOUT ROWID",
     ),
 ];
 
 /// The triggers' names, in the order of [`create_triggers`].
-pub(crate) const TRIGGERS: [&str; 11] = [
+pub(crate) const TRIGGERS: [&str; 16] = [
     "flowstate_counters_bi",
     "flowstate_counters_ai",
     "flowstate_counters_bu",
@@ -106,16 +150,22 @@ pub(crate) const TRIGGERS: [&str; 11] = [
     "flowstate_delta_created",
     "flowstate_delta_updated",
     "flowstate_delta_exec",
+    "flowstate_delta_pipe_status_daily",
+    "flowstate_delta_pipe_exec_hourly",
+    "flowstate_delta_pipe_exec_daily",
+    "flowstate_delta_pipe_mem_hourly",
+    "flowstate_delta_pipe_mem_daily",
     "flowstate_delta_done",
 ];
 
 /// The columns of `workflow_state` the counters depend on.
-const COUNTED: [&str; 5] = [
+const COUNTED: [&str; 6] = [
     "status",
     "pipeline_id",
     "created_at",
     "updated_at",
     "execution_time_ms",
+    "memory_usage_mb",
 ];
 
 /// `'=' || value`, or `''` for NULL.
@@ -126,6 +176,20 @@ pub(crate) fn key_sql(column: &str) -> String {
 /// An execution time as every reader shows it: an integer as it is, anything else rounded to the millisecond.
 pub(crate) fn exec_sql(column: &str) -> String {
     format!("CASE WHEN typeof({column}) = 'integer' THEN {column} ELSE CAST(round({column}) AS INTEGER) END")
+}
+
+/// A memory figure as the pipeline counters keep it: thousandths of a MB, rounded, within `[0, 2^40]`
+/// ([`MEM_UNITS_MAX`]: about 1.1 PB); NULL when the column holds no number.
+pub(crate) fn mem_sql(column: &str) -> String {
+    format!(
+        "CASE WHEN typeof({column}) IN ('integer', 'real') THEN \
+         CAST(min(max(round({column} * 1000.0), 0.0), {MEM_UNITS_MAX}.0) AS INTEGER) END"
+    )
+}
+
+/// The day (an hour divided by 24, rounded down) of an hour expression; NULL for NULL.
+fn day_sql(hour: &str) -> String {
+    format!("({hour} / 24 - ({hour} % 24 < 0))")
 }
 
 /// The hour (instant divided by an hour, rounded down) of a timestamp column; NULL when it cannot be read.
@@ -148,10 +212,11 @@ pub(crate) fn bucket_sql(exec: &str) -> String {
     )
 }
 
-/// The six keys of a row whose columns are `{row}status`, ...: status, pipeline, creation hour, update hour,
-/// execution time, bucket.
-fn keys_of(row: &str) -> [String; 6] {
+/// The eight keys of a row whose columns are `{row}status`, ...: status, pipeline, creation hour, update hour,
+/// execution-time bucket, execution time, memory bucket, memory ([`mem_sql`]).
+fn keys_of(row: &str) -> [String; 8] {
     let exec = exec_sql(&format!("{row}execution_time_ms"));
+    let mem = mem_sql(&format!("{row}memory_usage_mb"));
     [
         key_sql(&format!("{row}status")),
         key_sql(&format!("{row}pipeline_id")),
@@ -159,25 +224,41 @@ fn keys_of(row: &str) -> [String; 6] {
         hour_sql(&format!("{row}updated_at")),
         bucket_sql(&exec),
         exec,
+        bucket_sql(&mem),
+        mem,
     ]
 }
 
 /// `INSERT INTO flowstate_delta` of an old row (`old`: its column prefix, or `None`) and a new one, with
 /// `tail` after the values (a `FROM`/`WHERE`).
+/// The update hours' days are computed once from the hours, by an outer `SELECT` over the keys.
 fn delta(old: Option<&str>, new: Option<&str>, old_present: &str, tail: &str) -> String {
-    let side = |row: Option<&str>| match row {
-        Some(r) => {
-            let [s, p, c, u, b, e] = keys_of(r);
-            format!("{s}, {p}, {c}, {u}, {e}, {b}")
-        }
-        None => "NULL, NULL, NULL, NULL, NULL, NULL".to_string(),
+    let side = |row: Option<&str>, first: usize| -> String {
+        let values: Vec<String> = match row {
+            Some(r) => {
+                let [s, p, c, u, b, e, mb, m] = keys_of(r);
+                vec![s, p, c, u, e, b, m, mb]
+            }
+            None => vec!["NULL".to_string(); 8],
+        };
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{v} AS c{}", first + i))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
+    let cols: Vec<String> = (0..18).map(|i| format!("c{i}")).collect();
     format!(
-        "INSERT INTO flowstate_delta (o, o_status, o_pipeline, o_created, o_updated, o_exec, o_bucket, \
-         n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket) SELECT {old_present}, {}, {}, {}{tail};\n",
-        side(old),
+        "INSERT INTO flowstate_delta (o, o_status, o_pipeline, o_created, o_updated, o_exec, o_bucket, o_mem, \
+         o_mbucket, n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket, n_mem, n_mbucket, o_day, n_day) \
+         SELECT {}, {}, {} FROM (SELECT {old_present} AS c0, {}, {} AS c9, {}{tail});\n",
+        cols.join(", "),
+        day_sql("c4"),
+        day_sql("c13"),
+        side(old, 1),
         if new.is_some() { "1" } else { "0" },
-        side(new)
+        side(new, 10),
     )
 }
 
@@ -199,9 +280,11 @@ struct Counter {
     keys: &'static [(&'static str, &'static str)],
     values: &'static [(&'static str, &'static str)],
     counted: &'static str,
+    /// The delta's value column (`exec`, `mem`) the values depend on beside the keys, if any.
+    value: Option<&'static str>,
 }
 
-const COUNTERS: [Counter; 4] = [
+const COUNTERS: [Counter; 9] = [
     Counter {
         table: "flowstate_counts",
         keys: &[("status_key", "status"), ("pipeline_key", "pipeline")],
@@ -212,12 +295,14 @@ const COUNTERS: [Counter; 4] = [
             ("time_lo", "COALESCE({e} & 4294967295, 0)"),
         ],
         counted: "1",
+        value: Some("exec"),
     },
     Counter {
         table: "flowstate_created_hourly",
         keys: &[("hour", "created"), ("status_key", "status")],
         values: &[("runs", "1")],
         counted: "{x}_created IS NOT NULL",
+        value: None,
     },
     Counter {
         table: "flowstate_updated_hourly",
@@ -228,13 +313,79 @@ const COUNTERS: [Counter; 4] = [
         ],
         values: &[("runs", "1")],
         counted: "{x}_updated IS NOT NULL",
+        value: None,
     },
     Counter {
         table: "flowstate_exec_hist",
         keys: &[("pipeline_key", "pipeline"), ("bucket", "bucket")],
         values: &[("runs", "1")],
         counted: "{x}_bucket IS NOT NULL",
+        value: None,
     },
+    // Schema version 4: [`PIPELINE_TABLES`], in the same order.
+    Counter {
+        table: "flowstate_pipe_status_daily",
+        keys: &[
+            ("day", "day"),
+            ("pipeline_key", "pipeline"),
+            ("status_key", "status"),
+        ],
+        values: &[("runs", "1")],
+        counted: "{x}_day IS NOT NULL",
+        value: None,
+    },
+    Counter {
+        table: "flowstate_pipe_exec_hourly",
+        keys: &[
+            ("hour", "updated"),
+            ("pipeline_key", "pipeline"),
+            ("bucket", "bucket"),
+        ],
+        values: EXEC_SUMS,
+        counted: "{x}_updated IS NOT NULL AND {x}_bucket IS NOT NULL",
+        value: Some("exec"),
+    },
+    Counter {
+        table: "flowstate_pipe_exec_daily",
+        keys: &[("day", "day"), ("pipeline_key", "pipeline"), ("bucket", "bucket")],
+        values: EXEC_SUMS,
+        counted: "{x}_day IS NOT NULL AND {x}_bucket IS NOT NULL",
+        value: Some("exec"),
+    },
+    Counter {
+        table: "flowstate_pipe_mem_hourly",
+        keys: &[
+            ("hour", "updated"),
+            ("pipeline_key", "pipeline"),
+            ("bucket", "mbucket"),
+        ],
+        values: MEM_SUMS,
+        counted: "{x}_updated IS NOT NULL AND {x}_mbucket IS NOT NULL",
+        value: Some("mem"),
+    },
+    Counter {
+        table: "flowstate_pipe_mem_daily",
+        keys: &[
+            ("day", "day"),
+            ("pipeline_key", "pipeline"),
+            ("bucket", "mbucket"),
+        ],
+        values: MEM_SUMS,
+        counted: "{x}_day IS NOT NULL AND {x}_mbucket IS NOT NULL",
+        value: Some("mem"),
+    },
+];
+
+/// A histogram row's values: runs, and the sum of their values in two 32-bit halves.
+const EXEC_SUMS: &[(&str, &str)] = &[
+    ("runs", "1"),
+    ("sum_hi", "({e} >> 32)"),
+    ("sum_lo", "({e} & 4294967295)"),
+];
+const MEM_SUMS: &[(&str, &str)] = &[
+    ("runs", "1"),
+    ("sum_hi", "({m} >> 32)"),
+    ("sum_lo", "({m} & 4294967295)"),
 ];
 
 /// The trigger applying a delta row to one counter table: only when the row's keys (or values) for that table
@@ -255,6 +406,7 @@ fn delta_trigger(name: &str, c: &Counter) -> String {
                 format!(
                     "{col} = {col} {sign} {}",
                     add.replace("{e}", &format!("NEW.{x}_exec"))
+                        .replace("{m}", &format!("NEW.{x}_mem"))
                 )
             })
             .collect::<Vec<_>>()
@@ -264,8 +416,8 @@ fn delta_trigger(name: &str, c: &Counter) -> String {
     for (_, d) in c.keys {
         changed.push(format!("NEW.o_{d} IS NOT NEW.n_{d}"));
     }
-    if c.values.len() > 1 {
-        changed.push("NEW.o_exec IS NOT NEW.n_exec".into());
+    if let Some(v) = c.value {
+        changed.push(format!("NEW.o_{v} IS NOT NEW.n_{v}"));
     }
     let key_cols: Vec<&str> = c.keys.iter().map(|(col, _)| *col).collect();
     let new_keys: Vec<String> = c.keys.iter().map(|(_, d)| format!("NEW.n_{d}")).collect();
@@ -349,22 +501,23 @@ pub(crate) fn create_triggers() -> Vec<String> {
             ),
         ),
     ];
-    for (name, counter) in TRIGGERS[6..10].iter().zip(&COUNTERS) {
+    for (name, counter) in TRIGGERS[6..15].iter().zip(&COUNTERS) {
         out.push(delta_trigger(name, counter));
     }
     out.push(format!(
         "CREATE TRIGGER {} AFTER INSERT ON flowstate_delta FOR EACH ROW BEGIN\n\
          DELETE FROM flowstate_delta WHERE id = NEW.id;\nEND",
-        TRIGGERS[10]
+        TRIGGERS[15]
     ));
     out
 }
 
 /// What each counter table should hold, recounted from `workflow_state`: `(table, columns, SELECT)`. The SELECTs
 /// return the table's columns in order and under their names, keys first.
-pub(crate) fn recounts() -> [(&'static str, &'static str, String); 4] {
-    let [s, p, ch, uh, b, e] = keys_of("");
-    [
+pub(crate) fn recounts() -> Vec<(&'static str, &'static str, String)> {
+    let [s, p, ch, uh, b, e, mb, m] = keys_of("");
+    let d = day_sql("hour");
+    let mut out = vec![
         (
             "flowstate_counts",
             "status_key, pipeline_key, runs, timed, time_hi, time_lo",
@@ -399,23 +552,57 @@ pub(crate) fn recounts() -> [(&'static str, &'static str, String); 4] {
                  FROM workflow_state) WHERE bucket IS NOT NULL GROUP BY pipeline_key, bucket"
             ),
         ),
-    ]
+    ];
+    // Schema version 4's.
+    let rows = format!(
+        "SELECT {d} AS day, hour, {s} AS status_key, {p} AS pipeline_key, {e} AS e, {b} AS b, {m} AS m, {mb} AS mb \
+         FROM (SELECT *, {uh} AS hour FROM workflow_state) WHERE hour IS NOT NULL"
+    );
+    out.push((
+        "flowstate_pipe_status_daily",
+        "day, pipeline_key, status_key, runs",
+        format!(
+            "SELECT day, pipeline_key, status_key, count(*) AS runs FROM ({rows}) GROUP BY day, pipeline_key, status_key"
+        ),
+    ));
+    for (table, period, v, bk) in [
+        ("flowstate_pipe_exec_hourly", "hour", "e", "b"),
+        ("flowstate_pipe_exec_daily", "day", "e", "b"),
+        ("flowstate_pipe_mem_hourly", "hour", "m", "mb"),
+        ("flowstate_pipe_mem_daily", "day", "m", "mb"),
+    ] {
+        out.push((
+            table,
+            if period == "hour" {
+                "hour, pipeline_key, bucket, runs, sum_hi, sum_lo"
+            } else {
+                "day, pipeline_key, bucket, runs, sum_hi, sum_lo"
+            },
+            format!(
+                "SELECT {period}, pipeline_key, {bk} AS bucket, count(*) AS runs, sum({v} >> 32) AS sum_hi, \
+                 sum({v} & 4294967295) AS sum_lo FROM ({rows}) WHERE {bk} IS NOT NULL GROUP BY {period}, pipeline_key, {bk}"
+            ),
+        ));
+    }
+    out
 }
 
 /// Statements that empty the counters and fill them from the table (run inside one transaction). The table is
 /// read once: every row's keys go to a temporary table, which the four counts are then grouped from (the same
 /// counts as [`recounts`], which reads the table once per counter table).
 pub(crate) fn refill() -> Vec<String> {
-    let [s, p, ch, uh, b, e] = keys_of("");
+    let [s, p, ch, uh, b, e, mb, m] = keys_of("");
     let mut out = vec![
         "DELETE FROM flowstate_stash".to_string(),
         "DELETE FROM flowstate_delta".to_string(),
         "DROP TABLE IF EXISTS temp.flowstate_refill".to_string(),
         format!(
             "CREATE TEMP TABLE flowstate_refill AS SELECT {s} AS status_key, {p} AS pipeline_key, \
-             {ch} AS created_hour, {uh} AS updated_hour, {e} AS exec_ms, {b} AS bucket FROM workflow_state"
+             {ch} AS created_hour, {uh} AS updated_hour, {e} AS exec_ms, {b} AS bucket, {m} AS mem, \
+             {mb} AS mbucket FROM workflow_state"
         ),
     ];
+    let day = day_sql("updated_hour");
     for (table, columns, select) in [
         (
             "flowstate_counts",
@@ -444,6 +631,31 @@ pub(crate) fn refill() -> Vec<String> {
     ] {
         out.push(format!("DELETE FROM {table}"));
         out.push(format!("INSERT INTO {table} ({columns}) {select}"));
+    }
+    // Schema version 4's.
+    out.push("DELETE FROM flowstate_pipe_status_daily".to_string());
+    out.push(format!(
+        "INSERT INTO flowstate_pipe_status_daily (day, pipeline_key, status_key, runs) SELECT {day} AS d, \
+         pipeline_key, status_key, count(*) FROM temp.flowstate_refill WHERE updated_hour IS NOT NULL \
+         GROUP BY d, pipeline_key, status_key"
+    ));
+    for (table, period, v, bk) in [
+        ("flowstate_pipe_exec_hourly", "hour", "exec_ms", "bucket"),
+        ("flowstate_pipe_exec_daily", "day", "exec_ms", "bucket"),
+        ("flowstate_pipe_mem_hourly", "hour", "mem", "mbucket"),
+        ("flowstate_pipe_mem_daily", "day", "mem", "mbucket"),
+    ] {
+        let key = if period == "hour" {
+            "updated_hour".to_string()
+        } else {
+            day.clone()
+        };
+        out.push(format!("DELETE FROM {table}"));
+        out.push(format!(
+            "INSERT INTO {table} ({period}, pipeline_key, bucket, runs, sum_hi, sum_lo) SELECT {key} AS k, \
+             pipeline_key, {bk}, count(*), sum({v} >> 32), sum({v} & 4294967295) FROM temp.flowstate_refill \
+             WHERE updated_hour IS NOT NULL AND {bk} IS NOT NULL GROUP BY k, pipeline_key, {bk}"
+        ));
     }
     out.push("DROP TABLE temp.flowstate_refill".to_string());
     out
@@ -691,7 +903,10 @@ pub(crate) async fn check(conn: &mut SqliteConnection) -> sqlx::Result<CounterCh
     let mut differences = Vec::new();
     for (table, columns, select) in recounts() {
         let names: Vec<&str> = columns.split(", ").collect();
-        let keys = if table == "flowstate_updated_hourly" { 3 } else { 2 };
+        let keys = COUNTERS
+            .iter()
+            .find(|c| c.table == table)
+            .map_or(2, |c| c.keys.len());
         let text = |cols: &[&str]| {
             cols.iter()
                 .map(|c| format!("quote({c})"))

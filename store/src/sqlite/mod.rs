@@ -6,6 +6,7 @@ mod audit;
 pub(crate) mod counters;
 pub(crate) mod errors;
 mod insights;
+mod pipelines;
 mod raw;
 mod rawcheck;
 pub(crate) mod rawcopy;
@@ -1245,6 +1246,22 @@ impl crate::backend::Backend for SqliteStore {
     }
     async fn failure_counts(&self, since: DateTime<Utc>) -> Result<Vec<crate::insights::FailureCount>> {
         SqliteStore::failure_counts(self, since).await
+    }
+    async fn pipeline_window(&self, first_hour: i64, first_day: i64) -> Result<crate::pipelines::WindowRows> {
+        SqliteStore::pipeline_window(self, first_hour, first_day).await
+    }
+    async fn pipeline_trend(
+        &self,
+        first_day: i64,
+        pipeline_id: Option<&str>,
+    ) -> Result<crate::pipelines::TrendRows> {
+        SqliteStore::pipeline_trend(self, first_day, pipeline_id).await
+    }
+    async fn last_runs(
+        &self,
+        pipelines: &[String],
+    ) -> Result<std::collections::BTreeMap<String, (String, Option<DateTime<Utc>>)>> {
+        SqliteStore::last_runs(self, pipelines).await
     }
     async fn verify_counters(&self) -> Result<crate::CounterCheck> {
         SqliteStore::verify_counters(self).await

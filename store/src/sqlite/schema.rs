@@ -11,7 +11,9 @@
 //! with the pipeline id and the error message, so failure rates and failure groups are read from the index alone);
 //! 3 added the five columns of flujo's PostgreSQL layout its SQLite one lacks ([`EXTRA_COLUMNS`]: a run's metadata
 //! and what ties a background task to its parent run), so a run copied from PostgreSQL keeps every value, and two
-//! partial indexes for the parent-run and background-task filters.
+//! partial indexes for the parent-run and background-task filters; 4 added the counters of the Pipelines page (per
+//! pipeline and hour or day of last update: runs per status, execution-time and memory histograms; see
+//! [`counters::PIPELINE_TABLES`]).
 //!
 //! The extra columns come after flujo's fifteen (`ALTER TABLE ADD COLUMN`, which SQLite does without rewriting a
 //! row: old rows read the defaults). flujo 0.4.35 names its fifteen columns in every statement, so it keeps working
@@ -427,6 +429,7 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
         ));
     }
     if !ins.counters_current {
+        steps.extend(pipeline_counters_v4());
         for (name, sql) in counters::TABLES {
             steps.push((
                 sql.to_string(),
@@ -466,6 +469,19 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
         ));
     }
     steps
+}
+
+/// Schema version 4's step (3 -> 4), run before the counters are created and filled again: the two scratch tables
+/// of the triggers gain the memory column and the day of the last update, so they are dropped (`flowstate_delta`
+/// is empty between statements, and a stashed row is only ever read by the statement that stashed it) and
+/// created anew with the counter tables. The new counters ([`counters::PIPELINE_TABLES`]) are created with the
+/// others (`IF NOT EXISTS`), the triggers replaced (their SQL changed, so the counters are not current) and every
+/// counter filled from the rows. Idempotent.
+fn pipeline_counters_v4() -> Vec<(String, String)> {
+    vec![
+        ("DROP TABLE IF EXISTS flowstate_delta".to_string(), String::new()),
+        ("DROP TABLE IF EXISTS flowstate_stash".to_string(), String::new()),
+    ]
 }
 
 /// Checks that a database can be migrated, without writing. Used on a read-only connection before the file is

@@ -23,6 +23,7 @@ use axum::response::Response;
 use flowstate_app::server::cleanup::{CleanupOptions, PreviewCleanup};
 use flowstate_app::server::failures::GetFailures;
 use flowstate_app::server::overview::GetOverview;
+use flowstate_app::server::pipelines::GetPipelines;
 use flowstate_app::server::runs::{GetRun, ListRuns};
 use flowstate_app::server::security::CSRF_FIELD;
 use flowstate_app::server::session::GetAccess;
@@ -45,7 +46,7 @@ pub const MAX_FORM_BYTES: usize = 64 * 1024;
 /// the answer). **Every other POST needs a CSRF token and this site's `Origin`**, so a new server function is
 /// guarded until it is added here: add only functions that change nothing (the tests list every server function
 /// the app registers and fail on one that is in neither this list nor theirs of guarded ones).
-pub const READ_ONLY_SERVER_FNS: [&str; 8] = [
+pub const READ_ONLY_SERVER_FNS: [&str; 9] = [
     <GetOverview as ServerFn>::PATH,
     <GetFailures as ServerFn>::PATH,
     <ListRuns as ServerFn>::PATH,
@@ -54,6 +55,7 @@ pub const READ_ONLY_SERVER_FNS: [&str; 8] = [
     <GetAccess as ServerFn>::PATH,
     <PreviewCleanup as ServerFn>::PATH,
     <CleanupOptions as ServerFn>::PATH,
+    <GetPipelines as ServerFn>::PATH,
 ];
 
 /// The address of the client's socket, put in the request's extensions by the layer (absent in tests that send
@@ -186,6 +188,7 @@ mod tests {
                 "/api/access",
                 "/api/cleanup_preview",
                 "/api/cleanup_options",
+                "/api/pipelines",
             ]
         );
         let mut registered: Vec<&str> = leptos::server_fn::axum::server_fn_paths()

@@ -1,0 +1,195 @@
+//! The Pipelines page's reads on SQLite ([`crate::pipelines`]): schema version 4's counters
+//! ([`super::counters::PIPELINE_TABLES`]) and `flowstate_updated_hourly`, and one step of
+//! `idx_flowstate_pipeline_created` per pipeline for its newest run.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::Connection;
+
+use super::SqliteStore;
+use crate::pipelines::{TrendRows, WindowRows};
+use crate::{Result, StoreError};
+
+/// The statements, in one place for the plan test.
+pub(crate) mod sql {
+    /// Runs per (pipeline key, status key) last updated in the hours `[?1, ?2)` or the days from `?3` on.
+    pub const WINDOW_STATUSES: &str = "SELECT pipeline_key, status_key, sum(runs) FROM (\
+         SELECT pipeline_key, status_key, runs FROM flowstate_updated_hourly WHERE hour >= ?1 AND hour < ?2 \
+         UNION ALL SELECT pipeline_key, status_key, runs FROM flowstate_pipe_status_daily WHERE day >= ?3) \
+         GROUP BY pipeline_key, status_key";
+    /// Histogram rows `(pipeline key, kind, bucket, runs, sum_hi, sum_lo)` of the same hours and days.
+    pub const WINDOW_HIST: &str = "SELECT pipeline_key, kind, bucket, sum(runs), sum(sum_hi), sum(sum_lo) FROM (\
+         SELECT pipeline_key, 0 AS kind, bucket, runs, sum_hi, sum_lo FROM flowstate_pipe_exec_hourly \
+         WHERE hour >= ?1 AND hour < ?2 \
+         UNION ALL SELECT pipeline_key, 0, bucket, runs, sum_hi, sum_lo FROM flowstate_pipe_exec_daily WHERE day >= ?3 \
+         UNION ALL SELECT pipeline_key, 1, bucket, runs, sum_hi, sum_lo FROM flowstate_pipe_mem_hourly \
+         WHERE hour >= ?1 AND hour < ?2 \
+         UNION ALL SELECT pipeline_key, 1, bucket, runs, sum_hi, sum_lo FROM flowstate_pipe_mem_daily WHERE day >= ?3) \
+         GROUP BY pipeline_key, kind, bucket";
+    /// Runs per (day, status key) from day `?1` on, of pipeline key `?2` (every pipeline when NULL).
+    pub const TREND_STATUSES: &str = "SELECT day, status_key, sum(runs) FROM flowstate_pipe_status_daily \
+         WHERE day >= ?1 AND (?2 IS NULL OR pipeline_key = ?2) GROUP BY day, status_key";
+    /// Time histogram rows `(day, bucket, runs)` from day `?1` on, of pipeline key `?2` (all when NULL).
+    pub const TREND_HIST: &str = "SELECT day, bucket, sum(runs) FROM flowstate_pipe_exec_daily \
+         WHERE day >= ?1 AND (?2 IS NULL OR pipeline_key = ?2) GROUP BY day, bucket";
+
+    /// The newest run (by creation) of each pipeline of the JSON array `?1`: one step of
+    /// `idx_flowstate_pipeline_created` each.
+    pub fn last_runs() -> String {
+        let c = crate::time::instant_sql("created_at");
+        format!(
+            "SELECT p.value, (SELECT json_array(run_id, {c}) FROM workflow_state WHERE pipeline_id = p.value \
+             ORDER BY {c} DESC, run_id DESC LIMIT 1) FROM json_each(?1) AS p"
+        )
+    }
+}
+
+impl SqliteStore {
+    fn pipeline_counters(&self) -> Result<()> {
+        if self.has_counters() {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(
+                "the Pipelines figures need the counters of schema version 4: open the database once without \
+                 --read-only (or run `flowstate migrate`)"
+                    .into(),
+            ))
+        }
+    }
+
+    /// A window's counter rows, in one snapshot.
+    pub(crate) async fn pipeline_window(&self, first_hour: i64, first_day: i64) -> Result<WindowRows> {
+        self.pipeline_counters()?;
+        let map = self.map("reading the pipelines' figures");
+        let mut conn = self.pool().acquire().await.map_err(&map)?;
+        let mut tx = conn.begin().await.map_err(&map)?;
+        let statuses: Vec<(String, String, i64)> = sqlx::query_as(sql::WINDOW_STATUSES)
+            .bind(first_hour)
+            .bind(first_day.saturating_mul(24))
+            .bind(first_day)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(&map)?;
+        let hist: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(sql::WINDOW_HIST)
+            .bind(first_hour)
+            .bind(first_day.saturating_mul(24))
+            .bind(first_day)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(&map)?;
+        tx.commit().await.map_err(&map)?;
+        Ok(WindowRows {
+            statuses,
+            hist: hist
+                .into_iter()
+                .map(|(p, k, b, n, hi, lo)| (p, k, b, n, crate::counters::time_sum(hi, lo)))
+                .collect(),
+        })
+    }
+
+    /// A trend's counter rows from day `first_day` on, in one snapshot.
+    pub(crate) async fn pipeline_trend(
+        &self,
+        first_day: i64,
+        pipeline_id: Option<&str>,
+    ) -> Result<TrendRows> {
+        self.pipeline_counters()?;
+        let map = self.map("reading the pipelines' trend");
+        let key = pipeline_id.map(crate::counters::encode_key);
+        let mut conn = self.pool().acquire().await.map_err(&map)?;
+        let mut tx = conn.begin().await.map_err(&map)?;
+        let statuses = sqlx::query_as(sql::TREND_STATUSES)
+            .bind(first_day)
+            .bind(key.as_deref())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(&map)?;
+        let hist = sqlx::query_as(sql::TREND_HIST)
+            .bind(first_day)
+            .bind(key.as_deref())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(&map)?;
+        tx.commit().await.map_err(&map)?;
+        Ok(TrendRows { statuses, hist })
+    }
+
+    /// The newest run (by creation) of each pipeline.
+    pub(crate) async fn last_runs(
+        &self,
+        pipelines: &[String],
+    ) -> Result<BTreeMap<String, (String, Option<DateTime<Utc>>)>> {
+        if pipelines.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let list = serde_json::to_string(pipelines).unwrap_or_else(|_| "[]".into());
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(&sql::last_runs())
+            .bind(list)
+            .fetch_all(self.pool())
+            .await
+            .map_err(self.map("reading the pipelines' newest runs"))?;
+        let mut out = BTreeMap::new();
+        for (pipeline, found) in rows {
+            let Some(found) = found else { continue };
+            let Ok((run_id, us)) = serde_json::from_str::<(String, i64)>(&found) else {
+                continue;
+            };
+            let at = (us != crate::time::UNKNOWN_INSTANT)
+                .then(|| crate::time::from_micros(us))
+                .flatten();
+            out.insert(pipeline, (run_id, at));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod plans {
+    use super::sql;
+
+    /// The Pipelines page's counter reads search ranges of the counter tables, never `workflow_state`; the newest
+    /// runs are one search of `idx_flowstate_pipeline_created` per pipeline.
+    #[tokio::test]
+    async fn pipeline_reads_never_scan_the_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(dir.path().join("plan.db")).await.unwrap();
+        let mut conn = store.sqlite().unwrap().pool().acquire().await.unwrap();
+        for statement in [
+            sql::WINDOW_STATUSES,
+            sql::WINDOW_HIST,
+            sql::TREND_STATUSES,
+            sql::TREND_HIST,
+        ] {
+            let rows: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {statement}"))
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap();
+            let lines: Vec<String> = rows.into_iter().map(|r| r.3).collect();
+            assert!(
+                !lines.iter().any(|l| l.contains("workflow_state")),
+                "{statement}: {lines:?}"
+            );
+            for l in lines.iter().filter(|l| l.contains("flowstate_")) {
+                assert!(l.starts_with("SEARCH"), "{statement} scans: {lines:?}");
+            }
+        }
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", sql::last_runs()))
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        let lines: Vec<String> = rows.into_iter().map(|r| r.3).collect();
+        assert!(
+            lines
+                .iter()
+                .filter(|l| l.contains("workflow_state"))
+                .all(|l| l.starts_with("SEARCH workflow_state USING INDEX idx_flowstate_pipeline_created")),
+            "{lines:?}"
+        );
+        assert!(!lines.iter().any(|l| l.contains("TEMP B-TREE")), "{lines:?}");
+        drop(conn);
+        store.close().await;
+    }
+}

@@ -23,7 +23,7 @@ use crate::time::{Clock, SystemClock};
 use crate::validate::{self, ValidCleanup, ValidList, ValidState};
 use crate::{
     CleanupPolicy, CleanupPreview, CounterCheck, ListQuery, MigrationReport, Page, Percentiles, Result,
-    RunSummary, RunView, StoreError, TextColumn, WorkflowState, WorkflowStats,
+    RunCount, RunSummary, RunView, StoreError, TextColumn, WorkflowState, WorkflowStats,
 };
 
 pub use crate::sqlite::{WriteStats, CLEANUP_BATCH, CLEANUP_BATCH_TARGET};
@@ -420,6 +420,19 @@ impl Store {
         let list = ValidList::new(query)?;
         let rows = on_backend!(self, b => b.list(&list).await)?;
         Ok(list.page(rows))
+    }
+
+    /// How many runs a list's filters match (its order matters too: a slowest-first list holds only runs with
+    /// a time, a most-memory-first one only runs with a memory figure; the page fields are ignored). Exact from
+    /// the counters when they answer it (statuses and a pipeline); otherwise counted from the rows, exactly up to
+    /// [`RunCount::BOUND`] and within a few milliseconds, and "more than" what was counted past either: never a
+    /// scan of the whole table.
+    ///
+    /// # Errors
+    /// As [`Store::list_workflows`].
+    pub async fn count_runs(&self, query: &ListQuery) -> Result<RunCount> {
+        let list = ValidList::new(query)?;
+        on_backend!(self, b => b.count(&list).await)
     }
 
     /// The seed's four figures, from one read snapshot.

@@ -483,7 +483,7 @@ pub(crate) struct Cursor {
 }
 
 impl Cursor {
-    fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let dir = if self.before { 'b' } else { 'a' };
         // Newest-first cursors keep version 2's spelling, so links made before the other orders still work.
         let text = match self.sort {

@@ -943,7 +943,7 @@ async fn schema_one_files_migrate_to_exact_counters_in_one_step() {
         "created trigger flowstate_counters_ai",
         "filled the counters from the rows",
         "added column parent_run_id (",
-        "recorded schema version 3",
+        "recorded schema version 4",
     ] {
         assert!(
             report.changes.iter().any(|c| c.starts_with(wanted)),

@@ -273,7 +273,7 @@ async fn a_version_2_database_gets_version_3s_indexes_in_place_and_keeps_its_cou
         "dropped index idx_flowstate_created",
         "dropped index idx_flowstate_pipeline_exec",
         "created index idx_flowstate_pipeline_timed",
-        "recorded schema version 3",
+        "recorded schema version 4",
     ] {
         assert!(
             changes.iter().any(|c| c.contains(expected)),

@@ -8,6 +8,7 @@ mod common;
 use chrono::{DateTime, Duration, Utc};
 use common::*;
 use flowstate_store::{ListQuery, ListSort, RunCount, Status, Store, StoreError, WorkflowState};
+use sqlx::Connection;
 
 /// A small deterministic generator (no dependency, the same runs on every machine).
 struct Lcg(u64);
@@ -197,6 +198,72 @@ both_backends! {
         assert_eq!(n(ListSort::Slowest), all.len() - untimed);
         assert_eq!(n(ListSort::Heaviest), all.len() - unmeasured);
         assert_eq!(n(ListSort::Idle), all.len());
+    }
+
+    async fn neighbours_are_the_runs_before_and_after_in_the_list(db) {
+        let (store, all) = seeded(&db).await;
+        for q in queries() {
+            let want = reference(&all, &q);
+            for i in [0, 1, want.len() / 2, want.len() - 1] {
+                let (prev, next) = store.list_neighbours(&q, &want[i]).await.unwrap().expect("listed");
+                let id = |r: Option<flowstate_store::RunSummary>| r.map(|r| r.run_id);
+                assert_eq!(id(prev), i.checked_sub(1).map(|j| want[j].clone()), "before {i} of {q:?}");
+                assert_eq!(id(next), want.get(i + 1).cloned(), "after {i} of {q:?}");
+            }
+        }
+        // A run without a time has no place in a slowest-first list; an unknown run none anywhere.
+        let untimed = all.iter().find(|s| s.execution_time_ms.is_none()).unwrap();
+        let slow = ListQuery { sort: ListSort::Slowest, ..Default::default() };
+        assert_eq!(store.list_neighbours(&slow, &untimed.run_id).await.unwrap(), None);
+        assert_eq!(store.list_neighbours(&ListQuery::default(), "nope").await.unwrap(), None);
+    }
+
+    async fn a_version_3_database_gets_the_list_indexes_in_place(db) {
+        let (store, all) = seeded(&db).await;
+        store.close().await;
+        // Back to schema version 3: without the version-4 indexes, version 3 recorded.
+        let v4 = ["idx_flowstate_memory", "idx_flowstate_idle", "idx_flowstate_version_created", "idx_flowstate_timed"];
+        if db.is_postgres() {
+            let mut conn = sqlx::PgConnection::connect(&db.location).await.unwrap();
+            for name in v4 {
+                sqlx::query(&format!("DROP INDEX IF EXISTS {name}")).execute(&mut conn).await.unwrap();
+            }
+            sqlx::query("UPDATE flowstate_meta SET value = '3' WHERE key = 'schema_version'")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        } else {
+            let mut conn = raw(std::path::Path::new(&db.location)).await;
+            for name in v4 {
+                sqlx::query(&format!("DROP INDEX IF EXISTS {name}")).execute(&mut conn).await.unwrap();
+            }
+            sqlx::query("UPDATE flowstate_meta SET value = '3' WHERE key = 'schema_version'")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+        }
+        let (store, _) = db.open_at(at("2026-05-02T08:00:00Z")).await;
+        let report = store.migration().clone();
+        assert_eq!(report.from, flowstate_store::SchemaKind::Flowstate { version: 3 });
+        assert_eq!(report.to_version, 4);
+        let mut wanted = vec!["created index idx_flowstate_memory", "created index idx_flowstate_idle",
+            "created index idx_flowstate_version_created", "recorded schema version 4"];
+        if db.is_postgres() {
+            wanted.push("created index idx_flowstate_timed");
+        }
+        for w in &wanted {
+            assert!(report.changes.iter().any(|c| c.starts_with(w)), "{w:?} not in {:#?}", report.changes);
+        }
+        assert_eq!(report.changes.len(), wanted.len(), "only those: {:#?}", report.changes);
+        // The runs are all there, and the lists read as before.
+        let q = ListQuery { sort: ListSort::Heaviest, ..Default::default() };
+        assert_eq!(walk(&store, &q).await.0, reference(&all, &q));
+        store.close().await;
+        // Opening again changes nothing.
+        let (again, _) = db.open_at(at("2026-05-02T08:00:00Z")).await;
+        assert!(again.migration().is_noop(), "{:?}", again.migration().changes);
     }
 
     async fn totals_are_exact_from_the_counters_and_the_rows(db) {

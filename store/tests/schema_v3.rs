@@ -248,7 +248,7 @@ async fn schema_two_files_gain_the_columns_and_keep_every_row_and_value() {
     let (store, _) = open_at(&db, at(NOW)).await;
     let report = store.migration().clone();
     assert_eq!(report.from, SchemaKind::Flowstate { version: 2 });
-    assert_eq!(report.to_version, 3);
+    assert_eq!(report.to_version, 4);
     for wanted in [
         "added column metadata (",
         "added column is_background_task INTEGER DEFAULT 0",
@@ -257,7 +257,11 @@ async fn schema_two_files_gain_the_columns_and_keep_every_row_and_value() {
         "added column background_error (",
         "created index idx_flowstate_parent_created",
         "created index idx_flowstate_background_created",
-        "recorded schema version 3",
+        // Schema version 4's (the runs list's orders and version filter).
+        "created index idx_flowstate_memory",
+        "created index idx_flowstate_idle",
+        "created index idx_flowstate_version_created",
+        "recorded schema version 4",
     ] {
         assert!(
             report.changes.iter().any(|c| c.starts_with(wanted)),
@@ -265,7 +269,7 @@ async fn schema_two_files_gain_the_columns_and_keep_every_row_and_value() {
             report.changes
         );
     }
-    assert_eq!(report.changes.len(), 8, "only those: {:#?}", report.changes);
+    assert_eq!(report.changes.len(), 11, "only those: {:#?}", report.changes);
     assert_eq!(
         raw_rows(&db, &FLUJO_COLUMNS).await,
         before,

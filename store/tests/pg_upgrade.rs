@@ -450,7 +450,7 @@ async fn a_version_2_database_gets_the_failure_table_filled_from_its_failed_rows
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(version, "3");
+    assert_eq!(version, "4");
     let (kept, failed) = failure_table_and_failed_rows(&mut conn).await;
     assert_eq!(kept, failed);
     assert_eq!(kept.len(), 10 - 2 + 1, "b03 retried, b06 deleted, big added");
@@ -492,7 +492,7 @@ async fn a_version_2_database_gets_the_failure_table_filled_from_its_failed_rows
     // Idempotent: the next open changes nothing.
     let store = Store::open(&url).await.unwrap();
     assert!(store.migration().is_noop(), "{:?}", store.migration().changes);
-    assert_eq!(store.migration().from, SchemaKind::Flowstate { version: 3 });
+    assert_eq!(store.migration().from, SchemaKind::Flowstate { version: 4 });
     store.close().await;
     pg::drop_database(&url).await.unwrap();
 }

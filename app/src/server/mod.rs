@@ -18,7 +18,7 @@ pub mod settings;
 pub use cleanup::{cleanup_options, preview_cleanup, run_cleanup};
 pub use failures::get_failures;
 pub use overview::get_overview;
-pub use runs::{get_run, list_runs};
+pub use runs::{get_run, list_runs, run_neighbours};
 pub use runs_delete::delete_run;
 pub use session::{get_access, login, logout};
 pub use settings::get_settings;

@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use flowstate_model::limits::{DEFAULT_PAGE_SIZE, MAX_CLEANUP_DAYS, MAX_PAGE_SIZE};
 use flowstate_model::status::KNOWN_LIST;
-use flowstate_store::Status;
+use flowstate_store::{ListSort, Status};
 
 pub use error::CliError;
 use when::When;
@@ -103,6 +103,25 @@ pub struct RunsArgs {
     /// Only runs that are not background tasks.
     #[arg(long)]
     pub no_background: bool,
+    /// Only runs of this pipeline version (exact).
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+    /// Only runs that took at least this long: 90s, 5m, 2h, or milliseconds such as 1500ms.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms)]
+    pub min_duration: Option<i64>,
+    /// Only runs that took at most this long (same forms as --min-duration).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms)]
+    pub max_duration: Option<i64>,
+    /// Only runs that used at least this many MB.
+    #[arg(long, value_name = "MB", value_parser = parse_memory_mb)]
+    pub min_memory: Option<f64>,
+    /// Only runs that used at most this many MB.
+    #[arg(long, value_name = "MB", value_parser = parse_memory_mb)]
+    pub max_memory: Option<f64>,
+    /// Order: newest (default), slowest (runs with a time only), heaviest (runs with a memory figure only), idle
+    /// (oldest last update first).
+    #[arg(long, value_name = "ORDER", default_value = "newest", value_parser = parse_sort)]
+    pub sort: ListSort,
     /// Runs per page.
     #[arg(
         long,
@@ -117,6 +136,19 @@ pub struct RunsArgs {
     /// Skip this many runs (after the cursor, if any).
     #[arg(long, value_name = "N")]
     pub offset: Option<u64>,
+}
+
+fn parse_duration_ms(text: &str) -> Result<i64, String> {
+    flowstate_model::bounds::parse_duration_ms(text)
+}
+
+fn parse_memory_mb(text: &str) -> Result<f64, String> {
+    flowstate_model::bounds::parse_memory_mb(text)
+}
+
+fn parse_sort(text: &str) -> Result<ListSort, String> {
+    ListSort::parse(text)
+        .ok_or_else(|| format!("“{text}” is not an order; use newest, slowest, heaviest or idle"))
 }
 
 /// Arguments of `flowstate failed`.

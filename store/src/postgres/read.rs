@@ -696,11 +696,13 @@ fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, list: &ValidList<'_>) {
     if let Some(v) = query.max_execution_ms {
         qb.push(" AND execution_time_ms <= ").push_bind(v);
     }
+    // Against the bound as a REAL, as the column holds it: a run shown as 123.456 MB (the shortest decimal of its
+    // 32-bit value) is within `max_memory 123.456`.
     if let Some(v) = query.min_memory_mb {
-        qb.push(" AND memory_usage_mb >= ").push_bind(v);
+        qb.push(" AND memory_usage_mb >= ").push_bind(v).push("::real");
     }
     if let Some(v) = query.max_memory_mb {
-        qb.push(" AND memory_usage_mb <= ").push_bind(v);
+        qb.push(" AND memory_usage_mb <= ").push_bind(v).push("::real");
     }
 }
 

@@ -32,9 +32,10 @@ pub fn RunFilters(filter: RunsFilter, pipelines: Vec<String>) -> impl IntoView {
         sort,
         limit,
     } = filter;
-    let sort = sort.unwrap_or_else(|| "newest".into());
+    let sort = sort.unwrap_or_default();
+    // Newest first sends an empty value, as "All pipelines" does: the default stays out of the address.
     let sort_options = [
-        ("newest", "Newest first"),
+        ("", "Newest first"),
         ("slowest", "Slowest first (runs with a time)"),
         ("heaviest", "Most memory first (runs with a figure)"),
         ("idle", "Longest idle first"),

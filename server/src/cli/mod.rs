@@ -52,7 +52,9 @@ pub struct Cli {
 pub enum Command {
     /// Totals: runs, runs created in the last 24 hours, runs per status, average execution time.
     Stats,
-    /// List runs, newest first, with filters and pages.
+    /// List runs (newest first, or slowest, most memory, longest idle first) with filters, pages and the total.
+    // `--version` is the pipeline version filter here (flowstate's own version: `flowstate --version`).
+    #[command(disable_version_flag = true)]
     Runs(RunsArgs),
     /// Failed runs whose last update lies in the last hours, newest first.
     Failed(FailedArgs),

@@ -425,8 +425,8 @@ impl Store {
     /// How many runs a list's filters match (its order matters too: a slowest-first list holds only runs with
     /// a time, a most-memory-first one only runs with a memory figure; the page fields are ignored). Exact from
     /// the counters when they answer it (statuses and a pipeline); otherwise counted from the rows, exactly up to
-    /// [`RunCount::BOUND`] and within a few milliseconds, and "more than" what was counted past either: never a
-    /// scan of the whole table.
+    /// [`RunCount::BOUND`] and within a bounded amount of work, and "more than" what was counted past either (0 and not
+    /// exact: not counted at all): never a scan of the whole table.
     ///
     /// # Errors
     /// As [`Store::list_workflows`].

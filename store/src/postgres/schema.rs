@@ -540,7 +540,7 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
     }
     steps.extend(upgrade_indexes_to_3(ins));
     for (name, def, serves) in all_indexes() {
-        if ins.missing_indexes.contains(&name) {
+        if ins.missing_indexes.contains(name) {
             steps.push((
                 format!("CREATE INDEX IF NOT EXISTS {name} ON {s}.workflow_state {def}"),
                 format!("created index {name} (for {serves})"),

@@ -32,7 +32,7 @@ pub fn run_total(count: u64, exact: bool) -> String {
 /// Memory in MB for people: `87.5 MB`, `1,204 MB`, `—` for none.
 pub fn memory_mb(mb: Option<f64>) -> String {
     match mb {
-        Some(mb) if mb.is_finite() && mb >= 0.0 && mb < 1000.0 => format!("{mb:.1} MB"),
+        Some(mb) if (0.0..1000.0).contains(&mb) => format!("{mb:.1} MB"),
         Some(mb) if mb.is_finite() && mb >= 0.0 => format!("{} MB", count(mb.round().min(9e18) as i64)),
         _ => "—".into(),
     }

@@ -17,6 +17,27 @@ pub fn count(n: i64) -> String {
     out
 }
 
+/// How many runs a list matches, for people: `1 run`, `1,234 runs`, `more than 10,000 runs` (a count that
+/// stopped at its bound), or, when even that could not be counted in time, that it was not counted.
+pub fn run_total(count: u64, exact: bool) -> String {
+    let n = i64::try_from(count).unwrap_or(i64::MAX);
+    match (count, exact) {
+        (1, true) => "1 run".into(),
+        (_, true) => format!("{} runs", self::count(n)),
+        (0, false) => "runs not counted (too many to count quickly)".into(),
+        (_, false) => format!("more than {} runs", self::count(n)),
+    }
+}
+
+/// Memory in MB for people: `87.5 MB`, `1,204 MB`, `—` for none.
+pub fn memory_mb(mb: Option<f64>) -> String {
+    match mb {
+        Some(mb) if (0.0..1000.0).contains(&mb) => format!("{mb:.1} MB"),
+        Some(mb) if mb.is_finite() && mb >= 0.0 => format!("{} MB", count(mb.round().min(9e18) as i64)),
+        _ => "—".into(),
+    }
+}
+
 /// A duration in milliseconds for people: `850 ms`, `12.3 s`, `4 min 05 s`, `2 h 03 min`.
 pub fn duration_ms(ms: f64) -> String {
     if !ms.is_finite() || ms < 0.0 {

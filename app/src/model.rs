@@ -88,6 +88,24 @@ pub struct RunsFilter {
     pub parent: Option<String>,
     /// `background`: `1` only background tasks, `0` only runs that are not.
     pub background: Option<bool>,
+    /// `version`: one pipeline version (exact).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// `min_duration`: execution time at least this span (`5m`, `90s`, `1500ms`), as given.
+    #[serde(default)]
+    pub min_duration: Option<String>,
+    /// `max_duration`: execution time at most this span.
+    #[serde(default)]
+    pub max_duration: Option<String>,
+    /// `min_memory`: memory at least this many MB, as given.
+    #[serde(default)]
+    pub min_memory: Option<String>,
+    /// `max_memory`: memory at most this many MB.
+    #[serde(default)]
+    pub max_memory: Option<String>,
+    /// `sort`: `slowest`, `heaviest` or `idle`; `None` for newest first (the default, left out of links).
+    #[serde(default)]
+    pub sort: Option<String>,
     /// `limit`: the page size.
     pub limit: u32,
 }
@@ -128,6 +146,12 @@ impl RunsFilter {
             ("error", self.error.as_deref()),
             ("parent", self.parent.as_deref()),
             ("background", self.background.map(|b| if b { "1" } else { "0" })),
+            ("version", self.version.as_deref()),
+            ("min_duration", self.min_duration.as_deref()),
+            ("max_duration", self.max_duration.as_deref()),
+            ("min_memory", self.min_memory.as_deref()),
+            ("max_memory", self.max_memory.as_deref()),
+            ("sort", self.sort.as_deref()),
         ];
         for (name, value) in texts {
             if let Some(v) = value {
@@ -159,6 +183,33 @@ impl RunsFilter {
             || self.error.is_some()
             || self.parent.is_some()
             || self.background.is_some()
+            || self.version.is_some()
+            || self.min_duration.is_some()
+            || self.max_duration.is_some()
+            || self.min_memory.is_some()
+            || self.max_memory.is_some()
+    }
+
+    /// The same list in another order (first page).
+    pub fn sorted(&self, sort: Option<&str>) -> RunsFilter {
+        RunsFilter {
+            sort: sort.filter(|s| *s != "newest").map(str::to_string),
+            ..self.clone()
+        }
+    }
+
+    /// The address of a run of this list: the run's page with the list's address in `list` (unless it is the
+    /// whole list, newest first), so the page offers the previous and next runs of the same list and leads back
+    /// to it.
+    pub fn run_href(&self, run_id: &str) -> String {
+        let base = crate::format::run_href(run_id);
+        let list = self.href(None);
+        if list == "/runs" {
+            // The whole list, newest first: the run's plain address (its page then shows no list steps).
+            return base;
+        }
+        let join = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{join}list={}", crate::format::url_encode(&list))
     }
 }
 
@@ -175,6 +226,12 @@ impl Default for RunsFilter {
             error: None,
             parent: None,
             background: None,
+            version: None,
+            min_duration: None,
+            max_duration: None,
+            min_memory: None,
+            max_memory: None,
+            sort: None,
             limit: Self::DEFAULT_LIMIT,
         }
     }
@@ -199,6 +256,9 @@ pub struct RunRow {
     pub updated: Option<Stamp>,
     /// Time spent executing, in milliseconds.
     pub execution_time_ms: Option<i64>,
+    /// Memory used, in MB.
+    #[serde(default)]
+    pub memory_usage_mb: Option<f64>,
     /// The error message, if any: its first characters only when `error_cut` (the run's page has it whole).
     pub error_message: Option<String>,
     /// True when `error_message` is only the start of the stored message.
@@ -222,6 +282,27 @@ pub struct RunsListing {
     pub pipelines: Vec<String>,
     /// When the page was read, RFC 3339 in UTC; relative times count from here.
     pub read_at: String,
+    /// How many runs the filters match: exact, or a lower bound ("more than") when not `total_exact`.
+    #[serde(default)]
+    pub total: u64,
+    /// True when `total` is exact.
+    #[serde(default)]
+    pub total_exact: bool,
+}
+
+/// Where a run stands in the list the operator opened it from (`?list=` on its page).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListNeighbours {
+    /// The list's address (its first page), for the breadcrumb.
+    pub list_href: String,
+    /// The list in words (`Runs · failed · slowest first`).
+    pub list_label: String,
+    /// The previous run of the list: its id and the address of its page (carrying the list).
+    pub prev: Option<(String, String)>,
+    /// The next run of the list.
+    pub next: Option<(String, String)>,
+    /// False when the run is not in that list (any more, or no time in a slowest-first list).
+    pub listed: bool,
 }
 
 /// A large value of a run (a JSON column pretty-printed, or the error message), possibly cut.

@@ -135,6 +135,14 @@ fn run() -> Result<()> {
         if config.wants("list") {
             keep(rt.block_on(list_group(&config, &db, &store))?)?;
         }
+        if config.wants("list_sorts") {
+            keep(rt.block_on(flowstate_bench::lists::sort_group(
+                &store,
+                config.secs,
+                db.rows,
+                "pg.",
+            ))?)?;
+        }
         if config.wants("failed") || config.wants("failure") || config.wants("stuck") {
             keep(rt.block_on(failed_group(&config, &db, &store))?)?;
         }

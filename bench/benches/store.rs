@@ -137,6 +137,14 @@ fn run() -> Result<()> {
         if config.wants("list") {
             keep(list_group(&rt, &config, &db, &store)?)?;
         }
+        if config.wants("list_sorts") {
+            keep(rt.block_on(flowstate_bench::lists::sort_group(
+                &store,
+                config.secs,
+                db.rows,
+                "",
+            ))?)?;
+        }
         if config.wants("failed") || config.wants("failure") {
             keep(failed_group(&rt, &config, &db, &store)?)?;
         }

@@ -26,6 +26,7 @@
 use std::path::PathBuf;
 
 pub mod generate;
+pub mod lists;
 pub mod load;
 pub mod pg;
 pub mod report;

@@ -162,7 +162,8 @@ test('a run opens from the list with its error first and every field', async ({ 
   await expect(row.locator('.error-snippet')).toHaveAttribute('title', run.error_message ?? '');
   await row.getByRole('link', { name: run.run_id }).click();
 
-  await expect(page).toHaveURL(new RegExp(`/runs/${run.run_id}$`));
+  // The link carries the list it came from (the run page steps through it: run_lists.spec.ts).
+  await expect(page).toHaveURL(new RegExp(`/runs/${run.run_id}\\?list=%2Fruns%3Fstatus%3Dfailed$`));
   await ready(page, jsOn(info));
   await expect(page.getByRole('heading', { level: 1 })).toHaveText(`Run ${run.run_id}`);
   await expect(page).toHaveTitle(`Run ${run.run_id} · flowstate`);

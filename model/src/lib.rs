@@ -12,6 +12,7 @@
 //! - [`url`]: percent-encoding for the links and redirects flowstate writes.
 #![warn(missing_docs)]
 
+pub mod bounds;
 pub mod limits;
 pub mod percentiles;
 pub mod span;

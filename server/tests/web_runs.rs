@@ -500,7 +500,11 @@ async fn an_unknown_run_is_a_404_page() {
     odd.created_at = Some(now());
     db.store.save_state(&odd).await.unwrap();
     let html = ok(get(&db.store, "/runs?prefix=odd").await, "odd");
-    assert!(html.contains("href=\"/runs/odd%20id%2F%C3%BC%3F%23\""), "{html}");
+    // A run of a filtered list carries the list (its page steps through it).
+    assert!(
+        html.contains("href=\"/runs/odd%20id%2F%C3%BC%3F%23?list=%2Fruns%3Fprefix%3Dodd\""),
+        "{html}"
+    );
     let page = ok(get(&db.store, "/runs/odd%20id%2F%C3%BC%3F%23").await, "odd run");
     assert!(
         page.contains("<code class=\"run-id\">odd id/ü?#</code>"),

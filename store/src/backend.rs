@@ -12,8 +12,8 @@ use crate::insights::{ActivityBucket, AuditEntry, Bucket, FailureReport, StuckRu
 use crate::space::{CleanupBytes, Reclaimed, SpaceUse};
 use crate::validate::{ValidCleanup, ValidList, ValidState};
 use crate::{
-    CleanupPreview, CounterCheck, MigrationReport, Percentiles, Result, RunSummary, RunView, TextColumn,
-    WorkflowState, WorkflowStats,
+    CleanupPreview, CounterCheck, MigrationReport, Percentiles, Result, RunCount, RunSummary, RunView,
+    TextColumn, WorkflowState, WorkflowStats,
 };
 
 /// What every backend does. Implemented by `SqliteStore` and `PgStore`; the facade dispatches on an enum of the
@@ -60,6 +60,8 @@ pub(crate) trait Backend {
     /// At most `limit + 1` runs of a page, each with its cursor key (creation instant in microseconds), newest
     /// first (oldest first when the cursor goes back).
     async fn list(&self, list: &ValidList<'_>) -> Result<Vec<(i64, RunSummary)>>;
+    /// How many runs the list's filters match (exact, or a lower bound past a bound or a time budget).
+    async fn count(&self, list: &ValidList<'_>) -> Result<RunCount>;
     /// The overview's four figures from one snapshot; `recent_since` bounds "recent".
     async fn stats(&self, recent_since: DateTime<Utc>) -> Result<WorkflowStats>;
     /// Failed runs updated at or after `since`, newest update first.

@@ -65,8 +65,8 @@ pub use insights::{
     PipelineFailureRate, StuckRuns, VersionFailureRate,
 };
 pub use model::{
-    CleanupPolicy, CleanupPreview, ListQuery, Page, RunExtras, RunSummary, RunView, Status, TextColumn,
-    TextHead, UnknownStatus, WorkflowState, WorkflowStats,
+    CleanupPolicy, CleanupPreview, ListQuery, ListSort, Page, RunCount, RunExtras, RunSummary, RunView,
+    Status, TextColumn, TextHead, UnknownStatus, WorkflowState, WorkflowStats,
 };
 pub use schema::{MigrationReport, SchemaKind, SCHEMA_VERSION};
 pub use space::{CleanupBytes, Reclaimed, SpaceUse};

@@ -209,6 +209,24 @@ pub struct ListQuery {
     /// Only background tasks (`Some(true)`) or only runs that are not (`Some(false)`).
     #[serde(default)]
     pub background: Option<bool>,
+    /// Only this pipeline version (exact): what marks a deploy.
+    #[serde(default)]
+    pub pipeline_version: Option<String>,
+    /// Execution time at least this many milliseconds (runs without a time never match a time bound).
+    #[serde(default)]
+    pub min_execution_ms: Option<i64>,
+    /// Execution time at most this many milliseconds.
+    #[serde(default)]
+    pub max_execution_ms: Option<i64>,
+    /// Memory at least this many MB (runs without a figure never match a memory bound).
+    #[serde(default)]
+    pub min_memory_mb: Option<f64>,
+    /// Memory at most this many MB.
+    #[serde(default)]
+    pub max_memory_mb: Option<f64>,
+    /// The order of the list (default: newest first).
+    #[serde(default)]
+    pub sort: ListSort,
     /// Page size: default [`ListQuery::DEFAULT_LIMIT`], at most [`ListQuery::MAX_LIMIT`].
     pub limit: Option<u32>,
     /// Rows to skip (after the cursor, if any).
@@ -222,6 +240,71 @@ impl ListQuery {
     pub const DEFAULT_LIMIT: u32 = limits::DEFAULT_PAGE_SIZE;
     /// The largest page the store returns.
     pub const MAX_LIMIT: u32 = limits::MAX_PAGE_SIZE;
+}
+
+/// The order of a list of runs. Every order ends with the run id, so pages are keyset pages on each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListSort {
+    /// Newest first (creation instant, then run id, descending).
+    #[default]
+    Newest,
+    /// Longest execution time first. Lists only runs with a recorded time.
+    Slowest,
+    /// Most memory first. Lists only runs with a recorded memory figure.
+    Heaviest,
+    /// Longest idle first: the oldest last update (`updated_at`) first.
+    Idle,
+}
+
+impl ListSort {
+    /// Every order, the default first.
+    pub const ALL: [ListSort; 4] = [
+        ListSort::Newest,
+        ListSort::Slowest,
+        ListSort::Heaviest,
+        ListSort::Idle,
+    ];
+
+    /// The name in URLs and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListSort::Newest => "newest",
+            ListSort::Slowest => "slowest",
+            ListSort::Heaviest => "heaviest",
+            ListSort::Idle => "idle",
+        }
+    }
+
+    /// The order named `name` (as [`ListSort::as_str`] spells it).
+    pub fn parse(name: &str) -> Option<ListSort> {
+        ListSort::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// In words, for labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            ListSort::Newest => "newest first",
+            ListSort::Slowest => "slowest first",
+            ListSort::Heaviest => "most memory first",
+            ListSort::Idle => "longest idle first",
+        }
+    }
+}
+
+/// How many runs a list's filter matches ([`crate::Store::count_runs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCount {
+    /// The runs matched: all of them when `exact`; otherwise a lower bound ("more than `count`"), 0 when even
+    /// that could not be counted within the time a page allows.
+    pub count: u64,
+    /// True when `count` is the exact number.
+    pub exact: bool,
+}
+
+impl RunCount {
+    /// The largest number counted exactly by reading rows; past it a count says "more than" it.
+    pub const BOUND: u64 = 10_000;
 }
 
 /// One page of runs, newest first (by creation instant, then run id).

@@ -23,8 +23,8 @@ use crate::sqlite::SqliteStore;
 use crate::time::{Clock, SystemClock};
 use crate::validate::{self, ValidCleanup, ValidList, ValidState};
 use crate::{
-    CleanupPolicy, CleanupPreview, CounterCheck, ListQuery, MigrationReport, Page, Percentiles, Result,
-    RunSummary, RunView, StoreError, TextColumn, WorkflowState, WorkflowStats,
+    CleanupPolicy, CleanupPreview, CounterCheck, ListQuery, ListSort, MigrationReport, Page, Percentiles,
+    Result, RunCount, RunSummary, RunView, StoreError, TextColumn, WorkflowState, WorkflowStats,
 };
 
 pub use crate::sqlite::{WriteStats, CLEANUP_BATCH, CLEANUP_BATCH_TARGET};
@@ -455,6 +455,78 @@ impl Store {
         let list = ValidList::new(query)?;
         let rows = on_backend!(self, b => b.list(&list).await)?;
         Ok(list.page(rows))
+    }
+
+    /// How many runs a list's filters match (its order matters too: a slowest-first list holds only runs with
+    /// a time, a most-memory-first one only runs with a memory figure; the page fields are ignored). Exact from
+    /// the counters when they answer it (statuses and a pipeline); otherwise counted from the rows, exactly up to
+    /// [`RunCount::BOUND`] and within a bounded amount of work, and "more than" what was counted past either (0 and not
+    /// exact: not counted at all): never a scan of the whole table.
+    ///
+    /// # Errors
+    /// As [`Store::list_workflows`].
+    pub async fn count_runs(&self, query: &ListQuery) -> Result<RunCount> {
+        let list = ValidList::new(query)?;
+        on_backend!(self, b => b.count(&list).await)
+    }
+
+    /// The runs just before and just after `run_id` in the list `query` describes (its filters and order; its
+    /// page fields are ignored): what the run page's "previous" and "next" links lead to. `None` when the run does
+    /// not exist or has no place in that order (no execution time in a slowest-first list, no memory figure in a
+    /// most-memory-first one); either neighbour is `None` at an end of the list. Two pages of one run each, on the
+    /// list's own index.
+    ///
+    /// # Errors
+    /// As [`Store::list_workflows`].
+    pub async fn list_neighbours(
+        &self,
+        query: &ListQuery,
+        run_id: &str,
+    ) -> Result<Option<(Option<RunSummary>, Option<RunSummary>)>> {
+        validate::lookup_id(run_id)?;
+        let Some(view) = self.load_run_view(run_id, 1).await? else {
+            return Ok(None);
+        };
+        let run = view.summary;
+        let instant = |at: Option<DateTime<Utc>>| {
+            at.map_or(crate::time::UNKNOWN_INSTANT, |at| {
+                crate::time::instant_micros(&at)
+            })
+        };
+        let key = match query.sort {
+            ListSort::Newest => Some(instant(run.created_at)),
+            ListSort::Idle => Some(instant(run.updated_at)),
+            ListSort::Slowest => run.execution_time_ms.map(|ms| validate::real_key(ms as f64)),
+            // PostgreSQL's REAL reads back as its shortest decimal: the list compares the stored 32-bit value.
+            ListSort::Heaviest => run.memory_usage_mb.map(|mb| {
+                validate::real_key(if self.backend() == BackendKind::Postgres {
+                    f64::from(mb as f32)
+                } else {
+                    mb
+                })
+            }),
+        };
+        let Some(key) = key else {
+            return Ok(None);
+        };
+        let mut out = [None, None];
+        for (i, before) in [true, false].into_iter().enumerate() {
+            let cursor = validate::Cursor {
+                sort: query.sort,
+                key,
+                run_id: run.run_id.clone(),
+                before,
+            };
+            let q = ListQuery {
+                limit: Some(1),
+                offset: None,
+                cursor: Some(cursor.encode()),
+                ..query.clone()
+            };
+            out[i] = self.list_workflows(&q).await?.runs.into_iter().next();
+        }
+        let [prev, next] = out;
+        Ok(Some((prev, next)))
     }
 
     /// The seed's four figures, from one read snapshot.

@@ -12,7 +12,9 @@ use flowstate_model::limits::{
 };
 use serde_json::Value;
 
-use crate::{CleanupPolicy, ListQuery, Result, RunExtras, Status, StoreError, UnknownStatus, WorkflowState};
+use crate::{
+    CleanupPolicy, ListQuery, ListSort, Result, RunExtras, Status, StoreError, UnknownStatus, WorkflowState,
+};
 
 /// Refuses an empty value of `field`.
 pub(crate) fn non_empty(field: &'static str, value: &str) -> Result<()> {
@@ -326,6 +328,8 @@ pub(crate) struct ValidList<'a> {
     pub offset: i64,
     /// Where the page starts (or, going back, ends).
     pub cursor: Option<Cursor>,
+    /// The order.
+    pub sort: ListSort,
 }
 
 impl<'a> ValidList<'a> {
@@ -333,8 +337,58 @@ impl<'a> ValidList<'a> {
         let limit = limit(query.limit.unwrap_or(ListQuery::DEFAULT_LIMIT))?;
         let offset = i64::try_from(query.offset.unwrap_or(0))
             .map_err(|_| StoreError::invalid("offset", "is too large"))?;
+        let sort = query.sort;
         let cursor = query.cursor.as_deref().map(Cursor::decode).transpose()?;
+        if let Some(c) = cursor.as_ref().filter(|c| c.sort != sort) {
+            return Err(StoreError::invalid(
+                "cursor",
+                format!(
+                    "belongs to a list sorted {}, not {}",
+                    c.sort.label(),
+                    sort.label()
+                ),
+            ));
+        }
+        for (field, v) in [
+            ("min_execution_ms", query.min_execution_ms),
+            ("max_execution_ms", query.max_execution_ms),
+        ] {
+            if let Some(v) = v.filter(|v| !(0..=i64::from(i32::MAX)).contains(v)) {
+                return Err(StoreError::invalid(
+                    field,
+                    format!("must be between 0 and {} ms, got {v}", i32::MAX),
+                ));
+            }
+        }
+        if let (Some(lo), Some(hi)) = (query.min_execution_ms, query.max_execution_ms) {
+            if lo > hi {
+                return Err(StoreError::invalid(
+                    "min_execution_ms",
+                    format!("{lo} ms is above the maximum, {hi} ms"),
+                ));
+            }
+        }
+        for (field, v) in [
+            ("min_memory_mb", query.min_memory_mb),
+            ("max_memory_mb", query.max_memory_mb),
+        ] {
+            if let Some(v) = v.filter(|v| !v.is_finite() || *v < 0.0) {
+                return Err(StoreError::invalid(
+                    field,
+                    format!("must be a finite, non-negative number of MB, got {v}"),
+                ));
+            }
+        }
+        if let (Some(lo), Some(hi)) = (query.min_memory_mb, query.max_memory_mb) {
+            if lo > hi {
+                return Err(StoreError::invalid(
+                    "min_memory_mb",
+                    format!("{lo} MB is above the maximum, {hi} MB"),
+                ));
+            }
+        }
         for (field, value) in [
+            ("pipeline_version", &query.pipeline_version),
             ("pipeline_id", &query.pipeline_id),
             ("run_id_prefix", &query.run_id_prefix),
             ("error_contains", &query.error_contains),
@@ -349,6 +403,7 @@ impl<'a> ValidList<'a> {
             limit,
             offset,
             cursor,
+            sort,
         })
     }
 
@@ -357,8 +412,26 @@ impl<'a> ValidList<'a> {
         self.cursor.as_ref().is_some_and(|c| c.before)
     }
 
-    /// The page from the rows a backend read (at most `limit + 1`, each with its cursor key: the creation instant
-    /// in microseconds), in the order it read them (newest first; oldest first when going back).
+    /// True when the list's filters are only statuses and a pipeline (what the counters count).
+    pub(crate) fn only_counted_filters(&self) -> bool {
+        let q = self.query;
+        q.created_after.is_none()
+            && q.created_before.is_none()
+            && q.updated_after.is_none()
+            && q.updated_before.is_none()
+            && q.run_id_prefix.is_none()
+            && q.error_contains.is_none()
+            && q.parent_run_id.is_none()
+            && q.background.is_none()
+            && q.pipeline_version.is_none()
+            && q.min_execution_ms.is_none()
+            && q.max_execution_ms.is_none()
+            && q.min_memory_mb.is_none()
+            && q.max_memory_mb.is_none()
+    }
+
+    /// The page from the rows a backend read (at most `limit + 1`, each with its cursor key, see [`Cursor::key`]),
+    /// in the order it read them (the sort's order; the reverse when going back).
     pub(crate) fn page(&self, rows: Vec<(i64, crate::RunSummary)>) -> crate::Page {
         let backwards = self.backwards();
         let more = rows.len() > self.limit as usize;
@@ -369,6 +442,7 @@ impl<'a> ValidList<'a> {
         let at = |i: Option<&(i64, crate::RunSummary)>, before: bool| {
             i.map(|(key, run)| {
                 Cursor {
+                    sort: self.sort,
                     key: *key,
                     run_id: run.run_id.clone(),
                     before,
@@ -393,10 +467,15 @@ impl<'a> ValidList<'a> {
     }
 }
 
-/// A keyset position: the creation instant (microseconds since the epoch) and run id of the last (or, going
-/// back, first) row of a page. The same on both backends, so a cursor survives a `flowstate copy`.
+/// A keyset position: the sort key and run id of the last (or, going back, first) row of a page. The same on both
+/// backends, so a cursor survives a `flowstate copy`.
 #[derive(Debug, Clone)]
 pub(crate) struct Cursor {
+    /// The order the cursor belongs to.
+    pub sort: ListSort,
+    /// The sort key: an instant in microseconds since the epoch ([`ListSort::Newest`]: creation,
+    /// [`ListSort::Idle`]: last update), or a number ([`ListSort::Slowest`]: the execution time,
+    /// [`ListSort::Heaviest`]: the memory) as [`real_key`] writes it.
     pub key: i64,
     pub run_id: String,
     /// Rows before this position (newer ones) rather than after it.
@@ -404,10 +483,14 @@ pub(crate) struct Cursor {
 }
 
 impl Cursor {
-    fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let dir = if self.before { 'b' } else { 'a' };
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("v2:{dir}:{}:{}", self.key, self.run_id))
+        // Newest-first cursors keep version 2's spelling, so links made before the other orders still work.
+        let text = match self.sort {
+            ListSort::Newest => format!("v2:{dir}:{}:{}", self.key, self.run_id),
+            sort => format!("v3:{}:{dir}:{}:{}", sort.as_str(), self.key, self.run_id),
+        };
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
     }
 
     fn decode(text: &str) -> Result<Cursor> {
@@ -416,7 +499,13 @@ impl Cursor {
             .decode(text.trim())
             .map_err(|_| bad())?;
         let text = String::from_utf8(bytes).map_err(|_| bad())?;
-        let rest = text.strip_prefix("v2:").ok_or_else(bad)?;
+        let (sort, rest) = if let Some(rest) = text.strip_prefix("v2:") {
+            (ListSort::Newest, rest)
+        } else {
+            let rest = text.strip_prefix("v3:").ok_or_else(bad)?;
+            let (sort, rest) = rest.split_once(':').ok_or_else(bad)?;
+            (ListSort::parse(sort).ok_or_else(bad)?, rest)
+        };
         let (dir, rest) = rest.split_once(':').ok_or_else(bad)?;
         let before = match dir {
             "a" => false,
@@ -425,11 +514,29 @@ impl Cursor {
         };
         let (key, run_id) = rest.split_once(':').ok_or_else(bad)?;
         Ok(Cursor {
+            sort,
             key: i64::from_str(key).map_err(|_| bad())?,
             run_id: run_id.to_string(),
             before,
         })
     }
+}
+
+/// A number as a cursor key that sorts as the number does (the IEEE 754 bits, negative numbers' flipped), so
+/// a cursor holds the exact value a backend compares with.
+pub(crate) fn real_key(value: f64) -> i64 {
+    let bits = value.to_bits() as i64;
+    if bits < 0 {
+        bits ^ i64::MAX
+    } else {
+        bits
+    }
+}
+
+/// The number [`real_key`] wrote.
+pub(crate) fn key_real(key: i64) -> f64 {
+    let bits = if key < 0 { key ^ i64::MAX } else { key };
+    f64::from_bits(bits as u64)
 }
 
 /// The window of [`crate::Store::get_failed_workflows`]: 1 hour to ten years.

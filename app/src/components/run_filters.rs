@@ -24,8 +24,43 @@ pub fn RunFilters(filter: RunsFilter, pipelines: Vec<String>) -> impl IntoView {
         error,
         parent,
         background,
+        version,
+        min_duration,
+        max_duration,
+        min_memory,
+        max_memory,
+        sort,
         limit,
     } = filter;
+    let sort = sort.unwrap_or_default();
+    // Newest first sends an empty value, as "All pipelines" does: the default stays out of the address.
+    let sort_options = [
+        ("", "Newest first"),
+        ("slowest", "Slowest first (runs with a time)"),
+        ("heaviest", "Most memory first (runs with a figure)"),
+        ("idle", "Longest idle first"),
+    ]
+    .into_iter()
+    .map(|(value, label)| view! { <option value=value selected={sort == value}>{label}</option> })
+    .collect_view();
+    let text_input =
+        |name: &'static str, label: &'static str, value: Option<String>, placeholder: &'static str| {
+            let id = format!("filter-{name}");
+            view! {
+                <div class="field">
+                    <label for=id.clone()>{label}</label>
+                    <input
+                        type="text"
+                        id=id
+                        name=name
+                        value=value.unwrap_or_default()
+                        placeholder=placeholder
+                        autocomplete="off"
+                        spellcheck="false"
+                    />
+                </div>
+            }
+        };
 
     // The five, then any other selected name (a legacy `pending`, `null`) so submitting keeps it.
     let mut names: Vec<String> = KNOWN_NAMES.iter().map(|s| s.to_string()).collect();
@@ -133,6 +168,11 @@ pub fn RunFilters(filter: RunsFilter, pipelines: Vec<String>) -> impl IntoView {
                         spellcheck="false"
                     />
                 </div>
+                {text_input("version", "Pipeline version", version, "e.g. 2.1.0")}
+                <div class="field">
+                    <label for="filter-sort">"Order"</label>
+                    <select id="filter-sort" name="sort">{sort_options}</select>
+                </div>
                 <div class="field field-narrow">
                     <label for="filter-limit">"Per page"</label>
                     <input
@@ -153,6 +193,15 @@ pub fn RunFilters(filter: RunsFilter, pipelines: Vec<String>) -> impl IntoView {
                     {time_input("created_before", "Created before", created_before)}
                     {time_input("updated_after", "Updated from", updated_after)}
                     {time_input("updated_before", "Updated before", updated_before)}
+                </div>
+            </fieldset>
+            <fieldset class="filter-costs">
+                <legend>"Time and memory " <span class="hint">"(time: 90s, 5m, 2h or 1500ms; memory in MB)"</span></legend>
+                <div class="filter-grid">
+                    {text_input("min_duration", "Took at least", min_duration, "e.g. 5m")}
+                    {text_input("max_duration", "Took at most", max_duration, "e.g. 1h")}
+                    {text_input("min_memory", "Memory at least (MB)", min_memory, "e.g. 100")}
+                    {text_input("max_memory", "Memory at most (MB)", max_memory, "e.g. 500")}
                 </div>
             </fieldset>
             <div class="filter-actions">

@@ -10,12 +10,12 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_location, use_params_map, use_query_map};
 
 use crate::components::json_view::cut_note;
-use crate::components::{DeleteRunForm, ErrorPage, JsonView, StatusBadge};
+use crate::components::{DeleteRunForm, ErrorPage, JsonView, RunNav, StatusBadge};
 use crate::format::{duration_ms, query_value, run_href, url_encode};
 use crate::model::{BackgroundDetail, RunDetail};
 use crate::pages::runs::StampView;
-use crate::server::get_run;
 use crate::server::runs::raw_href;
+use crate::server::{get_run, run_neighbours};
 use crate::steps::StepListView;
 
 /// One run's details.
@@ -41,7 +41,10 @@ pub fn RunPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="loading">"Reading the run…"</p> }>
             {move || Suspend::new(async move {
                 match run.await {
-                    Ok(run) => view! { <RunView run/> }.into_any(),
+                    Ok(run) => {
+                        let list = query_value(&search.get_untracked(), "list");
+                        view! { <RunView run list/> }.into_any()
+                    }
                     Err(error) => {
                         view! {
                             <ErrorPage error/>
@@ -63,7 +66,7 @@ fn status_note(status: &str) -> Option<&'static str> {
 }
 
 #[component]
-fn RunView(run: RunDetail) -> impl IntoView {
+fn RunView(run: RunDetail, list: Option<String>) -> impl IntoView {
     let RunDetail {
         run_id,
         pipeline_id,
@@ -135,14 +138,33 @@ fn RunView(run: RunDetail) -> impl IntoView {
         }
     });
     let children = format!("/runs?parent={}", url_encode(&run_id));
+    // The list the run was opened from (`?list=/runs?…`): the breadcrumb leads back to it, and the run's neighbours
+    // in it are a step away. Only an address of the runs list is followed.
+    let list = list.filter(|l| l == "/runs" || l.starts_with("/runs?"));
+    let back = list.clone().unwrap_or_else(|| "/runs".into());
+    let nav = list.map(|list| {
+        let id = run_id.clone();
+        let neighbours = Resource::new(
+            move || (id.clone(), list.clone()),
+            |(id, list)| run_neighbours(id, list),
+        );
+        view! {
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    neighbours.await.ok().map(|neighbours| view! { <RunNav neighbours/> })
+                })}
+            </Suspense>
+        }
+    });
     view! {
         <PageTitle text=format!("Run {run_id}")/>
         <nav class="breadcrumbs" aria-label="Breadcrumbs">
-            <a href="/runs">"Runs"</a>
+            <a href=back data-testid="breadcrumb-runs">"Runs"</a>
             " › "
             <span aria-current="page">{run_id.clone()}</span>
         </nav>
         <h1>"Run " <code class="run-id">{run_id.clone()}</code></h1>
+        {nav}
         {error}
         <section aria-labelledby="run-fields-heading">
             <h2 id="run-fields-heading" class="visually-hidden">"Fields"</h2>

@@ -1,4 +1,5 @@
-//! `/runs`: the runs list, newest first, with filters in the address (see [`crate::server::runs`] for the
+//! `/runs`: the runs list (newest first, or slowest, most memory or longest idle first), with its total, filters in
+//! the address (see [`crate::server::runs`] for the
 //! parameters) and keyset pages.
 
 use crate::components::PageTitle;
@@ -6,7 +7,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_location;
 
 use crate::components::{ErrorPage, Pager, RunFilters, StatusBadge};
-use crate::format::{count, duration_ms, run_href, truncate_chars};
+use crate::format::{count, duration_ms, memory_mb, run_total, truncate_chars};
 use crate::model::{RunRow, RunsFilter, RunsListing, Stamp};
 use crate::server::list_runs;
 
@@ -51,26 +52,45 @@ fn RunsList(listing: RunsListing) -> impl IntoView {
         paged,
         pipelines,
         read_at,
+        total,
+        total_exact,
     } = listing;
     let newest = paged.then(|| filter.href(None));
     let newer = prev_cursor.map(|c| filter.href(Some(&c)));
     let older = next_cursor.map(|c| filter.href(Some(&c)));
     let shown = runs.len();
+    let filter_is_set = filter.is_filtered();
+    let order = filter
+        .sort
+        .as_deref()
+        .map(|s| match s {
+            "slowest" => "slowest first",
+            "heaviest" => "most memory first",
+            "idle" => "longest idle first",
+            _ => "newest first",
+        })
+        .unwrap_or("newest first");
     let body = if runs.is_empty() {
         view! { <EmptyState filter=filter.clone() paged/> }.into_any()
     } else {
-        view! { <RunsTable runs/> }.into_any()
+        view! { <RunsTable runs filter=filter.clone()/> }.into_any()
     };
     view! {
         <h1>"Runs"</h1>
         <RunFilters filter=filter.clone() pipelines/>
-        <FilterSummary filter/>
+        <FilterSummary filter=filter.clone()/>
+        <SortLinks filter/>
+        <p class="list-total" data-testid="runs-total">
+            <strong>{run_total(total, total_exact)}</strong>
+            {if total_exact || total == 0 { "" } else { " (counted up to this bound, not all)" }}
+            {if filter_is_set { " match these filters." } else { " in all." }}
+        </p>
         <p class="list-summary">
             {if shown == 0 {
                 String::new()
             } else {
                 format!(
-                    "{} {} on this page, newest first. ",
+                    "{} {} on this page, {order}. ",
                     count(shown as i64),
                     if shown == 1 { "run" } else { "runs" },
                 )
@@ -99,6 +119,11 @@ fn FilterSummary(filter: RunsFilter) -> impl IntoView {
         ("Run id starts with: ", filter.prefix.clone()),
         ("Error contains: ", filter.error.clone()),
         ("Started by run: ", filter.parent.clone()),
+        ("Version: ", filter.version.clone()),
+        ("Took at least: ", filter.min_duration.clone()),
+        ("Took at most: ", filter.max_duration.clone()),
+        ("Memory at least (MB): ", filter.min_memory.clone()),
+        ("Memory at most (MB): ", filter.max_memory.clone()),
         (
             "Background tasks: ",
             filter
@@ -135,6 +160,35 @@ fn FilterSummary(filter: RunsFilter) -> impl IntoView {
     })
 }
 
+/// The list's orders as links (the current one marked): the same filters, first page.
+#[component]
+fn SortLinks(filter: RunsFilter) -> impl IntoView {
+    let current = filter.sort.clone().unwrap_or_else(|| "newest".into());
+    let items = [
+        ("newest", "Newest"),
+        ("slowest", "Slowest"),
+        ("heaviest", "Most memory"),
+        ("idle", "Longest idle"),
+    ]
+    .into_iter()
+    .map(|(name, label)| {
+        let href = filter.sorted(Some(name)).href(None);
+        if name == current {
+            view! { <li><a href=href class="sort-link sort-current" aria-current="true" data-sort=name>{label}</a></li> }
+                .into_any()
+        } else {
+            view! { <li><a href=href class="sort-link" data-sort=name>{label}</a></li> }.into_any()
+        }
+    })
+    .collect_view();
+    view! {
+        <nav class="sort-links" aria-label="Order">
+            <span class="hint">"Order: "</span>
+            <ul>{items}</ul>
+        </nav>
+    }
+}
+
 #[component]
 fn EmptyState(filter: RunsFilter, paged: bool) -> impl IntoView {
     let (message, link) = if filter.is_filtered() {
@@ -159,10 +213,13 @@ fn EmptyState(filter: RunsFilter, paged: bool) -> impl IntoView {
 }
 
 #[component]
-fn RunsTable(runs: Vec<RunRow>) -> impl IntoView {
+fn RunsTable(runs: Vec<RunRow>, filter: RunsFilter) -> impl IntoView {
     let rows = runs
         .into_iter()
-        .map(|run| view! { <RunRowView run/> })
+        .map(|run| {
+            let href = filter.run_href(&run.run_id);
+            view! { <RunRowView run href/> }
+        })
         .collect_view();
     view! {
         <div class="table-scroll" role="region" aria-label="Runs" tabindex="0">
@@ -176,6 +233,7 @@ fn RunsTable(runs: Vec<RunRow>) -> impl IntoView {
                         <th scope="col">"Created"</th>
                         <th scope="col">"Updated"</th>
                         <th scope="col">"Execution"</th>
+                        <th scope="col">"Memory"</th>
                         <th scope="col">"Error"</th>
                     </tr>
                 </thead>
@@ -186,7 +244,7 @@ fn RunsTable(runs: Vec<RunRow>) -> impl IntoView {
 }
 
 #[component]
-fn RunRowView(run: RunRow) -> impl IntoView {
+fn RunRowView(run: RunRow, href: String) -> impl IntoView {
     let RunRow {
         run_id,
         pipeline_id,
@@ -196,10 +254,10 @@ fn RunRowView(run: RunRow) -> impl IntoView {
         created,
         updated,
         execution_time_ms,
+        memory_usage_mb,
         error_message,
         error_cut,
     } = run;
-    let href = run_href(&run_id);
     let title = run_id.clone();
     let step = step.trim_start_matches("step ").to_string();
     let pipeline_title = (pipeline_name != pipeline_id).then(|| pipeline_name.clone());
@@ -230,6 +288,7 @@ fn RunRowView(run: RunRow) -> impl IntoView {
             <td data-label="Execution" class="num">
                 {execution_time_ms.map(|ms| duration_ms(ms as f64)).unwrap_or_else(|| "—".into())}
             </td>
+            <td data-label="Memory" class="num" data-field="memory">{memory_mb(memory_usage_mb)}</td>
             <td data-label="Error" class="error-cell">{error}</td>
         </tr>
     }

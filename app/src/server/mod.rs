@@ -20,7 +20,7 @@ pub use cleanup::{cleanup_options, preview_cleanup, run_cleanup};
 pub use failures::get_failures;
 pub use overview::get_overview;
 pub use pipelines::get_pipelines;
-pub use runs::{get_run, list_runs};
+pub use runs::{get_run, list_runs, run_neighbours};
 pub use runs_delete::delete_run;
 pub use session::{get_access, login, logout};
 pub use settings::get_settings;

@@ -12,6 +12,10 @@
 //! | `error` | error messages containing this text, case-insensitively |
 //! | `parent` | the background tasks this run started (flujo's `parent_run_id`) |
 //! | `background` | `1`: background tasks only; `0`: runs that are not background tasks |
+//! | `version` | one pipeline version (exact) |
+//! | `min_duration`, `max_duration` | execution time at least / at most a span: `90s`, `5m`, `2h`, or `1500ms` |
+//! | `min_memory`, `max_memory` | memory at least / at most this many MB (a decimal) |
+//! | `sort` | `newest` (default), `slowest` (runs with a time only), `heaviest` (runs with a memory figure only), `idle` (oldest last update first) |
 //! | `limit` | page size, 1 to 1000, default 50 |
 //! | `cursor` | a page's next or previous cursor, as the links carry it |
 //!
@@ -20,7 +24,7 @@
 use leptos::prelude::*;
 
 use crate::error::AppError;
-use crate::model::{RunDetail, RunsListing};
+use crate::model::{ListNeighbours, RunDetail, RunsListing};
 
 /// One page of runs for the query string `search` (as in the address bar, with or without the `?`).
 #[server(endpoint = "runs")]
@@ -33,6 +37,13 @@ pub async fn list_runs(search: String) -> Result<RunsListing, AppError> {
 #[server(endpoint = "run")]
 pub async fn get_run(run_id: String, full: Option<String>) -> Result<RunDetail, AppError> {
     super::with_status(ssr::run(&run_id, full.as_deref()).await)
+}
+
+/// The previous and next runs of the list `list` (a `/runs?…` address, as the list's run links carry it) around
+/// `run_id`, and the way back to that list.
+#[server(endpoint = "run_neighbours")]
+pub async fn run_neighbours(run_id: String, list: String) -> Result<ListNeighbours, AppError> {
+    super::with_status(ssr::neighbours(&run_id, &list).await)
 }
 
 /// The query-string decoder of the runs list (the binary's CSRF layer reads forms with the same crate; its tests
@@ -67,14 +78,17 @@ pub fn raw_href(run_id: &str, value: &str) -> String {
 pub(crate) mod ssr {
     use chrono::{DateTime, SecondsFormat, Utc};
     use flowstate_model::status::{KNOWN_LIST, NULL};
-    use flowstate_store::{ListQuery, RunSummary, RunView, Status, Store, StoreError, TextColumn, TextHead};
+    use flowstate_store::{
+        ListQuery, ListSort, RunSummary, RunView, Status, Store, StoreError, TextColumn, TextHead,
+    };
     use serde_json::Value;
 
     use super::{ERROR_SHOWN_BYTES, FULL_SHOWN_BYTES, JSON_SHOWN_BYTES, VIEW_HEAD_CHARS};
     use crate::error::AppError;
     use crate::format::ago;
     use crate::model::{
-        step_text, BackgroundDetail, JsonBlock, RunDetail, RunRow, RunsFilter, RunsListing, Stamp, TimeParam,
+        step_text, BackgroundDetail, JsonBlock, ListNeighbours, RunDetail, RunRow, RunsFilter, RunsListing,
+        Stamp, TimeParam,
     };
     use crate::server::limits;
 
@@ -85,8 +99,11 @@ pub(crate) mod ssr {
         let (query, filter) = parse_filter(&parse_pairs(search))?;
         check_legacy_statuses(&store, &query.statuses).await?;
         let page = store.list_workflows(&query).await.map_err(rename_params)?;
+        let total = store.count_runs(&query).await.map_err(rename_params)?;
         let pipelines = store.pipelines().await?;
         Ok(RunsListing {
+            total: total.count,
+            total_exact: total.exact,
             runs: page.runs.into_iter().map(|run| row(run, read_at)).collect(),
             next_cursor: page.next_cursor,
             prev_cursor: page.prev_cursor,
@@ -94,6 +111,56 @@ pub(crate) mod ssr {
             filter,
             pipelines,
             read_at: read_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        })
+    }
+
+    /// [`super::run_neighbours`].
+    pub async fn neighbours(run_id: &str, list: &str) -> Result<ListNeighbours, AppError> {
+        let store = crate::server::store()?;
+        if run_id.is_empty() {
+            return Err(AppError::bad_request("run_id", "is empty"));
+        }
+        let search = match list.split_once('?') {
+            Some(("/runs", search)) => search,
+            None if list == "/runs" => "",
+            _ => {
+                return Err(AppError::bad_request(
+                    "list",
+                    "is not an address of the runs list (/runs?…)",
+                ))
+            }
+        };
+        let (mut query, filter) = parse_filter(&parse_pairs(search))?;
+        check_legacy_statuses(&store, &query.statuses).await?;
+        query.cursor = None;
+        query.limit = None;
+        let found = store
+            .list_neighbours(&query, run_id)
+            .await
+            .map_err(rename_params)?;
+        let link = |r: RunSummary| {
+            let href = filter.run_href(&r.run_id);
+            (r.run_id, href)
+        };
+        let mut label = if filter.is_filtered() {
+            "filtered runs".to_string()
+        } else {
+            "all runs".to_string()
+        };
+        if query.sort != ListSort::Newest {
+            label.push_str(", ");
+            label.push_str(query.sort.label());
+        }
+        let (prev, next, listed) = match found {
+            Some((prev, next)) => (prev.map(link), next.map(link), true),
+            None => (None, None, false),
+        };
+        Ok(ListNeighbours {
+            list_href: filter.href(None),
+            list_label: label,
+            prev,
+            next,
+            listed,
         })
     }
 
@@ -267,6 +334,38 @@ pub(crate) mod ssr {
                     filter.limit = limit;
                 }
                 "cursor" => query.cursor = Some(value.to_string()),
+                "version" => {
+                    query.pipeline_version = Some(value.to_string());
+                    filter.version = Some(value.to_string());
+                }
+                "min_duration" | "max_duration" => {
+                    let ms = flowstate_model::bounds::parse_duration_ms(value)
+                        .map_err(|e| AppError::bad_request(name, e))?;
+                    if name == "min_duration" {
+                        (query.min_execution_ms, filter.min_duration) = (Some(ms), Some(value.to_string()));
+                    } else {
+                        (query.max_execution_ms, filter.max_duration) = (Some(ms), Some(value.to_string()));
+                    }
+                }
+                "min_memory" | "max_memory" => {
+                    let mb = flowstate_model::bounds::parse_memory_mb(value)
+                        .map_err(|e| AppError::bad_request(name, e))?;
+                    if name == "min_memory" {
+                        (query.min_memory_mb, filter.min_memory) = (Some(mb), Some(value.to_string()));
+                    } else {
+                        (query.max_memory_mb, filter.max_memory) = (Some(mb), Some(value.to_string()));
+                    }
+                }
+                "sort" => {
+                    let sort = ListSort::parse(&value.to_ascii_lowercase()).ok_or_else(|| {
+                        AppError::bad_request(
+                            "sort",
+                            format!("“{value}” is not an order; use newest, slowest, heaviest or idle"),
+                        )
+                    })?;
+                    query.sort = sort;
+                    filter.sort = (sort != ListSort::Newest).then(|| sort.as_str().to_string());
+                }
                 // Anything else (a tracking parameter, `full`, ...) does not change the list.
                 _ => {}
             }
@@ -384,6 +483,11 @@ pub(crate) mod ssr {
                     "error_contains" => "error".to_string(),
                     "pipeline_id" => "pipeline".to_string(),
                     "parent_run_id" => "parent".to_string(),
+                    "pipeline_version" => "version".to_string(),
+                    "min_execution_ms" => "min_duration".to_string(),
+                    "max_execution_ms" => "max_duration".to_string(),
+                    "min_memory_mb" => "min_memory".to_string(),
+                    "max_memory_mb" => "max_memory".to_string(),
                     _ => param,
                 };
                 AppError::BadRequest { param, reason }
@@ -427,6 +531,7 @@ pub(crate) mod ssr {
             pipeline_id: run.pipeline_id,
             pipeline_name: run.pipeline_name,
             execution_time_ms: run.execution_time_ms,
+            memory_usage_mb: run.memory_usage_mb,
             error_message: run.error_message,
         }
     }

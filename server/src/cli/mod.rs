@@ -15,8 +15,8 @@ mod failures;
 mod migrate;
 mod open;
 mod output;
-mod reclaim;
 mod pipelines;
+mod reclaim;
 mod runs;
 mod show;
 mod stats;
@@ -29,7 +29,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use flowstate_model::limits::{DEFAULT_PAGE_SIZE, MAX_CLEANUP_DAYS, MAX_PAGE_SIZE};
 use flowstate_model::status::KNOWN_LIST;
-use flowstate_store::Status;
+use flowstate_store::{ListSort, Status};
 
 pub use error::CliError;
 use when::When;
@@ -55,10 +55,14 @@ pub struct Cli {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of `runs`'s arguments costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Totals: runs, runs created in the last 24 hours, runs per status, average execution time.
     Stats,
-    /// List runs, newest first, with filters and pages.
+    /// List runs (newest first, or slowest, most memory, longest idle first) with filters, pages and the total.
+    // `--version` is the pipeline version filter here (flowstate's own version: `flowstate --version`).
+    #[command(disable_version_flag = true)]
     Runs(RunsArgs),
     /// Failed runs whose last update lies in the last hours, newest first.
     Failed(FailedArgs),
@@ -118,6 +122,25 @@ pub struct RunsArgs {
     /// Only runs that are not background tasks.
     #[arg(long)]
     pub no_background: bool,
+    /// Only runs of this pipeline version (exact).
+    #[arg(long, value_name = "VERSION")]
+    pub version: Option<String>,
+    /// Only runs that took at least this long: 90s, 5m, 2h, or milliseconds such as 1500ms.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms)]
+    pub min_duration: Option<i64>,
+    /// Only runs that took at most this long (same forms as --min-duration).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms)]
+    pub max_duration: Option<i64>,
+    /// Only runs that used at least this many MB.
+    #[arg(long, value_name = "MB", value_parser = parse_memory_mb)]
+    pub min_memory: Option<f64>,
+    /// Only runs that used at most this many MB.
+    #[arg(long, value_name = "MB", value_parser = parse_memory_mb)]
+    pub max_memory: Option<f64>,
+    /// Order: newest (default), slowest (runs with a time only), heaviest (runs with a memory figure only), idle
+    /// (oldest last update first).
+    #[arg(long, value_name = "ORDER", default_value = "newest", value_parser = parse_sort)]
+    pub sort: ListSort,
     /// Runs per page.
     #[arg(
         long,
@@ -141,6 +164,19 @@ pub struct PipelinesArgs {
     /// an instant; 24h by default.
     #[arg(long, value_name = "TIME", value_parser = When::parse_arg)]
     pub since: Option<When>,
+}
+
+fn parse_duration_ms(text: &str) -> Result<i64, String> {
+    flowstate_model::bounds::parse_duration_ms(text)
+}
+
+fn parse_memory_mb(text: &str) -> Result<f64, String> {
+    flowstate_model::bounds::parse_memory_mb(text)
+}
+
+fn parse_sort(text: &str) -> Result<ListSort, String> {
+    ListSort::parse(text)
+        .ok_or_else(|| format!("“{text}” is not an order; use newest, slowest, heaviest or idle"))
 }
 
 /// Arguments of `flowstate failed`.

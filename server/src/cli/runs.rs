@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use flowstate_store::{ListQuery, RunSummary};
+use flowstate_store::{ListQuery, ListSort, RunSummary};
 use serde_json::{json, Value};
 
 use super::output::{duration_ms, human_time, json_doc, run_json, truncate, Table};
@@ -40,29 +40,49 @@ pub async fn list(db: &Path, args: RunsArgs, json: bool) -> Result<String, CliEr
             (_, true) => Some(false),
             _ => None,
         },
+        pipeline_version: args.version,
+        min_execution_ms: args.min_duration,
+        max_execution_ms: args.max_duration,
+        min_memory_mb: args.min_memory,
+        max_memory_mb: args.max_memory,
+        sort: args.sort,
         limit: Some(args.limit),
         offset: args.offset,
         cursor: args.cursor,
         ..Default::default()
     };
     let page = store.list_workflows(&query).await?;
+    let total = store.count_runs(&query).await?;
     store.close().await;
     if json {
         return Ok(json_doc(&json!({
             "runs": page.runs.iter().map(run_json).collect::<Vec<_>>(),
             "next_cursor": page.next_cursor,
+            "prev_cursor": page.prev_cursor,
+            "sort": query.sort.as_str(),
+            "total": { "count": total.count, "exact": total.exact },
         })));
     }
+    let total_text = flowstate_app::format::run_total(total.count, total.exact);
     if page.runs.is_empty() {
-        return Ok("no runs match\n".into());
+        return Ok(format!("no runs match ({total_text} in all)\n"));
     }
     let mut out = runs_table(&page.runs);
+    let order = if query.sort == ListSort::Newest {
+        String::new()
+    } else {
+        format!(", {}", query.sort.label())
+    };
+    out.push_str(&format!(
+        "\n{} runs shown of {total_text}{order}",
+        page.runs.len()
+    ));
     match &page.next_cursor {
-        Some(cursor) => out.push_str(&format!(
-            "\n{} runs shown; next page: --cursor {cursor}\n",
-            page.runs.len()
-        )),
-        None => out.push_str(&format!("\n{} runs shown (last page)\n", page.runs.len())),
+        Some(cursor) => out.push_str(&format!("; next page: --cursor {cursor}\n")),
+        None => out.push_str(" (last page)\n"),
+    }
+    if let Some(cursor) = &page.prev_cursor {
+        out.push_str(&format!("previous page: --cursor {cursor}\n"));
     }
     Ok(out)
 }
@@ -104,6 +124,7 @@ fn runs_table(runs: &[RunSummary]) -> String {
         "CREATED (UTC)",
         "UPDATED (UTC)",
         ">EXEC TIME",
+        ">MEMORY",
         "ERROR",
     ]);
     let fit = super::output::terminal_columns();
@@ -116,6 +137,7 @@ fn runs_table(runs: &[RunSummary]) -> String {
             human_time(&r.created_at),
             human_time(&r.updated_at),
             duration_ms(r.execution_time_ms),
+            memory(r.memory_usage_mb),
             // Cut after making it one line, so a traceback does not eat the column; on a terminal, cut to what
             // the other columns leave (below).
             match fit {
@@ -128,7 +150,15 @@ fn runs_table(runs: &[RunSummary]) -> String {
         ]);
     }
     if let Some(columns) = fit {
-        table.fit(7, columns);
+        table.fit(8, columns);
     }
     table.render()
+}
+
+/// Memory in MB, `-` for none (as the table's other empty cells).
+fn memory(mb: Option<f64>) -> String {
+    match mb {
+        None => "-".into(),
+        mb => flowstate_app::format::memory_mb(mb),
+    }
 }

@@ -12,7 +12,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Connection;
 
-use super::schema::{self, BULK_LOAD_KEY, FLUJO_INDEXES, INDEXES, MIGRATION_LOCK};
+use super::schema::{self, BULK_LOAD_KEY, FLUJO_INDEXES, MIGRATION_LOCK};
 use super::write::COLUMNS;
 use super::{counters, PgStore};
 use crate::bulk::BulkNote;
@@ -42,8 +42,7 @@ impl PgStore {
         for t in counters::TRIGGERS.into_iter().chain(super::failures::TRIGGERS) {
             statements.push(format!("DROP TRIGGER IF EXISTS {t} ON {s}.workflow_state"));
         }
-        for name in INDEXES
-            .iter()
+        for name in super::schema::all_indexes()
             .map(|(n, _, _)| *n)
             .chain(FLUJO_INDEXES.iter().map(|(n, _)| *n))
         {

@@ -40,8 +40,8 @@ use crate::insights::{ActivityBucket, AuditEntry, Bucket, FailureReport, StuckRu
 use crate::store::StoreOptions;
 use crate::validate::{ValidCleanup, ValidList, ValidState};
 use crate::{
-    CleanupPreview, CounterCheck, MigrationReport, Percentiles, Result, RunSummary, RunView, StoreError,
-    TextColumn, WorkflowState, WorkflowStats,
+    CleanupPreview, CounterCheck, MigrationReport, Percentiles, Result, RunCount, RunSummary, RunView,
+    StoreError, TextColumn, WorkflowState, WorkflowStats,
 };
 
 /// `COPY`'s text format as the bulk load writes it, for the bench's loader (bench/src/pg.rs): not a stable API.
@@ -442,6 +442,9 @@ impl Backend for PgStore {
     }
     async fn list(&self, list: &ValidList<'_>) -> Result<Vec<(i64, RunSummary)>> {
         PgStore::list(self, list).await
+    }
+    async fn count(&self, list: &ValidList<'_>) -> Result<RunCount> {
+        PgStore::count(self, list).await
     }
     async fn stats(&self, recent_since: DateTime<Utc>) -> Result<WorkflowStats> {
         PgStore::stats(self, recent_since).await

@@ -134,6 +134,37 @@ pub(crate) const INDEXES: [(&str, &str, &str); 5] = [
     ),
 ];
 
+/// Schema version 4's indexes for the runs list's orders and filters (issue 15): name, definition, what it serves.
+/// A database at version 3 gets them from the migration as every missing index of [`all_indexes`]
+/// (`CREATE INDEX IF NOT EXISTS`). Each costs every save (measured in BENCHMARKS.md).
+pub(crate) const LIST_INDEXES_4: [(&str, &str, &str); 4] = [
+    (
+        "idx_flowstate_timed",
+        "(execution_time_ms, run_id COLLATE \"C\") WHERE execution_time_ms IS NOT NULL",
+        "lists sorted by execution time (slowest first, keyset pages) and time bounds",
+    ),
+    (
+        "idx_flowstate_memory",
+        "(memory_usage_mb, run_id COLLATE \"C\") WHERE memory_usage_mb IS NOT NULL",
+        "lists sorted by memory (most first, keyset pages) and memory bounds",
+    ),
+    (
+        "idx_flowstate_idle",
+        "(updated_at, run_id COLLATE \"C\")",
+        "lists sorted by idle time (oldest last update first, keyset pages)",
+    ),
+    (
+        "idx_flowstate_version_created",
+        "(pipeline_version, created_at, run_id COLLATE \"C\")",
+        "lists filtered by pipeline version (newest first)",
+    ),
+];
+
+/// Every index of flowstate's own: [`INDEXES`] and [`LIST_INDEXES_4`].
+pub(crate) fn all_indexes() -> impl Iterator<Item = &'static (&'static str, &'static str, &'static str)> {
+    INDEXES.iter().chain(LIST_INDEXES_4.iter())
+}
+
 /// Indexes of earlier schema versions that version 3 drops, with why.
 pub(crate) const OBSOLETE_INDEXES: [(&str, &str); 2] = [
     (
@@ -327,7 +358,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
         return Ok(Inspection {
             kind: SchemaKind::Empty,
             schema,
-            missing_indexes: INDEXES.iter().map(|(n, _, _)| *n).collect(),
+            missing_indexes: all_indexes().map(|(n, _, _)| *n).collect(),
             obsolete_indexes: Vec::new(),
             flujo_created_index: false,
             meta_exists,
@@ -377,8 +408,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::Database)?;
-    let missing_indexes: Vec<&'static str> = INDEXES
-        .iter()
+    let missing_indexes: Vec<&'static str> = all_indexes()
         .map(|(n, _, _)| *n)
         .filter(|n| !indexes.iter().any(|i| i == n))
         .collect();
@@ -584,8 +614,8 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
         ));
     }
     steps.extend(upgrade_indexes_to_3(ins));
-    for (name, def, serves) in INDEXES {
-        if ins.missing_indexes.contains(&name) {
+    for (name, def, serves) in all_indexes() {
+        if ins.missing_indexes.contains(name) {
             steps.push((
                 format!("CREATE INDEX IF NOT EXISTS {name} ON {s}.workflow_state {def}"),
                 format!("created index {name} (for {serves})"),

@@ -11,6 +11,7 @@ pub(crate) mod code {
     pub const FULL: i64 = 13;
     pub const CANTOPEN: i64 = 14;
     pub const NOTADB: i64 = 26;
+    pub const INTERRUPT: i64 = 9;
 }
 
 /// Extended SQLite result codes we treat specially.

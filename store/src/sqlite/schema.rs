@@ -136,7 +136,7 @@ const OLDEST_COLUMNS: [&str; 9] = [
 pub(crate) fn indexes() -> Vec<(&'static str, String, &'static str)> {
     let created = instant_sql("created_at");
     let updated = instant_sql("updated_at");
-    vec![
+    let mut all = vec![
         // The seed's six, under the seed's names (flujo 0.4.35 creates the first three itself).
         (
             "idx_workflow_state_status",
@@ -210,6 +210,33 @@ pub(crate) fn indexes() -> Vec<(&'static str, String, &'static str)> {
             "idx_flowstate_background_created",
             format!("workflow_state({created}, run_id) WHERE is_background_task = 1"),
             "list_workflows of background tasks only",
+        ),
+    ];
+    all.extend(list_indexes_4());
+    all
+}
+
+/// Schema version 4's indexes for the runs list's orders and filters (issue 15), created on upgrade by the same
+/// `CREATE INDEX IF NOT EXISTS` as every missing index. The slowest-first order reads `idx_flowstate_exec` (its
+/// runs sharing a time are sorted by run id as they come: a few per millisecond).
+pub(crate) fn list_indexes_4() -> Vec<(&'static str, String, &'static str)> {
+    let created = instant_sql("created_at");
+    let updated = instant_sql("updated_at");
+    vec![
+        (
+            "idx_flowstate_memory",
+            "workflow_state(memory_usage_mb, run_id)".into(),
+            "lists sorted by memory (most first, keyset pages) and memory bounds",
+        ),
+        (
+            "idx_flowstate_idle",
+            format!("workflow_state({updated}, run_id)"),
+            "lists sorted by idle time (oldest last update first, keyset pages)",
+        ),
+        (
+            "idx_flowstate_version_created",
+            format!("workflow_state(pipeline_version, {created}, run_id)"),
+            "lists filtered by pipeline version (newest first)",
         ),
     ]
 }

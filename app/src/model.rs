@@ -171,6 +171,78 @@ impl RunsFilter {
         }
     }
 
+    /// Every parameter `/runs` reads (the others are named in a notice on the page). `full` belongs to the run
+    /// page, whose links can carry it back.
+    pub const PARAMS: &'static [&'static str] = &[
+        "status",
+        "pipeline",
+        "version",
+        "created_after",
+        "created_before",
+        "updated_after",
+        "updated_before",
+        "prefix",
+        "error",
+        "parent",
+        "background",
+        "min_duration",
+        "max_duration",
+        "min_memory",
+        "max_memory",
+        "sort",
+        "limit",
+        "cursor",
+    ];
+
+    /// The filters and the order in a few words for the page title (`failed · pipeline etl · slowest first`),
+    /// each value cut to 40 characters; empty when nothing is set (the title escapes what it is given).
+    pub fn describe(&self) -> String {
+        let cut = |v: &str| crate::format::truncate_chars(v, 40);
+        let mut parts: Vec<String> = Vec::new();
+        if !self.statuses.is_empty() {
+            parts.push(
+                self.statuses
+                    .iter()
+                    .map(|s| cut(s))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+        }
+        for (label, value) in [
+            ("pipeline", &self.pipeline),
+            ("version", &self.version),
+            ("id", &self.prefix),
+            ("error", &self.error),
+            ("started by", &self.parent),
+            ("time ≥", &self.min_duration),
+            ("time ≤", &self.max_duration),
+            ("memory ≥", &self.min_memory),
+            ("memory ≤", &self.max_memory),
+        ] {
+            if let Some(v) = value {
+                parts.push(format!("{label} {}", cut(v)));
+            }
+        }
+        if self.created_after.is_some() || self.created_before.is_some() {
+            parts.push("created in a range".into());
+        }
+        if self.updated_after.is_some() || self.updated_before.is_some() {
+            parts.push("updated in a range".into());
+        }
+        match self.background {
+            Some(true) => parts.push("background tasks".into()),
+            Some(false) => parts.push("no background tasks".into()),
+            None => {}
+        }
+        match self.sort.as_deref() {
+            Some("slowest") => parts.push("slowest first".into()),
+            Some("heaviest") => parts.push("most memory first".into()),
+            Some("idle") => parts.push("longest idle first".into()),
+            _ => {}
+        }
+        parts.join(" · ")
+    }
+
     /// True when any filter (other than the page size) is set.
     pub fn is_filtered(&self) -> bool {
         !self.statuses.is_empty()

@@ -78,6 +78,10 @@ test('filtering by status through the form lists exactly those runs', async ({ p
 
   // The form sends the boxes in its own order (running, paused, completed, failed, cancelled).
   await expect(page).toHaveURL(/[?&]status=paused&status=failed(&|$)/);
+  // Only the fields set: no blank ones, no stray `&=`, with JavaScript (the form drops them) or without (the
+  // server redirects to the address without them).
+  expect(page.url()).not.toMatch(/(^|[?&])[^=&]*=(&|$)/);
+  await expect(page).toHaveTitle('Runs · paused, failed · flowstate');
   const expected = cliRuns(['--status', 'failed,paused', '--limit', '50']).map((r) => r.run_id);
   expect(expected.length, 'the demo has failed and paused runs').toBeGreaterThan(0);
   // The address changes at once with JavaScript while the old list stays up until the new one is read (and both

@@ -396,3 +396,78 @@ async fn failures_of_one_pipeline_show_each_version_and_filter_by_version() {
     assert_eq!(status, StatusCode::OK);
     assert!(markup(&html).contains("No run of this pipeline in the window."));
 }
+
+/// The text of the unknown-parameter notice, when the page has one.
+fn unknown_notice(html: &str) -> Option<String> {
+    let doc = Html::parse_document(markup(html));
+    let sel = Selector::parse("[data-testid=unknown-params]").unwrap();
+    doc.select(&sel).next().map(|n| n.text().collect())
+}
+
+#[tokio::test]
+async fn runs_and_pipelines_name_unknown_parameters_and_runs_titles_name_the_filter() {
+    let mut run = failed_run("r1", json!([]));
+    run.pipeline_id = "etl<b>".into();
+    let db = new_db("runs-titles.db", now(), &[run]).await;
+
+    let (_, html) = get(&db.store, "/runs").await;
+    assert_eq!(title(&html), "Runs · flowstate");
+    assert_eq!(unknown_notice(&html), None, "every parameter known: no notice");
+    let (_, html) = get(
+        &db.store,
+        "/runs?status=failed&pipeline=etl%3Cb%3E&sort=slowest&min_duration=5m&limit=20",
+    )
+    .await;
+    assert_eq!(
+        title(&html),
+        "Runs · failed · pipeline etl<b> · time ≥ 5m · slowest first · flowstate"
+    );
+    assert_eq!(unknown_notice(&html), None, "{}", markup(&html).len());
+    assert!(
+        !markup(&html).contains("<title>Runs · failed · pipeline etl<b>"),
+        "the pipeline is escaped in <title>"
+    );
+
+    let (status, html) = get(&db.store, "/runs?statsu=failed&sort=slowest").await;
+    assert_eq!(status, StatusCode::OK, "an unknown parameter is not an error");
+    let notice = unknown_notice(&html).expect("a notice on /runs");
+    assert!(
+        notice.contains("“statsu”") && notice.contains("status"),
+        "{notice}"
+    );
+
+    let (status, html) = get(&db.store, "/pipelines?windw=3h").await;
+    assert_eq!(status, StatusCode::OK);
+    let notice = unknown_notice(&html).expect("a notice on /pipelines");
+    assert!(
+        notice.contains("“windw”") && notice.contains("window"),
+        "{notice}"
+    );
+    let (_, html) = get(&db.store, "/pipelines?window=3h&days=30").await;
+    assert_eq!(unknown_notice(&html), None);
+}
+
+#[tokio::test]
+async fn the_overviews_stuck_runs_number_steps_as_the_run_page_does() {
+    // A paused run whose stored index is already past the last step (flujo leaves the index at N when the last
+    // step ends): "step 4 of 4", never "step 5 of 4".
+    let mut run = WorkflowState::new("stuck-past-end", "etl");
+    run.status = Status::Paused;
+    run.current_step_index = 4;
+    run.total_steps = 4;
+    run.created_at = Some(now() - Duration::hours(30));
+    run.updated_at = Some(now() - Duration::hours(26));
+    let mut second = WorkflowState::new("stuck-first-step", "etl");
+    second.status = Status::Running;
+    second.current_step_index = 0;
+    second.total_steps = 3;
+    second.created_at = Some(now() - Duration::hours(30));
+    second.updated_at = Some(now() - Duration::hours(25));
+    let db = new_db("stuck-steps.db", now(), &[run, second]).await;
+    let (status, html) = get(&db.store, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    let page = markup(&html);
+    assert!(page.contains("step 4 of 4"), "clamped at the total");
+    assert!(!page.contains("step 5 of 4"));
+    assert!(page.contains("step 1 of 3"), "1-based");
+}

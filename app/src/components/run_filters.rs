@@ -121,7 +121,13 @@ pub fn RunFilters(filter: RunsFilter, pipelines: Vec<String>) -> impl IntoView {
     };
 
     view! {
-        <Form method="GET" action="/runs" attr:class="run-filters" attr:aria-label="Filter runs">
+        <Form
+            method="GET"
+            action="/runs"
+            on_form_data=std::sync::Arc::new(drop_blank_fields)
+            attr:class="run-filters"
+            attr:aria-label="Filter runs"
+        >
             <fieldset class="filter-statuses">
                 <legend>"Status"</legend>
                 <div class="status-choices">{status_boxes}</div>
@@ -209,5 +215,19 @@ pub fn RunFilters(filter: RunsFilter, pipelines: Vec<String>) -> impl IntoView {
                 <a href="/runs" class="button-link">"Clear filters"</a>
             </div>
         </Form>
+    }
+}
+
+/// Takes the blank fields out of the form's data before the router (JavaScript on) builds the address from it, so
+/// the address holds only the filters set, as the server's redirect makes it for a form sent without JavaScript.
+fn drop_blank_fields(data: &leptos::web_sys::FormData) {
+    for name in RunsFilter::PARAMS {
+        let values = data.get_all(name);
+        let blank = values
+            .iter()
+            .all(|v| v.as_string().is_none_or(|s| s.trim().is_empty()));
+        if values.length() > 0 && blank {
+            data.delete(name);
+        }
     }
 }

@@ -278,11 +278,8 @@ fn StuckSection(stuck: StuckFigures) -> AnyView {
         .take(STUCK_SHOWN)
         .map(|r| {
             let href = run_href(&r.run_id);
-            let step = if r.total_steps > 0 {
-                format!("step {} of {}", r.step + 1, r.total_steps)
-            } else {
-                format!("step {}", r.step + 1)
-            };
+            // The same numbering as the run page and the CLI: 1-based, never past the total.
+            let step = crate::model::step_text(r.step, r.total_steps);
             view! {
                 <tr>
                     <td data-label="Run"><a href=href class="run-ref">{r.run_id.clone()}</a></td>

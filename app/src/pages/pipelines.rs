@@ -7,7 +7,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::components::{ErrorPage, PageTitle};
+use crate::components::{ErrorPage, PageTitle, UnknownParams};
 use crate::format::{count, duration_ms, percent, run_href, url_encode};
 use crate::model::{Chart, Stamp};
 use crate::server::pipelines::{
@@ -33,6 +33,7 @@ pub fn PipelinesPage() -> impl IntoView {
         get_pipelines(window, since, days, pipeline)
     });
     view! {
+        <UnknownParams known=&[Window::PARAM, Window::SINCE_PARAM, DAYS_PARAM, PIPELINE_PARAM]/>
         <Suspense fallback=|| view! { <p class="loading">"Reading the pipelines…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {

@@ -6,7 +6,7 @@ use crate::components::PageTitle;
 use leptos::prelude::*;
 use leptos_router::hooks::use_location;
 
-use crate::components::{ErrorPage, Pager, RunFilters, StatusBadge};
+use crate::components::{ErrorPage, Pager, RunFilters, StatusBadge, UnknownParams};
 use crate::format::{count, duration_ms, memory_mb, run_total, truncate_chars};
 use crate::model::{RunRow, RunsFilter, RunsListing, Stamp};
 use crate::server::list_runs;
@@ -23,6 +23,7 @@ pub fn RunsPage() -> impl IntoView {
     let listing = Resource::new(move || location.search.get(), list_runs);
     view! {
         <PageTitle text="Runs"/>
+        <UnknownParams known=RunsFilter::PARAMS/>
         <Transition fallback=|| view! { <p class="loading">"Reading the runs…"</p> }>
             {move || Suspend::new(async move {
                 match listing.await {
@@ -75,7 +76,12 @@ fn RunsList(listing: RunsListing) -> impl IntoView {
     } else {
         view! { <RunsTable runs filter=filter.clone()/> }.into_any()
     };
+    let title = match filter.describe() {
+        d if d.is_empty() => "Runs".to_string(),
+        d => format!("Runs · {d}"),
+    };
     view! {
+        <PageTitle text=title/>
         <h1>"Runs"</h1>
         <RunFilters filter=filter.clone() pipelines/>
         <FilterSummary filter=filter.clone()/>

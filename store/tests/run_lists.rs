@@ -252,6 +252,9 @@ both_backends! {
             "created index idx_flowstate_version_created", "recorded schema version 4"];
         if db.is_postgres() {
             wanted.push("created index idx_flowstate_timed");
+            // PostgreSQL's version-4 counters of the Pipelines page are checked by version too: a database
+            // recorded as version 3 gets them filled again (from the rows, after folding the log), nothing else.
+            wanted.push("created the counters of the Pipelines page");
         }
         for w in &wanted {
             assert!(report.changes.iter().any(|c| c.starts_with(w)), "{w:?} not in {:#?}", report.changes);

@@ -803,8 +803,8 @@ mod tests {
             Some(Utc.with_ymd_and_hms(2026, 3, 15, 0, 2, 3).unwrap())
         );
         assert_eq!(f.created_before.as_ref().unwrap().rfc3339, "2026-03-15T00:02:03Z");
-        assert_eq!(f.created_before.as_ref().unwrap().input, "2026-03-15T00:02:03");
-        assert_eq!(f.created_after.as_ref().unwrap().input, "2026-03-14T12:00");
+        assert_eq!(f.created_before.as_ref().unwrap().input, "2026-03-15 00:02:03");
+        assert_eq!(f.created_after.as_ref().unwrap().input, "2026-03-14 12:00");
         assert_eq!(
             f.updated_after.as_ref().unwrap().rfc3339,
             "2026-03-14T12:00:00.500Z"

@@ -24,7 +24,7 @@ use flowstate_app::server::cleanup::{CleanupOptions, PreviewCleanup};
 use flowstate_app::server::failures::GetFailures;
 use flowstate_app::server::overview::GetOverview;
 use flowstate_app::server::pipelines::GetPipelines;
-use flowstate_app::server::runs::{GetRun, ListRuns};
+use flowstate_app::server::runs::{GetRun, ListRuns, RunNeighbours};
 use flowstate_app::server::security::CSRF_FIELD;
 use flowstate_app::server::session::GetAccess;
 use flowstate_app::server::settings::GetSettings;
@@ -46,7 +46,7 @@ pub const MAX_FORM_BYTES: usize = 64 * 1024;
 /// the answer). **Every other POST needs a CSRF token and this site's `Origin`**, so a new server function is
 /// guarded until it is added here: add only functions that change nothing (the tests list every server function
 /// the app registers and fail on one that is in neither this list nor theirs of guarded ones).
-pub const READ_ONLY_SERVER_FNS: [&str; 9] = [
+pub const READ_ONLY_SERVER_FNS: [&str; 10] = [
     <GetOverview as ServerFn>::PATH,
     <GetFailures as ServerFn>::PATH,
     <ListRuns as ServerFn>::PATH,
@@ -56,6 +56,7 @@ pub const READ_ONLY_SERVER_FNS: [&str; 9] = [
     <PreviewCleanup as ServerFn>::PATH,
     <CleanupOptions as ServerFn>::PATH,
     <GetPipelines as ServerFn>::PATH,
+    <RunNeighbours as ServerFn>::PATH,
 ];
 
 /// The address of the client's socket, put in the request's extensions by the layer (absent in tests that send
@@ -189,6 +190,7 @@ mod tests {
                 "/api/cleanup_preview",
                 "/api/cleanup_options",
                 "/api/pipelines",
+                "/api/run_neighbours",
             ]
         );
         let mut registered: Vec<&str> = leptos::server_fn::axum::server_fn_paths()

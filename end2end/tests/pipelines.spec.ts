@@ -71,6 +71,14 @@ test('the table counts each pipeline over the window, and its numbers open the r
   await page.getByTestId('window-form').getByRole('button', { name: 'Show' }).click();
   await expect(page).toHaveURL(/\/pipelines\?window=90m$/);
   await expect(page).toHaveTitle(/^Pipelines, last 90 min/);
+  // A start instant, typed as a date and a 24-hour time in UTC (a text field: no AM/PM whatever the locale).
+  const sinceField = page.getByTestId('since-form').getByRole('textbox');
+  await expect(sinceField).toHaveAttribute('type', 'text');
+  await sinceField.fill('2026-03-14 13:45');
+  await page.getByTestId('since-form').getByRole('button', { name: 'Show' }).click();
+  await expect(page).toHaveURL(/\/pipelines\?since=2026-03-14(\+|%20)13(%3A|:)45$/);
+  await expect(page).toHaveTitle(/^Pipelines, since 2026-03-14 13:45 UTC/);
+  await expect(page.getByTestId('since-form').getByRole('textbox')).toHaveValue('2026-03-14 13:45');
   expect(errors, 'no errors in the console (hydration matched the server HTML)').toEqual([]);
 });
 

@@ -103,7 +103,7 @@ test('filtering by status through the form lists exactly those runs', async ({ p
 
   // A pipeline too, then "Clear filters".
   const pipeline = cliRuns(['--status', 'failed', '--limit', '1'])[0].pipeline_id;
-  await form.getByLabel('Pipeline').selectOption(pipeline);
+  await form.getByLabel('Pipeline', { exact: true }).selectOption(pipeline);
   await form.getByRole('checkbox', { name: 'paused' }).uncheck();
   await form.getByRole('button', { name: 'Apply filters' }).click();
   await expect(page).toHaveURL(new RegExp(`pipeline=${pipeline}`));
@@ -199,9 +199,9 @@ test('a run opens from the list with its error first and every field', async ({ 
   // The guarded delete form is on the page (its guards are tested with the cleanup and guards specs).
   await expect(page.getByRole('heading', { level: 2, name: 'Delete this run' })).toBeVisible();
 
-  // Back to the list through the breadcrumbs.
+  // Back to the list it came from, its filter kept, through the breadcrumbs.
   await page.getByRole('navigation', { name: 'Breadcrumbs' }).getByRole('link', { name: 'Runs' }).click();
-  await expect(page).toHaveURL(/\/runs$/);
+  await expect(page).toHaveURL(/\/runs\?status=failed$/);
   await expect(page.getByRole('heading', { level: 1, name: 'Runs' })).toBeVisible();
   expect(errors).toEqual([]);
 });

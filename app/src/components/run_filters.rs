@@ -221,6 +221,8 @@ pub fn RunFilters(filter: RunsFilter, pipelines: Vec<String>) -> impl IntoView {
 /// Takes the blank fields out of the form's data before the router (JavaScript on) builds the address from it, so
 /// the address holds only the filters set, as the server's redirect makes it for a form sent without JavaScript.
 fn drop_blank_fields(data: &leptos::web_sys::FormData) {
+    // The router adds the submit button as a field without a name (a stray `&=`).
+    data.delete("");
     for name in RunsFilter::PARAMS {
         let values = data.get_all(name);
         let blank = values

@@ -187,8 +187,19 @@ fn Picker(current: Window, days: u32, pipeline: Option<String>) -> AnyView {
             <form class="window-form" method="get" action="/pipelines" data-testid="since-form">
                 <label>
                     "Since "
-                    <input type="datetime-local" name=Window::SINCE_PARAM
-                        value=current.since_input().unwrap_or_default() step="60" required/>
+                    // Text, 24-hour, as on the Failures page: a `datetime-local` field shows AM/PM in an en-US
+                    // Chromium.
+                    <input
+                        type="text"
+                        name=Window::SINCE_PARAM
+                        value=current.since_input().unwrap_or_default()
+                        placeholder="YYYY-MM-DD HH:MM"
+                        pattern=crate::spans::INSTANT_PATTERN
+                        title="A date and a 24-hour time in UTC: 2026-03-14 13:45, or a date"
+                        size="16"
+                        maxlength="40"
+                        required
+                    />
                     " UTC"
                 </label>
                 {keep}

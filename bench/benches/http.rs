@@ -63,7 +63,9 @@ use flowstate_bench::load::{self, BenchDb};
 use flowstate_bench::report::{self, Measurement};
 use flowstate_bench::sample::{cpu_secs, machine_busy_secs, sample_async, Budget, Samples};
 use flowstate_bench::{Config, Result};
-use flowstate_store::{Bucket, ListQuery, Status, Store, StoreOptions, WorkflowState};
+use flowstate_store::{
+    Bucket, FailureScope, ListQuery, ListSort, Status, Store, StoreOptions, WorkflowState,
+};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -86,13 +88,68 @@ const P99_GOAL_MS: f64 = 30.0;
 /// The seed of the writer's runs (other run ids than the loaded ones).
 const WRITER_SEED: u64 = 0x5EED_4772;
 
-/// The pages under load: the key in the figures' names, and the path.
-const PAGES: [(&str, &str); 4] = [
+/// The pages under load: the key in the figures' names, and the path (`{run}`: the run [`pick_run`] chose).
+const PAGES: [(&str, &str); 8] = [
     ("overview", "/"),
     ("runs", "/runs"),
     ("runs_failed", "/runs?status=failed"),
     ("failures", "/failures"),
+    // Issue 15's pages: the slowest runs (keyset order on `idx_flowstate_timed`), one pipeline's failures over
+    // 7 days with its per-version table, the Pipelines page as it opens (24 h, trend of 7 days), and a failed
+    // run's page reached from the failed runs list (previous/next within that list).
+    ("runs_slowest", "/runs?sort=slowest"),
+    ("failures_pl", "/failures?window=7d&pipeline=customer-support-triage"),
+    ("pipelines", "/pipelines"),
+    ("run", "/runs/{run}?list=%2Fruns%3Fstatus%3Dfailed"),
 ];
+
+/// The pipeline of the `failures_pl` page and its store calls.
+const PAGE_PIPELINE: &str = flowstate_bench::triage::PIPELINE;
+
+/// Every page's path with `{run}` filled in.
+type Paths = Arc<Vec<(&'static str, String)>>;
+
+fn page_paths(run: &str) -> Paths {
+    Arc::new(
+        PAGES
+            .iter()
+            .map(|(key, path)| (*key, path.replace("{run}", run)))
+            .collect(),
+    )
+}
+
+/// The run whose page is loaded: a failed run from the middle of the first page of failed runs (so it has a
+/// previous and a next run in that list). Run ids of the bench are URL-safe (checked).
+async fn pick_run(db: &Path) -> Result<String> {
+    let store = Store::open_with(
+        db,
+        StoreOptions {
+            read_only: true,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let page = store
+        .list_workflows(&ListQuery {
+            statuses: vec![Status::Failed],
+            ..Default::default()
+        })
+        .await;
+    store.close().await;
+    let page = page?;
+    let run = page
+        .runs
+        .get(page.runs.len() / 2)
+        .map(|r| r.run_id.clone())
+        .ok_or("the bench database has no failed run")?;
+    if !run
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(format!("run id {run:?} would need escaping in a URL").into());
+    }
+    Ok(run)
+}
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
@@ -253,8 +310,10 @@ async fn bench_size(
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let log_path = work.join(format!("serve-{rows}.log"));
+    let run = pick_run(&served).await?;
+    let paths = page_paths(&run);
     let mut child = Server::start(server, &served, addr, &log_path, None)?;
-    let phases = load_phases(&mut child, &served, &templates, addr, secs).await;
+    let phases = load_phases(&mut child, &served, &templates, addr, &paths, secs).await;
     child.stop().await;
     // The same load with the page cache off (`--page-cache-ms 0`): what each page costs to read and render.
     let uncached = match &phases {
@@ -262,14 +321,14 @@ async fn bench_size(
             let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
             let log_path = work.join(format!("serve-{rows}-uncached.log"));
             let mut child = Server::start(server, &served, addr, &log_path, Some(0))?;
-            let phases = uncached_phases(&mut child, &served, &templates, addr, secs).await;
+            let phases = uncached_phases(&mut child, &served, &templates, addr, &paths, secs).await;
             child.stop().await;
             phases
         }
         Err(_) => Err("not run".into()),
     };
     let breakdown = match &phases {
-        Ok(_) => time_store_calls(&served).await,
+        Ok(_) => time_store_calls(&served, &run).await,
         Err(_) => Ok(Vec::new()),
     };
     if in_place {
@@ -307,22 +366,24 @@ async fn bench_size_pg(
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let log_path = work.join(format!("serve-pg-{rows}.log"));
+    let run = pick_run(&served).await?;
+    let paths = page_paths(&run);
     let mut child = Server::start(server, &served, addr, &log_path, None)?;
-    let phases = load_phases(&mut child, &served, &templates, addr, secs).await;
+    let phases = load_phases(&mut child, &served, &templates, addr, &paths, secs).await;
     child.stop().await;
     let uncached = match &phases {
         Ok(_) => {
             let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
             let log_path = work.join(format!("serve-pg-{rows}-uncached.log"));
             let mut child = Server::start(server, &served, addr, &log_path, Some(0))?;
-            let phases = uncached_phases(&mut child, &served, &templates, addr, secs).await;
+            let phases = uncached_phases(&mut child, &served, &templates, addr, &paths, secs).await;
             child.stop().await;
             phases
         }
         Err(_) => Err("not run".into()),
     };
     let breakdown = match &phases {
-        Ok(_) => time_store_calls(&served).await,
+        Ok(_) => time_store_calls(&served, &run).await,
         Err(_) => Ok(Vec::new()),
     };
     // The writer's runs go again: the bench database keeps its rows.
@@ -376,6 +437,7 @@ fn figures(
     let (alone, read, write, writer) = (&phases.alone, &phases.read, &phases.write, &phases.writer);
     let note = format!(
         "{CLIENTS} keep-alive clients for {secs} s each cycling over / , /runs, /runs?status=failed, /failures, \
+         /runs?sort=slowest, /failures?window=7d&pipeline=…, /pipelines and a failed run's page within its list, \
          while a writer saves {WRITE_RATE} runs/s (synchronous FULL, 4 saves per run); baseline = the same load \
          without the writer; release `flowstate serve` on loopback, {what}database; database as of {age_h:.1} h before the run"
     );
@@ -874,12 +936,13 @@ async fn load_phases(
     db: &Path,
     templates: &[WorkflowState],
     addr: SocketAddr,
+    paths: &Paths,
     secs: u64,
 ) -> Result<Phases> {
     let client = http_client();
     server.wait_healthy(&client, addr).await?;
     // Every page answers before anything is timed (and its size is worth knowing).
-    for (key, path) in PAGES {
+    for (key, path) in paths.iter() {
         let (status, bytes) = get(&client, &format!("http://{addr}{path}")).await?;
         if !(200..300).contains(&status) {
             return Err(format!("{path} answered {status}:\n{}", server.log_tail()).into());
@@ -890,16 +953,16 @@ async fn load_phases(
     let pid = server.pid();
     let sampler = MemorySampler::start(pid);
     let duration = Duration::from_secs(secs);
-    load(&client, addr, CLIENTS, WARM_UP, pid).await;
+    load(&client, addr, paths, CLIENTS, WARM_UP, pid).await;
     let alone_secs = secs.min(ONE_CLIENT_SECS);
     println!("  {alone_secs} s of one client");
-    let alone = load(&client, addr, 1, Duration::from_secs(alone_secs), pid).await;
+    let alone = load(&client, addr, paths, 1, Duration::from_secs(alone_secs), pid).await;
     println!("  {secs} s of {CLIENTS} clients without the writer");
-    let read = load(&client, addr, CLIENTS, duration, pid).await;
+    let read = load(&client, addr, paths, CLIENTS, duration, pid).await;
     let peak_read_kib = sampler.peak_kib().max(memory_kib(pid).map_or(0, |m| m.0));
 
     println!("  {secs} s of {CLIENTS} clients while the writer saves {WRITE_RATE} runs/s");
-    let (write, writer) = load_with_writer(&client, addr, pid, db, templates, duration).await?;
+    let (write, writer) = load_with_writer(&client, addr, paths, pid, db, templates, duration).await?;
     // Half a second after the load: what the server keeps.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let peak = sampler.stop().await;
@@ -926,6 +989,7 @@ async fn load_phases(
 async fn load_with_writer(
     client: &HttpClient,
     addr: SocketAddr,
+    paths: &Paths,
     pid: u32,
     db: &Path,
     templates: &[WorkflowState],
@@ -935,7 +999,7 @@ async fn load_with_writer(
         .await
         .map_err(|e| format!("the writer cannot open {}: {e}", db.display()))?;
     let (figures, writer) = tokio::join!(
-        load(client, addr, CLIENTS, duration, pid),
+        load(client, addr, paths, CLIENTS, duration, pid),
         write_runs(&writer_store, templates, duration)
     );
     writer_store.close().await;
@@ -955,18 +1019,19 @@ async fn uncached_phases(
     db: &Path,
     templates: &[WorkflowState],
     addr: SocketAddr,
+    paths: &Paths,
     secs: u64,
 ) -> Result<Uncached> {
     let client = http_client();
     server.wait_healthy(&client, addr).await?;
     let pid = server.pid();
-    load(&client, addr, CLIENTS, WARM_UP, pid).await;
+    load(&client, addr, paths, CLIENTS, WARM_UP, pid).await;
     let alone_secs = secs.min(ONE_CLIENT_SECS);
     println!("  page cache off: {alone_secs} s of one client");
-    let alone = load(&client, addr, 1, Duration::from_secs(alone_secs), pid).await;
+    let alone = load(&client, addr, paths, 1, Duration::from_secs(alone_secs), pid).await;
     println!("  page cache off: {secs} s of {CLIENTS} clients while the writer saves {WRITE_RATE} runs/s");
     let duration = Duration::from_secs(secs);
-    let (write, writer) = load_with_writer(&client, addr, pid, db, templates, duration).await?;
+    let (write, writer) = load_with_writer(&client, addr, paths, pid, db, templates, duration).await?;
     if let Ok(Some(status)) = server.child.try_wait() {
         return Err(format!(
             "the server exited during the load ({status}):\n{}",
@@ -1095,11 +1160,12 @@ impl LoadFigures {
 }
 
 /// `clients` clients requesting the pages in turn for `duration`, each request as soon as the previous answer
-/// is read (client `i` starts with page `i mod 4`, so the mix is even). Requests under way at the end finish
+/// is read (client `i` starts with page `i mod` the number of pages, so the mix is even). Requests under way at the end finish
 /// and count. Also measures the CPU time the server (`pid`) and this process spent meanwhile.
 async fn load(
     client: &HttpClient,
     addr: SocketAddr,
+    paths: &Paths,
     clients: usize,
     duration: Duration,
     pid: u32,
@@ -1110,13 +1176,14 @@ async fn load(
     let shared = Arc::new(Mutex::new(LoadFigures::default()));
     let mut tasks = Vec::with_capacity(clients);
     for i in 0..clients {
-        let (client, shared) = (client.clone(), shared.clone());
+        let (client, shared, paths) = (client.clone(), shared.clone(), paths.clone());
         tasks.push(tokio::spawn(async move {
             let mut timed: Vec<(&'static str, Duration)> = Vec::with_capacity(4096);
             let mut failed: Vec<(&'static str, String)> = Vec::new();
             let mut n = i;
             while Instant::now() < deadline {
-                let (key, path) = PAGES[n % PAGES.len()];
+                let (key, path) = &paths[n % paths.len()];
+                let key: &'static str = key;
                 n += 1;
                 let t = Instant::now();
                 match get(&client, &format!("http://{addr}{path}")).await {
@@ -1251,9 +1318,9 @@ async fn write_runs(store: &Store, templates: &[WorkflowState], duration: Durati
 /// Per page key, each store call it makes and its median time in ms.
 type Breakdown = Vec<(&'static str, Vec<(String, f64)>)>;
 
-/// Times each store call the pages make (app/src/server/overview.rs, runs.rs, failures.rs), alone, read-only,
+/// Times each store call the pages make (app/src/server/overview.rs, runs.rs, failures.rs, pipelines.rs), alone, read-only,
 /// on the database as the load left it.
-async fn time_store_calls(db: &Path) -> Result<Breakdown> {
+async fn time_store_calls(db: &Path, run: &str) -> Result<Breakdown> {
     let store = Store::open_with(
         db,
         StoreOptions {
@@ -1312,6 +1379,10 @@ async fn time_store_calls(db: &Path) -> Result<Breakdown> {
             ms(sample_async(budget, || s.list_workflows(&all)).await?),
         ),
         (
+            "count_runs(all)".into(),
+            ms(sample_async(budget, || s.count_runs(&all)).await?),
+        ),
+        (
             "pipelines".into(),
             ms(sample_async(budget, || s.pipelines()).await?),
         ),
@@ -1324,6 +1395,10 @@ async fn time_store_calls(db: &Path) -> Result<Breakdown> {
         (
             "list_workflows(status=failed)".into(),
             ms(sample_async(budget, || s.list_workflows(&failed)).await?),
+        ),
+        (
+            "count_runs(status=failed)".into(),
+            ms(sample_async(budget, || s.count_runs(&failed)).await?),
         ),
         (
             "pipelines".into(),
@@ -1340,12 +1415,69 @@ async fn time_store_calls(db: &Path) -> Result<Breakdown> {
             ms(sample_async(budget, || s.failure_rates(day_ago)).await?),
         ),
     ];
+    let week_ago = store.now() - chrono::Duration::days(7);
+    let scope = FailureScope {
+        pipeline: Some(PAGE_PIPELINE.to_string()),
+        version: None,
+    };
+    let slowest = ListQuery {
+        sort: ListSort::Slowest,
+        ..Default::default()
+    };
+    let runs_slowest = vec![
+        (
+            "list_workflows(sort=slowest)".into(),
+            ms(sample_async(budget, || s.list_workflows(&slowest)).await?),
+        ),
+        (
+            "count_runs(all)".into(),
+            ms(sample_async(budget, || s.count_runs(&slowest)).await?),
+        ),
+        (
+            "pipelines".into(),
+            ms(sample_async(budget, || s.pipelines()).await?),
+        ),
+    ];
+    let failures_pl = vec![
+        (
+            "failure_groups_in(7 d, pipeline)".into(),
+            ms(sample_async(budget, || s.failure_groups_in(week_ago, &scope)).await?),
+        ),
+        (
+            "failures_by_version(7 d, pipeline)".into(),
+            ms(sample_async(budget, || s.failures_by_version(week_ago, PAGE_PIPELINE)).await?),
+        ),
+    ];
+    let pipelines = vec![
+        (
+            "pipeline_report(24 h)".into(),
+            ms(sample_async(budget, || s.pipeline_report(day_ago)).await?),
+        ),
+        (
+            "pipeline_trend(7 d, all)".into(),
+            ms(sample_async(budget, || s.pipeline_trend(7, None)).await?),
+        ),
+    ];
+    let run_page = vec![
+        (
+            "load_run_view(64 KiB heads)".into(),
+            ms(sample_async(budget, || s.load_run_view(run, 64 * 1024)).await?),
+        ),
+        (
+            "list_neighbours(status=failed)".into(),
+            ms(sample_async(budget, || s.list_neighbours(&failed, run)).await?),
+        ),
+    ];
     store.close().await;
     Ok(vec![
         ("overview", overview),
         ("runs", runs),
         ("runs_failed", runs_failed),
         ("failures", failures),
+        ("runs_slowest", runs_slowest),
+        ("failures_pl", failures_pl),
+        ("pipelines", pipelines),
+        ("run", run_page),
     ])
 }
 

@@ -146,6 +146,14 @@ fn run() -> Result<()> {
         if config.wants("failed") || config.wants("failure") || config.wants("stuck") {
             keep(rt.block_on(failed_group(&config, &db, &store))?)?;
         }
+        if config.wants("triage") {
+            keep(rt.block_on(flowstate_bench::triage::triage_group(
+                &store,
+                config.secs,
+                db.rows,
+                "pg.",
+            ))?)?;
+        }
         if config.wants("pipelines") {
             keep(rt.block_on(pipelines_group(&config, &db, &store))?)?;
         }

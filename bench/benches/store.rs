@@ -148,6 +148,14 @@ fn run() -> Result<()> {
         if config.wants("failed") || config.wants("failure") {
             keep(failed_group(&rt, &config, &db, &store)?)?;
         }
+        if config.wants("triage") {
+            keep(rt.block_on(flowstate_bench::triage::triage_group(
+                &store,
+                config.secs,
+                db.rows,
+                "",
+            ))?)?;
+        }
         if config.wants("pipelines") {
             keep(pipelines_group(&rt, &config, &db, &store)?)?;
         }

@@ -31,6 +31,7 @@ pub mod load;
 pub mod pg;
 pub mod report;
 pub mod sample;
+pub mod triage;
 
 /// Errors of the bench: anything, with its message.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

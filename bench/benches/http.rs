@@ -98,7 +98,10 @@ const PAGES: [(&str, &str); 8] = [
     // 7 days with its per-version table, the Pipelines page as it opens (24 h, trend of 7 days), and a failed
     // run's page reached from the failed runs list (previous/next within that list).
     ("runs_slowest", "/runs?sort=slowest"),
-    ("failures_pl", "/failures?window=7d&pipeline=customer-support-triage"),
+    (
+        "failures_pl",
+        "/failures?window=7d&pipeline=customer-support-triage",
+    ),
     ("pipelines", "/pipelines"),
     ("run", "/runs/{run}?list=%2Fruns%3Fstatus%3Dfailed"),
 ];

@@ -88,10 +88,16 @@ pub async fn triage_group(store: &Store, secs: f64, rows: u64, prefix: &str) -> 
         let base = sample_async(budget, baseline).await?;
         let s = sample_async(budget, || store.failure_groups_in(since, &scope)).await?;
         out.push(
-            figure(format!("{prefix}triage.{label}"), rows, &s, &base, FAILURES_GOAL_MS)
-                .extra("failed_in_window", report.total_failed)
-                .extra("groups", report.groups.len() as u64)
-                .note(format!("failure_groups_in({label}); {scope:?}")),
+            figure(
+                format!("{prefix}triage.{label}"),
+                rows,
+                &s,
+                &base,
+                FAILURES_GOAL_MS,
+            )
+            .extra("failed_in_window", report.total_failed)
+            .extra("groups", report.groups.len() as u64)
+            .note(format!("failure_groups_in({label}); {scope:?}")),
         );
     }
 

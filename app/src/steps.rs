@@ -6,6 +6,7 @@
 use leptos::prelude::*;
 
 use crate::components::json_view::size;
+use crate::components::ScrollTable;
 use crate::format::duration_ms;
 
 pub use flowstate_model::steps::*;
@@ -58,8 +59,7 @@ pub fn StepListView(steps: StepList) -> impl IntoView {
             <h2 id="run-steps-heading">"Steps"</h2>
             {failing}
             {note.map(|n| view! { <p class="note" role="note" data-testid="steps-note">{n}</p> })}
-            <p class="scroll-hint" aria-hidden="true">"Scroll sideways for more columns →"</p>
-            <div class="data-scroll" tabindex="0" role="region" aria-labelledby="run-steps-heading">
+            <ScrollTable label="Steps">
                 <table class="data-table steps-table" data-testid="steps-table">
                     <caption>{count_text}", in the order they ran; the raw history is below."</caption>
                     <thead>
@@ -74,7 +74,7 @@ pub fn StepListView(steps: StepList) -> impl IntoView {
                     </thead>
                     <tbody>{rows}</tbody>
                 </table>
-            </div>
+            </ScrollTable>
         </section>
     }
 }

@@ -243,6 +243,52 @@ impl RunsFilter {
         parts.join(" · ")
     }
 
+    /// The filters a runs-list address (`/runs?status=failed&pipeline=etl`, as [`RunsFilter::href`] writes it and a
+    /// run page's `?list=` carries it) names, read leniently for words only (the run page's title): blank values
+    /// are absent, times are kept as given, an unknown order or page size is the default. The list itself is read
+    /// and checked on the server.
+    pub fn from_list(list: &str) -> RunsFilter {
+        let query = list.split_once('?').map_or("", |(_, q)| q);
+        let mut out = RunsFilter::default();
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let value = value.trim();
+            if value.is_empty() {
+                continue;
+            }
+            let text = Some(value.to_string());
+            let time = Some(TimeParam {
+                rfc3339: value.to_string(),
+                input: value.to_string(),
+            });
+            match name.as_ref() {
+                "status" => out.statuses.extend(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string),
+                ),
+                "pipeline" => out.pipeline = text,
+                "version" => out.version = text,
+                "prefix" => out.prefix = text,
+                "error" => out.error = text,
+                "parent" => out.parent = text,
+                "min_duration" => out.min_duration = text,
+                "max_duration" => out.max_duration = text,
+                "min_memory" => out.min_memory = text,
+                "max_memory" => out.max_memory = text,
+                "created_after" => out.created_after = time,
+                "created_before" => out.created_before = time,
+                "updated_after" => out.updated_after = time,
+                "updated_before" => out.updated_before = time,
+                "background" => out.background = Some(value == "1" || value == "true"),
+                "sort" if matches!(value, "slowest" | "heaviest" | "idle") => out.sort = text,
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// True when any filter (other than the page size) is set.
     pub fn is_filtered(&self) -> bool {
         !self.statuses.is_empty()

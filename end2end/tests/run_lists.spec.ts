@@ -90,12 +90,15 @@ test('the run page steps through the list it was opened from and leads back to i
   await expect.poll(() => listedIds(page)).toEqual(want);
   await page.locator(`tr[data-run-id="${want[1]}"] a.run-link`).click();
   await expect(page).toHaveURL(new RegExp(`/runs/${want[1]}\\?list=`));
+  // The title names the list, as the list's own title does.
+  await expect(page).toHaveTitle(`Run ${want[1]} · Runs · completed · slowest first · flowstate`);
   const nav = page.getByRole('navigation', { name: 'Runs of the list' });
   await expect(nav.getByRole('link', { name: '‹ Previous run' })).toHaveAttribute('title', want[0]);
   await expect(nav.getByRole('link', { name: 'Next run ›' })).toHaveAttribute('title', want[2]);
   await nav.getByRole('link', { name: 'Next run ›' }).click();
   await expect(page).toHaveURL(new RegExp(`/runs/${want[2]}\\?list=`));
   await expect(page.getByRole('heading', { level: 1 })).toContainText(want[2]);
+  await expect(page).toHaveTitle(`Run ${want[2]} · Runs · completed · slowest first · flowstate`);
   await expect(nav.getByRole('link', { name: 'Next run ›' })).toHaveAttribute('title', want[3]);
   // The breadcrumb goes back to the list with its filter and order.
   await page.getByTestId('breadcrumb-runs').click();

@@ -76,6 +76,16 @@ test('on a phone (390 px) the steps fit or say they scroll', async ({ page }, in
   await ready(page, jsOn(info));
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   expect(overflow, 'the page is no wider than the phone').toBeLessThanOrEqual(0);
+  // The heading: "Run" then the whole id on a line of its own (it used to break in the middle of the id).
+  const heading = await page.locator('h1').evaluate((h1) => {
+    const id = h1.querySelector('.run-id') as HTMLElement;
+    const box = id.getBoundingClientRect();
+    const size = parseFloat(getComputedStyle(id).fontSize);
+    return { height: box.height, size, left: box.left - h1.getBoundingClientRect().left, right: box.right, width: window.innerWidth };
+  });
+  expect(heading.height, 'the id is on one line').toBeLessThan(heading.size * 2);
+  expect(heading.left, 'the id starts its own line').toBeLessThan(2);
+  expect(heading.right).toBeLessThanOrEqual(heading.width);
   await expect(page.getByTestId('failing-step')).toBeVisible();
   await expect(page.getByTestId('run-steps').locator('.scroll-hint')).toBeVisible();
   if (jsOn(info)) {

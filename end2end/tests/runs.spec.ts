@@ -170,7 +170,8 @@ test('a run opens from the list with its error first and every field', async ({ 
   await expect(page).toHaveURL(new RegExp(`/runs/${run.run_id}\\?list=%2Fruns%3Fstatus%3Dfailed$`));
   await ready(page, jsOn(info));
   await expect(page.getByRole('heading', { level: 1 })).toHaveText(`Run ${run.run_id}`);
-  await expect(page).toHaveTitle(`Run ${run.run_id} · flowstate`);
+  // The title names the list it was opened from.
+  await expect(page).toHaveTitle(`Run ${run.run_id} · Runs · failed · flowstate`);
   const error = page.getByTestId('run-error');
   await expect(error).toContainText(run.error_message ?? 'no error?');
   // The error comes before the fields.

@@ -9,7 +9,8 @@
 //! - [`percentiles`]: which percentiles are reported and how a rank is chosen;
 //! - [`limits`]: sizes and ranges the store enforces and the CLI and pages check first;
 //! - [`span`]: the one parser of spans of time (`30m`, `24h`, `7d`, `2w`);
-//! - [`url`]: percent-encoding for the links and redirects flowstate writes.
+//! - [`url`]: percent-encoding for the links and redirects flowstate writes;
+//! - [`steps`]: a run's step history read as a list of steps (the run page and `flowstate show`).
 #![warn(missing_docs)]
 
 pub mod bounds;
@@ -17,6 +18,7 @@ pub mod limits;
 pub mod percentiles;
 pub mod span;
 pub mod status;
+pub mod steps;
 mod summary;
 pub mod url;
 

@@ -398,9 +398,12 @@ fn show_prints_every_column_with_json_values() {
             "is_background_task",
             "parent_run_id",
             "task_id",
-            "background_error"
+            "background_error",
+            "steps",
+            "steps_complete",
+            "steps_note"
         ]),
-        "every column is a key"
+        "every column is a key, and the steps as the run page lists them"
     );
     assert_eq!(shown["run_id"], id.as_str());
     assert!(

@@ -609,3 +609,455 @@ fn reclaim_explains_a_file_that_is_not_incremental_and_converts_it_once() {
     assert!(converted["bytes_returned"].as_i64().unwrap() > 0, "{converted}");
     assert_eq!(converted["free_bytes_after"], 0);
 }
+
+/// A failed run with this step history, as the run page tests make them.
+fn run_with_steps(id: &str, history: Value) -> flowstate_store::WorkflowState {
+    let mut run = flowstate_store::WorkflowState::new(id, "sql-agent");
+    run.status = flowstate_store::Status::Failed;
+    run.created_at = Some(support::now() - chrono::Duration::hours(2));
+    run.updated_at = Some(support::now() - chrono::Duration::hours(1));
+    run.step_history = history;
+    run.error_message = Some("Step 'execute' failed: OperationalError: no such column: o.totl".into());
+    run
+}
+
+/// The rows of the run page's steps table: (number, name, outcome).
+fn page_step_rows(html: &str) -> Vec<(String, String, String)> {
+    use scraper::{Html, Selector};
+    let html = html.find("</html>").map_or(html, |end| &html[..end]);
+    let doc = Html::parse_document(html);
+    let rows = Selector::parse("[data-testid=steps-table] tbody tr").unwrap();
+    let cell = Selector::parse("td, th").unwrap();
+    doc.select(&rows)
+        .map(|tr| {
+            let cells: Vec<String> = tr
+                .select(&cell)
+                .map(|c| c.text().collect::<String>().trim().to_string())
+                .collect();
+            (
+                cells[0].clone(),
+                cells[1].clone(),
+                tr.value().attr("data-outcome").unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Lines between `steps:` and the next blank line after the table: the steps section of `show`.
+fn steps_section(out: &str) -> Vec<&str> {
+    let mut lines = out.lines().skip_while(|l| !l.starts_with("steps: "));
+    let mut section = Vec::new();
+    let mut blanks = 0;
+    for line in lines.by_ref() {
+        if line.is_empty() {
+            blanks += 1;
+            if blanks == 2 {
+                break;
+            }
+        }
+        section.push(line);
+    }
+    section
+}
+
+#[tokio::test]
+async fn show_lists_the_steps_as_the_run_page_does() {
+    let history = serde_json::json!([
+        {"name": "plan", "output": "plan ok", "success": true, "attempts": 1, "latency_s": 1.25,
+         "token_counts": 120, "cost_usd": 0.001, "feedback": null},
+        {"name": "generate_sql", "output": {"sql": "SELECT 1"}, "success": true, "attempts": 2, "latency_s": 4.5},
+        {"name": "execute", "output": null, "success": false, "attempts": 3, "latency_s": 0.25,
+         "feedback": "Step 'execute' failed: OperationalError: no such column: o.totl\nTraceback (most recent call last):"}
+    ]);
+    let mut fine = run_with_steps("r-fine", serde_json::json!([{"name": "only", "success": true}]));
+    fine.status = flowstate_store::Status::Completed;
+    fine.error_message = None;
+    let db = support::new_db(
+        "show-steps.db",
+        support::now(),
+        &[
+            run_with_steps("r-steps", history),
+            fine,
+            run_with_steps("r-none", serde_json::json!([])),
+        ],
+    )
+    .await;
+
+    // --json: a `steps` array, the same steps in the same order as the run page's table.
+    let doc = json(&db.path, &["show", "r-steps"]);
+    let steps = doc["steps"].as_array().expect("a steps array");
+    assert_eq!(doc["steps_complete"], true, "{doc}");
+    assert_eq!(doc["steps_note"], Value::Null, "{doc}");
+    let (status, html) = support::get(&db.store, "/runs/r-steps").await;
+    assert_eq!(status, axum::http::StatusCode::OK);
+    let page: Vec<(String, String, String)> = page_step_rows(&html);
+    let cli: Vec<(String, String, String)> = steps
+        .iter()
+        .map(|s| {
+            (
+                s["number"].to_string(),
+                s["name"].as_str().unwrap().to_string(),
+                s["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(cli, page, "the CLI lists what the run page lists");
+    assert_eq!(
+        steps[2],
+        serde_json::json!({"number": 3, "name": "execute", "outcome": "failed", "duration_ms": 250.0,
+            "attempts": 3, "output_bytes": null,
+            "feedback": "Step 'execute' failed: OperationalError: no such column: o.totl"}),
+    );
+    assert_eq!(steps[0]["output_bytes"], 9, "\"plan ok\" is 9 bytes of JSON");
+    assert_eq!(
+        doc["step_history"].as_array().unwrap().len(),
+        3,
+        "the raw value stays"
+    );
+
+    // For people: the count, the failing step called out first, then the table with the failed row marked.
+    let out = human(&db.path, &["show", "r-steps"], Some(120));
+    let section = steps_section(&out);
+    assert_eq!(section[0], "steps: 3 steps, in the order they ran", "{out}");
+    assert_eq!(section[1], "Failed at step 3: execute after 3 attempts (250 ms)");
+    assert_eq!(
+        section[2],
+        "  Step 'execute' failed: OperationalError: no such column: o.totl"
+    );
+    let table: Vec<&str> = section[4..].to_vec();
+    assert_eq!(
+        table,
+        vec![
+            "   #  STEP          OUTCOME    DURATION  ATTEMPTS  OUTPUT",
+            "   1  plan          succeeded     1.2 s         1     9 B",
+            "   2  generate_sql  succeeded     4.5 s         2    18 B",
+            "!  3  execute       failed       250 ms         3    none",
+        ],
+        "{out}"
+    );
+    assert!(
+        out.find("steps: ").unwrap() < out.find("step_history (").unwrap(),
+        "the list comes before the raw history: {out}"
+    );
+    // No failed step: no call-out, no mark column; no steps: said so.
+    let out = human(&db.path, &["show", "r-fine"], None);
+    let section = steps_section(&out);
+    assert!(!out.contains("Failed at step"), "{out}");
+    assert_eq!(
+        section[2], "#  STEP  OUTCOME    DURATION  ATTEMPTS  OUTPUT",
+        "{out}"
+    );
+    let out = human(&db.path, &["show", "r-none"], None);
+    assert!(out.contains("steps: 0 steps\n"), "{out}");
+}
+
+#[tokio::test]
+async fn show_never_prints_a_hostile_step_history_raw() {
+    let escape = "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m\u{202e}\r";
+    let history = serde_json::json!([
+        {"name": format!("evil{escape}name"), "success": false, "attempts": i64::MAX, "latency_s": 1e300,
+         "output": "o".repeat(300_000), "feedback": format!("{escape}boom {escape}\nsecond line")},
+        {"name": "n".repeat(100_000), "success": true, "latency_s": "slow", "attempts": "many"},
+        {"name": "請求書🚀\u{7f}\u{85}", "status": "error", "duration_ms": -5},
+        "not an object",
+    ]);
+    let db = support::new_db(
+        "show-hostile.db",
+        support::now(),
+        &[run_with_steps("r-evil", history)],
+    )
+    .await;
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\n') || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    for columns in [Some(100), Some(140), None] {
+        let out = human(&db.path, &["show", "r-evil"], columns);
+        assert!(
+            !out.chars().any(unsafe_char),
+            "{columns:?}: nothing a terminal would obey: {:?}",
+            out.chars().filter(|c| unsafe_char(*c)).collect::<String>()
+        );
+        let section = steps_section(&out);
+        assert!(section[0].starts_with("steps: 4 steps"), "{out}");
+        assert!(section[1].starts_with("Failed at step 1: evil"), "{section:?}");
+        assert!(section.iter().any(|l| l.contains("boom")), "{section:?}");
+        assert!(
+            !section.iter().any(|l| l.contains("second line")),
+            "the feedback's first line only"
+        );
+        match columns {
+            Some(c) => {
+                for line in &section {
+                    assert!(line.width() <= c, "{c} columns, {} wide: {line}", line.width());
+                }
+            }
+            None => assert!(
+                section.iter().all(|l| l.width() <= 200),
+                "a fixed bound without a terminal: {section:?}"
+            ),
+        }
+        assert!(
+            out.len() < 40_000,
+            "a 300 KB output and a 100 KB name are not printed whole"
+        );
+    }
+    // --json: the same value (cut names), every such character escaped.
+    let out = run(&db.path, &["show", "r-evil", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.chars().any(unsafe_char), "escaped in the JSON too");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let steps = doc["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 4);
+    assert_eq!(
+        steps[0]["name"],
+        format!("evil{escape}name"),
+        "the value itself is intact"
+    );
+    assert_eq!(steps[0]["attempts"], i64::MAX);
+    assert_eq!(steps[0]["output_bytes"], 300_002);
+    assert_eq!(
+        steps[1]["name"].as_str().unwrap().chars().count(),
+        200,
+        "cut as on the page"
+    );
+    assert_eq!(steps[1]["duration_ms"], Value::Null);
+    assert_eq!(steps[1]["attempts"], Value::Null);
+    assert_eq!(steps[2]["outcome"], "failed");
+    assert_eq!(steps[2]["duration_ms"], Value::Null, "a negative time is no time");
+    assert_eq!(steps[3]["outcome"], "unknown");
+}
+
+/// The store's groups of a scope, as the Failures page reads them: (signature, count, first seen, last seen).
+fn store_groups_in(
+    db: &Path,
+    since: &str,
+    scope: flowstate_store::FailureScope,
+) -> Vec<(String, i64, String, String)> {
+    let db = db.to_path_buf();
+    let since = chrono::DateTime::parse_from_rfc3339(since).unwrap().to_utc();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let store = flowstate_store::Store::open_with(
+                    &db,
+                    flowstate_store::StoreOptions {
+                        read_only: true,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+                let report = store.failure_groups_in(since, &scope).await.unwrap();
+                store.close().await;
+                let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                    t.map(|t| flowstate_model::rfc3339(&t)).unwrap_or_default()
+                };
+                report
+                    .groups
+                    .into_iter()
+                    .map(|g| (g.signature, g.count, time(g.first_seen), time(g.last_seen)))
+                    .collect()
+            })
+    })
+    .join()
+    .unwrap()
+}
+
+fn cli_groups(doc: &Value) -> Vec<(String, i64, String, String)> {
+    doc["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["signature"].as_str().unwrap().to_string(),
+                g["count"].as_i64().unwrap(),
+                g["first_seen"].as_str().unwrap_or_default().to_string(),
+                g["last_seen"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn failures_of_a_pipeline_or_version_are_the_scopes_own_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo(dir.path(), 600, 6);
+    let since = "2000-01-01T00:00:00Z";
+    let all = json(&db, &["failures", "--since", since, "--limit", "1000"]);
+    // The pipeline with the most failures, and its failed runs as the runs list reads them (every run is newer
+    // than 2000, so the list's creation window and the failures' update window hold the same runs).
+    let mut per_pipeline: std::collections::BTreeMap<String, i64> = Default::default();
+    for g in all["groups"].as_array().unwrap() {
+        for (p, n) in g["pipelines"].as_object().unwrap() {
+            *per_pipeline.entry(p.clone()).or_default() += n.as_i64().unwrap();
+        }
+    }
+    let pipeline = per_pipeline.iter().max_by_key(|(_, n)| **n).unwrap().0.clone();
+    let listed = json(
+        &db,
+        &[
+            "runs",
+            "--status",
+            "failed",
+            "--pipeline",
+            &pipeline,
+            "--limit",
+            "1000",
+        ],
+    );
+    let failed_runs = listed["runs"].as_array().unwrap();
+    assert!(failed_runs.len() > 3, "{pipeline}: {}", failed_runs.len());
+
+    let one = json(
+        &db,
+        &[
+            "failures",
+            "--since",
+            since,
+            "--pipeline",
+            &pipeline,
+            "--limit",
+            "1000",
+        ],
+    );
+    assert_eq!(one["pipeline"], pipeline.as_str());
+    assert_eq!(one["total_failed"], failed_runs.len(), "{one}");
+    let groups = cli_groups(&one);
+    assert_eq!(
+        groups,
+        store_groups_in(
+            &db,
+            since,
+            flowstate_store::FailureScope {
+                pipeline: Some(pipeline.clone()),
+                version: None
+            }
+        ),
+        "the store's groups of the pipeline, as the Failures page reads them"
+    );
+    // Every figure is the pipeline's: counts, and first/last seen among its own failed runs.
+    let updated: Vec<&str> = failed_runs
+        .iter()
+        .map(|r| r["updated_at"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        groups.iter().map(|g| g.2.as_str()).min(),
+        updated.iter().copied().min(),
+        "the earliest first seen is the pipeline's earliest failure"
+    );
+    assert_eq!(
+        groups.iter().map(|g| g.3.as_str()).max(),
+        updated.iter().copied().max()
+    );
+    for g in one["groups"].as_array().unwrap() {
+        let seen = (
+            g["first_seen"].as_str().unwrap(),
+            g["last_seen"].as_str().unwrap(),
+        );
+        for s in g["samples"].as_array().unwrap() {
+            assert_eq!(s["pipeline_id"], pipeline.as_str(), "{s}");
+            let at = s["updated_at"].as_str().unwrap();
+            assert!(seen.0 <= at && at <= seen.1, "{seen:?} {at}");
+        }
+        assert!(updated.contains(&seen.0) && updated.contains(&seen.1), "{seen:?}");
+    }
+    // The whole groups' first/last seen are not the pipeline's (what filtering the groups afterwards showed).
+    let whole = cli_groups(&all);
+    let differs = groups.iter().any(|(sig, _, first, last)| {
+        whole
+            .iter()
+            .any(|(s, _, f, l)| s == sig && (f != first || l != last))
+    });
+    assert!(
+        differs,
+        "the demo has groups shared by pipelines: a test that tells the two apart"
+    );
+
+    // One version of that pipeline, and that version across pipelines.
+    let version = failed_runs[0]["pipeline_version"].as_str().unwrap().to_string();
+    let of_version = failed_runs
+        .iter()
+        .filter(|r| r["pipeline_version"] == version.as_str())
+        .count();
+    let both = json(
+        &db,
+        &[
+            "failures",
+            "--since",
+            since,
+            "--pipeline",
+            &pipeline,
+            "--version",
+            &version,
+        ],
+    );
+    assert_eq!(both["version"], version.as_str());
+    assert_eq!(both["total_failed"], of_version, "{both}");
+    assert_eq!(
+        cli_groups(&both),
+        store_groups_in(
+            &db,
+            since,
+            flowstate_store::FailureScope {
+                pipeline: Some(pipeline.clone()),
+                version: Some(version.clone())
+            }
+        )
+    );
+    for g in both["groups"].as_array().unwrap() {
+        for s in g["samples"].as_array().unwrap() {
+            assert_eq!(s["pipeline_version"], version.as_str(), "{s}");
+        }
+    }
+    let any_pipeline = json(&db, &["failures", "--since", since, "--version", &version]);
+    let listed = json(
+        &db,
+        &[
+            "runs",
+            "--status",
+            "failed",
+            "--version",
+            &version,
+            "--limit",
+            "1000",
+        ],
+    );
+    assert_eq!(
+        any_pipeline["total_failed"],
+        listed["runs"].as_array().unwrap().len()
+    );
+    assert!(any_pipeline["total_failed"].as_i64() >= both["total_failed"].as_i64());
+    // For people: the header names the scope; an unknown version has no failures; too long is a usage error.
+    let out = human(
+        &db,
+        &[
+            "failures",
+            "--since",
+            since,
+            "--pipeline",
+            &pipeline,
+            "--version",
+            &version,
+        ],
+        Some(200),
+    );
+    assert!(
+        out.starts_with(&format!(
+            "failed runs last updated since 2000-01-01 00:00:00 UTC, pipeline {pipeline}, version {version}: "
+        )),
+        "{out}"
+    );
+    let none = json(
+        &db,
+        &["failures", "--since", since, "--version", "no-such-version"],
+    );
+    assert_eq!(none["total_failed"], 0);
+    let long = "v".repeat(flowstate_model::limits::MAX_LOOKUP_ID_BYTES + 1);
+    let out = run(&db, &["failures", "--version", &long]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}

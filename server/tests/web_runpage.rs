@@ -471,3 +471,44 @@ async fn the_overviews_stuck_runs_number_steps_as_the_run_page_does() {
     assert!(!page.contains("step 5 of 4"));
     assert!(page.contains("step 1 of 3"), "1-based");
 }
+
+#[tokio::test]
+async fn the_run_page_title_names_the_list_it_was_opened_from() {
+    let db = new_db("title-list.db", now(), &[failed_run("r-list", json!([]))]).await;
+    let list = "/runs?status=failed&pipeline=sql-agent&version=2.1&min_duration=5m&sort=slowest";
+    let (status, html) = get(&db.store, &format!("/runs/r-list?list={}", encode(list))).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    // The list's own title, after the run's.
+    let (_, list_html) = get(&db.store, list).await;
+    let list_title = title(&list_html);
+    assert_eq!(
+        list_title,
+        "Runs · failed · pipeline sql-agent · version 2.1 · time ≥ 5m · slowest first · flowstate"
+    );
+    assert_eq!(title(&html), format!("Run r-list · {list_title}"));
+    // The whole list, or no list: the run alone.
+    let (_, html) = get(&db.store, &format!("/runs/r-list?list={}", encode("/runs"))).await;
+    assert_eq!(title(&html), "Run r-list · flowstate");
+    let (_, html) = get(&db.store, "/runs/r-list").await;
+    assert_eq!(title(&html), "Run r-list · flowstate");
+    // Another page's address is not a list; hostile values are cut and escaped.
+    let (_, html) = get(
+        &db.store,
+        &format!("/runs/r-list?list={}", encode("/failures?pipeline=x")),
+    )
+    .await;
+    assert_eq!(title(&html), "Run r-list · flowstate");
+    let evil = format!(
+        "/runs?pipeline={}",
+        encode(&format!("</title><script>x()</script>{}", "p".repeat(100)))
+    );
+    let (status, html) = get(&db.store, &format!("/runs/r-list?list={}", encode(&evil))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!markup(&html).contains("<script>x()"), "escaped");
+    let shown = title(&html);
+    assert!(
+        shown.starts_with("Run r-list · Runs · pipeline </title><script>x()</script>"),
+        "{shown}"
+    );
+    assert!(shown.chars().count() < 100, "the value is cut: {shown}");
+}

@@ -11,6 +11,7 @@ pub mod status;
 pub mod theme_toggle;
 pub mod title;
 pub mod url_notice;
+pub mod window_picker;
 
 pub use delete_run::DeleteRunForm;
 pub use error_page::{ErrorPage, NotFoundPage};
@@ -23,3 +24,4 @@ pub use status::StatusBadge;
 pub use theme_toggle::ThemeToggle;
 pub use title::PageTitle;
 pub use url_notice::UnknownParams;
+pub use window_picker::{ScrollTable, WindowPicker};

@@ -6,7 +6,7 @@ use crate::components::PageTitle;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::components::{ErrorPage, UnknownParams};
+use crate::components::{ErrorPage, ScrollTable, UnknownParams, WindowPicker};
 use crate::format::{count, percent, run_href, url_encode};
 use crate::model::{FailureGroupView, FailureRateRow, Failures, Stamp, VersionRateRow};
 use crate::server::get_failures;
@@ -108,7 +108,7 @@ fn Report(report: Failures) -> AnyView {
             "Failed runs by their last update. Read at "
             <time datetime=read_at.clone()>{read_at.replace('T', " ").replace('Z', " UTC")}</time>
         </p>
-        <WindowPicker current=window scope=scope.clone() pipeline=pipeline.clone() version=version.clone()/>
+        <Pickers current=window scope=scope.clone() pipeline=pipeline.clone() version=version.clone()/>
         <p class="failures-summary" data-testid="failures-summary">
             <strong data-testid="total-failed" data-value=total_failed>{count(total_failed)}</strong>
             {format!(
@@ -146,81 +146,18 @@ fn Report(report: Failures) -> AnyView {
     .into_any()
 }
 
-/// The window selector: the shortcuts as plain links, then two small GET forms, a span (`3h`, `90m`) and a
-/// start instant (24-hour, UTC); all work without JavaScript. The current window is marked.
+/// The window selector (the shared [`WindowPicker`], keeping the page's filter), then the filter's own form.
 #[component]
-fn WindowPicker(
-    current: Window,
-    scope: String,
-    pipeline: Option<String>,
-    version: Option<String>,
-) -> AnyView {
-    let links = Window::SHORTCUTS
-        .into_iter()
-        .map(|w| {
-            let here = w == current;
-            view! {
-                <li>
-                    <a
-                        href=failures_href(w, &scope, None)
-                        aria-current=here.then_some("page")
-                        class=if here { "segment segment-current" } else { "segment" }
-                    >
-                        {format!("Last {}", w.span_label())}
-                    </a>
-                </li>
-            }
-        })
-        .collect_view();
-    let custom = (!current.is_shortcut()).then(|| {
-        view! {
-            <li>
-                <span class="segment segment-current" aria-current="page">{capitalized(&current.label())}</span>
-            </li>
-        }
-    });
+fn Pickers(current: Window, scope: String, pipeline: Option<String>, version: Option<String>) -> AnyView {
+    let mut hidden = Vec::new();
+    if let Some(p) = &pipeline {
+        hidden.push(("pipeline", p.clone()));
+    }
+    if let Some(v) = &version {
+        hidden.push(("version", v.clone()));
+    }
     view! {
-        <nav class="window-picker" aria-label="Time window">
-            <ul>{links}{custom}</ul>
-            <form class="window-form" method="get" action="/failures" data-testid="window-form">
-                {hidden_scope(&pipeline, &version)}
-                <label>
-                    "Last "
-                    <input
-                        type="text"
-                        name=Window::PARAM
-                        value=current.span_input().unwrap_or_default()
-                        placeholder="3h, 90m, 7d"
-                        size="7"
-                        maxlength="24"
-                        pattern="\\s*[0-9]+\\s*[A-Za-z]{1,3}\\s*"
-                        title="A whole number and a unit: 90m, 3h, 7d (1m to 365d)"
-                        required
-                    />
-                </label>
-                <button type="submit">"Show"</button>
-            </form>
-            <form class="window-form" method="get" action="/failures" data-testid="since-form">
-                {hidden_scope(&pipeline, &version)}
-                <label>
-                    "Since "
-                    // Text, 24-hour: a `datetime-local` field shows AM/PM in an en-US Chromium (spans.rs).
-                    <input
-                        type="text"
-                        name=Window::SINCE_PARAM
-                        value=current.since_input().unwrap_or_default()
-                        placeholder="YYYY-MM-DD HH:MM"
-                        pattern=crate::spans::INSTANT_PATTERN
-                        title="A date and a 24-hour time in UTC: 2026-03-14 13:45, or a date"
-                        size="16"
-                        maxlength="40"
-                        required
-                    />
-                    " UTC"
-                </label>
-                <button type="submit">"Show"</button>
-            </form>
-        </nav>
+        <WindowPicker action="/failures" current href=move |w| failures_href(w, &scope, None) hidden/>
         <form class="window-form scope-form" method="get" action="/failures" data-testid="scope-form">
             <input type="hidden" name=current.param_name() value=current.as_param()/>
             <label>
@@ -240,14 +177,6 @@ fn WindowPicker(
         </form>
     }
     .into_any()
-}
-
-/// The page's filter as hidden fields of the window forms (blank ones left out).
-fn hidden_scope(pipeline: &Option<String>, version: &Option<String>) -> impl IntoView {
-    view! {
-        {pipeline.clone().map(|p| view! { <input type="hidden" name="pipeline" value=p/> })}
-        {version.clone().map(|v| view! { <input type="hidden" name="version" value=v/> })}
-    }
 }
 
 /// The chosen pipeline's versions in the window: runs, finished, failed, the rate of finished runs, each linked
@@ -283,8 +212,7 @@ fn Versions(versions: Vec<VersionRateRow>, pipeline: String, current: Option<Str
         <section aria-labelledby="versions-heading">
             <h2 id="versions-heading">{format!("Failures per version of {pipeline}")}</h2>
             {empty.then(|| view! { <p class="empty">"No run of this pipeline in the window."</p> })}
-            <p class="scroll-hint" aria-hidden="true">"Scroll sideways for more columns →"</p>
-            <div class="data-scroll">
+            <ScrollTable label="Failures per version">
                 <table class="data-table rates" data-testid="version-rates">
                     <caption>
                         "Runs last updated in the window per pipeline_version, newest version first; the rate is \
@@ -302,19 +230,10 @@ fn Versions(versions: Vec<VersionRateRow>, pipeline: String, current: Option<Str
                     </thead>
                     <tbody>{rows}</tbody>
                 </table>
-            </div>
+            </ScrollTable>
         </section>
     }
     .into_any()
-}
-
-/// `last 3 h` → `Last 3 h`.
-fn capitalized(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }
 
 /// When something happened: UTC and relative.
@@ -563,8 +482,7 @@ fn Rates(rates: Vec<FailureRateRow>, window: Window) -> AnyView {
     view! {
         <section aria-labelledby="rates-heading">
             <h2 id="rates-heading">"Failure rate per pipeline"</h2>
-            <p class="scroll-hint" aria-hidden="true">"Scroll sideways for more columns →"</p>
-            <div class="data-scroll">
+            <ScrollTable label="Failure rate per pipeline">
                 <table class="data-table rates" data-testid="failure-rates">
                     <caption>{format!(
                         "Runs last updated {}; the rate is the share of finished runs (completed, failed or \
@@ -582,7 +500,7 @@ fn Rates(rates: Vec<FailureRateRow>, window: Window) -> AnyView {
                     </thead>
                     <tbody>{body}</tbody>
                 </table>
-            </div>
+            </ScrollTable>
         </section>
     }
     .into_any()

@@ -7,7 +7,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::components::{ErrorPage, PageTitle, UnknownParams};
+use crate::components::{ErrorPage, PageTitle, ScrollTable, UnknownParams, WindowPicker};
 use crate::format::{count, duration_ms, percent, run_href, url_encode};
 use crate::model::{Chart, Stamp};
 use crate::server::pipelines::{
@@ -140,72 +140,23 @@ fn Page(data: Pipelines) -> AnyView {
     .into_any()
 }
 
-/// The window picker (shortcut links and two GET forms, as the Failures page's), keeping the trend's choices.
+/// The window picker (the shared [`WindowPicker`], as on the Failures page), keeping the trend's choices.
 #[component]
 fn Picker(current: Window, days: u32, pipeline: Option<String>) -> AnyView {
-    let links = Window::SHORTCUTS
-        .into_iter()
-        .map(|w| {
-            let here = w == current;
-            view! {
-                <li>
-                    <a
-                        href=page_href(w, days, pipeline.as_deref())
-                        aria-current=here.then_some("page")
-                        class=if here { "segment segment-current" } else { "segment" }
-                    >
-                        {format!("Last {}", w.span_label())}
-                    </a>
-                </li>
-            }
-        })
-        .collect_view();
-    let custom = (!current.is_shortcut()).then(|| {
-        view! { <li><span class="segment segment-current" aria-current="page">{current.label()}</span></li> }
-    });
-    let keep = {
-        let pipeline = pipeline.clone();
-        move || {
-            view! {
-                {(days != TREND_DAYS[0]).then(|| view! { <input type="hidden" name=DAYS_PARAM value=days.to_string()/> })}
-                {pipeline.clone().map(|p| view! { <input type="hidden" name=PIPELINE_PARAM value=p/> })}
-            }
-        }
-    };
+    let mut hidden = Vec::new();
+    if days != TREND_DAYS[0] {
+        hidden.push((DAYS_PARAM, days.to_string()));
+    }
+    if let Some(p) = &pipeline {
+        hidden.push((PIPELINE_PARAM, p.clone()));
+    }
     view! {
-        <nav class="window-picker" aria-label="Time window">
-            <ul>{links}{custom}</ul>
-            <form class="window-form" method="get" action="/pipelines" data-testid="window-form">
-                <label>
-                    "Last "
-                    <input type="text" name=Window::PARAM value=current.span_input().unwrap_or_default()
-                        placeholder="3h, 90m, 7d" size="7" maxlength="24" required/>
-                </label>
-                {keep.clone()}
-                <button type="submit">"Show"</button>
-            </form>
-            <form class="window-form" method="get" action="/pipelines" data-testid="since-form">
-                <label>
-                    "Since "
-                    // Text, 24-hour, as on the Failures page: a `datetime-local` field shows AM/PM in an en-US
-                    // Chromium.
-                    <input
-                        type="text"
-                        name=Window::SINCE_PARAM
-                        value=current.since_input().unwrap_or_default()
-                        placeholder="YYYY-MM-DD HH:MM"
-                        pattern=crate::spans::INSTANT_PATTERN
-                        title="A date and a 24-hour time in UTC: 2026-03-14 13:45, or a date"
-                        size="16"
-                        maxlength="40"
-                        required
-                    />
-                    " UTC"
-                </label>
-                {keep}
-                <button type="submit">"Show"</button>
-            </form>
-        </nav>
+        <WindowPicker
+            action="/pipelines"
+            current
+            href=move |w| page_href(w, days, pipeline.as_deref())
+            hidden
+        />
     }
     .into_any()
 }
@@ -261,8 +212,7 @@ fn Table(rows: Vec<PipelineRow>, since: Stamp, relative_error: f64, window: Wind
     view! {
         <section aria-labelledby="per-pipeline">
             <h2 id="per-pipeline">"Per pipeline"</h2>
-            <p class="scroll-hint" aria-hidden="true">"Scroll sideways for more columns →"</p>
-            <div class="data-scroll" role="region" aria-label="Pipelines" tabindex="0">
+            <ScrollTable label="Pipelines">
                 <table class="data-table pipelines-table" data-testid="pipelines-table">
                     <thead>
                         <tr>
@@ -284,7 +234,7 @@ fn Table(rows: Vec<PipelineRow>, since: Stamp, relative_error: f64, window: Wind
                     </thead>
                     <tbody>{body}</tbody>
                 </table>
-            </div>
+            </ScrollTable>
             <p class="hint">
                 {format!(
                     "Most failures first. The failure rate counts finished runs only (completed, failed, cancelled); \
@@ -459,8 +409,7 @@ fn Trend(trend: TrendView, window: Window, names: Vec<String>) -> AnyView {
                 <button type="submit">"Show"</button>
             </form>
             {verdict}
-            <p class="scroll-hint" aria-hidden="true">"Scroll sideways for more columns →"</p>
-            <div class="data-scroll" role="region" aria-label="This period against the previous one" tabindex="0">
+            <ScrollTable label="This period against the previous one">
                 <table class="data-table" data-testid="periods">
                     <thead>
                         <tr>
@@ -491,7 +440,7 @@ fn Trend(trend: TrendView, window: Window, names: Vec<String>) -> AnyView {
                         </tr>
                     </tbody>
                 </table>
-            </div>
+            </ScrollTable>
             <figure class="chart" data-testid="trend-runs-chart">
                 <figcaption><h3>"Runs per day, by status"</h3></figcaption>
                 <div class="chart-legend"><span class="legend-title">"Status:"</span><ul>{legend}</ul></div>
@@ -508,8 +457,7 @@ fn Trend(trend: TrendView, window: Window, names: Vec<String>) -> AnyView {
                 <ChartBody chart=p95_chart/>
             </figure>
             <h3>"The data, per day"</h3>
-            <p class="scroll-hint" aria-hidden="true">"Scroll sideways for more columns →"</p>
-            <div class="data-scroll" role="region" aria-label="Trend per day" tabindex="0">
+            <ScrollTable label="Trend per day">
                 <table class="data-table" data-testid="trend-table">
                     <thead>
                         <tr>
@@ -522,7 +470,7 @@ fn Trend(trend: TrendView, window: Window, names: Vec<String>) -> AnyView {
                     </thead>
                     <tbody>{day_rows}</tbody>
                 </table>
-            </div>
+            </ScrollTable>
         </section>
     }
     .into_any()

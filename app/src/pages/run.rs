@@ -142,6 +142,10 @@ fn RunView(run: RunDetail, list: Option<String>) -> impl IntoView {
     // in it are a step away. Only an address of the runs list is followed.
     let list = list.filter(|l| l == "/runs" || l.starts_with("/runs?"));
     let back = list.clone().unwrap_or_else(|| "/runs".into());
+    let list_words = list
+        .as_deref()
+        .map(|l| crate::model::RunsFilter::from_list(l).describe())
+        .filter(|words| !words.is_empty());
     let nav = list.map(|list| {
         let id = run_id.clone();
         let neighbours = Resource::new(
@@ -156,8 +160,14 @@ fn RunView(run: RunDetail, list: Option<String>) -> impl IntoView {
             </Suspense>
         }
     });
+    // The title names the list the run was opened from, as that list's own title does: tabs opened from two
+    // lists stay apart.
+    let title = match list_words {
+        Some(words) => format!("Run {run_id} · Runs · {words}"),
+        None => format!("Run {run_id}"),
+    };
     view! {
-        <PageTitle text=format!("Run {run_id}")/>
+        <PageTitle text=title/>
         <nav class="breadcrumbs" aria-label="Breadcrumbs">
             <a href=back data-testid="breadcrumb-runs">"Runs"</a>
             " › "

@@ -1,9 +1,10 @@
 //! `flowstate failures`: the failed runs of a window grouped by error signature, as the dashboard's Failures page
-//! shows them (the same store call, [`flowstate_store::Store::failure_groups`]).
+//! shows them (the same store call, [`flowstate_store::Store::failure_groups_in`], with the same scope: every
+//! failure, one pipeline's, one version's, or both).
 
 use std::path::Path;
 
-use flowstate_store::FailureGroup;
+use flowstate_store::{FailureGroup, FailureScope};
 use serde_json::json;
 
 use super::output::{human_time, json_doc, json_time, one_line, rfc3339, run_json, truncate, Table};
@@ -14,7 +15,8 @@ const SIGNATURE_COLUMNS: usize = 80;
 /// Sample run ids printed per group (the JSON has every sample the store returned).
 const SAMPLES_SHOWN: usize = 3;
 
-/// Groups the failures of `--since` (default the last 24 h), largest first; `--pipeline` keeps one pipeline's.
+/// Groups the failures of `--since` (default the last 24 h), largest first; `--pipeline` and `--version` group
+/// only that pipeline's (version's) failures, so every figure (counts, first and last seen, samples) is theirs.
 pub async fn run(db: &Path, args: FailuresArgs, json: bool) -> Result<String, CliError> {
     let store = open::read_only(db).await?;
     let now = store.now();
@@ -26,19 +28,15 @@ pub async fn run(db: &Path, args: FailuresArgs, json: bool) -> Result<String, Cl
             rfc3339(&since)
         )));
     }
-    let report = store.failure_groups(since).await;
+    let scope = FailureScope {
+        pipeline: args.pipeline.clone(),
+        version: args.version.clone(),
+    };
+    let report = store.failure_groups_in(since, &scope).await;
     store.close().await;
     let report = report?;
     let mut groups: Vec<FailureGroup> = report.groups;
-    let mut total = report.total_failed;
-    if let Some(pipeline) = &args.pipeline {
-        groups = groups
-            .into_iter()
-            .filter_map(|g| only_pipeline(g, pipeline))
-            .collect();
-        groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.signature.cmp(&b.signature)));
-        total = groups.iter().map(|g| g.count).sum();
-    }
+    let total = report.total_failed;
     let shown_groups = groups.len().min(args.limit as usize);
     let more = groups.len() - shown_groups;
     groups.truncate(shown_groups);
@@ -47,6 +45,7 @@ pub async fn run(db: &Path, args: FailuresArgs, json: bool) -> Result<String, Cl
         return Ok(json_doc(&json!({
             "since": rfc3339(&since),
             "pipeline": args.pipeline,
+            "version": args.version,
             "total_failed": total,
             "truncated": report.truncated,
             "groups_not_shown": more,
@@ -64,11 +63,15 @@ pub async fn run(db: &Path, args: FailuresArgs, json: bool) -> Result<String, Cl
     }
 
     let mut out = format!(
-        "failed runs last updated since {} UTC{}: {}",
+        "failed runs last updated since {} UTC{}{}: {}",
         human_time(&Some(since)),
         args.pipeline
             .as_ref()
             .map(|p| format!(", pipeline {}", one_line(p)))
+            .unwrap_or_default(),
+        args.version
+            .as_ref()
+            .map(|v| format!(", version {}", one_line(v)))
             .unwrap_or_default(),
         flowstate_app::format::count(total)
     );
@@ -140,14 +143,4 @@ pub async fn run(db: &Path, args: FailuresArgs, json: bool) -> Result<String, Cl
         ));
     }
     Ok(out)
-}
-
-/// The part of a group that is `pipeline`'s: its count there, its samples there; `None` when it has none.
-/// First and last seen stay the group's (the store reads them per group, not per pipeline).
-fn only_pipeline(mut group: FailureGroup, pipeline: &str) -> Option<FailureGroup> {
-    let count = *group.pipelines.get(pipeline)?;
-    group.count = count;
-    group.pipelines.retain(|p, _| p == pipeline);
-    group.samples.retain(|r| r.pipeline_id == pipeline);
-    Some(group)
 }

@@ -68,9 +68,11 @@ pub enum Command {
     Failed(FailedArgs),
     /// Per pipeline over a window: runs, failures, the failure rate of finished runs, times, memory.
     Pipelines(PipelinesArgs),
-    /// Every field of one run.
+    /// Every field of one run, and its steps as the run page lists them.
     Show(ShowArgs),
     /// Failures of a window grouped by error signature: count, pipelines, first and last seen, sample runs.
+    // `--version` is the pipeline version filter here, as on `runs`.
+    #[command(disable_version_flag = true)]
     Failures(FailuresArgs),
     /// Delete old runs (terminal ones unless --status names others); preview with --dry-run first.
     Cleanup(CleanupArgs),
@@ -174,6 +176,15 @@ fn parse_memory_mb(text: &str) -> Result<f64, String> {
     flowstate_model::bounds::parse_memory_mb(text)
 }
 
+/// A pipeline id or version to match exactly: at most as long as a lookup accepts (as the Failures page checks).
+fn parse_exact(text: &str) -> Result<String, String> {
+    let max = flowstate_model::limits::MAX_LOOKUP_ID_BYTES;
+    if text.len() > max {
+        return Err(format!("is {} bytes; at most {max}", text.len()));
+    }
+    Ok(text.to_string())
+}
+
 fn parse_sort(text: &str) -> Result<ListSort, String> {
     ListSort::parse(text)
         .ok_or_else(|| format!("“{text}” is not an order; use newest, slowest, heaviest or idle"))
@@ -202,9 +213,12 @@ pub struct FailuresArgs {
     /// instant (RFC 3339, `2026-01-31 12:00` UTC, a date).
     #[arg(long, value_name = "TIME", default_value = "24h", value_parser = When::parse_arg)]
     pub since: When,
-    /// Only the failures of this pipeline id.
-    #[arg(long, value_name = "ID")]
+    /// Only the failures of this pipeline id (every figure is then that pipeline's, as on the Failures page).
+    #[arg(long, value_name = "ID", value_parser = parse_exact)]
     pub pipeline: Option<String>,
+    /// Only the failures of this pipeline version (exact; with --pipeline, that pipeline's version).
+    #[arg(long, value_name = "VERSION", value_parser = parse_exact)]
+    pub version: Option<String>,
     /// At most this many groups (largest first).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub limit: u32,

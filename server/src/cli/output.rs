@@ -260,11 +260,31 @@ pub fn run_json(run: &RunSummary) -> Value {
     value
 }
 
-/// A JSON document as printed: pretty, ending with a newline.
+/// A JSON document as printed: pretty, ending with a newline, and safe for a terminal ([`terminal_safe_json`]).
 pub fn json_doc(value: &Value) -> String {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
+    let mut text = terminal_safe_json(serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into()));
     text.push('\n');
     text
+}
+
+/// JSON text with every character that could rewrite a terminal written as a `\uXXXX` escape: serde_json
+/// escapes the C0 controls but writes DEL, the C1 controls (U+009B is a CSI on some terminals) and the bidi
+/// overrides as they are. The same JSON value (such characters only occur inside strings, where the escape means
+/// the character), so scripts read what they read before; the structure's own line breaks stay.
+pub fn terminal_safe_json(text: String) -> String {
+    if !text.chars().any(|c| c != '\n' && is_unsafe(c)) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c != '\n' && is_unsafe(c) {
+            // Every such character is in the Basic Multilingual Plane: one escape.
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// An error as a JSON value: `{"error": {"kind": "usage"|"runtime", "message": ..., "exit_code": N}}`.
@@ -285,7 +305,7 @@ pub fn json_error(err: &super::CliError) -> String {
 
 /// An error as one line of JSON (what every command prints on stderr with `--json`).
 pub fn json_error_line(err: &super::CliError) -> String {
-    error_value(err).to_string()
+    terminal_safe_json(error_value(err).to_string())
 }
 
 #[cfg(test)]
@@ -385,6 +405,22 @@ mod tests {
         assert_eq!(v["updated_at"], Value::Null);
         assert_eq!(v["status"], "failed");
         assert_eq!(v.as_object().unwrap().len(), 12);
+    }
+
+    #[test]
+    fn json_documents_escape_what_a_terminal_would_obey() {
+        let hostile = "a\u{1b}[2Jb\u{9b}31mc\u{7f}d\u{202e}e\u{2066}f\nline\u{0}";
+        let doc = json_doc(&serde_json::json!({"name": hostile, "n": [1, 2]}));
+        assert!(!doc.chars().any(|c| c != '\n' && is_unsafe(c)), "{doc:?}");
+        assert!(
+            doc.contains("\\u009b") && doc.contains("\\u202e") && doc.contains("\\u007f"),
+            "{doc}"
+        );
+        let back: Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(back["name"], hostile, "the same value");
+        assert!(doc.lines().count() > 3, "still pretty: {doc}");
+        let plain = json_doc(&serde_json::json!({"name": "日本 🚀"}));
+        assert!(plain.contains("日本 🚀"), "other text stays as it is: {plain}");
     }
 
     #[test]

@@ -494,7 +494,11 @@ pub(crate) fn refill_pipelines(s: &str) -> Vec<String> {
         format!("SELECT pg_advisory_xact_lock({FOLD_LOCK})"),
         format!("SELECT {s}.flowstate_fold()"),
     ];
-    let counters = COUNTERS.iter().zip(recounts(s)).skip(TABLES.len()).take(PIPELINE_TABLES.len());
+    let counters = COUNTERS
+        .iter()
+        .zip(recounts(s))
+        .skip(TABLES.len())
+        .take(PIPELINE_TABLES.len());
     out.extend(refill_some(s, counters));
     out
 }
@@ -515,7 +519,10 @@ pub(crate) fn refill_versions(s: &str) -> Vec<String> {
 }
 
 /// Empties and refills (slot 0) each of `counters` from its recount.
-fn refill_some<'a>(s: &str, counters: impl Iterator<Item = (&'a Counter, (&'static str, String))>) -> Vec<String> {
+fn refill_some<'a>(
+    s: &str,
+    counters: impl Iterator<Item = (&'a Counter, (&'static str, String))>,
+) -> Vec<String> {
     let mut out = Vec::new();
     for (c, (table, select)) in counters {
         let table = base(table);

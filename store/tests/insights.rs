@@ -385,6 +385,109 @@ both_backends! {
         assert!(store.failures_by_version(since, "nope").await.unwrap().is_empty());
     }
 
+    async fn failures_per_version_are_the_rows_for_any_window_start_after_updates_and_deletes(db) {
+        // Read from counters per pipeline, hour, version and status (schema version 5) plus the first hour's part
+        // from the rows: every window start (on the hour, just after it, past its half) must give exactly what the
+        // rows say, with each version's newest update to the microsecond, before and after other writers and
+        // deletes change the table.
+        let (store, _) = db.open_at(at("2026-04-10T18:00:00Z")).await;
+        let base = at("2026-04-10T08:00:00Z");
+        let statuses = [Status::Completed, Status::Failed, Status::Running, Status::Cancelled, Status::Paused];
+        let versions = ["1.0", "1.1", "2.0"];
+        // (run id, pipeline, version, status, last update)
+        let mut rows: Vec<(String, String, String, Status, chrono::DateTime<chrono::Utc>)> = Vec::new();
+        let mut runs = Vec::new();
+        for i in 0..90i64 {
+            let id = format!("r{i:03}");
+            let pipeline = if i % 9 == 4 { "other" } else { "etl" };
+            let version = versions[(i as usize * 7 / 5) % 3];
+            let status = statuses[(i as usize * 3) % 5].clone();
+            let updated = base + Duration::minutes(i * 7) + Duration::microseconds(i * 1013);
+            let mut r = WorkflowState::new(&id, pipeline);
+            r.status = status.clone();
+            r.pipeline_version = version.into();
+            r.created_at = Some(base - Duration::hours(1));
+            r.updated_at = Some(updated);
+            runs.push(r);
+            rows.push((id, pipeline.into(), version.into(), status, updated));
+        }
+        store.save_many(&runs).await.unwrap();
+
+        type Expected = Vec<(String, i64, i64, i64, Option<chrono::DateTime<chrono::Utc>>)>;
+        let expected = |rows: &[(String, String, String, Status, chrono::DateTime<chrono::Utc>)],
+                        since: chrono::DateTime<chrono::Utc>|
+         -> Expected {
+            let mut per: std::collections::BTreeMap<String, (i64, i64, i64, Option<chrono::DateTime<chrono::Utc>>)> =
+                Default::default();
+            for (_, p, v, st, u) in rows {
+                if p != "etl" || *u < since {
+                    continue;
+                }
+                let e = per.entry(v.clone()).or_default();
+                e.0 += 1;
+                if matches!(st, Status::Completed | Status::Failed | Status::Cancelled) {
+                    e.1 += 1;
+                }
+                if *st == Status::Failed {
+                    e.2 += 1;
+                }
+                e.3 = e.3.max(Some(*u));
+            }
+            per.into_iter().map(|(v, (t, f, x, l))| (v, t, f, x, l)).collect()
+        };
+        let read = |store: &flowstate_store::Store, since| {
+            let store = store.clone();
+            async move {
+                let mut got: Expected = store
+                    .failures_by_version(since, "etl")
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|v| (v.version, v.total, v.finished, v.failed, v.last_seen))
+                    .collect();
+                got.sort();
+                got
+            }
+        };
+        let starts: Vec<chrono::DateTime<chrono::Utc>> = (0..=66)
+            .map(|k| base - Duration::minutes(30) + Duration::minutes(k * 11) + Duration::seconds(k % 7))
+            .chain([at("2026-04-10T10:00:00Z"), at("2026-04-10T13:00:00Z"), at("2026-04-10T15:59:59Z")])
+            .collect();
+        for since in &starts {
+            assert_eq!(read(&store, *since).await, expected(&rows, *since), "window from {since}");
+        }
+
+        // Another writer moves runs to version 1.0 (its fixed version), to another status and hour; runs go.
+        for (i, row) in rows.iter_mut().enumerate().filter(|(i, _)| i % 5 == 1) {
+            let updated = base + Duration::minutes(i as i64 * 5 + 3);
+            db.other_writer_save(&OtherRow {
+                run_id: &row.0,
+                pipeline_id: "etl",
+                status: "failed",
+                created_at: "2026-04-10T07:00:00Z",
+                updated_at: &updated.to_rfc3339(),
+                error_message: Some("boom"),
+                execution_time_ms: Some(5),
+            })
+            .await;
+            *row = (row.0.clone(), "etl".into(), "1.0".into(), Status::Failed, updated);
+        }
+        let gone: Vec<String> = rows.iter().enumerate().filter(|(i, _)| i % 4 == 2).map(|(_, r)| r.0.clone()).collect();
+        for (n, id) in gone.iter().enumerate() {
+            if n % 2 == 0 {
+                db.other_writer_delete(id).await;
+            } else {
+                assert!(store.delete_state(id).await.unwrap());
+            }
+        }
+        rows.retain(|r| !gone.contains(&r.0));
+        for since in &starts {
+            assert_eq!(read(&store, *since).await, expected(&rows, *since), "after the changes, from {since}");
+        }
+        let check = store.verify_counters().await.unwrap();
+        assert!(check.is_exact(), "{:?}", check.differences);
+    }
+
     async fn failure_rates_divide_by_finished_runs_not_by_live_ones(db) {
         // The proportions: 6 failed of 40 finished runs is 15 %; counted over all 87 runs, with the 47
         // running or paused ones that have no outcome yet, it read 6.9 %.

@@ -78,9 +78,15 @@ pub(crate) const PIPELINE_TABLES: [&str; 5] = [
     "flowstate_pipe_mem_daily",
 ];
 
+/// Schema version 5's counter, after [`PIPELINE_TABLES`] in fold order: runs per (pipeline, hour of the last
+/// update, `pipeline_version`, status), for the Failures page's table of a pipeline's versions (as SQLite's
+/// `flowstate_version_hourly`). Counts only deltas with a version key (`vk`): deltas a version-4 trigger appended
+/// before the upgrade have none, and the rows they stand for are in the refill of this counter.
+pub(crate) const VERSION_TABLES: [&str; 1] = ["flowstate_version_hourly"];
+
 /// Every counter, in fold order.
 pub(crate) fn all_tables() -> impl Iterator<Item = &'static str> {
-    TABLES.into_iter().chain(PIPELINE_TABLES)
+    TABLES.into_iter().chain(PIPELINE_TABLES).chain(VERSION_TABLES)
 }
 
 /// The triggers on `workflow_state`, with their function.
@@ -101,7 +107,7 @@ struct Counter {
     counted: &'static str,
 }
 
-const COUNTERS: [Counter; 9] = [
+const COUNTERS: [Counter; 10] = [
     Counter {
         table: "flowstate_counts",
         keys: &[("status_key", "sk"), ("pipeline_key", "pk")],
@@ -160,6 +166,18 @@ const COUNTERS: [Counter; 9] = [
         values: &[("runs", "sum(d)"), ("vsum", "COALESCE(sum(m * d), 0)")],
         counted: "dy IS NOT NULL AND mb IS NOT NULL",
     },
+    // Schema version 5: [`VERSION_TABLES`].
+    Counter {
+        table: "flowstate_version_hourly",
+        keys: &[
+            ("pipeline_key", "pk"),
+            ("hour", "uh"),
+            ("version_key", "vk"),
+            ("status_key", "sk"),
+        ],
+        values: &[("runs", "sum(d)")],
+        counted: "vk IS NOT NULL AND uh IS NOT NULL",
+    },
 ];
 
 /// The folded counts of each counter (`TABLES[i]` + `_base`).
@@ -182,6 +200,8 @@ pub(crate) fn create_tables(s: &str) -> Vec<String> {
         // Schema version 4: a log created by version 3 gains the day and memory columns (NULL in its deltas).
         format!("ALTER TABLE {s}.flowstate_delta ADD COLUMN IF NOT EXISTS dy int8, ADD COLUMN IF NOT EXISTS m int8, \
              ADD COLUMN IF NOT EXISTS mb int8"),
+        // Schema version 5: the version key (NULL in the deltas of earlier triggers).
+        format!("ALTER TABLE {s}.flowstate_delta ADD COLUMN IF NOT EXISTS vk text COLLATE \"C\""),
         format!(
             "CREATE TABLE IF NOT EXISTS {s}.flowstate_counts_base (status_key text COLLATE \"C\" NOT NULL, \
              pipeline_key text COLLATE \"C\" NOT NULL, slot int2 NOT NULL, runs int8 NOT NULL, timed int8 NOT NULL, \
@@ -208,6 +228,11 @@ pub(crate) fn create_tables(s: &str) -> Vec<String> {
              runs int8 NOT NULL, PRIMARY KEY (day, pipeline_key, status_key, slot)) {with}"
         ),
     ];
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {s}.flowstate_version_hourly_base (pipeline_key text COLLATE \"C\" NOT NULL, \
+         hour int8 NOT NULL, version_key text COLLATE \"C\" NOT NULL, status_key text COLLATE \"C\" NOT NULL, \
+         slot int2 NOT NULL, runs int8 NOT NULL, PRIMARY KEY (pipeline_key, hour, version_key, status_key, slot)) {with}"
+    ));
     for (table, period) in [
         ("flowstate_pipe_exec_hourly", "hour"),
         ("flowstate_pipe_exec_daily", "day"),
@@ -271,9 +296,9 @@ pub(crate) fn create_functions(s: &str) -> Vec<String> {
 
 /// One statement: deletes the log's visible deltas and adds them up into the base tables, each in key order.
 fn fold_statement(s: &str) -> String {
-    let (last, first) = COUNTERS.split_last().expect("nine counters");
+    let (last, first) = COUNTERS.split_last().expect("ten counters");
     let mut sql = format!(
-        "WITH delta AS MATERIALIZED (DELETE FROM {s}.flowstate_delta RETURNING sk, pk, ch, uh, e, b, d, dy, m, mb)"
+        "WITH delta AS MATERIALIZED (DELETE FROM {s}.flowstate_delta RETURNING sk, pk, ch, uh, e, b, d, dy, m, mb, vk)"
     );
     for (i, c) in first.iter().enumerate() {
         sql.push_str(&format!(", w{i} AS ({})", apply(s, c, "delta")));
@@ -287,7 +312,8 @@ fn fold_statement(s: &str) -> String {
 /// hour, execution time, bucket (as `sk, pk, ch, uh, e, b`).
 ///
 /// Schema version 4 adds the day of the last update, the memory figure (thousandths of a MB, rounded half away
-/// from zero as SQLite's `round`, within `[0, 2^40]`; NULL for NULL and NaN) and its bucket (`dy, m, mb`).
+/// from zero as SQLite's `round`, within `[0, 2^40]`; NULL for NULL and NaN) and its bucket (`dy, m, mb`);
+/// version 5 the version key (`vk`: `'=' || pipeline_version`, `''` for NULL).
 fn keys_of(s: &str, r: &str) -> String {
     let mem = format!(
         "(CASE WHEN {r}.memory_usage_mb IS NULL OR {r}.memory_usage_mb = 'NaN' THEN NULL \
@@ -298,7 +324,8 @@ fn keys_of(s: &str, r: &str) -> String {
         "COALESCE('=' || {r}.status, '') AS sk, COALESCE('=' || {r}.pipeline_id, '') AS pk, \
          {s}.flowstate_hour({r}.created_at) AS ch, {s}.flowstate_hour({r}.updated_at) AS uh, \
          {r}.execution_time_ms::int8 AS e, {s}.flowstate_bucket({r}.execution_time_ms::int8) AS b, \
-         floor({s}.flowstate_hour({r}.updated_at) / 24.0)::int8 AS dy, {mem} AS m, {s}.flowstate_bucket({mem}) AS mb"
+         floor({s}.flowstate_hour({r}.updated_at) / 24.0)::int8 AS dy, {mem} AS m, {s}.flowstate_bucket({mem}) AS mb, \
+         COALESCE('=' || {r}.pipeline_version, '') AS vk"
     )
 }
 
@@ -336,7 +363,8 @@ fn apply(s: &str, c: &Counter, delta: &str) -> String {
 const COUNTED_CHANGE: &str = "OLD.status IS DISTINCT FROM NEW.status OR OLD.pipeline_id IS DISTINCT FROM NEW.pipeline_id \
      OR OLD.execution_time_ms IS DISTINCT FROM NEW.execution_time_ms OR OLD.created_at IS DISTINCT FROM NEW.created_at \
      OR date_trunc('hour', OLD.updated_at, 'UTC') IS DISTINCT FROM date_trunc('hour', NEW.updated_at, 'UTC') \
-     OR OLD.memory_usage_mb IS DISTINCT FROM NEW.memory_usage_mb";
+     OR OLD.memory_usage_mb IS DISTINCT FROM NEW.memory_usage_mb \
+     OR OLD.pipeline_version IS DISTINCT FROM NEW.pipeline_version";
 
 /// The trigger functions and triggers, in schema `s` (quoted). Replaces what exists.
 ///
@@ -354,7 +382,7 @@ pub(crate) fn create_triggers(s: &str) -> Vec<String> {
     let row = |r: &str, d: i32| format!("SELECT {}, {d}", keys_of(s, r));
     let maybe_fold = format!("IF random() < 1.0 / {FOLD_EVERY} THEN PERFORM {s}.flowstate_fold(); END IF;\n");
     let append = |source: &str| {
-        format!("INSERT INTO {s}.flowstate_delta (sk, pk, ch, uh, e, b, dy, m, mb, d) {source};\n")
+        format!("INSERT INTO {s}.flowstate_delta (sk, pk, ch, uh, e, b, dy, m, mb, vk, d) {source};\n")
     };
     let insert_body = format!("BEGIN\n{}{maybe_fold}RETURN NULL;\nEND", append(&row("NEW", 1)));
     let update_body = format!(
@@ -466,7 +494,37 @@ pub(crate) fn refill_pipelines(s: &str) -> Vec<String> {
         format!("SELECT pg_advisory_xact_lock({FOLD_LOCK})"),
         format!("SELECT {s}.flowstate_fold()"),
     ];
-    for (c, (table, select)) in COUNTERS.iter().zip(recounts(s)).skip(TABLES.len()) {
+    let counters = COUNTERS
+        .iter()
+        .zip(recounts(s))
+        .skip(TABLES.len())
+        .take(PIPELINE_TABLES.len());
+    out.extend(refill_some(s, counters));
+    out
+}
+
+/// Statements that empty schema version 5's counter ([`VERSION_TABLES`]) and fill it from the table, in the
+/// migration's transaction, after a fold (as [`refill_pipelines`]).
+pub(crate) fn refill_versions(s: &str) -> Vec<String> {
+    let mut out = vec![
+        format!("SELECT pg_advisory_xact_lock({FOLD_LOCK})"),
+        format!("SELECT {s}.flowstate_fold()"),
+    ];
+    let counters = COUNTERS
+        .iter()
+        .zip(recounts(s))
+        .skip(TABLES.len() + PIPELINE_TABLES.len());
+    out.extend(refill_some(s, counters));
+    out
+}
+
+/// Empties and refills (slot 0) each of `counters` from its recount.
+fn refill_some<'a>(
+    s: &str,
+    counters: impl Iterator<Item = (&'a Counter, (&'static str, String))>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (c, (table, select)) in counters {
         let table = base(table);
         let keys: Vec<&str> = c.keys.iter().map(|(k, _)| *k).collect();
         let values: Vec<&str> = c.values.iter().map(|(v, _)| *v).collect();

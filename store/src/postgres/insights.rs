@@ -497,12 +497,20 @@ impl PgStore {
     }
 
     /// Per version of `pipeline`: runs by status key among those last updated at or after `since`, with the newest
-    /// update in microseconds.
+    /// update in microseconds. With schema version 5's counter: [`versions_since`] (hours × versions, not runs);
+    /// without (read-only before the upgrade), the pipeline's runs of the window.
     pub(crate) async fn version_counts(
         &self,
         since: DateTime<Utc>,
         pipeline: &str,
     ) -> Result<Vec<crate::insights::VersionCount>> {
+        if self.versions {
+            let map = self.err("reading failures per version");
+            let mut tx = self.pool.begin_with(BEGIN_SNAPSHOT).await.map_err(&map)?;
+            let out = versions_since(&mut tx, pipeline, &since).await.map_err(&map)?;
+            tx.commit().await.map_err(&map)?;
+            return Ok(out);
+        }
         let rows: Vec<(String, String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(&format!(
             "SELECT COALESCE(pipeline_version, ''), {}, count(*), \
              max(updated_at) FILTER (WHERE updated_at <> 'infinity') FROM workflow_state \
@@ -566,6 +574,100 @@ fn first_hour(since_us: i64) -> (i64, &'static str, Option<(i64, i64, i64)>) {
     } else {
         (h0, ">", Some((since_us, start + HOUR_US, 1)))
     }
+}
+
+/// Runs of `pipeline` last updated at or after `since`, per version (decoded; `""` for none) and status key, with
+/// each version's newest update (µs): whole hours from `flowstate_version_hourly` (the pipeline's range of its
+/// primary key), the hour `since` falls in from `idx_flowstate_status_activity` (the shorter part, as
+/// [`updated_since`]), and each version's newest update looked up in its newest hour only (a backward walk of
+/// `idx_flowstate_idle` within that hour). Run it inside a snapshot.
+pub(crate) async fn versions_since(
+    conn: &mut PgConnection,
+    pipeline: &str,
+    since: &DateTime<Utc>,
+) -> sqlx::Result<Vec<crate::insights::VersionCount>> {
+    let since_us = time::instant_micros(since);
+    let (h0, op, part) = first_hour(since_us);
+    let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut newest_hour: BTreeMap<String, i64> = BTreeMap::new();
+    let mut newest_edge: BTreeMap<String, i64> = BTreeMap::new();
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT version_key, status_key, sum(runs)::int8, max(hour) FROM flowstate_version_hourly \
+         WHERE pipeline_key = $1 AND hour {op} $2 GROUP BY version_key, status_key HAVING sum(runs) <> 0"
+    ))
+    .bind(encode_key(pipeline))
+    .bind(h0)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (v, st, n, hour) in rows {
+        *counts.entry((v.clone(), st)).or_insert(0) += n;
+        let e = newest_hour.entry(v).or_insert(hour);
+        *e = (*e).max(hour);
+    }
+    if let Some((from, to, sign)) = part {
+        let statuses: Vec<String> = sqlx::query_scalar::<_, String>(
+            "SELECT status_key FROM flowstate_counts GROUP BY status_key HAVING sum(runs) <> 0",
+        )
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .filter_map(|k| decode_key(k))
+        .collect();
+        if !statuses.is_empty() {
+            let rows: Vec<(String, String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(&format!(
+                "SELECT {}, {}, count(*), max(updated_at) FROM workflow_state WHERE status = ANY($1) \
+                 AND updated_at >= $2 AND updated_at < $3 AND pipeline_id = $4 GROUP BY 1, 2",
+                key_sql("pipeline_version"),
+                key_sql("status")
+            ))
+            .bind(&statuses)
+            .bind(PgInstant::from_micros(from))
+            .bind(PgInstant::from_micros(to))
+            .bind(pipeline)
+            .fetch_all(&mut *conn)
+            .await?;
+            for (v, st, n, newest) in rows {
+                *counts.entry((v.clone(), st)).or_insert(0) += sign * n;
+                if let (true, Some(at)) = (sign > 0, newest) {
+                    let us = time::instant_micros(&at);
+                    let e = newest_edge.entry(v).or_insert(us);
+                    *e = (*e).max(us);
+                }
+            }
+        }
+    }
+    counts.retain(|_, n| *n != 0);
+    let mut newest: BTreeMap<String, Option<i64>> = BTreeMap::new();
+    for (v, _) in counts.keys() {
+        if newest.contains_key(v) {
+            continue;
+        }
+        let found = match newest_hour.get(v) {
+            Some(&hour) => {
+                let found: Option<DateTime<Utc>> = sqlx::query_scalar(
+                    "SELECT updated_at FROM workflow_state WHERE updated_at >= $1 AND updated_at < $2 \
+                     AND pipeline_id = $3 AND pipeline_version IS NOT DISTINCT FROM $4 \
+                     ORDER BY updated_at DESC LIMIT 1",
+                )
+                .bind(PgInstant::from_micros((hour * HOUR_US).max(since_us)))
+                .bind(PgInstant::from_micros((hour + 1) * HOUR_US))
+                .bind(pipeline)
+                .bind(decode_key(v))
+                .fetch_optional(&mut *conn)
+                .await?;
+                found.map(|t| time::instant_micros(&t))
+            }
+            None => None,
+        };
+        newest.insert(v.clone(), found.or_else(|| newest_edge.get(v).copied()));
+    }
+    Ok(counts
+        .into_iter()
+        .map(|((v, st), n)| {
+            let at = newest.get(&v).copied().flatten();
+            (decode_key(&v).unwrap_or_default(), st, n, at)
+        })
+        .collect())
 }
 
 /// Runs last updated at or after `since`, per (pipeline key, status key); with `only_statuses`, only those stored

@@ -68,6 +68,9 @@ pub(crate) struct PgStore {
     pub(crate) failures: bool,
     /// Schema version 4's counters of the Pipelines page exist ([`counters::PIPELINE_TABLES`]).
     pub(crate) pipelines: bool,
+    /// Schema version 5's counter of runs per pipeline, hour, version and status exists
+    /// ([`counters::VERSION_TABLES`]).
+    pub(crate) versions: bool,
     migration: Arc<MigrationReport>,
     /// The URL without its password.
     shown: String,
@@ -134,7 +137,7 @@ impl PgStore {
             Ok(Ok(conn)) => conn,
         };
         let with_url = |e: StoreError| with_url(e, &shown, busy_ms);
-        let (migration, counters, failures, pipelines, schema) = if options.read_only {
+        let (migration, counters, failures, pipelines, versions, schema) = if options.read_only {
             let ins = schema::inspect(&mut conn).await.map_err(with_url)?;
             if !ins.is_readable() {
                 let _ = conn.close().await;
@@ -157,6 +160,7 @@ impl PgStore {
                 ins.counters_exact(),
                 ins.failures_current,
                 pipelines,
+                ins.version_counters_current,
                 ins.schema,
             )
         } else {
@@ -177,7 +181,7 @@ impl PgStore {
                 other => with_url(other),
             })?;
             let ins = schema::inspect(&mut conn).await.map_err(with_url)?;
-            (report, true, true, true, ins.schema)
+            (report, true, true, true, true, ins.schema)
         };
         let _ = conn.close().await;
 
@@ -205,6 +209,7 @@ impl PgStore {
             counters,
             failures,
             pipelines,
+            versions,
             migration: Arc::new(migration),
             shown,
             schema,

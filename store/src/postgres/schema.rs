@@ -24,6 +24,9 @@
 //! at 10M runs). Its counters and triggers are version 2's. A database at 2 is upgraded in place by
 //! [`upgrade_indexes_to_3`] alone; one at 1 gets version 2's triggers too, its counts kept.
 //!
+//! Version 5 adds the counter of runs per pipeline, hour, version and status (the Failures page's versions):
+//! [`version_counters_v5`], in place from 4, filled from the rows.
+//!
 //! Version 3 also adds `flowstate_failure` ([`super::failures`]: the failed runs, kept by triggers, for the
 //! failure groups); a database at 1 or 2 gets it in place, filled from its failed rows (the counters are kept
 //! as they are).
@@ -35,7 +38,7 @@ use crate::schema::{MigrationReport, SchemaKind};
 use crate::{Result, StoreError};
 
 /// The PostgreSQL schema version this build writes into `flowstate_meta`.
-pub const PG_SCHEMA_VERSION: i64 = 4;
+pub const PG_SCHEMA_VERSION: i64 = 5;
 
 /// The schema version whose counters (tables, functions, triggers) this build keeps: a database at this version or
 /// later has them current (version 3 changed nothing of them).
@@ -235,6 +238,8 @@ pub(crate) struct Inspection {
     counters_upgradable: bool,
     /// Schema version 4's counters ([`counters::PIPELINE_TABLES`]) exist and are kept by this build's triggers.
     pub pipeline_counters_current: bool,
+    /// Schema version 5's counter ([`counters::VERSION_TABLES`]) exists and is kept by this build's triggers.
+    pub version_counters_current: bool,
     /// Counter tables of an earlier layout, dropped by the migration.
     legacy_tables: Vec<&'static str>,
     /// A bulk load dropped flujo's indexes and has not finished ([`BULK_LOAD_KEY`]).
@@ -256,6 +261,7 @@ impl Inspection {
             && self.audit_exists
             && self.counters_current
             && self.pipeline_counters_current
+            && self.version_counters_current
             && self.failures_current
             && self.audit_runs_exists
             && !self.bulk_load
@@ -366,6 +372,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
             counters_current: false,
             counters_upgradable: false,
             pipeline_counters_current: false,
+            version_counters_current: false,
             legacy_tables,
             bulk_load: false,
             failures_current: false,
@@ -472,6 +479,11 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
         && counters::PIPELINE_TABLES.iter().all(|t| {
             kind_of(t).as_deref() == Some("v") && kind_of(&counters::base(t)).as_deref() == Some("r")
         });
+    let version_counters_current = pipeline_counters_current
+        && version.is_some_and(|v| v >= 5)
+        && counters::VERSION_TABLES.iter().all(|t| {
+            kind_of(t).as_deref() == Some("v") && kind_of(&counters::base(t)).as_deref() == Some("r")
+        });
     let failures_current = failures_exist(&mut *conn, s, &triggers).await?;
     let audit_runs_exists = audit_runs_exist(&mut *conn, s).await?;
     Ok(Inspection {
@@ -485,6 +497,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
         counters_current,
         counters_upgradable,
         pipeline_counters_current,
+        version_counters_current,
         legacy_tables,
         bulk_load,
         failures_current,
@@ -569,6 +582,34 @@ fn pipeline_counters_v4(ins: &Inspection) -> Vec<(String, String)> {
     steps
 }
 
+/// Schema version 5's step (4 -> 5, or from earlier versions after their steps): the counter of runs per
+/// pipeline, hour, version and status ([`counters::VERSION_TABLES`]), the log's version column, the fold and
+/// trigger functions that keep it, and the counter filled from the rows, under the migration's lock on
+/// `workflow_state`. The other counters are kept as they are. Idempotent. Nothing when the counters were just
+/// created whole (the full refill counts this one too).
+fn version_counters_v5(ins: &Inspection) -> Vec<(String, String)> {
+    if ins.version_counters_current || !(ins.counters_current || ins.counters_upgradable) {
+        return Vec::new();
+    }
+    let s = ins.schema.as_str();
+    let mut steps: Vec<(String, String)> = Vec::new();
+    for sql in counters::create_tables(s)
+        .into_iter()
+        .chain(counters::create_functions(s))
+        .chain(counters::create_triggers(s))
+        .chain(counters::refill_versions(s))
+    {
+        steps.push((sql, String::new()));
+    }
+    steps.push((
+        String::new(),
+        "created the counter of runs per pipeline, hour of last update, version and status (the Failures page's \
+         versions) and filled it from the rows"
+            .into(),
+    ));
+    steps
+}
+
 /// The statements that bring an inspected database to the current schema, each with a description (empty: not
 /// reported).
 fn plan(ins: &Inspection) -> Vec<(String, String)> {
@@ -588,6 +629,7 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
     }
     if !ins.counters_current
         || !ins.pipeline_counters_current
+        || !ins.version_counters_current
         || !ins.failures_current
         || !ins.missing_indexes.is_empty()
         || !ins.obsolete_indexes.is_empty()
@@ -671,6 +713,7 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
     steps.extend(failure_steps(ins));
     steps.extend(audit_runs_steps(ins));
     steps.extend(pipeline_counters_v4(ins));
+    steps.extend(version_counters_v5(ins));
     let current = matches!(ins.kind, SchemaKind::Flowstate { version } if version == PG_SCHEMA_VERSION);
     if !current {
         steps.push((

@@ -56,7 +56,7 @@ pub(crate) use crate::counters::*;
 use crate::time::{instant_sql, UNKNOWN_INSTANT};
 
 /// The counter tables, the stash and the delta table, in creation order.
-pub(crate) const TABLES: [(&str, &str); 11] = [
+pub(crate) const TABLES: [(&str, &str); 12] = [
     (
         "flowstate_counts",
         "CREATE TABLE IF NOT EXISTS flowstate_counts (status_key TEXT NOT NULL, pipeline_key TEXT NOT NULL, \
@@ -84,19 +84,21 @@ pub(crate) const TABLES: [(&str, &str); 11] = [
     PIPELINE_TABLES[2],
     PIPELINE_TABLES[3],
     PIPELINE_TABLES[4],
+    // Schema version 5: runs per pipeline, hour of last update, version and status ([`VERSION_TABLE`]).
+    VERSION_TABLE,
     // The counted columns of a row another may replace, as stored (no type, so no conversion).
     (
         "flowstate_stash",
         "CREATE TABLE IF NOT EXISTS flowstate_stash (run_id TEXT NOT NULL PRIMARY KEY, status, pipeline_id, \
-         created_at, updated_at, execution_time_ms, memory_usage_mb) WITHOUT ROWID",
+         created_at, updated_at, execution_time_ms, memory_usage_mb, pipeline_version) WITHOUT ROWID",
     ),
     // One change at a time: `o` (an old row is subtracted) and `n` (a new row is added), each with its keys.
     // Always empty between statements.
     (
         "flowstate_delta",
         "CREATE TABLE IF NOT EXISTS flowstate_delta (id INTEGER PRIMARY KEY, \
-         o, o_status, o_pipeline, o_created, o_updated, o_exec, o_bucket, o_mem, o_mbucket, \
-         n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket, n_mem, n_mbucket, o_day, n_day)",
+         o, o_status, o_pipeline, o_created, o_updated, o_exec, o_bucket, o_mem, o_mbucket, o_version, \
+         n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket, n_mem, n_mbucket, n_version, o_day, n_day)",
     ),
 ];
 
@@ -138,8 +140,18 @@ pub(crate) const PIPELINE_TABLES: [(&str, &str); 5] = [
     ),
 ];
 
+/// Schema version 5's counter, for the Failures page's table of a pipeline's versions
+/// ([`crate::Store::failures_by_version`]): runs per (pipeline, hour of the last update, `pipeline_version`,
+/// status). Keyed by the pipeline first, so one pipeline's window is one range of the primary key.
+pub(crate) const VERSION_TABLE: (&str, &str) = (
+    "flowstate_version_hourly",
+    "CREATE TABLE IF NOT EXISTS flowstate_version_hourly (pipeline_key TEXT NOT NULL, hour INTEGER NOT NULL, \
+     version_key TEXT NOT NULL, status_key TEXT NOT NULL, runs INTEGER NOT NULL, \
+     PRIMARY KEY (pipeline_key, hour, version_key, status_key)) WITHOUT ROWID",
+);
+
 /// The triggers' names, in the order of [`create_triggers`].
-pub(crate) const TRIGGERS: [&str; 16] = [
+pub(crate) const TRIGGERS: [&str; 17] = [
     "flowstate_counters_bi",
     "flowstate_counters_ai",
     "flowstate_counters_bu",
@@ -155,17 +167,19 @@ pub(crate) const TRIGGERS: [&str; 16] = [
     "flowstate_delta_pipe_exec_daily",
     "flowstate_delta_pipe_mem_hourly",
     "flowstate_delta_pipe_mem_daily",
+    "flowstate_delta_version_hourly",
     "flowstate_delta_done",
 ];
 
 /// The columns of `workflow_state` the counters depend on.
-const COUNTED: [&str; 6] = [
+const COUNTED: [&str; 7] = [
     "status",
     "pipeline_id",
     "created_at",
     "updated_at",
     "execution_time_ms",
     "memory_usage_mb",
+    "pipeline_version",
 ];
 
 /// `'=' || value`, or `''` for NULL.
@@ -212,9 +226,9 @@ pub(crate) fn bucket_sql(exec: &str) -> String {
     )
 }
 
-/// The eight keys of a row whose columns are `{row}status`, ...: status, pipeline, creation hour, update hour,
-/// execution-time bucket, execution time, memory bucket, memory ([`mem_sql`]).
-fn keys_of(row: &str) -> [String; 8] {
+/// The nine keys of a row whose columns are `{row}status`, ...: status, pipeline, creation hour, update hour,
+/// execution-time bucket, execution time, memory bucket, memory ([`mem_sql`]), version.
+fn keys_of(row: &str) -> [String; 9] {
     let exec = exec_sql(&format!("{row}execution_time_ms"));
     let mem = mem_sql(&format!("{row}memory_usage_mb"));
     [
@@ -226,6 +240,7 @@ fn keys_of(row: &str) -> [String; 8] {
         exec,
         bucket_sql(&mem),
         mem,
+        key_sql(&format!("{row}pipeline_version")),
     ]
 }
 
@@ -236,10 +251,10 @@ fn delta(old: Option<&str>, new: Option<&str>, old_present: &str, tail: &str) ->
     let side = |row: Option<&str>, first: usize| -> String {
         let values: Vec<String> = match row {
             Some(r) => {
-                let [s, p, c, u, b, e, mb, m] = keys_of(r);
-                vec![s, p, c, u, e, b, m, mb]
+                let [s, p, c, u, b, e, mb, m, v] = keys_of(r);
+                vec![s, p, c, u, e, b, m, mb, v]
             }
-            None => vec!["NULL".to_string(); 8],
+            None => vec!["NULL".to_string(); 9],
         };
         values
             .iter()
@@ -248,17 +263,17 @@ fn delta(old: Option<&str>, new: Option<&str>, old_present: &str, tail: &str) ->
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let cols: Vec<String> = (0..18).map(|i| format!("c{i}")).collect();
+    let cols: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
     format!(
         "INSERT INTO flowstate_delta (o, o_status, o_pipeline, o_created, o_updated, o_exec, o_bucket, o_mem, \
-         o_mbucket, n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket, n_mem, n_mbucket, o_day, n_day) \
-         SELECT {}, {}, {} FROM (SELECT {old_present} AS c0, {}, {} AS c9, {}{tail});\n",
+         o_mbucket, o_version, n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket, n_mem, n_mbucket, \
+         n_version, o_day, n_day) SELECT {}, {}, {} FROM (SELECT {old_present} AS c0, {}, {} AS c10, {}{tail});\n",
         cols.join(", "),
         day_sql("c4"),
-        day_sql("c13"),
+        day_sql("c14"),
         side(old, 1),
         if new.is_some() { "1" } else { "0" },
-        side(new, 10),
+        side(new, 11),
     )
 }
 
@@ -284,7 +299,7 @@ struct Counter {
     value: Option<&'static str>,
 }
 
-const COUNTERS: [Counter; 9] = [
+const COUNTERS: [Counter; 10] = [
     Counter {
         table: "flowstate_counts",
         keys: &[("status_key", "status"), ("pipeline_key", "pipeline")],
@@ -373,6 +388,19 @@ const COUNTERS: [Counter; 9] = [
         values: MEM_SUMS,
         counted: "{x}_day IS NOT NULL AND {x}_mbucket IS NOT NULL",
         value: Some("mem"),
+    },
+    // Schema version 5: [`VERSION_TABLE`].
+    Counter {
+        table: "flowstate_version_hourly",
+        keys: &[
+            ("pipeline_key", "pipeline"),
+            ("hour", "updated"),
+            ("version_key", "version"),
+            ("status_key", "status"),
+        ],
+        values: &[("runs", "1")],
+        counted: "{x}_updated IS NOT NULL",
+        value: None,
     },
 ];
 
@@ -501,13 +529,13 @@ pub(crate) fn create_triggers() -> Vec<String> {
             ),
         ),
     ];
-    for (name, counter) in TRIGGERS[6..15].iter().zip(&COUNTERS) {
+    for (name, counter) in TRIGGERS[6..16].iter().zip(&COUNTERS) {
         out.push(delta_trigger(name, counter));
     }
     out.push(format!(
         "CREATE TRIGGER {} AFTER INSERT ON flowstate_delta FOR EACH ROW BEGIN\n\
          DELETE FROM flowstate_delta WHERE id = NEW.id;\nEND",
-        TRIGGERS[15]
+        TRIGGERS[16]
     ));
     out
 }
@@ -515,7 +543,7 @@ pub(crate) fn create_triggers() -> Vec<String> {
 /// What each counter table should hold, recounted from `workflow_state`: `(table, columns, SELECT)`. The SELECTs
 /// return the table's columns in order and under their names, keys first.
 pub(crate) fn recounts() -> Vec<(&'static str, &'static str, String)> {
-    let [s, p, ch, uh, b, e, mb, m] = keys_of("");
+    let [s, p, ch, uh, b, e, mb, m, v] = keys_of("");
     let d = day_sql("hour");
     let mut out = vec![
         (
@@ -584,6 +612,16 @@ pub(crate) fn recounts() -> Vec<(&'static str, &'static str, String)> {
             ),
         ));
     }
+    // Schema version 5's.
+    out.push((
+        VERSION_TABLE.0,
+        "pipeline_key, hour, version_key, status_key, runs",
+        format!(
+            "SELECT pipeline_key, hour, version_key, status_key, count(*) AS runs FROM (SELECT {p} AS pipeline_key, \
+             {uh} AS hour, {v} AS version_key, {s} AS status_key FROM workflow_state) WHERE hour IS NOT NULL \
+             GROUP BY pipeline_key, hour, version_key, status_key"
+        ),
+    ));
     out
 }
 
@@ -591,7 +629,7 @@ pub(crate) fn recounts() -> Vec<(&'static str, &'static str, String)> {
 /// read once: every row's keys go to a temporary table, which the four counts are then grouped from (the same
 /// counts as [`recounts`], which reads the table once per counter table).
 pub(crate) fn refill() -> Vec<String> {
-    let [s, p, ch, uh, b, e, mb, m] = keys_of("");
+    let [s, p, ch, uh, b, e, mb, m, v] = keys_of("");
     let mut out = vec![
         "DELETE FROM flowstate_stash".to_string(),
         "DELETE FROM flowstate_delta".to_string(),
@@ -599,7 +637,7 @@ pub(crate) fn refill() -> Vec<String> {
         format!(
             "CREATE TEMP TABLE flowstate_refill AS SELECT {s} AS status_key, {p} AS pipeline_key, \
              {ch} AS created_hour, {uh} AS updated_hour, {e} AS exec_ms, {b} AS bucket, {m} AS mem, \
-             {mb} AS mbucket FROM workflow_state"
+             {mb} AS mbucket, {v} AS version_key FROM workflow_state"
         ),
     ];
     let day = day_sql("updated_hour");
@@ -657,6 +695,14 @@ pub(crate) fn refill() -> Vec<String> {
              WHERE updated_hour IS NOT NULL AND {bk} IS NOT NULL GROUP BY k, pipeline_key, {bk}"
         ));
     }
+    // Schema version 5's.
+    out.push(format!("DELETE FROM {}", VERSION_TABLE.0));
+    out.push(format!(
+        "INSERT INTO {} (pipeline_key, hour, version_key, status_key, runs) SELECT pipeline_key, updated_hour, \
+         version_key, status_key, count(*) FROM temp.flowstate_refill WHERE updated_hour IS NOT NULL \
+         GROUP BY pipeline_key, updated_hour, version_key, status_key",
+        VERSION_TABLE.0
+    ));
     out.push("DROP TABLE temp.flowstate_refill".to_string());
     out
 }
@@ -769,6 +815,42 @@ pub(crate) mod sql {
             } else {
                 "1 "
             }
+        )
+    }
+
+    /// Runs per version and status key of pipeline key `?1` in the hours `{op} ?2`, with the newest such hour.
+    pub fn version_hours(op: &str) -> String {
+        format!(
+            "SELECT version_key, status_key, sum(runs), max(hour) FROM flowstate_version_hourly \
+             WHERE pipeline_key = ?1 AND hour {op} ?2 GROUP BY version_key, status_key"
+        )
+    }
+
+    /// Runs per version and status key of pipeline `?` updated in `[?, ?)` (bound after the statuses), among
+    /// `statuses` stored statuses (or the NULL status when 0), with their newest update: ranges of
+    /// `idx_flowstate_status_activity` (the pipeline compared in the index, the version read from the row).
+    pub fn versions_between(statuses: usize) -> String {
+        let u = instant_sql("updated_at");
+        let filter = if statuses == 0 {
+            "status IS NULL".to_string()
+        } else {
+            format!("status IN ({})", vec!["?"; statuses].join(", "))
+        };
+        format!(
+            "SELECT {}, {}, count(*), max({u}) FROM workflow_state WHERE {filter} AND {u} >= ? AND {u} < ? \
+             AND +pipeline_id = ? GROUP BY 1, 2",
+            super::key_sql("pipeline_version"),
+            super::key_sql("status")
+        )
+    }
+
+    /// The newest last update in `[?1, ?2)` of a run of pipeline `?3` and version `?4` (NULL: none): walks
+    /// `idx_flowstate_idle` back from `?2` to the first such run (at most the runs of one hour).
+    pub fn newest_of_version() -> String {
+        let u = instant_sql("updated_at");
+        format!(
+            "SELECT {u} FROM workflow_state WHERE {u} >= ?1 AND {u} < ?2 AND +pipeline_id = ?3 \
+             AND +pipeline_version IS ?4 ORDER BY {u} DESC LIMIT 1"
         )
     }
 
@@ -892,6 +974,106 @@ pub(crate) async fn updated_since(
     }
     out.retain(|_, n| *n != 0);
     Ok(out)
+}
+
+/// Runs of pipeline `pipeline` last updated at or after `since_us`, per version key and status key, with the newest
+/// last update of each: whole hours from `flowstate_version_hourly`, and the hour `since_us` falls in from
+/// `idx_flowstate_status_activity`, counting whichever part of that hour is shorter (as [`updated_since`]); each
+/// version's newest update is then found in its newest hour (one backward walk of `idx_flowstate_idle`).
+pub(crate) async fn versions_since(
+    conn: &mut SqliteConnection,
+    pipeline: &str,
+    since_us: i64,
+) -> sqlx::Result<Vec<crate::insights::VersionCount>> {
+    let h0 = hour_of(since_us);
+    let start = h0 * HOUR_US;
+    let before_part = since_us != start && since_us - start <= HOUR_US / 2;
+    let op = if since_us == start || before_part {
+        ">="
+    } else {
+        ">"
+    };
+    // Per (version key, status key): runs, and per version key: the newest hour and the newest instant known.
+    let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut newest_hour: BTreeMap<String, i64> = BTreeMap::new();
+    let mut newest_edge: BTreeMap<String, i64> = BTreeMap::new();
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(&sql::version_hours(op))
+        .bind(encode_key(pipeline))
+        .bind(h0)
+        .fetch_all(&mut *conn)
+        .await?;
+    for (v, st, n, hour) in rows {
+        *counts.entry((v.clone(), st)).or_insert(0) += n;
+        let e = newest_hour.entry(v).or_insert(hour);
+        *e = (*e).max(hour);
+    }
+    if since_us != start {
+        let (from, to, sign) = if before_part {
+            (start, since_us, -1)
+        } else {
+            (since_us, start + HOUR_US, 1)
+        };
+        let statuses: Vec<Option<String>> = sqlx::query_scalar::<_, String>(sql::STATUSES)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|k| decode_key(k))
+            .collect();
+        let named: Vec<&String> = statuses.iter().flatten().collect();
+        let mut lookups: Vec<Vec<&String>> = Vec::new();
+        if !named.is_empty() {
+            lookups.push(named);
+        }
+        if statuses.iter().any(Option::is_none) {
+            lookups.push(Vec::new());
+        }
+        for names in lookups {
+            let text = sql::versions_between(names.len());
+            let mut q = sqlx::query_as::<_, (String, String, i64, i64)>(&text);
+            for name in &names {
+                q = q.bind(name.as_str());
+            }
+            let rows = q.bind(from).bind(to).bind(pipeline).fetch_all(&mut *conn).await?;
+            for (v, st, n, newest) in rows {
+                *counts.entry((v.clone(), st)).or_insert(0) += sign * n;
+                if sign > 0 {
+                    let e = newest_edge.entry(v).or_insert(newest);
+                    *e = (*e).max(newest);
+                }
+            }
+        }
+    }
+    counts.retain(|_, n| *n != 0);
+    // The newest update of each version still counted: in its newest whole hour when it has one (later than
+    // any edge), else the edge's.
+    let mut newest: BTreeMap<String, Option<i64>> = BTreeMap::new();
+    let newest_sql = sql::newest_of_version();
+    for (v, _) in counts.keys() {
+        if newest.contains_key(v) {
+            continue;
+        }
+        let found = match newest_hour.get(v) {
+            Some(&hour) => {
+                let lo = (hour * HOUR_US).max(since_us);
+                sqlx::query_scalar::<_, i64>(&newest_sql)
+                    .bind(lo)
+                    .bind((hour + 1) * HOUR_US)
+                    .bind(pipeline)
+                    .bind(decode_key(v))
+                    .fetch_optional(&mut *conn)
+                    .await?
+            }
+            None => None,
+        };
+        newest.insert(v.clone(), found.or_else(|| newest_edge.get(v).copied()));
+    }
+    Ok(counts
+        .into_iter()
+        .map(|((v, st), n)| {
+            let at = newest.get(&v).copied().flatten();
+            (decode_key(&v).unwrap_or_default(), st, n, at)
+        })
+        .collect())
 }
 
 /// One difference between a counter table and a recount of `workflow_state`.

@@ -335,11 +335,10 @@ impl SqliteStore {
     }
 
     /// Per version of `pipeline`, runs by status among those last updated at or after `since`, with the newest
-    /// update. With the counters, the statuses the table holds are known: one range of
-    /// `idx_flowstate_status_activity` per status (the window's runs, the pipeline read from the index; `+` keeps
-    /// the planner off the pipeline indexes, which would read every run the pipeline ever had), and the version
-    /// from the rows of the pipeline's runs in the window. Measured at 100k runs, 24 h: 0.1 s against 0.5-0.8 s
-    /// through the pipeline index (sqlite3 CLI, load 8.5 on 2 cores). Without counters, the pipeline's runs.
+    /// update. With the counters (schema version 5): `flowstate_version_hourly`'s range of the pipeline's whole
+    /// hours, the first hour's shorter part from `idx_flowstate_status_activity`, and each version's newest update
+    /// from its newest hour ([`counters::versions_since`]): the work grows with hours × versions, not with runs.
+    /// Without counters (a file opened read-only before its upgrade), the pipeline's runs of the window.
     pub(crate) async fn version_counts(
         &self,
         since: DateTime<Utc>,
@@ -347,14 +346,12 @@ impl SqliteStore {
     ) -> Result<Vec<crate::insights::VersionCount>> {
         let u = instant_sql("updated_at");
         let map = self.map("reading failures per version");
-        let select = format!(
-            "SELECT CAST(COALESCE(pipeline_version, '') AS TEXT), {}, count(*), max({u}) FROM workflow_state",
-            counters::key_sql("status")
-        );
         let since_us = time::instant_micros(&since);
         if !self.has_counters() {
             return sqlx::query_as(&format!(
-                "{select} WHERE pipeline_id = ?1 AND {u} >= ?2 GROUP BY 1, 2"
+                "SELECT CAST(COALESCE(pipeline_version, '') AS TEXT), {}, count(*), max({u}) FROM workflow_state \
+                 WHERE pipeline_id = ?1 AND {u} >= ?2 GROUP BY 1, 2",
+                counters::key_sql("status")
             ))
             .bind(pipeline)
             .bind(since_us)
@@ -364,43 +361,9 @@ impl SqliteStore {
         }
         let mut conn = self.pool().acquire().await.map_err(&map)?;
         let mut tx = conn.begin().await.map_err(&map)?;
-        let statuses: Vec<Option<String>> = sqlx::query_scalar::<_, String>(counters::sql::STATUSES)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(&map)?
-            .iter()
-            .map(|k| counters::decode_key(k))
-            .collect();
-        let named: Vec<&String> = statuses.iter().flatten().collect();
-        let mut out = Vec::new();
-        if !named.is_empty() {
-            let sql = format!(
-                "{select} WHERE status IN ({}) AND {u} >= ? AND +pipeline_id = ? GROUP BY 1, 2",
-                vec!["?"; named.len()].join(", ")
-            );
-            let mut q = sqlx::query_as(&sql);
-            for name in &named {
-                q = q.bind(name.as_str());
-            }
-            let rows: Vec<crate::insights::VersionCount> = q
-                .bind(since_us)
-                .bind(pipeline)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(&map)?;
-            out.extend(rows);
-        }
-        if statuses.iter().any(Option::is_none) {
-            let rows: Vec<crate::insights::VersionCount> = sqlx::query_as(&format!(
-                "{select} WHERE status IS NULL AND {u} >= ?1 AND +pipeline_id = ?2 GROUP BY 1, 2"
-            ))
-            .bind(since_us)
-            .bind(pipeline)
-            .fetch_all(&mut *tx)
+        let out = counters::versions_since(&mut tx, pipeline, since_us)
             .await
             .map_err(&map)?;
-            out.extend(rows);
-        }
         tx.commit().await.map_err(&map)?;
         Ok(out)
     }

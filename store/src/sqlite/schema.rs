@@ -13,7 +13,10 @@
 //! and what ties a background task to its parent run), so a run copied from PostgreSQL keeps every value, and two
 //! partial indexes for the parent-run and background-task filters; 4 added the counters of the Pipelines page (per
 //! pipeline and hour or day of last update: runs per status, execution-time and memory histograms; see
-//! [`counters::PIPELINE_TABLES`]).
+//! [`counters::PIPELINE_TABLES`]); 5 added runs per pipeline, hour of last update, version and status
+//! ([`counters::VERSION_TABLE`]: the Failures page's table of a pipeline's versions, read from counters instead
+//! of every run of the window). A counter added means new triggers: the migration replaces them, recreates the
+//! triggers' scratch tables and refills every counter from the rows, in its transaction.
 //!
 //! The extra columns come after flujo's fifteen (`ALTER TABLE ADD COLUMN`, which SQLite does without rewriting a
 //! row: old rows read the defaults). flujo 0.4.35 names its fifteen columns in every statement, so it keeps working

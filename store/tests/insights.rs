@@ -413,12 +413,13 @@ both_backends! {
         }
         store.save_many(&runs).await.unwrap();
 
-        type Expected = Vec<(String, i64, i64, i64, Option<chrono::DateTime<chrono::Utc>>)>;
+        type Instant = chrono::DateTime<chrono::Utc>;
+        type Figures = (i64, i64, i64, Option<Instant>);
+        type Expected = Vec<(String, i64, i64, i64, Option<Instant>)>;
         let expected = |rows: &[(String, String, String, Status, chrono::DateTime<chrono::Utc>)],
                         since: chrono::DateTime<chrono::Utc>|
          -> Expected {
-            let mut per: std::collections::BTreeMap<String, (i64, i64, i64, Option<chrono::DateTime<chrono::Utc>>)> =
-                Default::default();
+            let mut per: std::collections::BTreeMap<String, Figures> = Default::default();
             for (_, p, v, st, u) in rows {
                 if p != "etl" || *u < since {
                     continue;

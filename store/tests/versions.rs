@@ -44,7 +44,7 @@ both_backends! {
         let (store, _clock) = db.open_at(now).await;
         let mut runs = Vec::new();
         for i in 0..40i64 {
-            let mut r = WorkflowState::new(&format!("r{i}"), if i % 5 == 0 { "other" } else { "etl" });
+            let mut r = WorkflowState::new(format!("r{i}"), if i % 5 == 0 { "other" } else { "etl" });
             r.pipeline_version = if i < 25 { "1.0" } else { "2.0" }.into();
             r.status = if i % 3 == 0 { Status::Failed } else { Status::Completed };
             r.updated_at = Some(now - Duration::minutes(i * 13));

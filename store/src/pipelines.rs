@@ -33,8 +33,10 @@ use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use crate::counters::MEM_UNITS_MAX;
-use crate::counters::{bucket_value, decode_key, PERCENTILE_RELATIVE_ERROR};
-use crate::insights::from_histogram;
+use crate::counters::{
+    bucket_value, coarse_of, coarse_value, decode_key, COARSE_RELATIVE_ERROR, PERCENTILE_RELATIVE_ERROR,
+};
+use crate::insights::from_buckets;
 use crate::Percentiles;
 
 /// The periods trends are offered for, in days.
@@ -148,6 +150,8 @@ pub struct Trend {
     pub failure_rate_regression: bool,
     /// The p95 rose by [`REGRESSION_FACTOR`] or more.
     pub p95_regression: bool,
+    /// The largest relative error of a p95 ([`COARSE_RELATIVE_ERROR`]: daily histograms are coarse).
+    pub relative_error: f64,
 }
 
 /// Counter rows of a window as a backend reads them: runs per (pipeline key, status key), and histogram rows
@@ -156,9 +160,11 @@ pub struct Trend {
 pub(crate) struct WindowRows {
     pub statuses: Vec<(String, String, i64)>,
     pub hist: Vec<(String, i64, i64, i64, i128)>,
+    /// Whole days were read (their histograms are coarse: every bucket is then read as its coarse bucket).
+    pub coarse: bool,
 }
 
-/// Counter rows of a trend: runs per (day, status key), and time histogram rows `(day, bucket, runs)`.
+/// Counter rows of a trend: runs per (day, status key), and time histogram rows `(day, coarse bucket, runs)`.
 #[derive(Debug, Default)]
 pub(crate) struct TrendRows {
     pub statuses: Vec<(i64, String, i64)>,
@@ -219,10 +225,17 @@ pub(crate) fn report(
             *acc.statuses.entry(status_name(&sk)).or_insert(0) += n;
         }
     }
+    // Whole days' histograms are coarse: the hours' fine buckets are read as the coarse buckets holding them.
+    let (value, relative_error): (fn(i64) -> f64, f64) = if rows.coarse {
+        (coarse_value, COARSE_RELATIVE_ERROR)
+    } else {
+        (bucket_value, PERCENTILE_RELATIVE_ERROR)
+    };
     for (pk, kind, bucket, n, sum) in rows.hist {
         if n == 0 {
             continue;
         }
+        let bucket = if rows.coarse { coarse_of(bucket) } else { bucket };
         let acc = per.entry(decode_key(&pk).unwrap_or_default()).or_default();
         if kind == 0 {
             acc.time.push((bucket, n));
@@ -243,14 +256,14 @@ pub(crate) fn report(
             let (finished, failed) = finished_and_failed(&acc.statuses);
             acc.time.sort_unstable();
             acc.mem.sort_unstable();
-            let time = from_histogram(&acc.time, None);
+            let time = from_buckets(&acc.time, None, value, relative_error);
             let memory_runs: i64 = acc.mem.iter().map(|(_, n)| n).sum();
             let max_memory_mb = acc
                 .mem
                 .iter()
                 .rev()
                 .find(|(_, n)| *n > 0)
-                .map(|(b, _)| bucket_value(*b) / 1000.0);
+                .map(|(b, _)| value(*b) / 1000.0);
             Some(PipelineFigures {
                 last_run: last_runs.remove(&pipeline_id),
                 avg_ms: (time.count > 0).then(|| acc.time_sum as f64 / time.count as f64),
@@ -276,7 +289,7 @@ pub(crate) fn report(
     PipelineReport {
         since,
         pipelines,
-        relative_error: PERCENTILE_RELATIVE_ERROR,
+        relative_error,
     }
 }
 
@@ -321,7 +334,7 @@ pub(crate) fn trend(pipeline_id: Option<String>, now: DateTime<Utc>, days: u32, 
                 _ => merged.push((*b, *n)),
             }
         }
-        from_histogram(&merged, None).p95
+        from_buckets(&merged, None, coarse_value, COARSE_RELATIVE_ERROR).p95
     };
     let period = |from: i64, to: i64| {
         let mut st: BTreeMap<String, i64> = BTreeMap::new();
@@ -371,6 +384,7 @@ pub(crate) fn trend(pipeline_id: Option<String>, now: DateTime<Utc>, days: u32, 
         daily,
         failure_rate_regression: regression(current.failure_rate, previous.failure_rate),
         p95_regression: regression(current.p95_ms, previous.p95_ms),
+        relative_error: COARSE_RELATIVE_ERROR,
         current,
         previous,
     }

@@ -101,8 +101,14 @@ fn reference(rows: &[WorkflowState], since: DateTime<Utc>) -> BTreeMap<String, R
     out
 }
 
-fn within(reported: f64, exact: f64, what: &str) {
-    let bound = if exact < 32.0 { 0.0 } else { exact / 32.0 };
+/// `reported` within `relative_error` of `exact` (1/32 from fine buckets, 1/8 from coarse ones), and exact below
+/// the first bucket wider than a unit (32, 8).
+fn within(reported: f64, exact: f64, relative_error: f64, what: &str) {
+    let bound = if exact < 1.0 / relative_error {
+        0.0
+    } else {
+        exact * relative_error
+    };
     assert!(
         (reported - exact).abs() <= bound + 1e-9,
         "{what}: {reported} against the exact {exact} (bound {bound})"
@@ -152,19 +158,24 @@ fn check(report: &PipelineReport, rows: &[WorkflowState], what: &str) {
                 (p.avg_ms.unwrap() - mean).abs() < 1e-6 * mean.max(1.0),
                 "{what}: mean time"
             );
+            let e = report.relative_error;
+            assert_eq!(p.time.relative_error, e, "{what}");
             within(
                 p.time.p50.unwrap(),
                 nearest_rank(&times, 0.50),
+                e,
                 &format!("{what}: p50"),
             );
             within(
                 p.time.p95.unwrap(),
                 nearest_rank(&times, 0.95),
+                e,
                 &format!("{what}: p95"),
             );
             within(
                 p.time.p99.unwrap(),
                 nearest_rank(&times, 0.99),
+                e,
                 &format!("{what}: p99"),
             );
         }
@@ -178,6 +189,7 @@ fn check(report: &PipelineReport, rows: &[WorkflowState], what: &str) {
             within(
                 p.max_memory_mb.unwrap() * 1000.0,
                 *max as f64,
+                report.relative_error,
                 &format!("{what}: max memory"),
             );
         } else {
@@ -218,7 +230,37 @@ async fn check_windows(store: &Store, now: DateTime<Utc>, what: &str) {
             0,
             "the window starts at a whole hour"
         );
+        // Windows within their first day read the hours' fine histograms (1/32); longer ones whole days too, in
+        // coarse buckets (1/8).
+        // (Runs last updated on a later day than the window's first, partial one are read from the days' coarse
+        // histograms, even for a window starting today: their updates lie ahead of the clock.)
+        let first_day = (report.since - Duration::seconds(1))
+            .date_naive()
+            .succ_opt()
+            .unwrap()
+            .and_hms_opt(0, 0, 0);
+        let first_day = first_day.unwrap().and_utc();
+        let coarse = rows.iter().any(|r| {
+            r.updated_at.is_some_and(|u| u >= first_day)
+                && (r.execution_time_ms.is_some() || r.memory_usage_mb.is_some())
+        });
+        assert_eq!(
+            report.relative_error,
+            if coarse { 1.0 / 8.0 } else { 1.0 / 32.0 },
+            "{what}, since {since}: the stated precision"
+        );
         check(&report, &rows, &format!("{what}, since {since}"));
+    }
+    // Trends of every pipeline (the summed counters) and of each, against the rows.
+    let mut pipelines: Vec<Option<String>> = vec![None];
+    pipelines.extend(
+        rows.iter()
+            .map(|r| Some(r.pipeline_id.clone()))
+            .collect::<std::collections::BTreeSet<_>>(),
+    );
+    for pipeline in pipelines {
+        let trend = store.pipeline_trend(7, pipeline.as_deref()).await.unwrap();
+        check_trend(&trend, &rows, &format!("{what}, trend of {pipeline:?}"));
     }
     let counters = store.verify_counters().await.unwrap();
     assert!(
@@ -226,6 +268,65 @@ async fn check_windows(store: &Store, now: DateTime<Utc>, what: &str) {
         "{what}: {:?}",
         &counters.differences[..counters.differences.len().min(5)]
     );
+}
+
+/// Every day of a trend and both periods against the rows (of its pipeline, or all).
+fn check_trend(trend: &flowstate_store::pipelines::Trend, rows: &[WorkflowState], what: &str) {
+    assert_eq!(
+        trend.relative_error,
+        1.0 / 8.0,
+        "{what}: daily histograms are coarse"
+    );
+    let of = |from: DateTime<Utc>, to: DateTime<Utc>| -> Vec<&WorkflowState> {
+        rows.iter()
+            .filter(|r| trend.pipeline_id.as_ref().is_none_or(|p| *p == r.pipeline_id))
+            .filter(|r| r.updated_at.is_some_and(|u| u >= from && u < to))
+            .collect()
+    };
+    let expect = |runs: Vec<&WorkflowState>, got: (i64, i64, i64, Option<f64>), what: &str| {
+        let failed = runs.iter().filter(|r| r.status == Status::Failed).count() as i64;
+        let finished = runs.iter().filter(|r| r.status.is_terminal()).count() as i64;
+        assert_eq!(
+            (got.0, got.1, got.2),
+            (runs.len() as i64, finished, failed),
+            "{what}: runs, finished, failed"
+        );
+        let mut times: Vec<i64> = runs.iter().filter_map(|r| r.execution_time_ms).collect();
+        times.sort_unstable();
+        match got.3 {
+            Some(p) => within(
+                p,
+                nearest_rank(&times, 0.95),
+                trend.relative_error,
+                &format!("{what}: p95"),
+            ),
+            None => assert!(times.is_empty(), "{what}: no p95"),
+        }
+    };
+    for d in &trend.daily {
+        let runs = of(d.day, d.day + Duration::days(1));
+        let mut statuses: BTreeMap<String, i64> = BTreeMap::new();
+        for r in &runs {
+            *statuses.entry(r.status.as_str().to_string()).or_insert(0) += 1;
+        }
+        assert_eq!(d.statuses, statuses, "{what}, {}: per status", d.day);
+        expect(
+            runs,
+            (d.runs, d.finished, d.failed, d.p95_ms),
+            &format!("{what}, {}", d.day),
+        );
+    }
+    for (p, name) in [
+        (&trend.current, "this period"),
+        (&trend.previous, "the previous period"),
+    ] {
+        let runs = of(p.from, p.to);
+        expect(
+            runs,
+            (p.runs, p.finished, p.failed, p.p95_ms),
+            &format!("{what}, {name}"),
+        );
+    }
 }
 
 both_backends! {
@@ -330,7 +431,7 @@ both_backends! {
             let mut times: Vec<i64> = of_day.iter().filter_map(|r| r.execution_time_ms).collect();
             times.sort_unstable();
             match day.p95_ms {
-                Some(p) => within(p, nearest_rank(&times, 0.95), "daily p95"),
+                Some(p) => within(p, nearest_rank(&times, 0.95), all.relative_error, "daily p95"),
                 None => assert!(times.is_empty()),
             }
         }
@@ -389,6 +490,8 @@ async fn a_version_3_sqlite_file_upgrades_in_place() {
         "flowstate_pipe_exec_daily",
         "flowstate_pipe_mem_hourly",
         "flowstate_pipe_mem_daily",
+        "flowstate_all_status_daily",
+        "flowstate_all_exec_daily",
     ] {
         sqlx::query(&format!("DROP TABLE {t}"))
             .execute(&mut conn)
@@ -404,11 +507,11 @@ async fn a_version_3_sqlite_file_upgrades_in_place() {
     let (store, _) = open_at(&db, now).await;
     let m = store.migration().clone();
     assert_eq!(m.from, flowstate_store::SchemaKind::Flowstate { version: 3 });
-    assert_eq!(m.to_version, 4);
+    assert_eq!(m.to_version, flowstate_store::SCHEMA_VERSION);
     for wanted in [
         "created table flowstate_pipe_exec_daily",
         "filled the counters from the rows",
-        "recorded schema version 4",
+        "recorded schema version 5",
     ] {
         assert!(
             m.changes.iter().any(|c| c.starts_with(wanted)),
@@ -447,6 +550,8 @@ async fn a_version_3_postgres_database_upgrades_in_place() {
         "flowstate_pipe_exec_daily",
         "flowstate_pipe_mem_hourly",
         "flowstate_pipe_mem_daily",
+        "flowstate_all_status_daily",
+        "flowstate_all_exec_daily",
     ] {
         sqlx::raw_sql(&format!("DROP VIEW {t}; DROP TABLE {t}_base"))
             .execute(&mut conn)

@@ -56,7 +56,7 @@ pub(crate) use crate::counters::*;
 use crate::time::{instant_sql, UNKNOWN_INSTANT};
 
 /// The counter tables, the stash and the delta table, in creation order.
-pub(crate) const TABLES: [(&str, &str); 11] = [
+pub(crate) const TABLES: [(&str, &str); 13] = [
     (
         "flowstate_counts",
         "CREATE TABLE IF NOT EXISTS flowstate_counts (status_key TEXT NOT NULL, pipeline_key TEXT NOT NULL, \
@@ -84,6 +84,9 @@ pub(crate) const TABLES: [(&str, &str); 11] = [
     PIPELINE_TABLES[2],
     PIPELINE_TABLES[3],
     PIPELINE_TABLES[4],
+    // Schema version 5: every pipeline's rows summed, per day (the trend of all pipelines).
+    PIPELINE_TABLES[5],
+    PIPELINE_TABLES[6],
     // The counted columns of a row another may replace, as stored (no type, so no conversion).
     (
         "flowstate_stash",
@@ -96,7 +99,8 @@ pub(crate) const TABLES: [(&str, &str); 11] = [
         "flowstate_delta",
         "CREATE TABLE IF NOT EXISTS flowstate_delta (id INTEGER PRIMARY KEY, \
          o, o_status, o_pipeline, o_created, o_updated, o_exec, o_bucket, o_mem, o_mbucket, \
-         n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket, n_mem, n_mbucket, o_day, n_day)",
+         n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket, n_mem, n_mbucket, o_day, n_day, \
+         o_cbucket, n_cbucket, o_cmbucket, n_cmbucket)",
     ),
 ];
 
@@ -106,7 +110,12 @@ pub(crate) const TABLES: [(&str, &str); 11] = [
 /// values in each bucket (two 32-bit halves, as `flowstate_counts` keeps its times). A window reads whole days from
 /// the daily tables and the hours of its first, partial day from the hourly ones (and from
 /// `flowstate_updated_hourly` for the runs per status).
-pub(crate) const PIPELINE_TABLES: [(&str, &str); 5] = [
+///
+/// Schema version 5: the daily histograms' buckets are **coarse** ([`COARSE_SUB_BUCKETS`], 4 per power of two:
+/// [`coarse_sql`]; the hourly ones keep 16), and two more tables hold every pipeline's rows summed per day (runs per
+/// (day, status), runs per (day, coarse time bucket)), which the trend of all pipelines reads: a 90-day trend reads
+/// 180 days × ~40 buckets instead of 180 days × pipelines × ~160.
+pub(crate) const PIPELINE_TABLES: [(&str, &str); 7] = [
     (
         "flowstate_pipe_status_daily",
         "CREATE TABLE IF NOT EXISTS flowstate_pipe_status_daily (day INTEGER NOT NULL, pipeline_key TEXT NOT NULL, \
@@ -136,10 +145,20 @@ pub(crate) const PIPELINE_TABLES: [(&str, &str); 5] = [
          bucket INTEGER NOT NULL, runs INTEGER NOT NULL, sum_hi INTEGER NOT NULL, sum_lo INTEGER NOT NULL, \
          PRIMARY KEY (day, pipeline_key, bucket)) WITHOUT ROWID",
     ),
+    (
+        "flowstate_all_status_daily",
+        "CREATE TABLE IF NOT EXISTS flowstate_all_status_daily (day INTEGER NOT NULL, status_key TEXT NOT NULL, \
+         runs INTEGER NOT NULL, PRIMARY KEY (day, status_key)) WITHOUT ROWID",
+    ),
+    (
+        "flowstate_all_exec_daily",
+        "CREATE TABLE IF NOT EXISTS flowstate_all_exec_daily (day INTEGER NOT NULL, bucket INTEGER NOT NULL, \
+         runs INTEGER NOT NULL, PRIMARY KEY (day, bucket)) WITHOUT ROWID",
+    ),
 ];
 
 /// The triggers' names, in the order of [`create_triggers`].
-pub(crate) const TRIGGERS: [&str; 16] = [
+pub(crate) const TRIGGERS: [&str; 18] = [
     "flowstate_counters_bi",
     "flowstate_counters_ai",
     "flowstate_counters_bu",
@@ -155,6 +174,8 @@ pub(crate) const TRIGGERS: [&str; 16] = [
     "flowstate_delta_pipe_exec_daily",
     "flowstate_delta_pipe_mem_hourly",
     "flowstate_delta_pipe_mem_daily",
+    "flowstate_delta_all_status_daily",
+    "flowstate_delta_all_exec_daily",
     "flowstate_delta_done",
 ];
 
@@ -212,6 +233,17 @@ pub(crate) fn bucket_sql(exec: &str) -> String {
     )
 }
 
+/// The coarse bucket ([`COARSE_SUB_BUCKETS`], the Rust twin [`coarse_of`]) of a value or of its fine bucket (an
+/// expression): the value itself below 8, else the value with all but its three highest bits cleared (as
+/// [`bucket_sql`], from the hexadecimal digits); NULL for NULL.
+pub(crate) fn coarse_sql(v: &str) -> String {
+    format!(
+        "(SELECT (v >> s) << s FROM (SELECT v, max(4 * length(h) + CASE WHEN substr(h, 1, 1) < '2' THEN -6 \
+         WHEN substr(h, 1, 1) < '4' THEN -5 WHEN substr(h, 1, 1) < '8' THEN -4 ELSE -3 END, 0) AS s \
+         FROM (SELECT v, printf('%x', v) AS h FROM (SELECT max({v}, 0) AS v))))"
+    )
+}
+
 /// The eight keys of a row whose columns are `{row}status`, ...: status, pipeline, creation hour, update hour,
 /// execution-time bucket, execution time, memory bucket, memory ([`mem_sql`]).
 fn keys_of(row: &str) -> [String; 8] {
@@ -231,7 +263,8 @@ fn keys_of(row: &str) -> [String; 8] {
 
 /// `INSERT INTO flowstate_delta` of an old row (`old`: its column prefix, or `None`) and a new one, with
 /// `tail` after the values (a `FROM`/`WHERE`).
-/// The update hours' days are computed once from the hours, by an outer `SELECT` over the keys.
+/// The update hours' days, and the coarse buckets of the daily histograms (from the fine ones), are computed once,
+/// by an outer `SELECT` over the keys.
 fn delta(old: Option<&str>, new: Option<&str>, old_present: &str, tail: &str) -> String {
     let side = |row: Option<&str>, first: usize| -> String {
         let values: Vec<String> = match row {
@@ -251,11 +284,16 @@ fn delta(old: Option<&str>, new: Option<&str>, old_present: &str, tail: &str) ->
     let cols: Vec<String> = (0..18).map(|i| format!("c{i}")).collect();
     format!(
         "INSERT INTO flowstate_delta (o, o_status, o_pipeline, o_created, o_updated, o_exec, o_bucket, o_mem, \
-         o_mbucket, n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket, n_mem, n_mbucket, o_day, n_day) \
-         SELECT {}, {}, {} FROM (SELECT {old_present} AS c0, {}, {} AS c9, {}{tail});\n",
+         o_mbucket, n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket, n_mem, n_mbucket, o_day, n_day, \
+         o_cbucket, n_cbucket, o_cmbucket, n_cmbucket) \
+         SELECT {}, {}, {}, {}, {}, {}, {} FROM (SELECT {old_present} AS c0, {}, {} AS c9, {}{tail});\n",
         cols.join(", "),
         day_sql("c4"),
         day_sql("c13"),
+        coarse_sql("c6"),
+        coarse_sql("c15"),
+        coarse_sql("c8"),
+        coarse_sql("c17"),
         side(old, 1),
         if new.is_some() { "1" } else { "0" },
         side(new, 10),
@@ -284,7 +322,7 @@ struct Counter {
     value: Option<&'static str>,
 }
 
-const COUNTERS: [Counter; 9] = [
+const COUNTERS: [Counter; 11] = [
     Counter {
         table: "flowstate_counts",
         keys: &[("status_key", "status"), ("pipeline_key", "pipeline")],
@@ -345,11 +383,16 @@ const COUNTERS: [Counter; 9] = [
         counted: "{x}_updated IS NOT NULL AND {x}_bucket IS NOT NULL",
         value: Some("exec"),
     },
+    // Daily histograms in coarse buckets (schema version 5).
     Counter {
         table: "flowstate_pipe_exec_daily",
-        keys: &[("day", "day"), ("pipeline_key", "pipeline"), ("bucket", "bucket")],
+        keys: &[
+            ("day", "day"),
+            ("pipeline_key", "pipeline"),
+            ("bucket", "cbucket"),
+        ],
         values: EXEC_SUMS,
-        counted: "{x}_day IS NOT NULL AND {x}_bucket IS NOT NULL",
+        counted: "{x}_day IS NOT NULL AND {x}_cbucket IS NOT NULL",
         value: Some("exec"),
     },
     Counter {
@@ -368,11 +411,26 @@ const COUNTERS: [Counter; 9] = [
         keys: &[
             ("day", "day"),
             ("pipeline_key", "pipeline"),
-            ("bucket", "mbucket"),
+            ("bucket", "cmbucket"),
         ],
         values: MEM_SUMS,
-        counted: "{x}_day IS NOT NULL AND {x}_mbucket IS NOT NULL",
+        counted: "{x}_day IS NOT NULL AND {x}_cmbucket IS NOT NULL",
         value: Some("mem"),
+    },
+    // Schema version 5: every pipeline summed, per day.
+    Counter {
+        table: "flowstate_all_status_daily",
+        keys: &[("day", "day"), ("status_key", "status")],
+        values: &[("runs", "1")],
+        counted: "{x}_day IS NOT NULL",
+        value: None,
+    },
+    Counter {
+        table: "flowstate_all_exec_daily",
+        keys: &[("day", "day"), ("bucket", "cbucket")],
+        values: &[("runs", "1")],
+        counted: "{x}_day IS NOT NULL AND {x}_cbucket IS NOT NULL",
+        value: None,
     },
 ];
 
@@ -501,13 +559,13 @@ pub(crate) fn create_triggers() -> Vec<String> {
             ),
         ),
     ];
-    for (name, counter) in TRIGGERS[6..15].iter().zip(&COUNTERS) {
+    for (name, counter) in TRIGGERS[6..6 + COUNTERS.len()].iter().zip(&COUNTERS) {
         out.push(delta_trigger(name, counter));
     }
     out.push(format!(
         "CREATE TRIGGER {} AFTER INSERT ON flowstate_delta FOR EACH ROW BEGIN\n\
          DELETE FROM flowstate_delta WHERE id = NEW.id;\nEND",
-        TRIGGERS[15]
+        TRIGGERS[6 + COUNTERS.len()]
     ));
     out
 }
@@ -553,10 +611,12 @@ pub(crate) fn recounts() -> Vec<(&'static str, &'static str, String)> {
             ),
         ),
     ];
-    // Schema version 4's.
+    // Schema version 4's (and 5's: coarse daily buckets, every pipeline summed per day).
     let rows = format!(
-        "SELECT {d} AS day, hour, {s} AS status_key, {p} AS pipeline_key, {e} AS e, {b} AS b, {m} AS m, {mb} AS mb \
-         FROM (SELECT *, {uh} AS hour FROM workflow_state) WHERE hour IS NOT NULL"
+        "SELECT {d} AS day, hour, {s} AS status_key, {p} AS pipeline_key, {e} AS e, {b} AS b, {m} AS m, {mb} AS mb, \
+         {cb} AS cb, {cmb} AS cmb FROM (SELECT *, {uh} AS hour FROM workflow_state) WHERE hour IS NOT NULL",
+        cb = coarse_sql(&b),
+        cmb = coarse_sql(&mb),
     );
     out.push((
         "flowstate_pipe_status_daily",
@@ -567,9 +627,9 @@ pub(crate) fn recounts() -> Vec<(&'static str, &'static str, String)> {
     ));
     for (table, period, v, bk) in [
         ("flowstate_pipe_exec_hourly", "hour", "e", "b"),
-        ("flowstate_pipe_exec_daily", "day", "e", "b"),
+        ("flowstate_pipe_exec_daily", "day", "e", "cb"),
         ("flowstate_pipe_mem_hourly", "hour", "m", "mb"),
-        ("flowstate_pipe_mem_daily", "day", "m", "mb"),
+        ("flowstate_pipe_mem_daily", "day", "m", "cmb"),
     ] {
         out.push((
             table,
@@ -584,6 +644,18 @@ pub(crate) fn recounts() -> Vec<(&'static str, &'static str, String)> {
             ),
         ));
     }
+    out.push((
+        "flowstate_all_status_daily",
+        "day, status_key, runs",
+        format!("SELECT day, status_key, count(*) AS runs FROM ({rows}) GROUP BY day, status_key"),
+    ));
+    out.push((
+        "flowstate_all_exec_daily",
+        "day, bucket, runs",
+        format!(
+            "SELECT day, cb AS bucket, count(*) AS runs FROM ({rows}) WHERE cb IS NOT NULL GROUP BY day, cb"
+        ),
+    ));
     out
 }
 
@@ -639,11 +711,12 @@ pub(crate) fn refill() -> Vec<String> {
          pipeline_key, status_key, count(*) FROM temp.flowstate_refill WHERE updated_hour IS NOT NULL \
          GROUP BY d, pipeline_key, status_key"
     ));
+    let (cb, cmb) = (coarse_sql("bucket"), coarse_sql("mbucket"));
     for (table, period, v, bk) in [
         ("flowstate_pipe_exec_hourly", "hour", "exec_ms", "bucket"),
-        ("flowstate_pipe_exec_daily", "day", "exec_ms", "bucket"),
+        ("flowstate_pipe_exec_daily", "day", "exec_ms", cb.as_str()),
         ("flowstate_pipe_mem_hourly", "hour", "mem", "mbucket"),
-        ("flowstate_pipe_mem_daily", "day", "mem", "mbucket"),
+        ("flowstate_pipe_mem_daily", "day", "mem", cmb.as_str()),
     ] {
         let key = if period == "hour" {
             "updated_hour".to_string()
@@ -653,10 +726,21 @@ pub(crate) fn refill() -> Vec<String> {
         out.push(format!("DELETE FROM {table}"));
         out.push(format!(
             "INSERT INTO {table} ({period}, pipeline_key, bucket, runs, sum_hi, sum_lo) SELECT {key} AS k, \
-             pipeline_key, {bk}, count(*), sum({v} >> 32), sum({v} & 4294967295) FROM temp.flowstate_refill \
-             WHERE updated_hour IS NOT NULL AND {bk} IS NOT NULL GROUP BY k, pipeline_key, {bk}"
+             pipeline_key, {bk} AS bk, count(*), sum({v} >> 32), sum({v} & 4294967295) FROM temp.flowstate_refill \
+             WHERE updated_hour IS NOT NULL AND bk IS NOT NULL GROUP BY k, pipeline_key, bk"
         ));
     }
+    // Schema version 5's: every pipeline summed per day.
+    out.push("DELETE FROM flowstate_all_status_daily".to_string());
+    out.push(format!(
+        "INSERT INTO flowstate_all_status_daily (day, status_key, runs) SELECT {day} AS d, status_key, count(*) \
+         FROM temp.flowstate_refill WHERE updated_hour IS NOT NULL GROUP BY d, status_key"
+    ));
+    out.push("DELETE FROM flowstate_all_exec_daily".to_string());
+    out.push(format!(
+        "INSERT INTO flowstate_all_exec_daily (day, bucket, runs) SELECT {day} AS d, {cb} AS bk, count(*) \
+         FROM temp.flowstate_refill WHERE updated_hour IS NOT NULL AND bk IS NOT NULL GROUP BY d, bk"
+    ));
     out.push("DROP TABLE temp.flowstate_refill".to_string());
     out
 }

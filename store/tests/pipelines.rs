@@ -602,6 +602,196 @@ async fn a_version_3_postgres_database_upgrades_in_place() {
     conn.close().await.unwrap();
 }
 
+/// A file of schema version 4 (the Pipelines counters with fine daily histograms, no summed counters, version 4's
+/// scratch tables and triggers) upgrades in place to 5: the daily histograms are refilled in coarse buckets, the
+/// summed counters created and filled, every counter exact and every figure that of the rows within 1/8.
+#[tokio::test]
+async fn a_version_4_sqlite_file_upgrades_in_place() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v4.db");
+    let now = at(NOW);
+    let (store, _) = open_at(&db, now).await;
+    store.save_many(&runs(300, now)).await.unwrap();
+    store.close().await;
+    // Back to version 4: its daily histograms had the hours' fine buckets (summed from the hourly ones here), its
+    // delta table no coarse columns, no summed counters; its triggers differ from these (dropped here).
+    let mut conn = raw(&db).await;
+    let triggers: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    for t in triggers {
+        sqlx::query(&format!("DROP TRIGGER {t}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    sqlx::raw_sql(
+        "DROP TABLE flowstate_all_status_daily; DROP TABLE flowstate_all_exec_daily; DROP TABLE flowstate_delta; \
+         CREATE TABLE flowstate_delta (id INTEGER PRIMARY KEY, o, o_status, o_pipeline, o_created, o_updated, \
+         o_exec, o_bucket, o_mem, o_mbucket, n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket, \
+         n_mem, n_mbucket, o_day, n_day); \
+         DELETE FROM flowstate_pipe_exec_daily; \
+         INSERT INTO flowstate_pipe_exec_daily SELECT hour / 24, pipeline_key, bucket, sum(runs), sum(sum_hi), \
+         sum(sum_lo) FROM flowstate_pipe_exec_hourly GROUP BY 1, 2, 3; \
+         DELETE FROM flowstate_pipe_mem_daily; \
+         INSERT INTO flowstate_pipe_mem_daily SELECT hour / 24, pipeline_key, bucket, sum(runs), sum(sum_hi), \
+         sum(sum_lo) FROM flowstate_pipe_mem_hourly GROUP BY 1, 2, 3; \
+         UPDATE flowstate_meta SET value = '4' WHERE key = 'schema_version'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    // Fine buckets a coarse histogram cannot hold (e.g. 36 ms: 32 + 4, whose coarse bucket is 32).
+    let buckets: Vec<i64> = sqlx::query_scalar("SELECT bucket FROM flowstate_pipe_exec_daily")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let coarse = |v: i64| {
+        if v < 8 {
+            v
+        } else {
+            let s = 61 - v.leading_zeros() as i64;
+            (v >> s) << s
+        }
+    };
+    let fine = buckets.iter().filter(|b| coarse(**b) != **b).count();
+    assert!(fine > 0, "the version-4 daily histogram has fine buckets");
+    conn.close().await.unwrap();
+
+    let (store, _) = open_at(&db, now).await;
+    let m = store.migration().clone();
+    assert_eq!(m.from, flowstate_store::SchemaKind::Flowstate { version: 4 });
+    assert_eq!(m.to_version, 5);
+    for wanted in [
+        "created table flowstate_all_exec_daily",
+        "filled the counters from the rows",
+        "recorded schema version 5",
+    ] {
+        assert!(
+            m.changes.iter().any(|c| c.starts_with(wanted)),
+            "{wanted}: {:#?}",
+            m.changes
+        );
+    }
+    check_windows(&store, now, "upgraded from 4").await;
+    let mut more = runs(40, now);
+    for r in &mut more {
+        r.run_id = format!("n{}", r.run_id);
+    }
+    store.save_many(&more).await.unwrap();
+    check_windows(&store, now, "upgraded from 4, then saved").await;
+    store.close().await;
+    let (store, _) = open_at(&db, now).await;
+    assert!(store.migration().is_noop(), "{:?}", store.migration().changes);
+    store.close().await;
+}
+
+/// The same on PostgreSQL: a database of version 4 (fine daily histograms, no summed counters, deltas pending in
+/// the log) gets version 5's Pipelines counters in place, refilled from the rows, without a recount of the
+/// overview's counters.
+#[tokio::test]
+async fn a_version_4_postgres_database_upgrades_in_place() {
+    use sqlx::Connection;
+    let Some(url) = flowstate_testkit::pg::fresh_database_or_skip("pipelines_v4").await else {
+        return;
+    };
+    let now = at(NOW);
+    let clock = flowstate_store::FixedClock::new(now);
+    let options = || flowstate_store::StoreOptions {
+        clock: std::sync::Arc::new(clock.clone()),
+        ..Default::default()
+    };
+    let store = Store::open_with(&url, options()).await.unwrap();
+    let all = runs(300, now);
+    store.save_many(&all[..250]).await.unwrap();
+    store.close().await;
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    // Version 4's daily views and folded counts kept the hours' fine buckets.
+    let mut v4 = String::from(
+        "SELECT flowstate_fold(); DROP VIEW flowstate_all_status_daily; \
+         DROP TABLE flowstate_all_status_daily_base; DROP VIEW flowstate_all_exec_daily; \
+         DROP TABLE flowstate_all_exec_daily_base; ",
+    );
+    for (kind, b) in [("exec", "b"), ("mem", "mb")] {
+        let e = if kind == "exec" { "e" } else { "m" };
+        v4.push_str(&format!(
+            "DELETE FROM flowstate_pipe_{kind}_daily_base; \
+             INSERT INTO flowstate_pipe_{kind}_daily_base SELECT floor(hour / 24.0)::int8, pipeline_key, bucket, 0, \
+             sum(runs), sum(vsum) FROM flowstate_pipe_{kind}_hourly_base GROUP BY 1, 2, 3; \
+             CREATE OR REPLACE VIEW flowstate_pipe_{kind}_daily AS SELECT day, pipeline_key, bucket, slot, runs, vsum \
+             FROM flowstate_pipe_{kind}_daily_base UNION ALL SELECT dy AS day, pk AS pipeline_key, {b} AS bucket, \
+             (-1)::int2 AS slot, (sum(d))::int8 AS runs, (COALESCE(sum({e} * d), 0))::int8 AS vsum \
+             FROM flowstate_delta WHERE dy IS NOT NULL AND {b} IS NOT NULL GROUP BY dy, pk, {b}; "
+        ));
+    }
+    v4.push_str(
+        "UPDATE flowstate_meta SET value = '4' WHERE key = 'schema_version'; \
+         INSERT INTO flowstate_counts_base VALUES ('=marker', '=p', 0, 1, 0, 0)",
+    );
+    sqlx::raw_sql(&v4).execute(&mut conn).await.unwrap();
+    drop(conn);
+    // Deltas pending in the log at the upgrade: another writer's saves (version 4's triggers append as these do).
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    for r in &all[250..] {
+        sqlx::query(
+            "INSERT INTO workflow_state (run_id, pipeline_id, pipeline_name, pipeline_version, current_step_index, \
+             status, created_at, updated_at, execution_time_ms, memory_usage_mb) \
+             VALUES ($1, $2, $2, '1', 0, $3, $4, $5, $6, $7)",
+        )
+        .bind(&r.run_id)
+        .bind(&r.pipeline_id)
+        .bind(r.status.as_str())
+        .bind(r.created_at.unwrap())
+        .bind(r.updated_at.unwrap())
+        .bind(r.execution_time_ms.map(|t| t as i32))
+        .bind(r.memory_usage_mb.map(|m| m as f32))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM flowstate_delta")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(pending > 0, "deltas pending in the log");
+
+    let store = Store::open_with(&url, options()).await.unwrap();
+    let m = store.migration().clone();
+    assert_eq!(m.from, flowstate_store::SchemaKind::Flowstate { version: 4 });
+    assert_eq!(m.to_version, 5);
+    assert!(
+        m.changes
+            .iter()
+            .any(|c| c.contains("counters of the Pipelines page")),
+        "{:#?}",
+        m.changes
+    );
+    let marker: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM flowstate_counts_base WHERE status_key = '=marker'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(marker, 1, "no recount of the overview's counters");
+    sqlx::query("DELETE FROM flowstate_counts_base WHERE status_key = '=marker'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    check_windows(&store, now, "upgraded from 4").await;
+    let mut more = runs(40, now);
+    for r in &mut more {
+        r.run_id = format!("n{}", r.run_id);
+    }
+    store.save_many(&more).await.unwrap();
+    check_windows(&store, now, "upgraded from 4, then saved").await;
+    store.close().await;
+    let store = Store::open_with(&url, options()).await.unwrap();
+    assert!(store.migration().is_noop(), "{:?}", store.migration().changes);
+    store.close().await;
+    conn.close().await.unwrap();
+}
+
 /// The save cost of schema 4's counters on SQLite, measured, not asserted (`--ignored`; run in release): saves that
 /// change a run's status and move it to a later hour (the saves that touch every new counter), on the same file
 /// with the five delta triggers of the new counters present and dropped, interleaved, median of 5 rounds each.

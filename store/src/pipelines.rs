@@ -1,6 +1,6 @@
 //! "Which pipeline fails most, and is it getting worse?": per-pipeline figures over a window and daily trends,
-//! read from the counters of schema version 4 (never from the rows, but for one index step per pipeline for its
-//! newest run).
+//! read from the counters of schema versions 4 and 5 (never from the rows, but for one index step per pipeline for
+//! its newest run).
 //!
 //! ## The window
 //! A window counts the runs **last updated** at or after its start, the start rounded down to its whole hour
@@ -12,13 +12,22 @@
 //! ## The figures
 //! - runs per status; the **failure rate of finished runs**: failed / (completed + failed + cancelled); running
 //!   and paused runs are not in the denominator (no rate when nothing finished);
-//! - execution time: mean (exact, from the sums the counters keep), p50/p95/p99 from the histogram (within
-//!   [`PERCENTILE_RELATIVE_ERROR`], 1/32, of the exact nearest-rank value, as the Overview's);
+//! - execution time: mean (exact, from the sums the counters keep), p50/p95/p99 from the histograms;
 //! - memory: mean (exact to the thousandth of a MB, values past [`MEM_UNITS_MAX`] counted as that) and **max from
-//!   the histogram**: the middle of the highest bucket holding a run, within 1/32 of the true maximum (a maximum is
-//!   not kept exactly by counters that must also subtract deleted runs);
+//!   the histogram**: the middle of the highest bucket holding a run (a maximum is not kept exactly by counters
+//!   that must also subtract deleted runs);
 //! - the newest run of the pipeline (by creation, one step of `idx_flowstate_pipeline_created`), whatever the
 //!   window.
+//!
+//! ## Precision ([`PipelineReport::relative_error`], [`Trend::relative_error`])
+//! The hourly histograms have 16 buckets per power of two: a percentile or maximum read from them alone is within
+//! [`PERCENTILE_RELATIVE_ERROR`] (1/32, 3.1 %) of the exact nearest-rank value, as the Overview's. The **daily**
+//! histograms (schema version 5) have 4 ([`crate::counters::COARSE_SUB_BUCKETS`]): a window that reads whole days
+//! (one reaching back past a midnight, or holding runs updated on a later day) reads the hours' buckets as the
+//! coarse buckets holding them, and its percentiles and maximum are within [`COARSE_RELATIVE_ERROR`] (1/8, 12.5 %);
+//! so is every p95 of a trend. Counts, failure rates and means are exact either way. Why coarse: a 30-day window
+//! of 7 pipelines read 30 × 7 × up to ~160 buckets per histogram; the coarse ones hold ~40, and the trend of every
+//! pipeline reads counters summed over the pipelines (schema version 5), one row per day and bucket.
 //!
 //! ## Trends
 //! Per UTC day over the last `days` days (today included, so today is partial), for one pipeline or all: runs per
@@ -71,7 +80,7 @@ pub struct PipelineFigures {
     pub memory_runs: i64,
     /// Their mean memory, MB.
     pub avg_memory_mb: Option<f64>,
-    /// Their largest memory, MB, from the histogram (within 1/32).
+    /// Their largest memory, MB, from the histogram (within [`PipelineReport::relative_error`]).
     pub max_memory_mb: Option<f64>,
     /// The pipeline's newest run (by creation), whatever the window: run id and creation time.
     pub last_run: Option<(String, Option<DateTime<Utc>>)>,
@@ -91,7 +100,8 @@ pub struct PipelineReport {
     pub since: DateTime<Utc>,
     /// The pipelines.
     pub pipelines: Vec<PipelineFigures>,
-    /// The largest relative error of a percentile or a maximum.
+    /// The largest relative error of a percentile or a maximum: 1/32 when only hours were read, 1/8 when whole
+    /// days were too (their histograms are coarse).
     pub relative_error: f64,
 }
 
@@ -110,7 +120,7 @@ pub struct TrendDay {
     pub failed: i64,
     /// failed / finished.
     pub failure_rate: Option<f64>,
-    /// p95 execution time (histogram, within 1/32).
+    /// p95 execution time (daily histogram, within [`Trend::relative_error`], 1/8).
     pub p95_ms: Option<f64>,
 }
 

@@ -150,7 +150,7 @@ both_backends! {
 
         let (store, _clock) = db.open_at(now).await;
         let report = store.migration().clone();
-        assert_eq!(report.to_version, 4);
+        assert_eq!(report.to_version, flowstate_store::SCHEMA_VERSION);
         assert!(
             report.changes.iter().any(|c| c.contains("flowstate_audit_run")),
             "{:?}",

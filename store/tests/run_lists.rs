@@ -247,9 +247,9 @@ both_backends! {
         let (store, _) = db.open_at(at("2026-05-02T08:00:00Z")).await;
         let report = store.migration().clone();
         assert_eq!(report.from, flowstate_store::SchemaKind::Flowstate { version: 3 });
-        assert_eq!(report.to_version, 4);
+        assert_eq!(report.to_version, flowstate_store::SCHEMA_VERSION);
         let mut wanted = vec!["created index idx_flowstate_memory", "created index idx_flowstate_idle",
-            "created index idx_flowstate_version_created", "recorded schema version 4"];
+            "created index idx_flowstate_version_created", "recorded schema version 5"];
         if db.is_postgres() {
             wanted.push("created index idx_flowstate_timed");
             // PostgreSQL's version-4 counters of the Pipelines page are checked by version too: a database

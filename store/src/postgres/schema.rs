@@ -27,6 +27,11 @@
 //! Version 3 also adds `flowstate_failure` ([`super::failures`]: the failed runs, kept by triggers, for the
 //! failure groups); a database at 1 or 2 gets it in place, filled from its failed rows (the counters are kept
 //! as they are).
+//!
+//! Version 4 adds the Pipelines page's counters ([`counters::PIPELINE_TABLES`]); version 5 keeps their daily
+//! histograms in coarse buckets and adds two counters of every pipeline summed per day. A database at 3 or 4 gets
+//! them in place ([`pipeline_counters_v4`]: created where missing, views and fold replaced, every Pipelines counter
+//! filled again from the rows after the log is folded); the overview's counters are kept.
 
 use sqlx::{Connection, PgConnection};
 

@@ -13,7 +13,10 @@
 //! and what ties a background task to its parent run), so a run copied from PostgreSQL keeps every value, and two
 //! partial indexes for the parent-run and background-task filters; 4 added the counters of the Pipelines page (per
 //! pipeline and hour or day of last update: runs per status, execution-time and memory histograms; see
-//! [`counters::PIPELINE_TABLES`]).
+//! [`counters::PIPELINE_TABLES`]); 5 keeps the daily histograms in coarse buckets (4 per power of two) and adds
+//! two counters of every pipeline summed per day, so the Pipelines page's long windows and trends read few rows
+//! (a file at 4 gets its triggers replaced and every counter filled again from the rows, in the migration's
+//! transaction, as from 3).
 //!
 //! The extra columns come after flujo's fifteen (`ALTER TABLE ADD COLUMN`, which SQLite does without rewriting a
 //! row: old rows read the defaults). flujo 0.4.35 names its fifteen columns in every statement, so it keeps working

@@ -115,10 +115,23 @@ async fn the_page_shows_each_pipeline_with_links_to_the_runs_behind_every_number
     // A scroll hint and the cards.
     assert!(page.contains("class=\"scroll-hint\""));
     assert!(page.contains("data-testid=\"pipeline-cards\""));
+    // The precision the figures were read with: 24 h reaches back past midnight, so whole days' coarse histograms.
+    assert!(
+        page.contains("within 12.5 % of the exact value"),
+        "the stated precision of a window of whole days"
+    );
+    assert!(
+        page.contains("Each p95 comes from a day's histogram, within 12.5 % of the exact value."),
+        "the trend's precision"
+    );
 
     // A window of 3 hours, by `since` too.
     let (status, html) = get(&db.store, "/pipelines?window=3h").await;
     assert_eq!(status, StatusCode::OK);
+    assert!(
+        markup(&html).contains("within 3.1 % of the exact value"),
+        "a window within its first day reads the hours' fine histograms"
+    );
     assert!(
         markup(&html).contains("<title>Pipelines, last 3 h"),
         "the title names the window"

@@ -109,10 +109,11 @@ pub(crate) trait Backend {
     async fn failure_counts(&self, since: DateTime<Utc>) -> Result<Vec<crate::insights::FailureCount>>;
     /// The Pipelines page's counter rows of a window: hours `[first_hour, first_day * 24)`, days from `first_day`.
     async fn pipeline_window(&self, first_hour: i64, first_day: i64) -> Result<crate::pipelines::WindowRows>;
-    /// A trend's counter rows from day `first_day` on, of one pipeline or all.
+    /// A trend's counter rows of the days `[first_day, last_day]`, of one pipeline or all.
     async fn pipeline_trend(
         &self,
         first_day: i64,
+        last_day: i64,
         pipeline_id: Option<&str>,
     ) -> Result<crate::pipelines::TrendRows>;
     /// The newest run (by creation) of each pipeline: run id and creation time.

@@ -32,6 +32,38 @@ pub const MEM_UNITS_MAX: i64 = 1 << 40;
 /// The largest relative error of a percentile read from the histogram: half a bucket, 1/32 of the value.
 pub const PERCENTILE_RELATIVE_ERROR: f64 = 1.0 / 32.0;
 
+/// Sub-buckets per power of two of the **daily** histograms of the Pipelines counters (schema version 5): times
+/// (and memory figures) of 8 and more fall into buckets 1/4 of their power of two wide, each a union of four
+/// [`SUB_BUCKETS`] buckets; below 8 every unit has its own bucket. A quarter of the rows of a day's fine histogram,
+/// so a 30- or 90-day read stays small; the hourly histograms keep the fine buckets.
+pub(crate) const COARSE_SUB_BUCKETS: i64 = 4;
+
+/// The largest relative error of a percentile read from a coarse histogram: half a coarse bucket, 1/8 of the value.
+pub const COARSE_RELATIVE_ERROR: f64 = 1.0 / 8.0;
+
+/// The lower bound of the coarse bucket ([`COARSE_SUB_BUCKETS`]) a value, or the lower bound of its fine bucket,
+/// falls in: the value itself below 8 (negative values count as 0), else the value with all but its three highest
+/// bits cleared. A fine bucket lies whole in one coarse bucket, so `coarse_of(bucket_of(v)) == coarse_of(v)`.
+pub fn coarse_of(v: i64) -> i64 {
+    if v < 2 * COARSE_SUB_BUCKETS {
+        return v.max(0);
+    }
+    let k = 63 - i64::from(v.leading_zeros());
+    let shift = k - 2;
+    (v >> shift) << shift
+}
+
+/// The value a percentile falling in the coarse bucket starting at `lower` is reported as: its middle (the value
+/// itself below 8).
+pub fn coarse_value(lower: i64) -> f64 {
+    if lower < 2 * COARSE_SUB_BUCKETS {
+        return lower as f64;
+    }
+    let k = 63 - i64::from(lower.leading_zeros());
+    let width = 1i64 << (k - 2);
+    lower as f64 + (width / 2) as f64
+}
+
 /// The lower bound of the bucket a time falls in (the Rust twin of [`bucket_sql`]).
 pub fn bucket_of(ms: i64) -> i64 {
     if ms < 2 * SUB_BUCKETS {
@@ -153,8 +185,41 @@ mod tests {
             }
         }
         assert_eq!(bucket_of(-5), 0);
+        assert_eq!(coarse_of(-5), 0);
         assert_eq!(hour_of(-1), -1);
         assert_eq!(hour_of(HOUR_US), 1);
         assert_eq!(time_sum(-1, 4294967291), -5);
+    }
+
+    #[test]
+    fn coarse_buckets_are_within_a_quarter_and_values_within_an_eighth() {
+        for v in (0..5000).chain([
+            1 << 20,
+            (1 << 20) + 12345,
+            (1 << 40) - 1,
+            1 << 40,
+            i64::MAX / 3,
+            i64::MAX,
+        ]) {
+            let c = coarse_of(v);
+            assert!(c <= v, "{v} in coarse bucket {c}");
+            assert_eq!(
+                coarse_of(bucket_of(v)),
+                c,
+                "the fine bucket of {v} lies in its coarse bucket"
+            );
+            if v >= 8 {
+                let k = 63 - i64::from(v.leading_zeros());
+                let width = 1i64 << (k - 2);
+                assert!(v - c < width, "{v} in coarse bucket {c} of width {width}");
+                let r = coarse_value(c);
+                assert!(
+                    (r - v as f64).abs() <= v as f64 * COARSE_RELATIVE_ERROR,
+                    "{v} reported as {r}"
+                );
+            } else {
+                assert_eq!((c, coarse_value(c)), (v, v as f64));
+            }
+        }
     }
 }

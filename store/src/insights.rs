@@ -350,6 +350,17 @@ pub(crate) fn buckets_of(document: Option<String>) -> Result<Vec<(i64, i64)>> {
 /// Nearest-rank p50, p95 and p99 from histogram buckets `(lower bound, runs)` in ascending order: each is the
 /// value of the bucket holding its rank (see [`counters::bucket_value`]), capped at the exact `max`.
 pub(crate) fn from_histogram(buckets: &[(i64, i64)], max: Option<f64>) -> Percentiles {
+    from_buckets(buckets, max, counters::bucket_value, PERCENTILE_RELATIVE_ERROR)
+}
+
+/// [`from_histogram`] of buckets whose reported values are `value(lower)`, each within `relative_error` (the coarse
+/// daily histograms of the Pipelines counters: [`counters::coarse_value`], 1/8).
+pub(crate) fn from_buckets(
+    buckets: &[(i64, i64)],
+    max: Option<f64>,
+    value: fn(i64) -> f64,
+    relative_error: f64,
+) -> Percentiles {
     let count: i64 = buckets.iter().map(|(_, n)| n).sum();
     if count <= 0 {
         return Percentiles {
@@ -363,7 +374,7 @@ pub(crate) fn from_histogram(buckets: &[(i64, i64)], max: Option<f64>) -> Percen
         for (lower, n) in buckets {
             seen += n;
             if seen >= rank {
-                let v = counters::bucket_value(*lower);
+                let v = value(*lower);
                 return Some(max.map_or(v, |m| v.min(m)));
             }
         }
@@ -376,7 +387,7 @@ pub(crate) fn from_histogram(buckets: &[(i64, i64)], max: Option<f64>) -> Percen
         p95,
         p99,
         max,
-        relative_error: PERCENTILE_RELATIVE_ERROR,
+        relative_error,
     }
 }
 

@@ -1,6 +1,6 @@
 //! "Which pipeline fails most, and is it getting worse?": per-pipeline figures over a window and daily trends,
-//! read from the counters of schema version 4 (never from the rows, but for one index step per pipeline for its
-//! newest run).
+//! read from the counters of schema versions 4 and 5 (never from the rows, but for one index step per pipeline for
+//! its newest run).
 //!
 //! ## The window
 //! A window counts the runs **last updated** at or after its start, the start rounded down to its whole hour
@@ -12,13 +12,22 @@
 //! ## The figures
 //! - runs per status; the **failure rate of finished runs**: failed / (completed + failed + cancelled); running
 //!   and paused runs are not in the denominator (no rate when nothing finished);
-//! - execution time: mean (exact, from the sums the counters keep), p50/p95/p99 from the histogram (within
-//!   [`PERCENTILE_RELATIVE_ERROR`], 1/32, of the exact nearest-rank value, as the Overview's);
+//! - execution time: mean (exact, from the sums the counters keep), p50/p95/p99 from the histograms;
 //! - memory: mean (exact to the thousandth of a MB, values past [`MEM_UNITS_MAX`] counted as that) and **max from
-//!   the histogram**: the middle of the highest bucket holding a run, within 1/32 of the true maximum (a maximum is
-//!   not kept exactly by counters that must also subtract deleted runs);
+//!   the histogram**: the middle of the highest bucket holding a run (a maximum is not kept exactly by counters
+//!   that must also subtract deleted runs);
 //! - the newest run of the pipeline (by creation, one step of `idx_flowstate_pipeline_created`), whatever the
 //!   window.
+//!
+//! ## Precision ([`PipelineReport::relative_error`], [`Trend::relative_error`])
+//! The hourly histograms have 16 buckets per power of two: a percentile or maximum read from them alone is within
+//! [`PERCENTILE_RELATIVE_ERROR`] (1/32, 3.1 %) of the exact nearest-rank value, as the Overview's. The **daily**
+//! histograms (schema version 5) have 4 ([`crate::counters::COARSE_SUB_BUCKETS`]): a window that reads whole days
+//! (one reaching back past a midnight, or holding runs updated on a later day) reads the hours' buckets as the
+//! coarse buckets holding them, and its percentiles and maximum are within [`COARSE_RELATIVE_ERROR`] (1/8, 12.5 %);
+//! so is every p95 of a trend. Counts, failure rates and means are exact either way. Why coarse: a 30-day window
+//! of 7 pipelines read 30 × 7 × up to ~160 buckets per histogram; the coarse ones hold ~40, and the trend of every
+//! pipeline reads counters summed over the pipelines (schema version 5), one row per day and bucket.
 //!
 //! ## Trends
 //! Per UTC day over the last `days` days (today included, so today is partial), for one pipeline or all: runs per
@@ -33,8 +42,10 @@ use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use crate::counters::MEM_UNITS_MAX;
-use crate::counters::{bucket_value, decode_key, PERCENTILE_RELATIVE_ERROR};
-use crate::insights::from_histogram;
+use crate::counters::{
+    bucket_value, coarse_of, coarse_value, decode_key, COARSE_RELATIVE_ERROR, PERCENTILE_RELATIVE_ERROR,
+};
+use crate::insights::from_buckets;
 use crate::Percentiles;
 
 /// The periods trends are offered for, in days.
@@ -69,7 +80,7 @@ pub struct PipelineFigures {
     pub memory_runs: i64,
     /// Their mean memory, MB.
     pub avg_memory_mb: Option<f64>,
-    /// Their largest memory, MB, from the histogram (within 1/32).
+    /// Their largest memory, MB, from the histogram (within [`PipelineReport::relative_error`]).
     pub max_memory_mb: Option<f64>,
     /// The pipeline's newest run (by creation), whatever the window: run id and creation time.
     pub last_run: Option<(String, Option<DateTime<Utc>>)>,
@@ -89,7 +100,8 @@ pub struct PipelineReport {
     pub since: DateTime<Utc>,
     /// The pipelines.
     pub pipelines: Vec<PipelineFigures>,
-    /// The largest relative error of a percentile or a maximum.
+    /// The largest relative error of a percentile or a maximum: 1/32 when only hours were read, 1/8 when whole
+    /// days were too (their histograms are coarse).
     pub relative_error: f64,
 }
 
@@ -108,7 +120,7 @@ pub struct TrendDay {
     pub failed: i64,
     /// failed / finished.
     pub failure_rate: Option<f64>,
-    /// p95 execution time (histogram, within 1/32).
+    /// p95 execution time (daily histogram, within [`Trend::relative_error`], 1/8).
     pub p95_ms: Option<f64>,
 }
 
@@ -148,6 +160,8 @@ pub struct Trend {
     pub failure_rate_regression: bool,
     /// The p95 rose by [`REGRESSION_FACTOR`] or more.
     pub p95_regression: bool,
+    /// The largest relative error of a p95 ([`COARSE_RELATIVE_ERROR`]: daily histograms are coarse).
+    pub relative_error: f64,
 }
 
 /// Counter rows of a window as a backend reads them: runs per (pipeline key, status key), and histogram rows
@@ -156,9 +170,11 @@ pub struct Trend {
 pub(crate) struct WindowRows {
     pub statuses: Vec<(String, String, i64)>,
     pub hist: Vec<(String, i64, i64, i64, i128)>,
+    /// Whole days were read (their histograms are coarse: every bucket is then read as its coarse bucket).
+    pub coarse: bool,
 }
 
-/// Counter rows of a trend: runs per (day, status key), and time histogram rows `(day, bucket, runs)`.
+/// Counter rows of a trend: runs per (day, status key), and time histogram rows `(day, coarse bucket, runs)`.
 #[derive(Debug, Default)]
 pub(crate) struct TrendRows {
     pub statuses: Vec<(i64, String, i64)>,
@@ -219,10 +235,17 @@ pub(crate) fn report(
             *acc.statuses.entry(status_name(&sk)).or_insert(0) += n;
         }
     }
+    // Whole days' histograms are coarse: the hours' fine buckets are read as the coarse buckets holding them.
+    let (value, relative_error): (fn(i64) -> f64, f64) = if rows.coarse {
+        (coarse_value, COARSE_RELATIVE_ERROR)
+    } else {
+        (bucket_value, PERCENTILE_RELATIVE_ERROR)
+    };
     for (pk, kind, bucket, n, sum) in rows.hist {
         if n == 0 {
             continue;
         }
+        let bucket = if rows.coarse { coarse_of(bucket) } else { bucket };
         let acc = per.entry(decode_key(&pk).unwrap_or_default()).or_default();
         if kind == 0 {
             acc.time.push((bucket, n));
@@ -243,14 +266,14 @@ pub(crate) fn report(
             let (finished, failed) = finished_and_failed(&acc.statuses);
             acc.time.sort_unstable();
             acc.mem.sort_unstable();
-            let time = from_histogram(&acc.time, None);
+            let time = from_buckets(&acc.time, None, value, relative_error);
             let memory_runs: i64 = acc.mem.iter().map(|(_, n)| n).sum();
             let max_memory_mb = acc
                 .mem
                 .iter()
                 .rev()
                 .find(|(_, n)| *n > 0)
-                .map(|(b, _)| bucket_value(*b) / 1000.0);
+                .map(|(b, _)| value(*b) / 1000.0);
             Some(PipelineFigures {
                 last_run: last_runs.remove(&pipeline_id),
                 avg_ms: (time.count > 0).then(|| acc.time_sum as f64 / time.count as f64),
@@ -276,7 +299,7 @@ pub(crate) fn report(
     PipelineReport {
         since,
         pipelines,
-        relative_error: PERCENTILE_RELATIVE_ERROR,
+        relative_error,
     }
 }
 
@@ -321,7 +344,7 @@ pub(crate) fn trend(pipeline_id: Option<String>, now: DateTime<Utc>, days: u32, 
                 _ => merged.push((*b, *n)),
             }
         }
-        from_histogram(&merged, None).p95
+        from_buckets(&merged, None, coarse_value, COARSE_RELATIVE_ERROR).p95
     };
     let period = |from: i64, to: i64| {
         let mut st: BTreeMap<String, i64> = BTreeMap::new();
@@ -371,6 +394,7 @@ pub(crate) fn trend(pipeline_id: Option<String>, now: DateTime<Utc>, days: u32, 
         daily,
         failure_rate_regression: regression(current.failure_rate, previous.failure_rate),
         p95_regression: regression(current.p95_ms, previous.p95_ms),
+        relative_error: COARSE_RELATIVE_ERROR,
         current,
         previous,
     }

@@ -773,8 +773,8 @@ impl Store {
             ));
         }
         let now = self.now();
-        let (prev_first, _, _) = crate::pipelines::trend_days(now, days);
-        let rows = on_backend!(self, b => b.pipeline_trend(prev_first, pipeline_id).await)?;
+        let (prev_first, _, today) = crate::pipelines::trend_days(now, days);
+        let rows = on_backend!(self, b => b.pipeline_trend(prev_first, today, pipeline_id).await)?;
         Ok(crate::pipelines::trend(
             pipeline_id.map(str::to_string),
             now,

@@ -277,6 +277,7 @@ fn Trend(trend: TrendView, window: Window, names: Vec<String>) -> AnyView {
         previous,
         rate_regression,
         p95_regression,
+        relative_error,
         runs_chart,
         rate_chart,
         p95_chart,
@@ -471,6 +472,13 @@ fn Trend(trend: TrendView, window: Window, names: Vec<String>) -> AnyView {
                     <tbody>{day_rows}</tbody>
                 </table>
             </ScrollTable>
+            <p class="hint" data-testid="trend-precision">
+                {format!(
+                    "Counts and failure rates are exact. Each p95 comes from a day's histogram, within {:.1} % of \
+                     the exact value.",
+                    relative_error * 100.0
+                )}
+            </p>
         </section>
     }
     .into_any()

@@ -111,6 +111,8 @@ pub struct TrendView {
     pub rate_regression: bool,
     /// The p95 rose by half or more.
     pub p95_regression: bool,
+    /// The largest relative error of a p95 (daily histograms: 1/8).
+    pub relative_error: f64,
     /// Runs per day stacked by status.
     pub runs_chart: Chart,
     /// Failure rate and p95 per day.
@@ -296,6 +298,7 @@ pub mod ssr {
             previous,
             rate_regression: t.failure_rate_regression,
             p95_regression: t.p95_regression,
+            relative_error: t.relative_error,
             runs_chart: charts.0,
             rate_chart: charts.1,
             p95_chart: charts.2,

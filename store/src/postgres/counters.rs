@@ -70,12 +70,18 @@ pub(crate) const TABLES: [&str; 4] = [
 /// update, with `vsum` the sum of the values in a bucket (memory in thousandths of a MB, within `[0, 2^40]`).
 /// Each counts only deltas with a day (`dy`): deltas a version-3 trigger appended before the upgrade have none,
 /// and the rows they stand for are already in the refill of these counters.
-pub(crate) const PIPELINE_TABLES: [&str; 5] = [
+///
+/// Schema version 5 (as on SQLite): the daily histograms' buckets are coarse ([`COARSE_SUB_BUCKETS`], 4 per power
+/// of two, [`COARSE_B`]; the hourly ones keep 16), and every pipeline's rows are summed per day in two more
+/// counters (`flowstate_all_status_daily`, `flowstate_all_exec_daily`), which the trend of all pipelines reads.
+pub(crate) const PIPELINE_TABLES: [&str; 7] = [
     "flowstate_pipe_status_daily",
     "flowstate_pipe_exec_hourly",
     "flowstate_pipe_exec_daily",
     "flowstate_pipe_mem_hourly",
     "flowstate_pipe_mem_daily",
+    "flowstate_all_status_daily",
+    "flowstate_all_exec_daily",
 ];
 
 /// Schema version 5's counter, after [`PIPELINE_TABLES`] in fold order: runs per (pipeline, hour of the last
@@ -83,6 +89,15 @@ pub(crate) const PIPELINE_TABLES: [&str; 5] = [
 /// `flowstate_version_hourly`). Counts only deltas with a version key (`vk`): deltas a version-4 trigger appended
 /// before the upgrade have none, and the rows they stand for are in the refill of this counter.
 pub(crate) const VERSION_TABLES: [&str; 1] = ["flowstate_version_hourly"];
+
+/// The coarse bucket ([`crate::counters::coarse_of`]) of a delta's fine execution-time bucket `b`: the bucket itself
+/// below 8, else with all but its three highest bits cleared (built-in functions only: the fold runs with an empty
+/// `search_path`).
+const COARSE_B: &str = "CASE WHEN b < 8 THEN b ELSE (b >> (62 - position('1' IN b::bit(64)::text))) \
+     << (62 - position('1' IN b::bit(64)::text)) END";
+/// The same of the memory bucket `mb`.
+const COARSE_MB: &str = "CASE WHEN mb < 8 THEN mb ELSE (mb >> (62 - position('1' IN mb::bit(64)::text))) \
+     << (62 - position('1' IN mb::bit(64)::text)) END";
 
 /// Every counter, in fold order.
 pub(crate) fn all_tables() -> impl Iterator<Item = &'static str> {
@@ -107,7 +122,7 @@ struct Counter {
     counted: &'static str,
 }
 
-const COUNTERS: [Counter; 10] = [
+const COUNTERS: [Counter; 12] = [
     Counter {
         table: "flowstate_counts",
         keys: &[("status_key", "sk"), ("pipeline_key", "pk")],
@@ -150,7 +165,7 @@ const COUNTERS: [Counter; 10] = [
     },
     Counter {
         table: "flowstate_pipe_exec_daily",
-        keys: &[("day", "dy"), ("pipeline_key", "pk"), ("bucket", "b")],
+        keys: &[("day", "dy"), ("pipeline_key", "pk"), ("bucket", COARSE_B)],
         values: &[("runs", "sum(d)"), ("vsum", "COALESCE(sum(e * d), 0)")],
         counted: "dy IS NOT NULL AND b IS NOT NULL",
     },
@@ -162,9 +177,21 @@ const COUNTERS: [Counter; 10] = [
     },
     Counter {
         table: "flowstate_pipe_mem_daily",
-        keys: &[("day", "dy"), ("pipeline_key", "pk"), ("bucket", "mb")],
+        keys: &[("day", "dy"), ("pipeline_key", "pk"), ("bucket", COARSE_MB)],
         values: &[("runs", "sum(d)"), ("vsum", "COALESCE(sum(m * d), 0)")],
         counted: "dy IS NOT NULL AND mb IS NOT NULL",
+    },
+    Counter {
+        table: "flowstate_all_status_daily",
+        keys: &[("day", "dy"), ("status_key", "sk")],
+        values: &[("runs", "sum(d)")],
+        counted: "dy IS NOT NULL",
+    },
+    Counter {
+        table: "flowstate_all_exec_daily",
+        keys: &[("day", "dy"), ("bucket", COARSE_B)],
+        values: &[("runs", "sum(d)")],
+        counted: "dy IS NOT NULL AND b IS NOT NULL",
     },
     // Schema version 5: [`VERSION_TABLES`].
     Counter {
@@ -228,6 +255,15 @@ pub(crate) fn create_tables(s: &str) -> Vec<String> {
              runs int8 NOT NULL, PRIMARY KEY (day, pipeline_key, status_key, slot)) {with}"
         ),
     ];
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {s}.flowstate_all_status_daily_base (day int8 NOT NULL, \
+         status_key text COLLATE \"C\" NOT NULL, slot int2 NOT NULL, runs int8 NOT NULL, \
+         PRIMARY KEY (day, status_key, slot)) {with}"
+    ));
+    out.push(format!(
+        "CREATE TABLE IF NOT EXISTS {s}.flowstate_all_exec_daily_base (day int8 NOT NULL, bucket int8 NOT NULL, \
+         slot int2 NOT NULL, runs int8 NOT NULL, PRIMARY KEY (day, bucket, slot)) {with}"
+    ));
     out.push(format!(
         "CREATE TABLE IF NOT EXISTS {s}.flowstate_version_hourly_base (pipeline_key text COLLATE \"C\" NOT NULL, \
          hour int8 NOT NULL, version_key text COLLATE \"C\" NOT NULL, status_key text COLLATE \"C\" NOT NULL, \
@@ -296,7 +332,7 @@ pub(crate) fn create_functions(s: &str) -> Vec<String> {
 
 /// One statement: deletes the log's visible deltas and adds them up into the base tables, each in key order.
 fn fold_statement(s: &str) -> String {
-    let (last, first) = COUNTERS.split_last().expect("ten counters");
+    let (last, first) = COUNTERS.split_last().expect("counters");
     let mut sql = format!(
         "WITH delta AS MATERIALIZED (DELETE FROM {s}.flowstate_delta RETURNING sk, pk, ch, uh, e, b, d, dy, m, mb, vk)"
     );

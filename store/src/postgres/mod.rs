@@ -511,9 +511,10 @@ impl Backend for PgStore {
     async fn pipeline_trend(
         &self,
         first_day: i64,
+        last_day: i64,
         pipeline_id: Option<&str>,
     ) -> Result<crate::pipelines::TrendRows> {
-        PgStore::pipeline_trend(self, first_day, pipeline_id).await
+        PgStore::pipeline_trend(self, first_day, last_day, pipeline_id).await
     }
     async fn last_runs(
         &self,

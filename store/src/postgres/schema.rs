@@ -30,6 +30,11 @@
 //! Version 3 also adds `flowstate_failure` ([`super::failures`]: the failed runs, kept by triggers, for the
 //! failure groups); a database at 1 or 2 gets it in place, filled from its failed rows (the counters are kept
 //! as they are).
+//!
+//! Version 4 adds the Pipelines page's counters ([`counters::PIPELINE_TABLES`]); version 5 keeps their daily
+//! histograms in coarse buckets and adds two counters of every pipeline summed per day. A database at 3 or 4 gets
+//! them in place ([`pipeline_counters_v4`]: created where missing, views and fold replaced, every Pipelines counter
+//! filled again from the rows after the log is folded); the overview's counters are kept.
 
 use sqlx::{Connection, PgConnection};
 
@@ -39,6 +44,10 @@ use crate::{Result, StoreError};
 
 /// The PostgreSQL schema version this build writes into `flowstate_meta`.
 pub const PG_SCHEMA_VERSION: i64 = 5;
+
+/// The schema version whose Pipelines counters ([`counters::PIPELINE_TABLES`]) this build keeps (5: coarse daily
+/// histograms, every pipeline summed per day).
+const PIPELINE_COUNTERS_VERSION: i64 = 5;
 
 /// The schema version whose counters (tables, functions, triggers) this build keeps: a database at this version or
 /// later has them current (version 3 changed nothing of them).
@@ -475,7 +484,7 @@ pub(crate) async fn inspect(conn: &mut PgConnection) -> Result<Inspection> {
     let counters_current = tables_exist && triggers_exist && version.is_some_and(|v| v >= COUNTERS_VERSION);
     let counters_upgradable = tables_exist && triggers_exist && version == Some(1);
     let pipeline_counters_current = counters_current
-        && version.is_some_and(|v| v >= 4)
+        && version.is_some_and(|v| v >= PIPELINE_COUNTERS_VERSION)
         && counters::PIPELINE_TABLES.iter().all(|t| {
             kind_of(t).as_deref() == Some("v") && kind_of(&counters::base(t)).as_deref() == Some("r")
         });
@@ -559,6 +568,11 @@ fn failure_steps(ins: &Inspection) -> Vec<(String, String)> {
 /// as they are (no recount). Idempotent (`IF NOT EXISTS`, functions and triggers replaced, the new counters
 /// emptied before they are filled). Nothing when the counters were just created whole (a new database, or
 /// counters not current: the full refill counts these too).
+///
+/// Schema version 5 (4 -> 5) is the same step: version 5's Pipelines counters differ (coarse daily histograms,
+/// two counters of every pipeline summed per day), so a database at 4 has them created where missing, the views
+/// and the fold replaced, and **every** Pipelines counter emptied and filled again from the rows (pending deltas
+/// folded first by the new fold); the overview's counters are kept.
 fn pipeline_counters_v4(ins: &Inspection) -> Vec<(String, String)> {
     if ins.pipeline_counters_current || !(ins.counters_current || ins.counters_upgradable) {
         return Vec::new();

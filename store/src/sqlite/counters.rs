@@ -56,7 +56,7 @@ pub(crate) use crate::counters::*;
 use crate::time::{instant_sql, UNKNOWN_INSTANT};
 
 /// The counter tables, the stash and the delta table, in creation order.
-pub(crate) const TABLES: [(&str, &str); 12] = [
+pub(crate) const TABLES: [(&str, &str); 14] = [
     (
         "flowstate_counts",
         "CREATE TABLE IF NOT EXISTS flowstate_counts (status_key TEXT NOT NULL, pipeline_key TEXT NOT NULL, \
@@ -84,6 +84,9 @@ pub(crate) const TABLES: [(&str, &str); 12] = [
     PIPELINE_TABLES[2],
     PIPELINE_TABLES[3],
     PIPELINE_TABLES[4],
+    // Schema version 5: every pipeline's rows summed, per day (the trend of all pipelines).
+    PIPELINE_TABLES[5],
+    PIPELINE_TABLES[6],
     // Schema version 5: runs per pipeline, hour of last update, version and status ([`VERSION_TABLE`]).
     VERSION_TABLE,
     // The counted columns of a row another may replace, as stored (no type, so no conversion).
@@ -98,7 +101,8 @@ pub(crate) const TABLES: [(&str, &str); 12] = [
         "flowstate_delta",
         "CREATE TABLE IF NOT EXISTS flowstate_delta (id INTEGER PRIMARY KEY, \
          o, o_status, o_pipeline, o_created, o_updated, o_exec, o_bucket, o_mem, o_mbucket, o_version, \
-         n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket, n_mem, n_mbucket, n_version, o_day, n_day)",
+         n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket, n_mem, n_mbucket, n_version, o_day, n_day, \
+         o_cbucket, n_cbucket, o_cmbucket, n_cmbucket)",
     ),
 ];
 
@@ -108,7 +112,12 @@ pub(crate) const TABLES: [(&str, &str); 12] = [
 /// values in each bucket (two 32-bit halves, as `flowstate_counts` keeps its times). A window reads whole days from
 /// the daily tables and the hours of its first, partial day from the hourly ones (and from
 /// `flowstate_updated_hourly` for the runs per status).
-pub(crate) const PIPELINE_TABLES: [(&str, &str); 5] = [
+///
+/// Schema version 5: the daily histograms' buckets are **coarse** ([`COARSE_SUB_BUCKETS`], 4 per power of two:
+/// [`coarse_sql`]; the hourly ones keep 16), and two more tables hold every pipeline's rows summed per day (runs per
+/// (day, status), runs per (day, coarse time bucket)), which the trend of all pipelines reads: a 90-day trend reads
+/// 180 days × ~40 buckets instead of 180 days × pipelines × ~160.
+pub(crate) const PIPELINE_TABLES: [(&str, &str); 7] = [
     (
         "flowstate_pipe_status_daily",
         "CREATE TABLE IF NOT EXISTS flowstate_pipe_status_daily (day INTEGER NOT NULL, pipeline_key TEXT NOT NULL, \
@@ -138,6 +147,16 @@ pub(crate) const PIPELINE_TABLES: [(&str, &str); 5] = [
          bucket INTEGER NOT NULL, runs INTEGER NOT NULL, sum_hi INTEGER NOT NULL, sum_lo INTEGER NOT NULL, \
          PRIMARY KEY (day, pipeline_key, bucket)) WITHOUT ROWID",
     ),
+    (
+        "flowstate_all_status_daily",
+        "CREATE TABLE IF NOT EXISTS flowstate_all_status_daily (day INTEGER NOT NULL, status_key TEXT NOT NULL, \
+         runs INTEGER NOT NULL, PRIMARY KEY (day, status_key)) WITHOUT ROWID",
+    ),
+    (
+        "flowstate_all_exec_daily",
+        "CREATE TABLE IF NOT EXISTS flowstate_all_exec_daily (day INTEGER NOT NULL, bucket INTEGER NOT NULL, \
+         runs INTEGER NOT NULL, PRIMARY KEY (day, bucket)) WITHOUT ROWID",
+    ),
 ];
 
 /// Schema version 5's counter, for the Failures page's table of a pipeline's versions
@@ -151,7 +170,7 @@ pub(crate) const VERSION_TABLE: (&str, &str) = (
 );
 
 /// The triggers' names, in the order of [`create_triggers`].
-pub(crate) const TRIGGERS: [&str; 17] = [
+pub(crate) const TRIGGERS: [&str; 19] = [
     "flowstate_counters_bi",
     "flowstate_counters_ai",
     "flowstate_counters_bu",
@@ -167,6 +186,8 @@ pub(crate) const TRIGGERS: [&str; 17] = [
     "flowstate_delta_pipe_exec_daily",
     "flowstate_delta_pipe_mem_hourly",
     "flowstate_delta_pipe_mem_daily",
+    "flowstate_delta_all_status_daily",
+    "flowstate_delta_all_exec_daily",
     "flowstate_delta_version_hourly",
     "flowstate_delta_done",
 ];
@@ -226,6 +247,17 @@ pub(crate) fn bucket_sql(exec: &str) -> String {
     )
 }
 
+/// The coarse bucket ([`COARSE_SUB_BUCKETS`], the Rust twin [`coarse_of`]) of a value or of its fine bucket (an
+/// expression): the value itself below 8, else the value with all but its three highest bits cleared (as
+/// [`bucket_sql`], from the hexadecimal digits); NULL for NULL.
+pub(crate) fn coarse_sql(v: &str) -> String {
+    format!(
+        "(SELECT (v >> s) << s FROM (SELECT v, max(4 * length(h) + CASE WHEN substr(h, 1, 1) < '2' THEN -6 \
+         WHEN substr(h, 1, 1) < '4' THEN -5 WHEN substr(h, 1, 1) < '8' THEN -4 ELSE -3 END, 0) AS s \
+         FROM (SELECT v, printf('%x', v) AS h FROM (SELECT max({v}, 0) AS v))))"
+    )
+}
+
 /// The nine keys of a row whose columns are `{row}status`, ...: status, pipeline, creation hour, update hour,
 /// execution-time bucket, execution time, memory bucket, memory ([`mem_sql`]), version.
 fn keys_of(row: &str) -> [String; 9] {
@@ -246,7 +278,8 @@ fn keys_of(row: &str) -> [String; 9] {
 
 /// `INSERT INTO flowstate_delta` of an old row (`old`: its column prefix, or `None`) and a new one, with
 /// `tail` after the values (a `FROM`/`WHERE`).
-/// The update hours' days are computed once from the hours, by an outer `SELECT` over the keys.
+/// The update hours' days, and the coarse buckets of the daily histograms (from the fine ones), are computed once,
+/// by an outer `SELECT` over the keys.
 fn delta(old: Option<&str>, new: Option<&str>, old_present: &str, tail: &str) -> String {
     let side = |row: Option<&str>, first: usize| -> String {
         let values: Vec<String> = match row {
@@ -267,10 +300,15 @@ fn delta(old: Option<&str>, new: Option<&str>, old_present: &str, tail: &str) ->
     format!(
         "INSERT INTO flowstate_delta (o, o_status, o_pipeline, o_created, o_updated, o_exec, o_bucket, o_mem, \
          o_mbucket, o_version, n, n_status, n_pipeline, n_created, n_updated, n_exec, n_bucket, n_mem, n_mbucket, \
-         n_version, o_day, n_day) SELECT {}, {}, {} FROM (SELECT {old_present} AS c0, {}, {} AS c10, {}{tail});\n",
+         n_version, o_day, n_day, o_cbucket, n_cbucket, o_cmbucket, n_cmbucket) \
+         SELECT {}, {}, {}, {}, {}, {}, {} FROM (SELECT {old_present} AS c0, {}, {} AS c10, {}{tail});\n",
         cols.join(", "),
         day_sql("c4"),
         day_sql("c14"),
+        coarse_sql("c6"),
+        coarse_sql("c16"),
+        coarse_sql("c8"),
+        coarse_sql("c18"),
         side(old, 1),
         if new.is_some() { "1" } else { "0" },
         side(new, 11),
@@ -299,7 +337,7 @@ struct Counter {
     value: Option<&'static str>,
 }
 
-const COUNTERS: [Counter; 10] = [
+const COUNTERS: [Counter; 12] = [
     Counter {
         table: "flowstate_counts",
         keys: &[("status_key", "status"), ("pipeline_key", "pipeline")],
@@ -360,11 +398,16 @@ const COUNTERS: [Counter; 10] = [
         counted: "{x}_updated IS NOT NULL AND {x}_bucket IS NOT NULL",
         value: Some("exec"),
     },
+    // Daily histograms in coarse buckets (schema version 5).
     Counter {
         table: "flowstate_pipe_exec_daily",
-        keys: &[("day", "day"), ("pipeline_key", "pipeline"), ("bucket", "bucket")],
+        keys: &[
+            ("day", "day"),
+            ("pipeline_key", "pipeline"),
+            ("bucket", "cbucket"),
+        ],
         values: EXEC_SUMS,
-        counted: "{x}_day IS NOT NULL AND {x}_bucket IS NOT NULL",
+        counted: "{x}_day IS NOT NULL AND {x}_cbucket IS NOT NULL",
         value: Some("exec"),
     },
     Counter {
@@ -383,11 +426,26 @@ const COUNTERS: [Counter; 10] = [
         keys: &[
             ("day", "day"),
             ("pipeline_key", "pipeline"),
-            ("bucket", "mbucket"),
+            ("bucket", "cmbucket"),
         ],
         values: MEM_SUMS,
-        counted: "{x}_day IS NOT NULL AND {x}_mbucket IS NOT NULL",
+        counted: "{x}_day IS NOT NULL AND {x}_cmbucket IS NOT NULL",
         value: Some("mem"),
+    },
+    // Schema version 5: every pipeline summed, per day.
+    Counter {
+        table: "flowstate_all_status_daily",
+        keys: &[("day", "day"), ("status_key", "status")],
+        values: &[("runs", "1")],
+        counted: "{x}_day IS NOT NULL",
+        value: None,
+    },
+    Counter {
+        table: "flowstate_all_exec_daily",
+        keys: &[("day", "day"), ("bucket", "cbucket")],
+        values: &[("runs", "1")],
+        counted: "{x}_day IS NOT NULL AND {x}_cbucket IS NOT NULL",
+        value: None,
     },
     // Schema version 5: [`VERSION_TABLE`].
     Counter {
@@ -529,13 +587,13 @@ pub(crate) fn create_triggers() -> Vec<String> {
             ),
         ),
     ];
-    for (name, counter) in TRIGGERS[6..16].iter().zip(&COUNTERS) {
+    for (name, counter) in TRIGGERS[6..6 + COUNTERS.len()].iter().zip(&COUNTERS) {
         out.push(delta_trigger(name, counter));
     }
     out.push(format!(
         "CREATE TRIGGER {} AFTER INSERT ON flowstate_delta FOR EACH ROW BEGIN\n\
          DELETE FROM flowstate_delta WHERE id = NEW.id;\nEND",
-        TRIGGERS[16]
+        TRIGGERS[6 + COUNTERS.len()]
     ));
     out
 }
@@ -581,10 +639,12 @@ pub(crate) fn recounts() -> Vec<(&'static str, &'static str, String)> {
             ),
         ),
     ];
-    // Schema version 4's.
+    // Schema version 4's (and 5's: coarse daily buckets, every pipeline summed per day).
     let rows = format!(
-        "SELECT {d} AS day, hour, {s} AS status_key, {p} AS pipeline_key, {e} AS e, {b} AS b, {m} AS m, {mb} AS mb \
-         FROM (SELECT *, {uh} AS hour FROM workflow_state) WHERE hour IS NOT NULL"
+        "SELECT {d} AS day, hour, {s} AS status_key, {p} AS pipeline_key, {e} AS e, {b} AS b, {m} AS m, {mb} AS mb, \
+         {cb} AS cb, {cmb} AS cmb FROM (SELECT *, {uh} AS hour FROM workflow_state) WHERE hour IS NOT NULL",
+        cb = coarse_sql(&b),
+        cmb = coarse_sql(&mb),
     );
     out.push((
         "flowstate_pipe_status_daily",
@@ -595,9 +655,9 @@ pub(crate) fn recounts() -> Vec<(&'static str, &'static str, String)> {
     ));
     for (table, period, v, bk) in [
         ("flowstate_pipe_exec_hourly", "hour", "e", "b"),
-        ("flowstate_pipe_exec_daily", "day", "e", "b"),
+        ("flowstate_pipe_exec_daily", "day", "e", "cb"),
         ("flowstate_pipe_mem_hourly", "hour", "m", "mb"),
-        ("flowstate_pipe_mem_daily", "day", "m", "mb"),
+        ("flowstate_pipe_mem_daily", "day", "m", "cmb"),
     ] {
         out.push((
             table,
@@ -612,6 +672,18 @@ pub(crate) fn recounts() -> Vec<(&'static str, &'static str, String)> {
             ),
         ));
     }
+    out.push((
+        "flowstate_all_status_daily",
+        "day, status_key, runs",
+        format!("SELECT day, status_key, count(*) AS runs FROM ({rows}) GROUP BY day, status_key"),
+    ));
+    out.push((
+        "flowstate_all_exec_daily",
+        "day, bucket, runs",
+        format!(
+            "SELECT day, cb AS bucket, count(*) AS runs FROM ({rows}) WHERE cb IS NOT NULL GROUP BY day, cb"
+        ),
+    ));
     // Schema version 5's.
     out.push((
         VERSION_TABLE.0,
@@ -677,11 +749,12 @@ pub(crate) fn refill() -> Vec<String> {
          pipeline_key, status_key, count(*) FROM temp.flowstate_refill WHERE updated_hour IS NOT NULL \
          GROUP BY d, pipeline_key, status_key"
     ));
+    let (cb, cmb) = (coarse_sql("bucket"), coarse_sql("mbucket"));
     for (table, period, v, bk) in [
         ("flowstate_pipe_exec_hourly", "hour", "exec_ms", "bucket"),
-        ("flowstate_pipe_exec_daily", "day", "exec_ms", "bucket"),
+        ("flowstate_pipe_exec_daily", "day", "exec_ms", cb.as_str()),
         ("flowstate_pipe_mem_hourly", "hour", "mem", "mbucket"),
-        ("flowstate_pipe_mem_daily", "day", "mem", "mbucket"),
+        ("flowstate_pipe_mem_daily", "day", "mem", cmb.as_str()),
     ] {
         let key = if period == "hour" {
             "updated_hour".to_string()
@@ -691,10 +764,21 @@ pub(crate) fn refill() -> Vec<String> {
         out.push(format!("DELETE FROM {table}"));
         out.push(format!(
             "INSERT INTO {table} ({period}, pipeline_key, bucket, runs, sum_hi, sum_lo) SELECT {key} AS k, \
-             pipeline_key, {bk}, count(*), sum({v} >> 32), sum({v} & 4294967295) FROM temp.flowstate_refill \
-             WHERE updated_hour IS NOT NULL AND {bk} IS NOT NULL GROUP BY k, pipeline_key, {bk}"
+             pipeline_key, {bk} AS bk, count(*), sum({v} >> 32), sum({v} & 4294967295) FROM temp.flowstate_refill \
+             WHERE updated_hour IS NOT NULL AND bk IS NOT NULL GROUP BY k, pipeline_key, bk"
         ));
     }
+    // Schema version 5's: every pipeline summed per day.
+    out.push("DELETE FROM flowstate_all_status_daily".to_string());
+    out.push(format!(
+        "INSERT INTO flowstate_all_status_daily (day, status_key, runs) SELECT {day} AS d, status_key, count(*) \
+         FROM temp.flowstate_refill WHERE updated_hour IS NOT NULL GROUP BY d, status_key"
+    ));
+    out.push("DELETE FROM flowstate_all_exec_daily".to_string());
+    out.push(format!(
+        "INSERT INTO flowstate_all_exec_daily (day, bucket, runs) SELECT {day} AS d, {cb} AS bk, count(*) \
+         FROM temp.flowstate_refill WHERE updated_hour IS NOT NULL AND bk IS NOT NULL GROUP BY d, bk"
+    ));
     // Schema version 5's.
     out.push(format!("DELETE FROM {}", VERSION_TABLE.0));
     out.push(format!(

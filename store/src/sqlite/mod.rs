@@ -1463,9 +1463,10 @@ impl crate::backend::Backend for SqliteStore {
     async fn pipeline_trend(
         &self,
         first_day: i64,
+        last_day: i64,
         pipeline_id: Option<&str>,
     ) -> Result<crate::pipelines::TrendRows> {
-        SqliteStore::pipeline_trend(self, first_day, pipeline_id).await
+        SqliteStore::pipeline_trend(self, first_day, last_day, pipeline_id).await
     }
     async fn last_runs(
         &self,

@@ -11,28 +11,50 @@ use super::SqliteStore;
 use crate::pipelines::{TrendRows, WindowRows};
 use crate::{Result, StoreError};
 
-/// The statements, in one place for the plan test.
+/// The statements, in one place for the plan test. Histogram rows come back as **one JSON array** (a row of the
+/// driver costs many times SQLite's work on it).
 pub(crate) mod sql {
     /// Runs per (pipeline key, status key) last updated in the hours `[?1, ?2)` or the days from `?3` on.
     pub const WINDOW_STATUSES: &str = "SELECT pipeline_key, status_key, sum(runs) FROM (\
          SELECT pipeline_key, status_key, runs FROM flowstate_updated_hourly WHERE hour >= ?1 AND hour < ?2 \
          UNION ALL SELECT pipeline_key, status_key, runs FROM flowstate_pipe_status_daily WHERE day >= ?3) \
          GROUP BY pipeline_key, status_key";
-    /// Histogram rows `(pipeline key, kind, bucket, runs, sum_hi, sum_lo)` of the same hours and days.
-    pub const WINDOW_HIST: &str = "SELECT pipeline_key, kind, bucket, sum(runs), sum(sum_hi), sum(sum_lo) FROM (\
+    /// Histogram rows `[pipeline key, kind, bucket, runs, sum_hi, sum_lo]` of the same hours and days, as one JSON
+    /// array; kind 0 and 1 are the hours' execution times and memory (fine buckets), 2 and 3 the days' (coarse).
+    pub const WINDOW_HIST: &str = "SELECT json_group_array(json_array(pipeline_key, kind, bucket, n, hi, lo)) FROM (\
+         SELECT pipeline_key, kind, bucket, sum(runs) AS n, sum(sum_hi) AS hi, sum(sum_lo) AS lo FROM (\
          SELECT pipeline_key, 0 AS kind, bucket, runs, sum_hi, sum_lo FROM flowstate_pipe_exec_hourly \
          WHERE hour >= ?1 AND hour < ?2 \
-         UNION ALL SELECT pipeline_key, 0, bucket, runs, sum_hi, sum_lo FROM flowstate_pipe_exec_daily WHERE day >= ?3 \
+         UNION ALL SELECT pipeline_key, 2, bucket, runs, sum_hi, sum_lo FROM flowstate_pipe_exec_daily WHERE day >= ?3 \
          UNION ALL SELECT pipeline_key, 1, bucket, runs, sum_hi, sum_lo FROM flowstate_pipe_mem_hourly \
          WHERE hour >= ?1 AND hour < ?2 \
-         UNION ALL SELECT pipeline_key, 1, bucket, runs, sum_hi, sum_lo FROM flowstate_pipe_mem_daily WHERE day >= ?3) \
-         GROUP BY pipeline_key, kind, bucket";
-    /// Runs per (day, status key) from day `?1` on, of pipeline key `?2` (every pipeline when NULL).
-    pub const TREND_STATUSES: &str = "SELECT day, status_key, sum(runs) FROM flowstate_pipe_status_daily \
-         WHERE day >= ?1 AND (?2 IS NULL OR pipeline_key = ?2) GROUP BY day, status_key";
-    /// Time histogram rows `(day, bucket, runs)` from day `?1` on, of pipeline key `?2` (all when NULL).
-    pub const TREND_HIST: &str = "SELECT day, bucket, sum(runs) FROM flowstate_pipe_exec_daily \
-         WHERE day >= ?1 AND (?2 IS NULL OR pipeline_key = ?2) GROUP BY day, bucket";
+         UNION ALL SELECT pipeline_key, 3, bucket, runs, sum_hi, sum_lo FROM flowstate_pipe_mem_daily WHERE day >= ?3) \
+         GROUP BY pipeline_key, kind, bucket)";
+    /// Runs per (day, status key) of the days `[?1, ?2]`, every pipeline (the summed rows of schema version 5).
+    pub const TREND_STATUSES_ALL: &str =
+        "SELECT day, status_key, runs FROM flowstate_all_status_daily WHERE day >= ?1 AND day <= ?2";
+    /// Time histogram rows `[day, coarse bucket, runs]` of the days `[?1, ?2]`, every pipeline, as one JSON array.
+    pub const TREND_HIST_ALL: &str = "SELECT json_group_array(json_array(day, bucket, runs)) \
+         FROM flowstate_all_exec_daily WHERE day >= ?1 AND day <= ?2";
+    /// The days `[?1, ?2]`, for the per-pipeline reads: one search of the primary key (day, pipeline) per day.
+    macro_rules! days {
+        () => {
+            "WITH RECURSIVE d(day) AS (SELECT ?1 UNION ALL SELECT day + 1 FROM d WHERE day < ?2) "
+        };
+    }
+    /// Runs per (day, status key) of the days `[?1, ?2]`, of pipeline key `?3`.
+    pub const TREND_STATUSES_ONE: &str = concat!(
+        days!(),
+        "SELECT t.day, t.status_key, t.runs FROM d JOIN flowstate_pipe_status_daily AS t \
+         ON t.day = d.day AND t.pipeline_key = ?3"
+    );
+    /// Time histogram rows `[day, coarse bucket, runs]` of the days `[?1, ?2]`, of pipeline key `?3`, as one JSON
+    /// array.
+    pub const TREND_HIST_ONE: &str = concat!(
+        days!(),
+        "SELECT json_group_array(json_array(t.day, t.bucket, t.runs)) FROM d \
+         JOIN flowstate_pipe_exec_daily AS t ON t.day = d.day AND t.pipeline_key = ?3"
+    );
 
     /// The newest run (by creation) of each pipeline of the JSON array `?1`: one step of
     /// `idx_flowstate_pipeline_created` each.
@@ -45,13 +67,22 @@ pub(crate) mod sql {
     }
 }
 
+/// The rows of a `json_group_array` (none for NULL).
+fn json_rows<T: serde::de::DeserializeOwned>(document: Option<&str>) -> Result<Vec<T>> {
+    serde_json::from_str(document.unwrap_or("[]")).map_err(|e| {
+        StoreError::Database(sqlx::Error::Decode(
+            format!("the pipelines' counters read back as unexpected JSON: {e}").into(),
+        ))
+    })
+}
+
 impl SqliteStore {
     fn pipeline_counters(&self) -> Result<()> {
         if self.has_counters() {
             Ok(())
         } else {
             Err(StoreError::Conflict(
-                "the Pipelines figures need the counters of schema version 4: open the database once without \
+                "the Pipelines figures need the counters of schema version 5: open the database once without \
                  --read-only (or run `flowstate migrate`)"
                     .into(),
             ))
@@ -71,48 +102,61 @@ impl SqliteStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(&map)?;
-        let hist: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(sql::WINDOW_HIST)
+        let hist: Option<String> = sqlx::query_scalar(sql::WINDOW_HIST)
             .bind(first_hour)
             .bind(first_day.saturating_mul(24))
             .bind(first_day)
-            .fetch_all(&mut *tx)
+            .fetch_one(&mut *tx)
             .await
             .map_err(&map)?;
         tx.commit().await.map_err(&map)?;
+        let hist: Vec<(String, i64, i64, i64, i64, i64)> = json_rows(hist.as_deref())?;
         Ok(WindowRows {
             statuses,
+            coarse: hist.iter().any(|r| r.1 >= 2),
             hist: hist
                 .into_iter()
-                .map(|(p, k, b, n, hi, lo)| (p, k, b, n, crate::counters::time_sum(hi, lo)))
+                .map(|(p, k, b, n, hi, lo)| (p, k % 2, b, n, crate::counters::time_sum(hi, lo)))
                 .collect(),
         })
     }
 
-    /// A trend's counter rows from day `first_day` on, in one snapshot.
+    /// A trend's counter rows of the days `[first_day, last_day]`, in one snapshot: every pipeline's from the summed
+    /// rows, one pipeline's by one search per day.
     pub(crate) async fn pipeline_trend(
         &self,
         first_day: i64,
+        last_day: i64,
         pipeline_id: Option<&str>,
     ) -> Result<TrendRows> {
         self.pipeline_counters()?;
         let map = self.map("reading the pipelines' trend");
         let key = pipeline_id.map(crate::counters::encode_key);
+        let (statuses_sql, hist_sql) = match key {
+            None => (sql::TREND_STATUSES_ALL, sql::TREND_HIST_ALL),
+            Some(_) => (sql::TREND_STATUSES_ONE, sql::TREND_HIST_ONE),
+        };
         let mut conn = self.pool().acquire().await.map_err(&map)?;
         let mut tx = conn.begin().await.map_err(&map)?;
-        let statuses = sqlx::query_as(sql::TREND_STATUSES)
+        let statuses = sqlx::query_as(statuses_sql)
             .bind(first_day)
+            .bind(last_day)
             .bind(key.as_deref())
             .fetch_all(&mut *tx)
             .await
             .map_err(&map)?;
-        let hist = sqlx::query_as(sql::TREND_HIST)
+        let hist: Option<String> = sqlx::query_scalar(hist_sql)
             .bind(first_day)
+            .bind(last_day)
             .bind(key.as_deref())
-            .fetch_all(&mut *tx)
+            .fetch_one(&mut *tx)
             .await
             .map_err(&map)?;
         tx.commit().await.map_err(&map)?;
-        Ok(TrendRows { statuses, hist })
+        Ok(TrendRows {
+            statuses,
+            hist: json_rows(hist.as_deref())?,
+        })
     }
 
     /// The newest run (by creation) of each pipeline.
@@ -158,8 +202,10 @@ mod plans {
         for statement in [
             sql::WINDOW_STATUSES,
             sql::WINDOW_HIST,
-            sql::TREND_STATUSES,
-            sql::TREND_HIST,
+            sql::TREND_STATUSES_ALL,
+            sql::TREND_HIST_ALL,
+            sql::TREND_STATUSES_ONE,
+            sql::TREND_HIST_ONE,
         ] {
             let rows: Vec<(i64, i64, i64, String)> =
                 sqlx::query_as(&format!("EXPLAIN QUERY PLAN {statement}"))

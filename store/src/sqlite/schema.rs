@@ -13,10 +13,12 @@
 //! and what ties a background task to its parent run), so a run copied from PostgreSQL keeps every value, and two
 //! partial indexes for the parent-run and background-task filters; 4 added the counters of the Pipelines page (per
 //! pipeline and hour or day of last update: runs per status, execution-time and memory histograms; see
-//! [`counters::PIPELINE_TABLES`]); 5 added runs per pipeline, hour of last update, version and status
-//! ([`counters::VERSION_TABLE`]: the Failures page's table of a pipeline's versions, read from counters instead
-//! of every run of the window). A counter added means new triggers: the migration replaces them, recreates the
-//! triggers' scratch tables and refills every counter from the rows, in its transaction.
+//! [`counters::PIPELINE_TABLES`]); 5 keeps the daily histograms in coarse buckets (4 per power of two), adds
+//! two counters of every pipeline summed per day, so the Pipelines page's long windows and trends read few rows,
+//! and runs per pipeline, hour of last update, version and status ([`counters::VERSION_TABLE`]: the Failures
+//! page's table of a pipeline's versions, read from counters instead of every run of the window). A file at 4
+//! gets its triggers replaced, their scratch tables recreated and every counter filled again from the rows, in
+//! the migration's transaction, as from 3.
 //!
 //! The extra columns come after flujo's fifteen (`ALTER TABLE ADD COLUMN`, which SQLite does without rewriting a
 //! row: old rows read the defaults). flujo 0.4.35 names its fifteen columns in every statement, so it keeps working

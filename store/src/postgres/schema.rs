@@ -25,7 +25,7 @@
 //! [`upgrade_indexes_to_3`] alone; one at 1 gets version 2's triggers too, its counts kept.
 //!
 //! Version 5 adds the counter of runs per pipeline, hour, version and status (the Failures page's versions):
-//! [`version_counters_v5`], in place from 4, filled from the rows.
+//! [`pipeline_and_version_counters`], in place from 4, filled from the rows.
 //!
 //! Version 3 also adds `flowstate_failure` ([`super::failures`]: the failed runs, kept by triggers, for the
 //! failure groups); a database at 1 or 2 gets it in place, filled from its failed rows (the counters are kept
@@ -33,8 +33,8 @@
 //!
 //! Version 4 adds the Pipelines page's counters ([`counters::PIPELINE_TABLES`]); version 5 keeps their daily
 //! histograms in coarse buckets and adds two counters of every pipeline summed per day. A database at 3 or 4 gets
-//! them in place ([`pipeline_counters_v4`]: created where missing, views and fold replaced, every Pipelines counter
-//! filled again from the rows after the log is folded); the overview's counters are kept.
+//! them in place ([`pipeline_and_version_counters`]: created where missing, views and fold replaced, every
+//! Pipelines counter filled again from the rows after the log is folded); the overview's counters are kept.
 
 use sqlx::{Connection, PgConnection};
 
@@ -562,65 +562,54 @@ fn failure_steps(ins: &Inspection) -> Vec<(String, String)> {
     steps
 }
 
-/// Schema version 4's step (3 -> 4, or from 1 or 2 with the steps before): the counters of the Pipelines page
-/// ([`counters::PIPELINE_TABLES`]), the log's new columns, the fold and trigger functions that keep them, and the
-/// new counters filled from the rows, under the migration's lock on `workflow_state`. The older counters are kept
-/// as they are (no recount). Idempotent (`IF NOT EXISTS`, functions and triggers replaced, the new counters
-/// emptied before they are filled). Nothing when the counters were just created whole (a new database, or
-/// counters not current: the full refill counts these too).
+/// Schema versions 4 and 5's step (from 3 or 4, or from 1 or 2 with the steps before), under the migration's
+/// lock on `workflow_state`: the counters of the Pipelines page ([`counters::PIPELINE_TABLES`]) and of runs per
+/// pipeline, hour, version and status ([`counters::VERSION_TABLES`]), the log's new columns, the fold and trigger
+/// functions that keep them (created or replaced once), then each set that is not current emptied and filled again
+/// from the rows (pending deltas folded first by the new fold). The overview's counters are kept as they are (no
+/// recount). Idempotent. Nothing when the counters were just created whole (a new database, or counters not
+/// current: the full refill counts these too).
 ///
-/// Schema version 5 (4 -> 5) is the same step: version 5's Pipelines counters differ (coarse daily histograms,
-/// two counters of every pipeline summed per day), so a database at 4 has them created where missing, the views
-/// and the fold replaced, and **every** Pipelines counter emptied and filled again from the rows (pending deltas
-/// folded first by the new fold); the overview's counters are kept.
-fn pipeline_counters_v4(ins: &Inspection) -> Vec<(String, String)> {
-    if ins.pipeline_counters_current || !(ins.counters_current || ins.counters_upgradable) {
+/// Version 5's Pipelines counters differ from 4's (coarse daily histograms, two counters of every pipeline summed
+/// per day), so a database at 4 has **every** Pipelines counter refilled, and the version counter filled.
+fn pipeline_and_version_counters(ins: &Inspection) -> Vec<(String, String)> {
+    let (pipelines, versions) = (!ins.pipeline_counters_current, !ins.version_counters_current);
+    if !(pipelines || versions) || !(ins.counters_current || ins.counters_upgradable) {
         return Vec::new();
     }
     let s = ins.schema.as_str();
-    let mut steps: Vec<(String, String)> = Vec::new();
-    for sql in counters::create_tables(s)
+    let mut steps: Vec<(String, String)> = counters::create_tables(s)
         .into_iter()
         .chain(counters::create_functions(s))
         .chain(counters::create_triggers(s))
-        .chain(counters::refill_pipelines(s))
-    {
-        steps.push((sql, String::new()));
+        .map(|sql| (sql, String::new()))
+        .collect();
+    if pipelines {
+        steps.extend(
+            counters::refill_pipelines(s)
+                .into_iter()
+                .map(|sql| (sql, String::new())),
+        );
+        steps.push((
+            String::new(),
+            "created the counters of the Pipelines page (per pipeline and hour or day of last update: runs per \
+             status, execution-time and memory histograms) and filled them from the rows"
+                .into(),
+        ));
     }
-    steps.push((
-        String::new(),
-        "created the counters of the Pipelines page (per pipeline and hour or day of last update: runs per status, \
-         execution-time and memory histograms) and filled them from the rows"
-            .into(),
-    ));
-    steps
-}
-
-/// Schema version 5's step (4 -> 5, or from earlier versions after their steps): the counter of runs per
-/// pipeline, hour, version and status ([`counters::VERSION_TABLES`]), the log's version column, the fold and
-/// trigger functions that keep it, and the counter filled from the rows, under the migration's lock on
-/// `workflow_state`. The other counters are kept as they are. Idempotent. Nothing when the counters were just
-/// created whole (the full refill counts this one too).
-fn version_counters_v5(ins: &Inspection) -> Vec<(String, String)> {
-    if ins.version_counters_current || !(ins.counters_current || ins.counters_upgradable) {
-        return Vec::new();
+    if versions {
+        steps.extend(
+            counters::refill_versions(s)
+                .into_iter()
+                .map(|sql| (sql, String::new())),
+        );
+        steps.push((
+            String::new(),
+            "created the counter of runs per pipeline, hour of last update, version and status (the Failures \
+             page's versions) and filled it from the rows"
+                .into(),
+        ));
     }
-    let s = ins.schema.as_str();
-    let mut steps: Vec<(String, String)> = Vec::new();
-    for sql in counters::create_tables(s)
-        .into_iter()
-        .chain(counters::create_functions(s))
-        .chain(counters::create_triggers(s))
-        .chain(counters::refill_versions(s))
-    {
-        steps.push((sql, String::new()));
-    }
-    steps.push((
-        String::new(),
-        "created the counter of runs per pipeline, hour of last update, version and status (the Failures page's \
-         versions) and filled it from the rows"
-            .into(),
-    ));
     steps
 }
 
@@ -726,8 +715,7 @@ fn plan(ins: &Inspection) -> Vec<(String, String)> {
     }
     steps.extend(failure_steps(ins));
     steps.extend(audit_runs_steps(ins));
-    steps.extend(pipeline_counters_v4(ins));
-    steps.extend(version_counters_v5(ins));
+    steps.extend(pipeline_and_version_counters(ins));
     let current = matches!(ins.kind, SchemaKind::Flowstate { version } if version == PG_SCHEMA_VERSION);
     if !current {
         steps.push((

@@ -5,29 +5,32 @@
 //!   multi-row deletes, `TRUNCATE`) keep it equal to the failed rows, the error message's head bounded;
 //! - a tampered table is reported by `verify_counters` and repaired by `rebuild_counters`;
 //! - the failure groups read from it equal those read from `workflow_state` itself (a read-only store on a
-//!   database without it).
+//!   database without it), for every failure and for a scope (a pipeline, a version, both: schema version 6
+//!   keeps each failure's version); a database at schema 5 gets the versions in place.
 //!
 //! flujo 0.6.11's own writes are in pg_flujo.rs (its figures check compares this table with the failed rows).
 //! Runs when `FLOWSTATE_TEST_PG` names a PostgreSQL server, and prints `SKIPPED` without.
 
 use chrono::{DateTime, Duration, Utc};
-use flowstate_store::{Status, Store, StoreOptions, WorkflowState};
+use flowstate_store::{FailureScope, Status, Store, StoreOptions, WorkflowState};
 use flowstate_testkit::pg;
 use sqlx::PgConnection;
 
-type Failure = (String, String, DateTime<Utc>, Option<String>);
+/// Run id, pipeline, last update (as text: `infinity` too), error head, version.
+type Failure = (String, String, String, Option<String>, Option<String>);
 
 /// The table's rows and the failed rows as it should hold them, by run id.
 async fn kept_and_failed(conn: &mut PgConnection) -> (Vec<Failure>, Vec<Failure>) {
     let kept = sqlx::query_as(
-        "SELECT run_id, pipeline_id, updated_at, error_head FROM flowstate_failure ORDER BY run_id COLLATE \"C\"",
+        "SELECT run_id, pipeline_id, updated_at::text, error_head, pipeline_version FROM flowstate_failure \
+         ORDER BY run_id COLLATE \"C\"",
     )
     .fetch_all(&mut *conn)
     .await
     .unwrap();
     let failed = sqlx::query_as(
-        "SELECT run_id, pipeline_id, updated_at, substr(error_message, 1, 1000) FROM workflow_state \
-         WHERE status = 'failed' ORDER BY run_id COLLATE \"C\"",
+        "SELECT run_id, pipeline_id, updated_at::text, substr(error_message, 1, 1000), pipeline_version \
+         FROM workflow_state WHERE status = 'failed' ORDER BY run_id COLLATE \"C\"",
     )
     .fetch_all(&mut *conn)
     .await
@@ -118,6 +121,12 @@ async fn plain_sql_writes_of_every_kind_keep_the_failure_table_equal_to_the_fail
         "UPDATE workflow_state SET run_id = 'f2-renamed' WHERE run_id = 'f2'",
     )
     .await;
+    // A failed run's version changed (schema 6 keeps it: the failure groups of one version read it).
+    exec(
+        &mut conn,
+        "UPDATE workflow_state SET pipeline_version = '2' WHERE run_id = 'f2-renamed'",
+    )
+    .await;
     let mut ours = WorkflowState::new("ours", "p");
     ours.status = Status::Failed;
     ours.error_message = Some("ours failed".into());
@@ -128,6 +137,7 @@ async fn plain_sql_writes_of_every_kind_keep_the_failure_table_equal_to_the_fail
     let (kept, failed) = kept_and_failed(&mut conn).await;
     assert_eq!(kept, failed, "status changes");
     assert_eq!(ids(&kept), ["big", "f2-renamed", "nomsg", "ours"]);
+    assert_eq!(kept[1].4.as_deref(), Some("2"), "the version kept");
 
     // Deletes of several rows at once (failed and not), through the store and in plain SQL.
     exec(
@@ -172,7 +182,8 @@ async fn a_tampered_failure_table_is_reported_and_rebuilt() {
         &mut conn,
         "DELETE FROM flowstate_failure WHERE run_id = 't0'; \
          INSERT INTO flowstate_failure VALUES ('t1', 'p', now(), 'not failed'); \
-         UPDATE flowstate_failure SET error_head = 'changed' WHERE run_id = 't2'",
+         UPDATE flowstate_failure SET error_head = 'changed' WHERE run_id = 't2'; \
+         UPDATE flowstate_failure SET pipeline_version = 'other' WHERE run_id = 't4'",
     )
     .await;
     let check = store.verify_counters().await.unwrap();
@@ -189,18 +200,37 @@ async fn a_tampered_failure_table_is_reported_and_rebuilt() {
             ("'t0'".to_string(), false, true),
             ("'t1'".to_string(), true, false),
             ("'t2'".to_string(), true, true),
+            ("'t4'".to_string(), true, true),
         ],
         "{:?}",
         check.differences
     );
     let before = store.rebuild_counters().await.unwrap();
-    assert_eq!(before.differences.len(), 3);
+    assert_eq!(before.differences.len(), 4);
     assert!(store.verify_counters().await.unwrap().is_exact());
     let (kept, failed) = kept_and_failed(&mut conn).await;
     assert_eq!(kept, failed);
     assert_eq!(ids(&kept), ["t0", "t2", "t4"]);
     store.close().await;
     pg::drop_database(&url).await.unwrap();
+}
+
+type Scoped = Vec<(flowstate_store::FailureReport, Option<flowstate_store::FailureGroup>)>;
+
+/// Each window's report of each scope, and the first group's page.
+async fn scoped(store: &Store, windows: &[DateTime<Utc>], scopes: &[FailureScope]) -> Scoped {
+    let mut out = Vec::new();
+    for since in windows {
+        for scope in scopes {
+            let report = store.failure_groups_in(*since, scope).await.unwrap();
+            let group = match report.groups.first() {
+                Some(g) => store.failure_group_in(*since, &g.key, 40, scope).await.unwrap(),
+                None => None,
+            };
+            out.push((report, group));
+        }
+    }
+    out
 }
 
 #[tokio::test]
@@ -220,6 +250,8 @@ async fn failure_groups_from_the_table_equal_those_read_from_the_rows() {
     let mut runs = Vec::new();
     for i in 0..300i64 {
         let mut r = WorkflowState::new(format!("g{i:03}"), ["a", "b", "c"][(i % 3) as usize]);
+        // Versions "1", "2", "3" (of every pipeline: a version across pipelines).
+        r.pipeline_version = ["1", "2", "3", "2"][(i % 4) as usize].to_string();
         r.status = if i % 7 == 0 {
             Status::Completed
         } else {
@@ -259,7 +291,68 @@ async fn failure_groups_from_the_table_equal_those_read_from_the_rows() {
         from_table.push((report, group));
     }
     assert!(from_table[2].0.groups.len() >= 4, "{:?}", from_table[2].0.groups);
-    store.close().await;
+    // The scopes (schema 6: one range of the table's pipeline or version index).
+    let scope = |pipeline: Option<&str>, version: Option<&str>| FailureScope {
+        pipeline: pipeline.map(String::from),
+        version: version.map(String::from),
+    };
+    let scopes = [
+        scope(Some("a"), None),
+        scope(None, Some("2")),
+        scope(Some("a"), Some("2")),
+        scope(Some("c"), Some("1")),
+        scope(Some("nope"), None),
+    ];
+    let scoped_from_table = scoped(&store, &windows, &scopes).await;
+    // Each scope's failures are exactly the rows of its pipeline and version.
+    let failed_rows = |p: Option<&str>, v: Option<&str>| {
+        runs.iter()
+            .filter(|r| r.status == Status::Failed && r.updated_at.unwrap() >= windows[2])
+            .filter(|r| p.is_none_or(|p| r.pipeline_id == p))
+            .filter(|r| v.is_none_or(|v| r.pipeline_version == v))
+            .count() as i64
+    };
+    for (i, (p, v)) in [(Some("a"), None), (None, Some("2")), (Some("a"), Some("2")), (Some("c"), Some("1"))]
+        .into_iter()
+        .enumerate()
+    {
+        let report = &scoped_from_table[2 * scopes.len() + i].0;
+        // The `infinity` failure (pipeline "a", version "1") is read but not counted, as the counters count.
+        assert_eq!(report.total_failed, failed_rows(p, v), "{p:?} {v:?}");
+        assert!(report.total_failed > 0, "{p:?} {v:?}");
+    }
+    assert!(scoped_from_table[4].0.groups.is_empty());
+
+    // A database at schema 5 (the table without versions): read from the rows by a read-only store, then
+    // upgraded in place by a writable one, the versions filled from the failed rows.
+    exec(
+        &mut conn,
+        "DROP INDEX idx_flowstate_failure_pipeline; DROP INDEX idx_flowstate_failure_version; \
+         ALTER TABLE flowstate_failure DROP COLUMN pipeline_version; \
+         UPDATE flowstate_meta SET value = '5' WHERE key = 'schema_version'",
+    )
+    .await;
+    let read_only = StoreOptions {
+        read_only: true,
+        ..Default::default()
+    };
+    let ro = Store::open_with(&url, read_only.clone()).await.unwrap();
+    assert_eq!(scoped(&ro, &windows, &scopes).await, scoped_from_table, "a schema 5 database, read-only");
+    ro.close().await;
+    let upgraded = Store::open(&url).await.unwrap();
+    let m = upgraded.migration().clone();
+    assert_eq!(m.from, flowstate_store::SchemaKind::Flowstate { version: 5 });
+    assert!(
+        m.changes.iter().any(|c| c.starts_with("added each failure's pipeline version")),
+        "{:#?}",
+        m.changes
+    );
+    let (kept, failed) = kept_and_failed(&mut conn).await;
+    assert_eq!(kept, failed, "filled on upgrade");
+    assert!(kept.iter().any(|k| k.4.as_deref() == Some("2")));
+    assert!(upgraded.verify_counters().await.unwrap().is_exact());
+    assert_eq!(scoped(&upgraded, &windows, &scopes).await, scoped_from_table, "upgraded from schema 5");
+    upgraded.close().await;
 
     // Without the table (triggers and table gone), a read-only store reads the rows themselves.
     exec(
@@ -269,15 +362,7 @@ async fn failure_groups_from_the_table_equal_those_read_from_the_rows() {
          DROP TABLE flowstate_failure",
     )
     .await;
-    let ro = Store::open_with(
-        &url,
-        StoreOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let ro = Store::open_with(&url, read_only.clone()).await.unwrap();
     for (since, (report, group)) in windows.into_iter().zip(&from_table) {
         assert_eq!(&ro.failure_groups(since).await.unwrap(), report, "since {since}");
         let key = &report.groups[0].key;
@@ -287,6 +372,9 @@ async fn failure_groups_from_the_table_equal_those_read_from_the_rows() {
             "since {since}"
         );
     }
+    ro.close().await;
+    let ro = Store::open_with(&url, read_only).await.unwrap();
+    assert_eq!(scoped(&ro, &windows, &scopes).await, scoped_from_table, "read from the rows");
     ro.close().await;
     pg::drop_database(&url).await.unwrap();
 }

@@ -761,7 +761,7 @@ async fn a_version_4_postgres_database_upgrades_in_place() {
     let store = Store::open_with(&url, options()).await.unwrap();
     let m = store.migration().clone();
     assert_eq!(m.from, flowstate_store::SchemaKind::Flowstate { version: 4 });
-    assert_eq!(m.to_version, 5);
+    assert_eq!(m.to_version, flowstate_store::postgres::PG_SCHEMA_VERSION);
     assert!(
         m.changes
             .iter()

@@ -12,6 +12,7 @@
 //! |---|---|
 //! | `run_id` (`COLLATE "C"`, primary key) | `run_id` |
 //! | `pipeline_id` | `pipeline_id` |
+//! | `pipeline_version` (schema version 6) | `pipeline_version` |
 //! | `updated_at` | `updated_at` |
 //! | `error_head` | the first [`RunSummary::ERROR_EXCERPT_CHARS`] characters of `error_message`: what lists and the groups read of it (a message of megabytes is not copied) |
 //!
@@ -33,6 +34,7 @@ use futures_util::TryStreamExt;
 use sqlx::PgConnection;
 
 use crate::counters::CounterDifference;
+use crate::insights::FailureScope;
 use crate::RunSummary;
 
 /// The table.
@@ -40,6 +42,16 @@ pub(crate) const TABLE: &str = "flowstate_failure";
 
 /// Its index on the last update (the groups' window, newest first).
 pub(crate) const INDEX: &str = "idx_flowstate_failure_updated";
+
+/// Schema version 6's indexes for a scope's window (one pipeline's failures; one version's, of one pipeline or
+/// of any), each an index range in the window's order: name and columns.
+pub(crate) const SCOPE_INDEXES: [(&str, &str); 2] = [
+    ("idx_flowstate_failure_pipeline", "(pipeline_id, updated_at, run_id)"),
+    (
+        "idx_flowstate_failure_version",
+        "(pipeline_version, pipeline_id, updated_at, run_id)",
+    ),
+];
 
 /// The triggers on `workflow_state` that keep it, each with its function of the same name.
 pub(crate) const TRIGGERS: [&str; 4] = [
@@ -63,10 +75,11 @@ pub(crate) fn create(s: &str) -> Vec<String> {
     let t = format!("{s}.{TABLE}");
     let upsert = |r: &str| {
         format!(
-            "INSERT INTO {t} (run_id, pipeline_id, updated_at, error_head) \
-             VALUES ({r}.run_id, {r}.pipeline_id, {r}.updated_at, {h}) \
+            "INSERT INTO {t} (run_id, pipeline_id, pipeline_version, updated_at, error_head) \
+             VALUES ({r}.run_id, {r}.pipeline_id, {r}.pipeline_version, {r}.updated_at, {h}) \
              ON CONFLICT (run_id) DO UPDATE SET pipeline_id = excluded.pipeline_id, \
-             updated_at = excluded.updated_at, error_head = excluded.error_head;\n",
+             pipeline_version = excluded.pipeline_version, updated_at = excluded.updated_at, \
+             error_head = excluded.error_head;\n",
             h = head(&format!("{r}.error_message"))
         )
     };
@@ -80,9 +93,19 @@ pub(crate) fn create(s: &str) -> Vec<String> {
     let mut out = vec![
         format!(
             "CREATE TABLE IF NOT EXISTS {t} (run_id text COLLATE \"C\" PRIMARY KEY, pipeline_id text, \
-             updated_at timestamptz NOT NULL, error_head text)"
+             updated_at timestamptz NOT NULL, error_head text, pipeline_version text)"
         ),
+        // A table of schema 3 to 5 gets the version (filled by the refill that follows the creation).
+        format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS pipeline_version text"),
         format!("CREATE INDEX IF NOT EXISTS {INDEX} ON {t} (updated_at, run_id)"),
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {t} {}",
+            SCOPE_INDEXES[0].0, SCOPE_INDEXES[0].1
+        ),
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {t} {}",
+            SCOPE_INDEXES[1].0, SCOPE_INDEXES[1].1
+        ),
         function(TRIGGERS[0], upsert("NEW")),
         function(
             TRIGGERS[1],
@@ -124,10 +147,11 @@ pub(crate) fn create(s: &str) -> Vec<String> {
     out
 }
 
-/// The failed rows of `workflow_state` as the table holds them (`run_id, pipeline_id, updated_at, error_head`).
+/// The failed rows of `workflow_state` as the table holds them (`run_id, pipeline_id, updated_at, error_head,
+/// pipeline_version`).
 fn recount(s: &str) -> String {
     format!(
-        "SELECT run_id COLLATE \"C\" AS run_id, pipeline_id, updated_at, {} AS error_head \
+        "SELECT run_id COLLATE \"C\" AS run_id, pipeline_id, updated_at, {} AS error_head, pipeline_version \
          FROM {s}.workflow_state WHERE status = 'failed'",
         head("error_message")
     )
@@ -140,7 +164,7 @@ pub(crate) fn refill(s: &str) -> Vec<String> {
     vec![
         format!("DELETE FROM {s}.{TABLE}"),
         format!(
-            "INSERT INTO {s}.{TABLE} (run_id, pipeline_id, updated_at, error_head) \
+            "INSERT INTO {s}.{TABLE} (run_id, pipeline_id, updated_at, error_head, pipeline_version) \
              SELECT * FROM ({}) AS r ORDER BY updated_at, run_id",
             recount(s)
         ),
@@ -149,20 +173,21 @@ pub(crate) fn refill(s: &str) -> Vec<String> {
 }
 
 /// The rows of the table that differ from the failed rows of `workflow_state` (at most [`MAX_DIFFERENCES`]), as
-/// counter differences of table `flowstate_failure`: key the run id, values its pipeline, last update and the
-/// md5 of the error head. Run it in one snapshot (or with writers kept out).
+/// counter differences of table `flowstate_failure`: key the run id, values its pipeline, version, last update and
+/// the md5 of the error head. Run it in one snapshot (or with writers kept out).
 pub(crate) async fn check(conn: &mut PgConnection, s: &str) -> sqlx::Result<Vec<CounterDifference>> {
     let value = |r: &str| {
         format!(
             "CASE WHEN {r}.run_id IS NULL THEN NULL ELSE quote_nullable({r}.pipeline_id) || ', ' || \
-             quote_literal({r}.updated_at::text) || ', md5 ' || COALESCE(md5({r}.error_head), 'of NULL') END"
+             quote_nullable({r}.pipeline_version) || ', ' || quote_literal({r}.updated_at::text) || ', md5 ' || COALESCE(md5({r}.error_head), 'of NULL') END"
         )
     };
     let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(&format!(
         "SELECT quote_literal(COALESCE(f.run_id, r.run_id)), {}, {} FROM {s}.{TABLE} AS f \
          FULL JOIN ({}) AS r ON r.run_id = f.run_id \
          WHERE f.run_id IS NULL OR r.run_id IS NULL \
-         OR (f.pipeline_id, f.updated_at, f.error_head) IS DISTINCT FROM (r.pipeline_id, r.updated_at, r.error_head) \
+         OR (f.pipeline_id, f.pipeline_version, f.updated_at, f.error_head) \
+         IS DISTINCT FROM (r.pipeline_id, r.pipeline_version, r.updated_at, r.error_head) \
          ORDER BY 1 LIMIT {MAX_DIFFERENCES}",
         value("f"),
         value("r"),
@@ -181,15 +206,53 @@ pub(crate) async fn check(conn: &mut PgConnection, s: &str) -> sqlx::Result<Vec<
         .collect())
 }
 
-/// The failures last updated at or after `$1`, newest first, at most `$2`: run id, pipeline, last update, error
-/// head (a backward range of [`INDEX`]); [`copy_window`] reads the same rows faster.
-pub(crate) const WINDOW: &str = "SELECT run_id, pipeline_id, updated_at, error_head FROM flowstate_failure \
-     WHERE updated_at >= $1 ORDER BY updated_at DESC, run_id DESC LIMIT $2";
+/// The condition on the scope's columns, the pipeline and the version given as `pipeline` and `version` (SQL
+/// expressions): empty for every failure. A scope reads one range of [`SCOPE_INDEXES`] (the pipeline's, or the
+/// version's) in the window's order.
+fn scope_condition(scope: &FailureScope, pipeline: &str, version: &str) -> String {
+    let mut out = String::new();
+    if scope.pipeline.is_some() {
+        out.push_str(&format!(" AND pipeline_id = {pipeline}"));
+    }
+    if scope.version.is_some() {
+        out.push_str(&format!(" AND pipeline_version = {version}"));
+    }
+    out
+}
 
-/// The failures last updated at or after `since`, newest first, at most `limit`: run id, pipeline, last update,
-/// error head (a backward range of [`INDEX`]), as the bytes of `COPY ... TO STDOUT (FORMAT binary)`, for
-/// [`parse_window`]. `None` for an instant outside the years 1 to 9999 (no literal of it is certain to read back
-/// the same: the caller reads the rows instead).
+/// The failures of `scope` last updated at or after `$1`, newest first, at most `$2`: run id, pipeline, last
+/// update, error head (a backward range of [`INDEX`], or of a [`SCOPE_INDEXES`] one); the scope's pipeline is
+/// `$3` and its version `$4` when it has them (else the version `$3`). [`copy_window`] reads the same rows faster.
+pub(crate) fn window(scope: &FailureScope) -> String {
+    let version = if scope.pipeline.is_some() { "$4" } else { "$3" };
+    format!(
+        "SELECT run_id, pipeline_id, updated_at, error_head FROM {TABLE} WHERE updated_at >= $1{} \
+         ORDER BY updated_at DESC, run_id DESC LIMIT $2",
+        scope_condition(scope, "$3", version)
+    )
+}
+
+/// How many failures of `scope` were last updated at or after `$1` (`infinity` not counted, as the counters count):
+/// the pipeline `$2` and the version `$3` when the scope has both, else its one value `$2`. An index range.
+pub(crate) fn count(scope: &FailureScope) -> String {
+    let version = if scope.pipeline.is_some() { "$3" } else { "$2" };
+    format!(
+        "SELECT count(*) FROM {TABLE} WHERE updated_at >= $1 AND updated_at <> 'infinity'{}",
+        scope_condition(scope, "$2", version)
+    )
+}
+
+/// The custom settings through which [`copy_window`] passes a scope's pipeline and version to its `COPY` (which
+/// takes no parameters): set for the caller's transaction only.
+const SCOPE_SETTINGS: [&str; 2] = ["flowstate.failure_pipeline", "flowstate.failure_version"];
+
+/// The failures of `scope` last updated at or after `since`, newest first, at most `limit`: run id, pipeline, last
+/// update, error head (a backward range of [`INDEX`], or of a [`SCOPE_INDEXES`] one), as the bytes of
+/// `COPY ... TO STDOUT (FORMAT binary)`, for [`parse_window`]. `None` for an instant outside the years 1 to 9999
+/// (no literal of it is certain to read back the same: the caller reads the rows instead). Run it in a
+/// transaction: a scope's pipeline and version are set for the transaction ([`SCOPE_SETTINGS`], bound as
+/// parameters of `set_config`) and read back by the `COPY` with `current_setting` (a stable function, so still an
+/// index range).
 ///
 /// Why `COPY`: the window is thousands of rows (5,577 in the last 24 h at 10M runs) and sqlx's cost per row (a
 /// message, a row, a decoded value per column) was most of the failure groups' time; here the rows come as one
@@ -199,14 +262,26 @@ pub(crate) async fn copy_window(
     conn: &mut PgConnection,
     since: &DateTime<Utc>,
     limit: i64,
+    scope: &FailureScope,
 ) -> sqlx::Result<Option<Vec<u8>>> {
     if !(1..=9999).contains(&since.year()) {
         return Ok(None);
     }
+    if !scope.is_all() {
+        sqlx::query("SELECT set_config($1, $2, true), set_config($3, $4, true)")
+            .bind(SCOPE_SETTINGS[0])
+            .bind(scope.pipeline.as_deref().unwrap_or_default())
+            .bind(SCOPE_SETTINGS[1])
+            .bind(scope.version.as_deref().unwrap_or_default())
+            .execute(&mut *conn)
+            .await?;
+    }
+    let setting = |name: &str| format!("current_setting('{name}')");
     let sql = format!(
-        "COPY (SELECT run_id, pipeline_id, updated_at, error_head FROM {TABLE} WHERE updated_at >= '{}' \
+        "COPY (SELECT run_id, pipeline_id, updated_at, error_head FROM {TABLE} WHERE updated_at >= '{}'{} \
          ORDER BY updated_at DESC, run_id DESC LIMIT {limit}) TO STDOUT (FORMAT binary)",
-        since.format("%Y-%m-%d %H:%M:%S%.6f+00")
+        since.format("%Y-%m-%d %H:%M:%S%.6f+00"),
+        scope_condition(scope, &setting(SCOPE_SETTINGS[0]), &setting(SCOPE_SETTINGS[1]))
     );
     let mut stream = conn.copy_out_raw(&sql).await?;
     let mut out = Vec::new();

@@ -344,10 +344,10 @@ impl PgStore {
     ) -> Result<FailureReport> {
         let map = self.err("grouping failures");
         let mut tx = self.pool.begin_with(BEGIN_SNAPSHOT).await.map_err(&map)?;
-        // From `flowstate_failure` (schema 3: a few adjacent pages, through `COPY`), else one row of
-        // `workflow_state` per failure. A scope (one pipeline, one version) reads rows (below).
-        let copied = if self.failures && scope.is_all() {
-            failures::copy_window(&mut tx, &since, MAX_FAILURE_SCAN)
+        // From `flowstate_failure` (schema 3: a few adjacent pages, through `COPY`; schema 6: a scope's failures
+        // too, one range of its pipeline or version index), else one row of `workflow_state` per failure.
+        let copied = if self.failures {
+            failures::copy_window(&mut tx, &since, MAX_FAILURE_SCAN, scope)
                 .await
                 .map_err(&map)?
         } else {
@@ -355,15 +355,9 @@ impl PgStore {
         };
         let window = if copied.is_some() {
             Vec::new()
-        } else if !scope.is_all() {
-            // The version is not in `flowstate_failure`: looked up in the run's row (by its primary key) for the
-            // failures of the window (and pipeline) only.
+        } else {
             let sql = if self.failures {
-                "SELECT f.run_id, f.pipeline_id, f.updated_at, f.error_head FROM flowstate_failure f \
-                 WHERE f.updated_at >= $1 AND ($3::text IS NULL OR f.pipeline_id = $3) AND ($4::text IS NULL OR \
-                 EXISTS (SELECT 1 FROM workflow_state w WHERE w.run_id = f.run_id AND w.pipeline_version = $4)) \
-                 ORDER BY f.updated_at DESC, f.run_id DESC LIMIT $2"
-                    .to_string()
+                failures::window(scope)
             } else {
                 format!(
                     "SELECT run_id, pipeline_id, updated_at, {} FROM workflow_state \
@@ -373,31 +367,20 @@ impl PgStore {
                     error_excerpt()
                 )
             };
-            sqlx::query(&sql)
+            let mut query = sqlx::query(&sql)
                 .bind(PgInstant::at(&since))
-                .bind(MAX_FAILURE_SCAN)
-                .bind(scope.pipeline.as_deref())
-                .bind(scope.version.as_deref())
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(&map)?
-        } else {
-            let sql = if self.failures {
-                failures::WINDOW.to_string()
+                .bind(MAX_FAILURE_SCAN);
+            if !self.failures {
+                query = query
+                    .bind(scope.pipeline.as_deref())
+                    .bind(scope.version.as_deref());
             } else {
-                format!(
-                    "SELECT run_id, pipeline_id, updated_at, {} FROM workflow_state \
-                     WHERE status = 'failed' AND updated_at >= $1 \
-                     ORDER BY updated_at DESC, run_id COLLATE \"C\" DESC LIMIT $2",
-                    error_excerpt()
-                )
-            };
-            sqlx::query(&sql)
-                .bind(PgInstant::at(&since))
-                .bind(MAX_FAILURE_SCAN)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(&map)?
+                // `failures::window` numbers only the scope's own values.
+                for value in [&scope.pipeline, &scope.version].into_iter().flatten() {
+                    query = query.bind(value.as_str());
+                }
+            }
+            query.fetch_all(&mut *tx).await.map_err(&map)?
         };
         // Columns of type text (no check of the type per value: a tenth of the decoding).
         fn text(r: &sqlx::postgres::PgRow, i: usize) -> Option<&str> {
@@ -446,6 +429,13 @@ impl PgStore {
             rows.len() as i64 - infinite
         } else if scope.is_all() {
             self.failed_since(&mut tx, &since).await?
+        } else if self.failures {
+            let sql = failures::count(scope);
+            let mut query = sqlx::query_scalar(&sql).bind(PgInstant::at(&since));
+            for value in [&scope.pipeline, &scope.version].into_iter().flatten() {
+                query = query.bind(value.as_str());
+            }
+            query.fetch_one(&mut *tx).await.map_err(&map)?
         } else {
             sqlx::query_scalar(
                 "SELECT count(*) FROM workflow_state WHERE status = 'failed' AND updated_at >= $1 \

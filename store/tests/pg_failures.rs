@@ -215,7 +215,10 @@ async fn a_tampered_failure_table_is_reported_and_rebuilt() {
     pg::drop_database(&url).await.unwrap();
 }
 
-type Scoped = Vec<(flowstate_store::FailureReport, Option<flowstate_store::FailureGroup>)>;
+type Scoped = Vec<(
+    flowstate_store::FailureReport,
+    Option<flowstate_store::FailureGroup>,
+)>;
 
 /// Each window's report of each scope, and the first group's page.
 async fn scoped(store: &Store, windows: &[DateTime<Utc>], scopes: &[FailureScope]) -> Scoped {
@@ -312,9 +315,14 @@ async fn failure_groups_from_the_table_equal_those_read_from_the_rows() {
             .filter(|r| v.is_none_or(|v| r.pipeline_version == v))
             .count() as i64
     };
-    for (i, (p, v)) in [(Some("a"), None), (None, Some("2")), (Some("a"), Some("2")), (Some("c"), Some("1"))]
-        .into_iter()
-        .enumerate()
+    for (i, (p, v)) in [
+        (Some("a"), None),
+        (None, Some("2")),
+        (Some("a"), Some("2")),
+        (Some("c"), Some("1")),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let report = &scoped_from_table[2 * scopes.len() + i].0;
         // The `infinity` failure (pipeline "a", version "1") is read but not counted, as the counters count.
@@ -337,13 +345,19 @@ async fn failure_groups_from_the_table_equal_those_read_from_the_rows() {
         ..Default::default()
     };
     let ro = Store::open_with(&url, read_only.clone()).await.unwrap();
-    assert_eq!(scoped(&ro, &windows, &scopes).await, scoped_from_table, "a schema 5 database, read-only");
+    assert_eq!(
+        scoped(&ro, &windows, &scopes).await,
+        scoped_from_table,
+        "a schema 5 database, read-only"
+    );
     ro.close().await;
     let upgraded = Store::open(&url).await.unwrap();
     let m = upgraded.migration().clone();
     assert_eq!(m.from, flowstate_store::SchemaKind::Flowstate { version: 5 });
     assert!(
-        m.changes.iter().any(|c| c.starts_with("added each failure's pipeline version")),
+        m.changes
+            .iter()
+            .any(|c| c.starts_with("added each failure's pipeline version")),
         "{:#?}",
         m.changes
     );
@@ -351,7 +365,11 @@ async fn failure_groups_from_the_table_equal_those_read_from_the_rows() {
     assert_eq!(kept, failed, "filled on upgrade");
     assert!(kept.iter().any(|k| k.4.as_deref() == Some("2")));
     assert!(upgraded.verify_counters().await.unwrap().is_exact());
-    assert_eq!(scoped(&upgraded, &windows, &scopes).await, scoped_from_table, "upgraded from schema 5");
+    assert_eq!(
+        scoped(&upgraded, &windows, &scopes).await,
+        scoped_from_table,
+        "upgraded from schema 5"
+    );
     upgraded.close().await;
 
     // Without the table (triggers and table gone), a read-only store reads the rows themselves.
@@ -374,7 +392,11 @@ async fn failure_groups_from_the_table_equal_those_read_from_the_rows() {
     }
     ro.close().await;
     let ro = Store::open_with(&url, read_only).await.unwrap();
-    assert_eq!(scoped(&ro, &windows, &scopes).await, scoped_from_table, "read from the rows");
+    assert_eq!(
+        scoped(&ro, &windows, &scopes).await,
+        scoped_from_table,
+        "read from the rows"
+    );
     ro.close().await;
     pg::drop_database(&url).await.unwrap();
 }

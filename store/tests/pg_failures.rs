@@ -363,6 +363,14 @@ async fn failure_groups_from_the_table_equal_those_read_from_the_rows() {
     );
     let (kept, failed) = kept_and_failed(&mut conn).await;
     assert_eq!(kept, failed, "filled on upgrade");
+    // Its old rows, all dead after the refill, were vacuumed after the commit.
+    let vacuumed: bool = sqlx::query_scalar(
+        "SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'flowstate_failure'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(vacuumed, "flowstate_failure vacuumed after its refill");
     assert!(kept.iter().any(|k| k.4.as_deref() == Some("2")));
     assert!(upgraded.verify_counters().await.unwrap().is_exact());
     assert_eq!(

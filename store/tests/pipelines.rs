@@ -734,6 +734,14 @@ async fn a_version_4_postgres_database_upgrades_in_place() {
     sqlx::raw_sql(&v4).execute(&mut conn).await.unwrap();
     drop(conn);
     // Deltas pending in the log at the upgrade: another writer's saves (version 4's triggers append as these do).
+    // The fold lock held meanwhile: a fold of this build's (one insert in 256 tries one) would write the counters
+    // dropped above; a writer's fold skips when another holds the lock.
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(flowstate_store::postgres::FOLD_LOCK)
+        .execute(&mut holder)
+        .await
+        .unwrap();
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     for r in &all[250..] {
         sqlx::query(
@@ -757,6 +765,7 @@ async fn a_version_4_postgres_database_upgrades_in_place() {
         .await
         .unwrap();
     assert!(pending > 0, "deltas pending in the log");
+    holder.close().await.unwrap();
 
     let store = Store::open_with(&url, options()).await.unwrap();
     let m = store.migration().clone();

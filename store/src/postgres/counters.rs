@@ -508,17 +508,7 @@ pub(crate) fn refill(s: &str) -> Vec<String> {
         format!("SELECT pg_advisory_xact_lock({FOLD_LOCK})"),
         format!("DELETE FROM {s}.flowstate_delta"),
     ];
-    for (c, (table, select)) in COUNTERS.iter().zip(recounts(s)) {
-        let table = base(table);
-        let keys: Vec<&str> = c.keys.iter().map(|(k, _)| *k).collect();
-        let values: Vec<&str> = c.values.iter().map(|(v, _)| *v).collect();
-        out.push(format!("DELETE FROM {s}.{table}"));
-        out.push(format!(
-            "INSERT INTO {s}.{table} ({k}, slot, {v}) SELECT {k}, 0, {v} FROM ({select}) AS recount",
-            k = keys.join(", "),
-            v = values.join(", ")
-        ));
-    }
+    out.extend(refill_some(s, COUNTERS.iter().zip(recounts(s))));
     out
 }
 
@@ -554,7 +544,12 @@ pub(crate) fn refill_versions(s: &str) -> Vec<String> {
     out
 }
 
-/// Empties and refills (slot 0) each of `counters` from its recount.
+/// Empties and refills (slot 0) each of `counters` from its recount, in key order: the rows of one hour or day
+/// (the first key of the time counters) end up in adjacent pages. Without the order they came in the recount's
+/// hash order, and a day's hourly histogram rows of the Pipelines counters lay on as many pages as rows (10,432
+/// rows on 6,313 pages at 10M runs). The old rows stay dead until a vacuum (`DELETE`, not `TRUNCATE`, which
+/// would show an empty table to readers whose snapshot is older than the commit): the migration vacuums what it
+/// refilled after its commit ([`super::schema::vacuum_refilled`]).
 fn refill_some<'a>(
     s: &str,
     counters: impl Iterator<Item = (&'a Counter, (&'static str, String))>,
@@ -566,7 +561,7 @@ fn refill_some<'a>(
         let values: Vec<&str> = c.values.iter().map(|(v, _)| *v).collect();
         out.push(format!("DELETE FROM {s}.{table}"));
         out.push(format!(
-            "INSERT INTO {s}.{table} ({k}, slot, {v}) SELECT {k}, 0, {v} FROM ({select}) AS recount",
+            "INSERT INTO {s}.{table} ({k}, slot, {v}) SELECT {k}, 0, {v} FROM ({select}) AS recount ORDER BY {k}",
             k = keys.join(", "),
             v = values.join(", ")
         ));

@@ -164,12 +164,13 @@ fn recount(s: &str) -> String {
 /// write in, so a window is a few adjacent pages), in the caller's transaction (which must keep writers out); then
 /// `ANALYZE`, so the planner reads a window as the index range it is from the first query on.
 ///
-/// Emptied by `TRUNCATE`, not `DELETE`: a `DELETE` left every old row dead beside the new ones (499,428 at 10M
-/// runs) until a vacuum, and each window read their index entries too (the failure groups of 24 h took twice as
-/// long). Readers of the table wait for the caller's commit meanwhile (a migration, a rebuild of the counters).
+/// Emptied by `DELETE`, not `TRUNCATE` (which would show an empty table to a reader whose snapshot is older than
+/// the commit): the old rows stay dead beside the new ones until a vacuum (499,428 at 10M runs; each window read
+/// their index entries too, the failure groups of 24 h twice as slow), so the migration and the rebuild of the
+/// counters vacuum the table after their commit ([`super::schema::vacuum_refilled`]).
 pub(crate) fn refill(s: &str) -> Vec<String> {
     vec![
-        format!("TRUNCATE {s}.{TABLE}"),
+        format!("DELETE FROM {s}.{TABLE}"),
         format!(
             "INSERT INTO {s}.{TABLE} (run_id, pipeline_id, updated_at, error_head, pipeline_version) \
              SELECT * FROM ({}) AS r ORDER BY updated_at, run_id",

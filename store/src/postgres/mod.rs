@@ -47,6 +47,7 @@ use crate::{
 /// `COPY`'s text format as the bulk load writes it, for the bench's loader (bench/src/pg.rs): not a stable API.
 #[doc(hidden)]
 pub use bulk::{copy_instant, copy_opt, copy_text};
+pub use counters::FOLD_LOCK;
 pub use schema::{MIGRATION_LOCK, PG_SCHEMA_VERSION};
 
 /// The longest a statement may run (the server cancels it then): far above any page's query, below forever.

@@ -835,6 +835,7 @@ async fn migrate_once(conn: &mut PgConnection, lock_timeout_ms: u64) -> Result<M
     let steps = plan(&ins);
     let mut changes = Vec::new();
     let mut timings = Vec::new();
+    let statements: Vec<String> = steps.iter().map(|(sql, _)| sql.clone()).collect();
     for (sql, description) in steps {
         if !sql.is_empty() {
             let started = std::time::Instant::now();
@@ -849,6 +850,7 @@ async fn migrate_once(conn: &mut PgConnection, lock_timeout_ms: u64) -> Result<M
         }
     }
     tx.commit().await.map_err(StoreError::Database)?;
+    vacuum_refilled(conn, &statements).await;
     if !changes.is_empty() {
         tracing::info!(from = ?ins.kind, changes = changes.len(), "migrated workflow_state to PostgreSQL schema {PG_SCHEMA_VERSION}");
     }
@@ -858,4 +860,28 @@ async fn migrate_once(conn: &mut PgConnection, lock_timeout_ms: u64) -> Result<M
         changes,
         timings,
     })
+}
+
+/// The tables that `statements` empty whole (`DELETE FROM table`, no condition): the refills of counters and of
+/// `flowstate_failure`.
+pub(crate) fn refilled_tables(statements: &[String]) -> Vec<&str> {
+    statements
+        .iter()
+        .filter_map(|sql| sql.strip_prefix("DELETE FROM "))
+        .filter(|table| !table.contains(char::is_whitespace))
+        .collect()
+}
+
+/// After a commit that refilled tables ([`refilled_tables`] of its statements): `VACUUM (ANALYZE)` of each, so
+/// their old rows, all dead, are not read again by every reader until autovacuum comes (neither readers nor
+/// writers wait for it). A failure is logged, not returned: the commit is done and the tables are right.
+pub(crate) async fn vacuum_refilled(conn: &mut PgConnection, statements: &[String]) {
+    for table in refilled_tables(statements) {
+        if let Err(error) = sqlx::query(&format!("VACUUM (ANALYZE) {table}"))
+            .execute(&mut *conn)
+            .await
+        {
+            tracing::warn!(%error, table, "could not vacuum a refilled table");
+        }
+    }
 }

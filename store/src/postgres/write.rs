@@ -540,10 +540,15 @@ impl PgStore {
         before
             .differences
             .extend(failures::check(&mut tx, s).await.map_err(&map)?);
-        for sql in counters::refill(s).into_iter().chain(failures::refill(s)) {
-            sqlx::query(&sql).execute(&mut *tx).await.map_err(&map)?;
+        let statements: Vec<String> = counters::refill(s)
+            .into_iter()
+            .chain(failures::refill(s))
+            .collect();
+        for sql in &statements {
+            sqlx::query(sql).execute(&mut *tx).await.map_err(&map)?;
         }
         tx.commit().await.map_err(&map)?;
+        super::schema::vacuum_refilled(&mut conn, &statements).await;
         Ok(before)
     }
 

@@ -19,7 +19,8 @@
 //!    not needed;
 //! 3. after a short warm-up, [`CLIENTS`] clients on keep-alive connections request the Overview `/`, the runs
 //!    `/runs`, the failed runs `/runs?status=failed` and the Failures `/failures` in turn, each request as soon as
-//!    the previous answer is read (a closed loop): first one client for up to [`ONE_CLIENT_SECS`] s (each page's
+//!    the previous answer is read (a closed loop), each keeping the cookies the server sets as a browser does (so
+//!    from its second request on it sends its CSRF cookie): first one client for up to [`ONE_CLIENT_SECS`] s (each page's
 //!    own time, without queueing), then 32 clients for `FLOWSTATE_BENCH_HTTP_SECS` seconds (default 20) alone
 //!    (the baseline), then 32 clients as long again while a writer in this process saves [`WRITE_RATE`] runs/s
 //!    through `flowstate_store` (default options: synchronous FULL; each new run saved four times: started, two
@@ -905,13 +906,65 @@ fn http_client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-/// One GET: the status, and the body's length (read to the end).
+/// A browser's cookies: those the server's `Set-Cookie` headers gave it, sent back with its next requests (the
+/// dashboard sets its CSRF cookie on a browser's first page; a browser that keeps it is answered kept pages
+/// carrying its token, while one that never sends it gets a new token and cookie on every page).
+#[derive(Debug, Default)]
+struct Jar(BTreeMap<String, String>);
+
+impl Jar {
+    /// The `Cookie` header to send, if any cookie is kept.
+    fn header(&self) -> Option<String> {
+        (!self.0.is_empty()).then(|| {
+            self.0
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    /// Keeps the cookies an answer sets (a cookie set empty is dropped, as the server clears one).
+    fn keep(&mut self, headers: &http::HeaderMap) {
+        for value in headers.get_all(http::header::SET_COOKIE) {
+            let Some((name, value)) = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.split(';').next())
+                .and_then(|pair| pair.split_once('='))
+            else {
+                continue;
+            };
+            let (name, value) = (name.trim(), value.trim());
+            if value.is_empty() {
+                self.0.remove(name);
+            } else {
+                self.0.insert(name.to_string(), value.to_string());
+            }
+        }
+    }
+}
+
+/// One GET without cookies: the status, and the body's length (read to the end).
 async fn get(client: &HttpClient, uri: &str) -> std::result::Result<(u16, usize), String> {
+    get_as(client, uri, &mut Jar::default()).await
+}
+
+/// One GET by a browser holding `jar` (sent, and updated from the answer): the status and the body's length.
+async fn get_as(client: &HttpClient, uri: &str, jar: &mut Jar) -> std::result::Result<(u16, usize), String> {
     let uri: http::Uri = uri.parse().map_err(|e| format!("bad uri {uri}: {e}"))?;
+    let mut request = http::Request::get(uri);
+    if let Some(cookie) = jar.header() {
+        request = request.header(http::header::COOKIE, cookie);
+    }
+    let request = request
+        .body(Empty::new())
+        .map_err(|e| format!("bad request: {e}"))?;
     let response = client
-        .get(uri)
+        .request(request)
         .await
         .map_err(|e| format!("request failed: {e}"))?;
+    jar.keep(response.headers());
     let status = response.status().as_u16();
     let body = response
         .into_body()
@@ -1163,8 +1216,9 @@ impl LoadFigures {
 }
 
 /// `clients` clients requesting the pages in turn for `duration`, each request as soon as the previous answer
-/// is read (client `i` starts with page `i mod` the number of pages, so the mix is even). Requests under way at the end finish
-/// and count. Also measures the CPU time the server (`pid`) and this process spent meanwhile.
+/// is read (client `i` starts with page `i mod` the number of pages, so the mix is even). Each client keeps the
+/// cookies the server sets, as a browser does (its [`Jar`]: the CSRF cookie from its first answer on). Requests
+/// under way at the end finish and count. Also measures the CPU time the server (`pid`) and this process spent meanwhile.
 async fn load(
     client: &HttpClient,
     addr: SocketAddr,
@@ -1184,12 +1238,13 @@ async fn load(
             let mut timed: Vec<(&'static str, Duration)> = Vec::with_capacity(4096);
             let mut failed: Vec<(&'static str, String)> = Vec::new();
             let mut n = i;
+            let mut jar = Jar::default();
             while Instant::now() < deadline {
                 let (key, path) = &paths[n % paths.len()];
                 let key: &'static str = key;
                 n += 1;
                 let t = Instant::now();
-                match get(&client, &format!("http://{addr}{path}")).await {
+                match get_as(&client, &format!("http://{addr}{path}"), &mut jar).await {
                     Ok((status, _)) if (200..300).contains(&status) => timed.push((key, t.elapsed())),
                     Ok((status, _)) => failed.push((key, format!("GET {path} answered {status}"))),
                     Err(e) => failed.push((key, format!("GET {path}: {e}"))),

@@ -1,6 +1,7 @@
 //! The page cache (server/src/web/cache.rs) through the whole router: a page is answered again for at most its
 //! max age, with a new CSP nonce each time and its age said; this server's own changes show at once; nothing
-//! of one browser's session reaches another; pages with this browser's CSRF token are never kept.
+//! of one browser's session reaches another; a run's page is kept too, each browser getting it with its own
+//! CSRF token (and a browser without a CSRF cookie a new token and the cookie holding it).
 
 mod support;
 
@@ -151,25 +152,188 @@ async fn a_change_through_the_dashboard_shows_at_once() {
     assert!(db.store.load_state("old-failed").await.unwrap().is_some());
 }
 
+/// A second browser's CSRF token (the first's is [`CSRF`]).
+const OTHER_CSRF: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+
+/// A failed run's page reached from the failed runs list (as the HTTP bench loads it).
+const RUN_PAGE: &str = "/runs/old-failed?list=%2Fruns%3Fstatus%3Dfailed";
+
+/// The token of the page's delete form.
+#[track_caller]
+fn form_token(html: &str) -> &str {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no delete form with a CSRF token:\n{html}"))
+        + "name=\"csrf\" value=\"".len();
+    &html[at..at + html[at..].find('"').unwrap()]
+}
+
+/// The CSRF token the answer's `Set-Cookie` gives the browser, if any.
+fn cookie_token(answer: &Answer) -> Option<String> {
+    answer.cookies().into_iter().find_map(|c| {
+        c.split(';')
+            .next()
+            .and_then(|pair| pair.strip_prefix("flowstate_csrf="))
+            .map(str::to_string)
+    })
+}
+
 #[tokio::test]
-async fn pages_with_this_browsers_csrf_token_are_never_kept() {
+async fn a_run_page_is_kept_and_each_browser_gets_it_with_its_own_token() {
+    let db = three_runs().await;
+    let app = app_caching(&db, Duration::from_secs(600), false);
+    let (mine, theirs) = (
+        format!("flowstate_csrf={CSRF}"),
+        format!("flowstate_csrf={OTHER_CSRF}"),
+    );
+    let first = visit(app.clone(), RUN_PAGE, Some(&mine)).await;
+    assert_eq!(cache_state(&first), "miss");
+    assert_eq!(form_token(&first.body), CSRF, "the delete form carries the token");
+    assert!(cookie_token(&first).is_none(), "the browser has its cookie");
+
+    let second = visit(app.clone(), RUN_PAGE, Some(&theirs)).await;
+    assert_eq!(
+        cache_state(&second),
+        "hit",
+        "another browser is answered the kept page"
+    );
+    assert_eq!(form_token(&second.body), OTHER_CSRF, "with its own token");
+    assert!(
+        !second.body.contains(CSRF),
+        "and nothing of the first browser's token (form or hydration data)"
+    );
+    assert!(cookie_token(&second).is_none());
+    let (n1, n2) = (check_headers(&first).unwrap(), check_headers(&second).unwrap());
+    assert_ne!(n1, n2);
+    check_markup(&second.body, &n2).unwrap();
+    assert_eq!(
+        first.body.replace(&n1, &n2).replace(CSRF, OTHER_CSRF),
+        second.body,
+        "the same page, with the second request's nonce and token"
+    );
+    assert!(
+        first.body.matches(CSRF).count() >= 2,
+        "the token is in the form and in the hydration data, both put back"
+    );
+
+    // The first browser again: the kept page, with its own token again.
+    let third = visit(app.clone(), RUN_PAGE, Some(&mine)).await;
+    assert_eq!(cache_state(&third), "hit");
+    assert_eq!(form_token(&third.body), CSRF);
+    assert!(!third.body.contains(OTHER_CSRF));
+}
+
+#[tokio::test]
+async fn a_delete_posted_with_the_token_of_a_kept_page_works_and_empties_the_cache() {
+    let db = three_runs().await;
+    let app = app_caching(&db, Duration::from_secs(600), false);
+    let theirs = format!("flowstate_csrf={OTHER_CSRF}");
+    visit(app.clone(), RUN_PAGE, Some(&format!("flowstate_csrf={CSRF}"))).await;
+    visit(app.clone(), "/runs", None).await;
+    let kept = visit(app.clone(), RUN_PAGE, Some(&theirs)).await;
+    assert_eq!(cache_state(&kept), "hit");
+    let token = form_token(&kept.body).to_string();
+
+    // The second browser deletes the run with the token its kept page gave it: the CSRF check passes.
+    let deleted = Post::delete("old-failed", "old-failed")
+        .field("csrf", &token)
+        .cookie(Some(&theirs))
+        .sent_from(RUN_PAGE)
+        .send(app.clone())
+        .await;
+    assert_eq!(deleted.status, StatusCode::FOUND, "{}", deleted.body);
+    assert!(!deleted.location().contains("__err="), "{}", deleted.location());
+    assert!(db.store.load_state("old-failed").await.unwrap().is_none());
+
+    // The cache was emptied: the run's page says it is gone, the list no longer has it.
+    let gone = visit(app.clone(), RUN_PAGE, Some(&theirs)).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert_eq!(gone.header("x-flowstate-page-cache"), "miss");
+    let list = visit(app.clone(), "/runs", None).await;
+    assert_eq!(cache_state(&list), "miss", "the deletion emptied the cache");
+    assert_eq!(listed(&list.body), ["new-running", "old-done"]);
+
+    // The first browser's token in the second browser's form is refused (the tokens stay per browser).
+    visit(app.clone(), "/runs/old-done", Some(&theirs)).await;
+    let refused = Post::delete("old-done", "old-done")
+        .field("csrf", CSRF)
+        .cookie(Some(&theirs))
+        .send(app.clone())
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(db.store.load_state("old-done").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_browser_without_a_csrf_cookie_gets_a_new_token_and_its_cookie_from_the_cache() {
+    let db = three_runs().await;
+    let app = app_caching(&db, Duration::from_secs(600), false);
+    // The very first request renders the page, for a browser without any cookie.
+    let first = visit(app.clone(), RUN_PAGE, None).await;
+    assert_eq!(cache_state(&first), "miss");
+    let first_token = cookie_token(&first).expect("a new CSRF cookie");
+    assert_eq!(
+        form_token(&first.body),
+        first_token,
+        "the page carries the cookie's token"
+    );
+
+    // Another new browser: answered from the cache, with a token of its own, the same in its cookie and form.
+    let second = visit(app.clone(), RUN_PAGE, None).await;
+    assert_eq!(cache_state(&second), "hit");
+    let token = cookie_token(&second).expect("a new CSRF cookie on a kept page too");
+    assert_eq!(token.len(), 64);
+    assert_ne!(token, first_token, "every new browser gets its own token");
+    assert_eq!(form_token(&second.body), token);
+    assert!(!second.body.contains(&first_token));
+    let cookie = second
+        .cookies()
+        .into_iter()
+        .find(|c| c.starts_with("flowstate_csrf="))
+        .unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    }
+    assert_eq!(
+        second.cookies().len(),
+        1,
+        "no other cookie: {:?}",
+        second.cookies()
+    );
+
+    // With that cookie, the token works.
+    let deleted = Post::delete("old-failed", "old-failed")
+        .field("csrf", &token)
+        .cookie(Some(&format!("flowstate_csrf={token}")))
+        .send(app.clone())
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    assert!(db.store.load_state("old-failed").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_run_page_through_a_proxy_is_another_page() {
     let db = three_runs().await;
     let app = app_caching(&db, Duration::from_secs(600), false);
     let cookie = format!("flowstate_csrf={CSRF}");
-    // A run's page carries the delete form, with this browser's token in it.
-    for _ in 0..2 {
-        let page = visit(app.clone(), "/runs/old-done", Some(&cookie)).await;
-        assert_eq!(cache_state(&page), "miss");
-        assert!(page.body.contains(CSRF), "the delete form carries the token");
-    }
-    // The lists carry no token: they are kept, and another browser gets them without anyone's token.
-    let first = visit(app.clone(), "/runs", Some(&cookie)).await;
-    assert_eq!(cache_state(&first), "miss");
-    assert!(!first.body.contains(CSRF));
-    let other_browser = "flowstate_csrf=fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
-    let second = visit(app.clone(), "/runs", Some(other_browser)).await;
-    assert_eq!(cache_state(&second), "hit");
-    assert!(!second.body.contains(CSRF) && !second.body.contains("fedcba9876543210fedcba"));
+    // Straight from this machine, without an admin token: the delete form.
+    let direct = visit(app.clone(), RUN_PAGE, Some(&cookie)).await;
+    assert_eq!(cache_state(&direct), "miss");
+    assert!(direct.body.contains("data-testid=\"delete-run-form\""));
+    // Through a proxy, changes are refused: not the kept page with its form, but the refusal.
+    let mut request = browser_get(RUN_PAGE, Some(&cookie));
+    request
+        .headers_mut()
+        .insert("x-forwarded-for", "203.0.113.7".parse().unwrap());
+    let proxied = send(app.clone(), request).await;
+    assert_eq!(cache_state(&proxied), "miss");
+    assert!(!proxied.body.contains("data-testid=\"delete-run-form\""));
+    assert!(proxied.body.contains("data-testid=\"delete-run-refusal\""));
+    // And the direct page is still kept.
+    assert_eq!(
+        cache_state(&visit(app.clone(), RUN_PAGE, Some(&cookie)).await),
+        "hit"
+    );
 }
 
 #[tokio::test]

@@ -2,10 +2,9 @@
 //! requests for the same page that follow it.
 //!
 //! An operator's dashboard is read by a few people and many open tabs, each refreshing the same few pages; a page
-//! costs 2–12 ms of CPU to read and render, a cached one well under 0.1 ms. So the Overview, the runs lists and
-//! the failures page are rendered at most once per second each, whatever the number of readers (BENCHMARKS.md:
-//! the HTTP figures with and without it). A run's page is a candidate too, but it carries this browser's CSRF
-//! token (for its delete form), so it is rendered every time.
+//! costs 2–12 ms of CPU to read and render (a run's page within its list more at 1M runs), a cached one well under
+//! 0.1 ms. So the Overview, the runs lists, a run's page, the failures and the pipelines pages are rendered at most
+//! once per second each, whatever the number of readers (BENCHMARKS.md: the HTTP figures with and without it).
 //!
 //! What a reader sees stays true:
 //! - **at most `max_age` old**, and the response says how old: `Age` (whole seconds, as HTTP caches say it) and
@@ -15,19 +14,26 @@
 //!   cleanup, a login or logout; any method but GET/HEAD/OPTIONS, read-only server functions excepted) empties
 //!   the cache when it has been answered, and a page rendered while one was being answered is not kept;
 //!   changes by other processes (flujo writing its runs) show within `max_age`;
-//! - **nothing of one browser reaches another**: the key is the page's path and query plus the request's cookies
-//!   (the theme, the login session) but for the CSRF cookie; a page that carries this browser's CSRF token (a
-//!   page with a form that changes something) is never kept, nor is any answer but a 200 HTML page without
-//!   `Set-Cookie`;
-//! - **the CSP nonce is new on every answer**: a kept page is stored cut at its nonce, and put together again
-//!   with the nonce of the request being answered (the one its `Content-Security-Policy` names).
+//! - **nothing of one browser reaches another**: the key is the page's path and query, the host the request
+//!   names and whether it came through a proxy (a run's page shows its delete form, or why deleting is refused
+//!   from there), and the request's cookies (the theme, the login session) but for the CSRF cookie; only a 200
+//!   HTML page whose answer sets no cookie is kept;
+//! - **every answer carries its own secrets**: a kept page is stored cut at the two secrets of the request that
+//!   rendered it, its CSP nonce and its CSRF token (which a run's delete form and the page's hydration data
+//!   carry), and put together again with those of the request being answered: the nonce its
+//!   `Content-Security-Policy` names and the token its `flowstate_csrf` cookie holds. A page in which the two
+//!   overlap is not kept. The token is 256 random bits and the nonce 128, in hex: neither is in a page by chance.
+//!
+//! A browser that arrives without a CSRF cookie (its first request) is answered from the cache too: the security
+//! layer, outside this one, makes its new token before the page is put together, and sets the cookie holding that
+//! same token on the answer afterwards; no `Set-Cookie` ever passes through the cache.
 //!
 //! When a kept page expires, the first request renders it again while the others arriving meanwhile are answered
 //! the expired one (for up to another `max_age`, marked `stale`), so a burst of readers costs one render, not
 //! one each. The cache holds at most [`MAX_ENTRIES`] pages of at most [`MAX_PAGE_BYTES`] each.
 //!
 //! Pages are kept uncompressed: the compression layer sits outside this one (see `router` in `web/mod.rs`), so each
-//! answer, kept or rendered, is compressed for its own request's `Accept-Encoding` after its nonce is spliced in.
+//! answer, kept or rendered, is compressed for its own request's `Accept-Encoding` after its secrets are spliced in.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,7 +49,8 @@ use axum::response::{IntoResponse, Response};
 use super::headers::CspNonce;
 use super::security::cookies::{self, CSRF_COOKIE};
 use super::security::csrf::CsrfToken;
-use super::security::needs_check;
+use super::security::origin::host_header;
+use super::security::{needs_check, through_proxy};
 
 /// How long a page is answered again when `serve` is given no `--page-cache-ms`.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(1);
@@ -74,13 +81,77 @@ struct Entries {
     rendering: HashSet<String>,
 }
 
-/// A kept page: its headers and its body cut at the nonce of the request that rendered it.
+/// A kept page: its headers and its body cut at the secrets of the request that rendered it.
 struct Page {
     rendered: Instant,
     generation: u64,
     headers: HeaderMap,
+    body: Cut,
+}
+
+/// A secret of the request being answered, which a kept page holds only as a cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Secret {
+    /// The CSP nonce ([`CspNonce`]).
+    Nonce,
+    /// This browser's CSRF token ([`CsrfToken`]).
+    Csrf,
+}
+
+/// A body cut at every occurrence of the secrets: `secrets[i]` was between `pieces[i]` and `pieces[i + 1]`.
+#[derive(Debug)]
+struct Cut {
     pieces: Vec<Bytes>,
+    secrets: Vec<Secret>,
+    /// The body's length when put together with secrets as long as the ones cut out.
     len: usize,
+}
+
+impl Cut {
+    /// `bytes` cut at every occurrence of each non-empty secret; `None` when two occurrences overlap (a page
+    /// that cannot be put together again without keeping part of a secret is not kept).
+    fn new(bytes: &Bytes, secrets: &[(Secret, &[u8])]) -> Option<Cut> {
+        let mut found: Vec<(usize, usize, Secret)> = secrets
+            .iter()
+            .filter(|(_, value)| !value.is_empty())
+            .flat_map(|&(secret, value)| {
+                memchr::memmem::find_iter(bytes, value).map(move |at| (at, value.len(), secret))
+            })
+            .collect();
+        found.sort_unstable_by_key(|&(at, _, _)| at);
+        let mut pieces = Vec::with_capacity(found.len() + 1);
+        let mut kinds = Vec::with_capacity(found.len());
+        let mut start = 0;
+        for (at, len, secret) in found {
+            if at < start {
+                return None;
+            }
+            pieces.push(bytes.slice(start..at));
+            kinds.push(secret);
+            start = at + len;
+        }
+        pieces.push(bytes.slice(start..));
+        Some(Cut {
+            pieces,
+            secrets: kinds,
+            len: bytes.len(),
+        })
+    }
+
+    /// The body put together again with `nonce` and `csrf` where the secrets were.
+    fn join(&self, nonce: &str, csrf: &str) -> Vec<u8> {
+        let mut body = Vec::with_capacity(self.len);
+        for (i, piece) in self.pieces.iter().enumerate() {
+            if let Some(secret) = i.checked_sub(1).and_then(|j| self.secrets.get(j)) {
+                body.extend_from_slice(match secret {
+                    Secret::Nonce => nonce.as_bytes(),
+                    Secret::Csrf => csrf.as_bytes(),
+                });
+            }
+            body.extend_from_slice(piece);
+        }
+        body
+    }
 }
 
 impl PageCache {
@@ -176,7 +247,11 @@ pub async fn page_cache(State(cache): State<Arc<PageCache>>, req: Request, next:
         return next.run(req).await;
     }
     let key = cache_key(&req);
-    let Some(nonce) = req.extensions().get::<CspNonce>().map(|n| n.0.clone()) else {
+    // Both secrets come from the layers outside (headers, security); without them nothing is kept or answered.
+    let (Some(nonce), Some(csrf)) = (
+        req.extensions().get::<CspNonce>().map(|n| n.0.clone()),
+        req.extensions().get::<CsrfToken>().map(|t| t.0.clone()),
+    ) else {
         return next.run(req).await;
     };
     let generation = cache.generation.load(Ordering::SeqCst);
@@ -203,7 +278,7 @@ pub async fn page_cache(State(cache): State<Arc<PageCache>>, req: Request, next:
         }
     };
     if let Some((page, how)) = kept {
-        return answer_kept(&page, &nonce, now, how);
+        return answer_kept(&page, &nonce, &csrf, now, how);
     }
 
     // Render: this request is the one refreshing `key` (the mark goes whatever happens, a dropped request too).
@@ -211,7 +286,6 @@ pub async fn page_cache(State(cache): State<Arc<PageCache>>, req: Request, next:
         cache: &cache,
         key: &key,
     };
-    let csrf = req.extensions().get::<CsrfToken>().map(|t| t.0.clone());
     let mut response = next.run(req).await;
     if !keepable(&response) {
         response
@@ -239,17 +313,23 @@ pub async fn page_cache(State(cache): State<Arc<PageCache>>, req: Request, next:
                 .into_response();
         }
     };
-    let carries_token = csrf.is_some_and(|t| !t.is_empty() && contains(&bytes, t.as_bytes()));
     let unchanged =
         cache.generation.load(Ordering::SeqCst) == generation && cache.changing.load(Ordering::SeqCst) == 0;
-    if !carries_token && unchanged {
+    let cut = unchanged
+        .then(|| {
+            Cut::new(
+                &bytes,
+                &[(Secret::Nonce, nonce.as_bytes()), (Secret::Csrf, csrf.as_bytes())],
+            )
+        })
+        .flatten();
+    if let Some(body) = cut {
         parts.headers.remove(header::CONTENT_LENGTH);
         let page = Arc::new(Page {
             rendered: now,
             generation,
             headers: parts.headers.clone(),
-            pieces: split(&bytes, nonce.as_bytes()),
-            len: bytes.len(),
+            body,
         });
         let mut entries = cache.lock();
         if entries.pages.len() >= MAX_ENTRIES && !entries.pages.contains_key(&key) {
@@ -299,16 +379,9 @@ impl Drop for RenderingMark<'_> {
     }
 }
 
-/// The kept page, with this request's nonce and its age.
-fn answer_kept(page: &Page, nonce: &str, now: Instant, how: &'static str) -> Response {
-    let mut body = Vec::with_capacity(page.len);
-    for (i, piece) in page.pieces.iter().enumerate() {
-        if i > 0 {
-            body.extend_from_slice(nonce.as_bytes());
-        }
-        body.extend_from_slice(piece);
-    }
-    let mut response = Response::new(Body::from(body));
+/// The kept page, with this request's nonce and CSRF token, and its age.
+fn answer_kept(page: &Page, nonce: &str, csrf: &str, now: Instant, how: &'static str) -> Response {
+    let mut response = Response::new(Body::from(page.body.join(nonce, csrf)));
     *response.headers_mut() = page.headers.clone();
     let age = now.saturating_duration_since(page.rendered).as_secs();
     response.headers_mut().insert(header::AGE, HeaderValue::from(age));
@@ -327,7 +400,8 @@ fn is_page(path: &str) -> bool {
             .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
-/// Only a whole 200 HTML page without cookies of its own is kept.
+/// Only a whole 200 HTML page without cookies of its own is kept (the CSRF cookie of a browser that had none is
+/// set outside, by the security layer).
 fn keepable(response: &Response) -> bool {
     response.status() == StatusCode::OK
         && !response.headers().contains_key(header::SET_COOKIE)
@@ -338,8 +412,9 @@ fn keepable(response: &Response) -> bool {
             .is_some_and(|v| v.starts_with("text/html"))
 }
 
-/// The path and query, and the cookies but the CSRF one, sorted (the order a browser sends them in is not the
-/// page's business).
+/// The path and query; the host the request names and whether it came through a proxy (on which a run page's
+/// delete form depends: [`super::security::Security::authorise`]); and the cookies but the CSRF one, sorted (the
+/// order a browser sends them in is not the page's business).
 fn cache_key(req: &Request) -> String {
     let mut cookies: Vec<String> = cookies::all(req.headers())
         .filter(|c| c.name() != CSRF_COOKIE)
@@ -348,55 +423,101 @@ fn cache_key(req: &Request) -> String {
     cookies.sort_unstable();
     let uri = req.uri();
     let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
-    format!("{path_and_query}\n{}", cookies.join("; "))
-}
-
-/// `bytes` cut at every occurrence of `at` (n occurrences: n + 1 pieces).
-fn split(bytes: &Bytes, at: &[u8]) -> Vec<Bytes> {
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    if !at.is_empty() {
-        while let Some(i) = find(&bytes[start..], at) {
-            pieces.push(bytes.slice(start..start + i));
-            start += i + at.len();
-        }
-    }
-    pieces.push(bytes.slice(start..));
-    pieces
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    find(haystack, needle).is_some()
-}
-
-/// The first index of `needle` in `haystack` (memchr's substring search).
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(haystack, needle)
+    let host = host_header(req.headers(), uri).unwrap_or("");
+    let proxied = if through_proxy(req.headers()) {
+        "proxied"
+    } else {
+        "direct"
+    };
+    format!("{path_and_query}\n{host}\n{proxied}\n{}", cookies.join("; "))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const NONCE: &str = "0123456789abcdef0123456789abcdef";
+    const TOKEN: &str = "aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbccccccccccccccccdddddddddddddddd";
+
+    /// A page with a script, a form carrying the token and hydration data carrying it again, as a run's page.
+    fn run_page(nonce: &str, token: &str) -> String {
+        format!(
+            "<script nonce=\"{nonce}\">a</script><form><input type=\"hidden\" name=\"csrf\" value=\"{token}\"/>\
+             </form><script nonce=\"{nonce}\">__RESOLVED({{\"csrf\":\"{token}\",\"logged_in\":false}})</script>"
+        )
+    }
+
+    fn cut(html: &str, nonce: &str, token: &str) -> Option<Cut> {
+        Cut::new(
+            &Bytes::from(html.to_string()),
+            &[
+                (Secret::Nonce, nonce.as_bytes()),
+                (Secret::Csrf, token.as_bytes()),
+            ],
+        )
+    }
+
     #[test]
-    fn pages_are_cut_at_the_nonce_and_put_together_with_another() {
-        let nonce = "0123456789abcdef0123456789abcdef";
-        let html =
-            format!("<script nonce=\"{nonce}\">a</script><p>x</p><script nonce=\"{nonce}\">b</script>");
-        let pieces = split(&Bytes::from(html.clone()), nonce.as_bytes());
-        assert_eq!(pieces.len(), 3);
+    fn pages_are_cut_at_their_secrets_and_put_together_with_another_requests() {
+        let html = run_page(NONCE, TOKEN);
         let page = Page {
             rendered: Instant::now(),
             generation: 0,
             headers: HeaderMap::new(),
-            pieces,
-            len: html.len(),
+            body: cut(&html, NONCE, TOKEN).unwrap(),
         };
-        let other = "fedcba9876543210fedcba9876543210";
-        let response = answer_kept(&page, other, Instant::now(), "hit");
-        let body = body_text(response);
-        assert_eq!(body, html.replace(nonce, other));
-        assert!(!body.contains(nonce));
+        assert_eq!(page.body.pieces.len(), 5);
+        assert_eq!(
+            page.body.secrets,
+            [Secret::Nonce, Secret::Csrf, Secret::Nonce, Secret::Csrf]
+        );
+        for piece in &page.body.pieces {
+            assert!(find(piece, NONCE.as_bytes()).is_none() && find(piece, TOKEN.as_bytes()).is_none());
+        }
+        let (nonce, token) = (
+            "fedcba9876543210fedcba9876543210",
+            "1111111111111111222222222222222233333333333333334444444444444444",
+        );
+        let body = body_text(answer_kept(&page, nonce, token, Instant::now(), "hit"));
+        assert_eq!(body, run_page(nonce, token));
+        assert!(!body.contains(NONCE) && !body.contains(TOKEN));
+        // The secrets do not swap places (a nonce where the token was, or the other way round).
+        let body = page.body.join(NONCE, TOKEN);
+        assert_eq!(body, html.as_bytes());
+    }
+
+    #[test]
+    fn overlapping_secrets_are_not_kept_and_empty_ones_are_not_cut() {
+        // The nonce inside the token, or the two overlapping: no cut could put them back without part of a secret.
+        assert!(Cut::new(
+            &Bytes::from_static(b"x abcdef y"),
+            &[(Secret::Csrf, b"abcdef"), (Secret::Nonce, b"cd")]
+        )
+        .is_none());
+        assert!(Cut::new(
+            &Bytes::from_static(b"x abcdef y"),
+            &[(Secret::Nonce, b"abcd"), (Secret::Csrf, b"cdef")]
+        )
+        .is_none());
+        // Side by side is fine.
+        let side = Cut::new(
+            &Bytes::from_static(b"abcdcdef"),
+            &[(Secret::Nonce, b"abcd"), (Secret::Csrf, b"cdef")],
+        )
+        .unwrap();
+        assert_eq!(side.secrets, [Secret::Nonce, Secret::Csrf]);
+        assert_eq!(side.join("N", "T"), b"NT");
+        // An empty secret is not cut at (it would match everywhere); a page without secrets is one piece.
+        let plain = Cut::new(
+            &Bytes::from_static(b"plain"),
+            &[(Secret::Nonce, b""), (Secret::Csrf, b"zz")],
+        )
+        .unwrap();
+        assert_eq!((plain.pieces.len(), plain.secrets.len()), (1, 0));
+        assert_eq!(plain.join("N", "T"), b"plain");
+        let ends = Cut::new(&Bytes::from_static(b"NxN"), &[(Secret::Nonce, b"N")]).unwrap();
+        assert_eq!(ends.pieces.len(), 3);
+        assert_eq!(ends.join("ab", "T"), b"abxab");
     }
 
     fn body_text(response: Response) -> String {
@@ -405,6 +526,123 @@ mod tests {
             .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
             .unwrap();
         String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    /// The first index of `needle` in `haystack`.
+    fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+        memchr::memmem::find(haystack, needle)
+    }
+
+    /// A router answering `/runs/r` with `page`'s HTML for each request's nonce and token, behind the cache and
+    /// a stand-in for the headers and security layers: the nonce and token come from the `x-nonce` and
+    /// `x-token` headers (no header: that secret is missing).
+    fn echo_app(cache: Arc<PageCache>, page: fn(&str, &str) -> String) -> axum::Router {
+        use axum::routing::get;
+        axum::Router::new()
+            .route(
+                "/runs/r",
+                get(move |req: Request| async move {
+                    let nonce = req.extensions().get::<CspNonce>().map(|n| n.0.clone());
+                    let token = req.extensions().get::<CsrfToken>().map(|t| t.0.clone());
+                    (
+                        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                        page(&nonce.unwrap_or_default(), &token.unwrap_or_default()),
+                    )
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(cache, page_cache))
+            .layer(axum::middleware::from_fn(
+                |mut req: Request, next: Next| async move {
+                    let (nonce, token) = (text(&req, "x-nonce"), text(&req, "x-token"));
+                    if let Some(nonce) = nonce {
+                        req.extensions_mut().insert(CspNonce(nonce));
+                    }
+                    if let Some(token) = token {
+                        req.extensions_mut().insert(CsrfToken(token));
+                    }
+                    next.run(req).await
+                },
+            ))
+    }
+
+    fn text(req: &Request, name: &str) -> Option<String> {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    async fn fetch(app: &axum::Router, nonce: Option<&str>, token: Option<&str>) -> (String, String) {
+        use tower::ServiceExt;
+        let mut request = Request::get("/runs/r");
+        for (name, value) in [("x-nonce", nonce), ("x-token", token)] {
+            if let Some(value) = value {
+                request = request.header(name, value);
+            }
+        }
+        let response = app
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let how = response
+            .headers()
+            .get(CACHE_HEADER)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (how, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// The token a page carries is the requesting browser's, kept or not; a request without either secret is
+    /// neither answered from the cache nor kept.
+    #[tokio::test]
+    async fn each_answer_carries_its_own_requests_token_and_nonce() {
+        let cache = Arc::new(PageCache::new(Duration::from_secs(60)));
+        let app = echo_app(cache.clone(), run_page);
+        let other = "9999999999999999888888888888888877777777777777776666666666666666";
+        let other_nonce = "fedcba9876543210fedcba9876543210";
+        assert_eq!(
+            fetch(&app, Some(NONCE), Some(TOKEN)).await,
+            ("miss".into(), run_page(NONCE, TOKEN))
+        );
+        assert_eq!(cache.len(), 1, "a page carrying a token is kept now");
+        assert_eq!(
+            fetch(&app, Some(other_nonce), Some(other)).await,
+            ("hit".into(), run_page(other_nonce, other)),
+            "another browser gets the kept page with its own token and nonce"
+        );
+        assert_eq!(
+            fetch(&app, Some(NONCE), Some(TOKEN)).await,
+            ("hit".into(), run_page(NONCE, TOKEN))
+        );
+        // Without a token (no security layer in front) or without a nonce: rendered, not kept, not marked.
+        cache.clear();
+        for (nonce, token) in [(Some(NONCE), None), (None, Some(TOKEN))] {
+            let (how, _) = fetch(&app, nonce, token).await;
+            assert_eq!(how, "");
+            assert!(cache.is_empty());
+        }
+    }
+
+    /// A page in which the nonce and the token overlap (only a page that prints one inside the other could) is
+    /// answered as rendered and not kept.
+    #[tokio::test]
+    async fn a_page_whose_secrets_overlap_is_not_kept() {
+        let cache = Arc::new(PageCache::new(Duration::from_secs(60)));
+        let app = echo_app(cache.clone(), |nonce, token| {
+            format!("<p>{}{token}</p><p>{nonce}</p>", &nonce[..nonce.len() / 2])
+        });
+        let token = format!("{}{}", &NONCE[16..], &TOKEN[..48]);
+        for _ in 0..2 {
+            let (how, body) = fetch(&app, Some(NONCE), Some(&token)).await;
+            assert_eq!(how, "miss");
+            assert!(body.contains(&token));
+        }
+        assert!(cache.is_empty());
     }
 
     /// A page larger than the cache keeps (a run list with huge values written by another process) is answered
@@ -427,8 +665,8 @@ mod tests {
             .layer(axum::middleware::from_fn_with_state(cache.clone(), page_cache))
             .layer(axum::middleware::from_fn(
                 |mut req: Request, next: Next| async move {
-                    req.extensions_mut()
-                        .insert(CspNonce("0123456789abcdef0123456789abcdef".into()));
+                    req.extensions_mut().insert(CspNonce(NONCE.into()));
+                    req.extensions_mut().insert(CsrfToken(TOKEN.into()));
                     next.run(req).await
                 },
             ));
@@ -447,17 +685,6 @@ mod tests {
             assert_eq!(body, big.as_bytes());
         }
         assert!(cache.is_empty(), "a page over {MAX_PAGE_BYTES} bytes is not kept");
-    }
-
-    #[test]
-    fn find_and_split_edges() {
-        assert_eq!(find(b"abcabc", b"ca"), Some(2));
-        assert_eq!(find(b"abc", b"abcd"), None);
-        assert_eq!(find(b"", b"a"), None);
-        assert_eq!(find(b"aaab", b"aab"), Some(1));
-        assert_eq!(split(&Bytes::from_static(b"xNy"), b"N").len(), 2);
-        assert_eq!(split(&Bytes::from_static(b"NN"), b"N").len(), 3);
-        assert_eq!(split(&Bytes::from_static(b"plain"), b"N").len(), 1);
     }
 
     #[test]
@@ -489,6 +716,7 @@ mod tests {
         let request = |cookie: &str| {
             Request::builder()
                 .uri("/runs?status=failed")
+                .header(header::HOST, "127.0.0.1:3000")
                 .header(header::COOKIE, cookie)
                 .body(Body::empty())
                 .unwrap()
@@ -499,5 +727,35 @@ mod tests {
         assert_ne!(a, cache_key(&request("session=s2; theme=dark")));
         assert_ne!(a, cache_key(&request("session=s1; theme=light")));
         assert!(a.starts_with("/runs?status=failed\n"));
+    }
+
+    /// A run's page shows the delete form or why deleting is refused, which depends on the host the request
+    /// names and on whether it came through a proxy: those are other pages.
+    #[test]
+    fn the_key_holds_the_host_and_whether_a_proxy_forwarded_the_request() {
+        let request = |host: &str, forwarded: Option<(&str, &str)>| {
+            let mut r = Request::builder()
+                .uri("/runs/r?list=%2Fruns")
+                .header(header::HOST, host)
+                .header(header::COOKIE, "theme=dark");
+            if let Some((name, value)) = forwarded {
+                r = r.header(name, value);
+            }
+            cache_key(&r.body(Body::empty()).unwrap())
+        };
+        let direct = request("127.0.0.1:3000", None);
+        assert_ne!(direct, request("localhost:3000", None));
+        assert_ne!(direct, request("flowstate.example", None));
+        let proxied = request("127.0.0.1:3000", Some(("x-forwarded-for", "203.0.113.7")));
+        assert_ne!(direct, proxied);
+        assert_eq!(
+            proxied,
+            request("127.0.0.1:3000", Some(("x-forwarded-for", "198.51.100.1"))),
+            "one page for every client behind the proxy"
+        );
+        assert_eq!(
+            proxied,
+            request("127.0.0.1:3000", Some(("forwarded", "for=203.0.113.7")))
+        );
     }
 }

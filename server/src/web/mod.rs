@@ -382,10 +382,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(headers::security_headers))
         // gzip or brotli for every answer whose client accepts it (pages, JSON, and a folder's JS, CSS and wasm;
         // the embedded files come compressed already and are left alone). Outside the page cache, which keeps
-        // pages uncompressed (it splices each answer's nonce in), and the security headers (which it keeps); it
-        // adds `Vary: Accept-Encoding`. The fastest levels (brotli 0, gzip 1): the 147 KB overview becomes 17.5 KB
-        // in 0.7 ms; brotli's default level takes tens of milliseconds, level 4 2.4 ms for 13 KB, and a kept page
-        // is answered in well under 0.1 ms without compression (measured 2026-12-06, release build, 2 busy cores).
+        // pages uncompressed (it splices each answer's nonce and CSRF token in), and the security headers (which
+        // it keeps); it adds `Vary: Accept-Encoding`. The fastest levels (brotli 0, gzip 1): the 147 KB overview
+        // becomes 17.5 KB in 0.7 ms; brotli's default level takes tens of milliseconds, level 4 2.4 ms for 13 KB,
+        // and a kept page is answered in well under 0.1 ms without compression (measured 2026-12-06, release
+        // build, 2 busy cores).
         .layer(
             CompressionLayer::new()
                 .quality(CompressionLevel::Fastest)

@@ -191,7 +191,7 @@ impl Security {
         match site {
             // A proxy on this machine makes every request look local: whoever reaches the proxy could change
             // things. A proxied request says so; without a token, it may only read.
-            Site::Local(_) if headers.contains_key("forwarded") || headers.contains_key("x-forwarded-for") => Err(
+            Site::Local(_) if through_proxy(headers) => Err(
                 "the request came through a proxy (it carries Forwarded or X-Forwarded-For), so it may come from \
                  another machine; set FLOWSTATE_ADMIN_TOKEN to allow changes through a proxy"
                     .into(),
@@ -233,6 +233,13 @@ impl Security {
         };
         format!("No admin token is configured, so there is nothing to log in to, {changes}")
     }
+}
+
+/// True when the request says it came through a proxy (it carries `Forwarded` or `X-Forwarded-For`): without an
+/// admin token such a request may only read, whatever host it names. The page cache keys pages on it too (a
+/// run's page shows the delete form or why deleting is refused).
+pub fn through_proxy(headers: &HeaderMap) -> bool {
+    headers.contains_key("forwarded") || headers.contains_key("x-forwarded-for")
 }
 
 /// The CSRF token of the page being rendered: the layer's [`CsrfToken`], else the cookie (when the layer is not

@@ -228,6 +228,15 @@ fn scope_condition(scope: &FailureScope, pipeline: &str, version: &str) -> Strin
     out
 }
 
+/// The scope's own values, pipeline then version, each only when the scope has it: the parameters [`window`] and
+/// [`count`] number after their fixed ones.
+pub(crate) fn scope_values(scope: &FailureScope) -> impl Iterator<Item = &str> {
+    [&scope.pipeline, &scope.version]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+}
+
 /// The failures of `scope` last updated at or after `$1`, newest first, at most `$2`: run id, pipeline, last
 /// update, error head (a backward range of [`INDEX`], or of a [`SCOPE_INDEXES`] one); the scope's pipeline is
 /// `$3` and its version `$4` when it has them (else the version `$3`). [`copy_window`] reads the same rows faster.

@@ -370,15 +370,14 @@ impl PgStore {
             let mut query = sqlx::query(&sql)
                 .bind(PgInstant::at(&since))
                 .bind(MAX_FAILURE_SCAN);
-            if !self.failures {
+            if self.failures {
+                for value in failures::scope_values(scope) {
+                    query = query.bind(value);
+                }
+            } else {
                 query = query
                     .bind(scope.pipeline.as_deref())
                     .bind(scope.version.as_deref());
-            } else {
-                // `failures::window` numbers only the scope's own values.
-                for value in [&scope.pipeline, &scope.version].into_iter().flatten() {
-                    query = query.bind(value.as_str());
-                }
             }
             query.fetch_all(&mut *tx).await.map_err(&map)?
         };
@@ -432,8 +431,8 @@ impl PgStore {
         } else if self.failures {
             let sql = failures::count(scope);
             let mut query = sqlx::query_scalar(&sql).bind(PgInstant::at(&since));
-            for value in [&scope.pipeline, &scope.version].into_iter().flatten() {
-                query = query.bind(value.as_str());
+            for value in failures::scope_values(scope) {
+                query = query.bind(value);
             }
             query.fetch_one(&mut *tx).await.map_err(&map)?
         } else {

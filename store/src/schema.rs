@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 /// The SQLite schema version this build writes into `flowstate_meta`.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// What a file held before flowstate looked at it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

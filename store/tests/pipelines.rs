@@ -664,11 +664,12 @@ async fn a_version_4_sqlite_file_upgrades_in_place() {
     let (store, _) = open_at(&db, now).await;
     let m = store.migration().clone();
     assert_eq!(m.from, flowstate_store::SchemaKind::Flowstate { version: 4 });
-    assert_eq!(m.to_version, 5);
+    assert_eq!(m.to_version, flowstate_store::SCHEMA_VERSION);
+    let recorded = format!("recorded schema version {}", flowstate_store::SCHEMA_VERSION);
     for wanted in [
         "created table flowstate_all_exec_daily",
         "filled the counters from the rows",
-        "recorded schema version 5",
+        recorded.as_str(),
     ] {
         assert!(
             m.changes.iter().any(|c| c.starts_with(wanted)),

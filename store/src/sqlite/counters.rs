@@ -871,6 +871,62 @@ pub(crate) mod sql {
         )
     }
 
+    /// The failures of one scope from schema version 6's partial index of the failed runs
+    /// ([`crate::sqlite::schema::failure_indexes_6`]): the pipeline's (`?3`) with `version` false, the version's
+    /// (`?4`, and the pipeline's when `pipeline`) with `version` true; `?1`, `?2` as in [`failed_window_json`]. One
+    /// range of the index, newest first, read from the index alone (the message's excerpt is an indexed
+    /// expression). A parameter the scope has not is compared with NULL, so all four are always bound.
+    pub fn failed_window_json_scoped(pipeline: bool, version: bool) -> String {
+        format!(
+            "SELECT json_group_array(json_array(rid, pipeline, updated, message)) FROM ({})",
+            failed_scope(
+                &format!(
+                    "CAST(COALESCE(run_id, '') AS TEXT) AS rid, CAST(COALESCE(pipeline_id, '') AS TEXT) AS pipeline, \
+                     {} AS updated, {} AS message",
+                    instant_sql("updated_at"),
+                    *crate::sqlite::row::ERROR_EXCERPT
+                ),
+                pipeline,
+                version,
+                true
+            )
+        )
+    }
+
+    /// How many failures [`failed_window_json_scoped`] would read without its limit (`?2` bound, unused).
+    pub fn failed_count_scoped(pipeline: bool, version: bool) -> String {
+        failed_scope("count(*)", pipeline, version, false)
+    }
+
+    fn failed_scope(columns: &str, pipeline: bool, version: bool, ordered: bool) -> String {
+        use crate::sqlite::schema::{FAILED_PIPELINE_INDEX, FAILED_VERSION_INDEX};
+        let u = instant_sql("updated_at");
+        let index = if version {
+            FAILED_VERSION_INDEX
+        } else {
+            FAILED_PIPELINE_INDEX
+        };
+        let pipeline = if pipeline {
+            "pipeline_id = ?3"
+        } else {
+            "?3 IS NULL"
+        };
+        let version = if version {
+            "pipeline_version = ?4"
+        } else {
+            "?4 IS NULL"
+        };
+        let tail = if ordered {
+            format!("ORDER BY {u} DESC, run_id DESC LIMIT ?2")
+        } else {
+            "AND ?2 IS NOT NULL".to_string()
+        };
+        format!(
+            "SELECT {columns} FROM workflow_state INDEXED BY {index} \
+             WHERE status = 'failed' AND {pipeline} AND {version} AND {u} >= ?1 {tail}"
+        )
+    }
+
     /// Runs created in `[?1, ?2)` (a range of `idx_flowstate_created`).
     pub fn created_between() -> String {
         format!(
@@ -1301,7 +1357,8 @@ mod plans {
                 .fetch_one(&mut *conn)
                 .await
                 .unwrap();
-        for (statement, index) in [
+        // (statement, the index it reads a range of, whether it may sort what it reads)
+        let mut statements: Vec<(String, &str, bool)> = [
             (sql::LONGEST.to_string(), "idx_flowstate_exec"),
             (sql::LONGEST_OF.to_string(), "idx_flowstate_pipeline_exec"),
             (sql::HISTOGRAMS.to_string(), "idx_flowstate_pipeline_exec"),
@@ -1312,7 +1369,38 @@ mod plans {
             // here the column is NOT NULL, so SQLite knows it finds nothing.)
             (sql::failed_window(), "idx_flowstate_status_activity"),
             (sql::failed_window_json(), "idx_flowstate_status_activity"),
-        ] {
+            // A scope's failures (schema version 6): one range of its partial index, the message's excerpt read
+            // from the index; a version across pipelines sorts its failures of the window (one range per version).
+            (
+                sql::failed_window_json_scoped(true, false),
+                "idx_flowstate_failed_pipeline",
+            ),
+            (
+                sql::failed_window_json_scoped(true, true),
+                "idx_flowstate_failed_version",
+            ),
+            (
+                sql::failed_count_scoped(true, false),
+                "idx_flowstate_failed_pipeline",
+            ),
+            (
+                sql::failed_count_scoped(true, true),
+                "idx_flowstate_failed_version",
+            ),
+            (
+                sql::failed_count_scoped(false, true),
+                "idx_flowstate_failed_version",
+            ),
+        ]
+        .into_iter()
+        .map(|(statement, index)| (statement, index, false))
+        .collect();
+        statements.push((
+            sql::failed_window_json_scoped(false, true),
+            "idx_flowstate_failed_version",
+            true,
+        ));
+        for (statement, index, sorts) in statements {
             let lines = plan(&mut conn, &statement).await;
             let reads: Vec<&String> = lines.iter().filter(|l| l.contains("workflow_state")).collect();
             assert!(!reads.is_empty(), "{statement}: {lines:?}");
@@ -1324,7 +1412,7 @@ mod plans {
                 );
             }
             // Rows come in index order (grouping or ranking a bounded window of them sorts that window only).
-            if !statement.contains(" OVER ") && !statement.contains("GROUP BY") {
+            if !sorts && !statement.contains(" OVER ") && !statement.contains("GROUP BY") {
                 assert!(
                     !lines.iter().any(|l| l.contains("TEMP B-TREE")),
                     "{statement} sorts: {lines:?}"

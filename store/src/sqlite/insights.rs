@@ -297,9 +297,11 @@ impl SqliteStore {
     }
 
     /// The newest [`MAX_FAILURE_SCAN`] failures of the window among the runs `scope` covers, and how many it
-    /// holds: the ranges of `idx_flowstate_status_activity` as for every failure, the pipeline filtered in the
-    /// index, the version (not in it) from the row. Counted from the rows read, unless the scan was cut (then an
-    /// index count with the same filter).
+    /// holds. With schema version 6's partial indexes of the failed runs, one range of the scope's own
+    /// (`idx_flowstate_failed_pipeline`, or `idx_flowstate_failed_version` when the scope names a version), read
+    /// from the index alone; without them (a file opened read-only before its upgrade), the ranges of
+    /// `idx_flowstate_status_activity` as for every failure, the pipeline filtered in the index, the version (not
+    /// in it) from the row. Counted from the rows read, unless the scan was cut (then a count with the same filter).
     async fn scoped_failures(
         &self,
         conn: &mut sqlx::SqliteConnection,
@@ -307,11 +309,28 @@ impl SqliteStore {
         scope: &FailureScope,
     ) -> Result<(Vec<WindowRow>, i64)> {
         let map = self.map("grouping failures");
-        let document: Option<String> = sqlx::query_scalar(&counters::sql::failed_window_json_in())
+        let (pipeline, version) = (scope.pipeline.as_deref(), scope.version.as_deref());
+        let (window_sql, count_sql) = if self.has_failure_indexes() {
+            (
+                counters::sql::failed_window_json_scoped(pipeline.is_some(), version.is_some()),
+                counters::sql::failed_count_scoped(pipeline.is_some(), version.is_some()),
+            )
+        } else {
+            (
+                counters::sql::failed_window_json_in(),
+                format!(
+                    "SELECT count(*) FROM workflow_state WHERE status = 'failed' AND {} >= ?1 \
+                     AND (?3 IS NULL OR pipeline_id = ?3) AND (?4 IS NULL OR pipeline_version = ?4) \
+                     AND ?2 IS NOT NULL",
+                    instant_sql("updated_at")
+                ),
+            )
+        };
+        let document: Option<String> = sqlx::query_scalar(&window_sql)
             .bind(since_us)
             .bind(MAX_FAILURE_SCAN)
-            .bind(scope.pipeline.as_deref())
-            .bind(scope.version.as_deref())
+            .bind(pipeline)
+            .bind(version)
             .fetch_one(&mut *conn)
             .await
             .map_err(&map)?;
@@ -319,17 +338,14 @@ impl SqliteStore {
         let total = if (rows.len() as i64) < MAX_FAILURE_SCAN {
             rows.len() as i64
         } else {
-            sqlx::query_scalar(&format!(
-                "SELECT count(*) FROM workflow_state WHERE status = 'failed' AND {} >= ?1 \
-                 AND (?2 IS NULL OR pipeline_id = ?2) AND (?3 IS NULL OR pipeline_version = ?3)",
-                instant_sql("updated_at")
-            ))
-            .bind(since_us)
-            .bind(scope.pipeline.as_deref())
-            .bind(scope.version.as_deref())
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(&map)?
+            sqlx::query_scalar(&count_sql)
+                .bind(since_us)
+                .bind(MAX_FAILURE_SCAN)
+                .bind(pipeline)
+                .bind(version)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(&map)?
         };
         Ok((rows, total))
     }

@@ -129,6 +129,9 @@ pub(crate) struct SqliteStore {
     /// The file has the columns of [`crate::RunExtras`] (schema version 3); a file opened read-only before it was
     /// migrated may not, and then reads them as their defaults.
     extras: bool,
+    /// The file has schema version 6's partial indexes of the failed runs (a scope's failure groups read one range
+    /// of them); a file opened read-only before its upgrade may not.
+    failure_indexes: bool,
     /// The write connection's `synchronous` level (from the store's durability), restored after a raw copy.
     synchronous: &'static str,
     /// Every save goes through it (group commit on a connection of its own); `None` when read-only.
@@ -248,8 +251,8 @@ impl SqliteStore {
             .map_err(|e| open_error(&path, e, busy_ms))?;
         // A migrated file has the counters and the extra columns; a file opened read-only may not (flujo's, or an
         // older flowstate's).
-        let (migration, counters, extras) = match migrated {
-            Some(report) => (report, true, true),
+        let (migration, counters, extras, failure_indexes) = match migrated {
+            Some(report) => (report, true, true, true),
             None => {
                 let mut conn = pool.acquire().await.map_err(|e| open_error(&path, e, busy_ms))?;
                 let ins = self::schema::inspect(&mut conn)
@@ -257,13 +260,14 @@ impl SqliteStore {
                     .map_err(|e| with_path(e, &path, busy_ms))?;
                 let counters = self::schema::has_counters(&ins);
                 let extras = ins.has_extras();
+                let failure_indexes = ins.has_failure_indexes();
                 let report = MigrationReport {
                     from: ins.kind,
                     to_version: crate::schema::SCHEMA_VERSION,
                     changes: Vec::new(),
                     timings: Vec::new(),
                 };
-                (report, counters, extras)
+                (report, counters, extras, failure_indexes)
             }
         };
         // Lookups by id have connections of their own too (see `reader`): one per core, at most 4, and no more
@@ -293,6 +297,7 @@ impl SqliteStore {
             migration: Arc::new(migration),
             counters,
             extras,
+            failure_indexes,
             writer,
             readers,
         })
@@ -333,6 +338,11 @@ impl SqliteStore {
     /// True when the overview figures come from the trigger-kept counters rather than from counting rows.
     pub(crate) fn has_counters(&self) -> bool {
         self.counters
+    }
+
+    /// True when a scope's failures are read from schema version 6's partial indexes of the failed runs.
+    pub(crate) fn has_failure_indexes(&self) -> bool {
+        self.failure_indexes
     }
 
     pub(crate) fn map(&self, context: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {

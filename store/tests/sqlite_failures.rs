@@ -74,11 +74,15 @@ async fn raw(path: &std::path::Path) -> sqlx::SqliteConnection {
         .unwrap()
 }
 
-/// Back to schema 5: the two indexes dropped, the version recorded as 5.
+/// Back to schema 5: the failure indexes dropped, the execution-time indexes without the run id, the version
+/// recorded as 5.
 async fn downgrade_to_5(path: &std::path::Path) {
     let mut conn = raw(path).await;
     sqlx::raw_sql(
         "DROP INDEX idx_flowstate_failed_pipeline; DROP INDEX idx_flowstate_failed_version; \
+         DROP INDEX idx_flowstate_timed; DROP INDEX idx_flowstate_pipeline_timed; \
+         CREATE INDEX idx_flowstate_exec ON workflow_state(execution_time_ms); \
+         CREATE INDEX idx_flowstate_pipeline_exec ON workflow_state(pipeline_id, execution_time_ms); \
          UPDATE flowstate_meta SET value = '5' WHERE key = 'schema_version'",
     )
     .execute(&mut conn)
@@ -176,7 +180,7 @@ async fn a_scopes_failure_groups_are_its_rows_from_the_indexes_from_a_schema_5_f
     );
     ro.close().await;
 
-    // Upgraded in place: the two indexes and the version number, nothing else; the same groups.
+    // Upgraded in place: four indexes, two dropped, the version number, nothing else; the same groups.
     let upgraded = Store::open(&path).await.unwrap();
     let m = upgraded.migration().clone();
     assert_eq!(m.from, SchemaKind::Flowstate { version: 5 });
@@ -188,6 +192,10 @@ async fn a_scopes_failure_groups_are_its_rows_from_the_indexes_from_a_schema_5_f
         [
             "created index idx_flowstate_failed_pipeline",
             "created index idx_flowstate_failed_version",
+            "created index idx_flowstate_pipeline_timed",
+            "created index idx_flowstate_timed",
+            "dropped index idx_flowstate_exec",
+            "dropped index idx_flowstate_pipeline_exec",
             "recorded schema version 6",
         ],
         "{:#?}",

@@ -190,6 +190,30 @@ async fn list_and_window_queries_use_the_instant_indexes() {
             format!("SELECT run_id FROM workflow_state WHERE status = 'failed' AND {updated} >= 0 ORDER BY {updated} DESC, run_id DESC LIMIT 50"),
             "idx_flowstate_status_activity",
         ),
+        // Slowest first (schema version 6): runs sharing a time in run-id order from the index, on the first page
+        // and on a keyset page either way (a run page's neighbours), without reading the rows to sort them.
+        (
+            "SELECT run_id FROM workflow_state WHERE typeof(execution_time_ms) IN ('integer', 'real') \
+                     ORDER BY execution_time_ms DESC, run_id DESC LIMIT 50".to_string(),
+            "idx_flowstate_timed",
+        ),
+        (
+            "SELECT run_id FROM workflow_state WHERE typeof(execution_time_ms) IN ('integer', 'real') \
+                     AND execution_time_ms <= 5.0 AND (execution_time_ms < 5.0 OR run_id < 'r5') \
+                     ORDER BY execution_time_ms DESC, run_id DESC LIMIT 2".to_string(),
+            "idx_flowstate_timed",
+        ),
+        (
+            "SELECT run_id FROM workflow_state WHERE typeof(execution_time_ms) IN ('integer', 'real') \
+                     AND execution_time_ms >= 5.0 AND (execution_time_ms > 5.0 OR run_id > 'r5') \
+                     ORDER BY execution_time_ms ASC, run_id ASC LIMIT 2".to_string(),
+            "idx_flowstate_timed",
+        ),
+        (
+            "SELECT run_id FROM workflow_state WHERE pipeline_id = 'p' AND typeof(execution_time_ms) IN \
+                     ('integer', 'real') ORDER BY execution_time_ms DESC, run_id DESC LIMIT 50".to_string(),
+            "idx_flowstate_pipeline_timed",
+        ),
     ] {
         let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
             .fetch_all(&mut conn)

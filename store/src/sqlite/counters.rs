@@ -814,16 +814,16 @@ pub(crate) mod sql {
         "SELECT json_group_array(json_array(bucket, n)) FROM (SELECT bucket, sum(runs) AS n \
          FROM flowstate_exec_hist WHERE ?1 IS NULL OR pipeline_key = ?1 GROUP BY bucket)";
     /// Every pipeline's histogram (as [`HISTOGRAM`]) and longest execution time (the end of its numbers in
-    /// `idx_flowstate_pipeline_exec`), one row per pipeline key.
+    /// `idx_flowstate_pipeline_timed`), one row per pipeline key.
     pub const HISTOGRAMS: &str = "SELECT h.pipeline_key, json_group_array(json_array(h.bucket, h.runs)), \
          (SELECT CAST(max(execution_time_ms) AS REAL) FROM workflow_state \
          WHERE pipeline_id = substr(h.pipeline_key, 2) AND execution_time_ms < '') \
          FROM flowstate_exec_hist AS h WHERE h.pipeline_key <> '' GROUP BY h.pipeline_key";
-    /// The longest execution time (the end of `idx_flowstate_exec`'s numbers: `< ''` leaves out text, which
+    /// The longest execution time (the end of `idx_flowstate_timed`'s numbers: `< ''` leaves out text, which
     /// SQLite sorts after every number).
     pub const LONGEST: &str =
         "SELECT CAST(max(execution_time_ms) AS REAL) FROM workflow_state WHERE execution_time_ms < ''";
-    /// The longest execution time of pipeline `?1` (the end of its numbers in `idx_flowstate_pipeline_exec`).
+    /// The longest execution time of pipeline `?1` (the end of its numbers in `idx_flowstate_pipeline_timed`).
     pub const LONGEST_OF: &str = "SELECT CAST(max(execution_time_ms) AS REAL) FROM workflow_state \
          WHERE pipeline_id = ?1 AND execution_time_ms < ''";
     /// Every pipeline id, sorted.
@@ -1359,9 +1359,9 @@ mod plans {
                 .unwrap();
         // (statement, the index it reads a range of, whether it may sort what it reads)
         let mut statements: Vec<(String, &str, bool)> = [
-            (sql::LONGEST.to_string(), "idx_flowstate_exec"),
-            (sql::LONGEST_OF.to_string(), "idx_flowstate_pipeline_exec"),
-            (sql::HISTOGRAMS.to_string(), "idx_flowstate_pipeline_exec"),
+            (sql::LONGEST.to_string(), "idx_flowstate_timed"),
+            (sql::LONGEST_OF.to_string(), "idx_flowstate_pipeline_timed"),
+            (sql::HISTOGRAMS.to_string(), "idx_flowstate_pipeline_timed"),
             (sql::created_between(), "idx_flowstate_created"),
             (sql::live_active_and_unknown(), "idx_flowstate_status_activity"),
             (sql::updated_between(5), "idx_flowstate_status_activity"),

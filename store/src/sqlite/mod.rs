@@ -1120,13 +1120,15 @@ fn cleanup_read_ahead<'a>(policy: &ValidCleanup, limit: i64) -> QueryBuilder<'a,
          length(pipeline_context) + length(step_history) + ifnull(length(last_step_output), 0) AS n \
          FROM workflow_state WHERE run_id IN (SELECT run_id FROM workflow_state WHERE ",
     );
-    warm.push(" LIMIT ").push_bind(limit).push(
+    warm.push(" LIMIT ").push_bind(limit).push(format!(
         ")) SELECT (SELECT sum(n) FROM batch), \
-             (SELECT count(*) FROM workflow_state INDEXED BY idx_flowstate_exec \
+             (SELECT count(*) FROM workflow_state INDEXED BY {} \
               WHERE execution_time_ms IN (SELECT e FROM batch)), \
-             (SELECT count(*) FROM workflow_state INDEXED BY idx_flowstate_pipeline_exec \
+             (SELECT count(*) FROM workflow_state INDEXED BY {} \
               WHERE (pipeline_id, execution_time_ms) IN (SELECT p, e FROM batch))",
-    );
+        schema::TIMED_INDEX,
+        schema::PIPELINE_TIMED_INDEX
+    ));
     warm
 }
 

@@ -1,6 +1,7 @@
 //! The dashboard's figures on SQLite: stuck runs, percentiles, activity, failure groups and rates, the counters'
 //! checks and the audit log. The neutral parts (types, signatures, grouping) are [`crate::insights`]'s.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -260,7 +261,9 @@ impl SqliteStore {
         let map = self.map("grouping failures");
         let mut conn = self.pool().acquire().await.map_err(&map)?;
         let mut tx = conn.begin().await.map_err(&map)?;
-        let (rows, total_failed) = if scope.is_all() {
+        // The window's failures as one JSON document, parsed borrowing its text (a message with no escape is
+        // not copied: at 10M runs a pipeline's 7 days are ~11,000 failures, 2 MB of JSON).
+        let (document, total_failed) = if scope.is_all() {
             let total_failed = self.failed_since(&mut tx, since_us).await?;
             let document: Option<String> = sqlx::query_scalar(&counters::sql::failed_window_json())
                 .bind(since_us)
@@ -268,9 +271,15 @@ impl SqliteStore {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(&map)?;
-            (parse_failed_window(document)?, total_failed)
+            (document, Some(total_failed))
         } else {
-            self.scoped_failures(&mut tx, since_us, scope).await?
+            (self.scoped_failures(&mut tx, since_us, scope).await?, None)
+        };
+        let rows = parse_failed_window(document.as_deref())?;
+        let total_failed = match total_failed {
+            Some(n) => n,
+            None if (rows.len() as i64) < MAX_FAILURE_SCAN => rows.len() as i64,
+            None => self.scoped_count(&mut tx, since_us, scope).await?,
         };
         let grouped = Grouped::new(rows, samples, only_key);
         // The samples' rows, read by run id, in the same snapshot.
@@ -296,58 +305,61 @@ impl SqliteStore {
         Ok(grouped.finish(since, total_failed, &found))
     }
 
-    /// The newest [`MAX_FAILURE_SCAN`] failures of the window among the runs `scope` covers, and how many it
-    /// holds. With schema version 6's partial indexes of the failed runs, one range of the scope's own
-    /// (`idx_flowstate_failed_pipeline`, or `idx_flowstate_failed_version` when the scope names a version), read
-    /// from the index alone; without them (a file opened read-only before its upgrade), the ranges of
-    /// `idx_flowstate_status_activity` as for every failure, the pipeline filtered in the index, the version (not
-    /// in it) from the row. Counted from the rows read, unless the scan was cut (then a count with the same filter).
+    /// The newest [`MAX_FAILURE_SCAN`] failures of the window among the runs `scope` covers, as the JSON document
+    /// [`parse_failed_window`] reads. With schema version 6's partial indexes of the failed runs, one range of the
+    /// scope's own (`idx_flowstate_failed_pipeline`, or `idx_flowstate_failed_version` when the scope names a
+    /// version), read from the index alone; without them (a file opened read-only before its upgrade), the ranges
+    /// of `idx_flowstate_status_activity` as for every failure, the pipeline filtered in the index, the version
+    /// (not in it) from the row.
     async fn scoped_failures(
         &self,
         conn: &mut sqlx::SqliteConnection,
         since_us: i64,
         scope: &FailureScope,
-    ) -> Result<(Vec<WindowRow>, i64)> {
-        let map = self.map("grouping failures");
+    ) -> Result<Option<String>> {
         let (pipeline, version) = (scope.pipeline.as_deref(), scope.version.as_deref());
-        let (window_sql, count_sql) = if self.has_failure_indexes() {
-            (
-                counters::sql::failed_window_json_scoped(pipeline.is_some(), version.is_some()),
-                counters::sql::failed_count_scoped(pipeline.is_some(), version.is_some()),
-            )
+        let sql = if self.has_failure_indexes() {
+            counters::sql::failed_window_json_scoped(pipeline.is_some(), version.is_some())
         } else {
-            (
-                counters::sql::failed_window_json_in(),
-                format!(
-                    "SELECT count(*) FROM workflow_state WHERE status = 'failed' AND {} >= ?1 \
-                     AND (?3 IS NULL OR pipeline_id = ?3) AND (?4 IS NULL OR pipeline_version = ?4) \
-                     AND ?2 IS NOT NULL",
-                    instant_sql("updated_at")
-                ),
-            )
+            counters::sql::failed_window_json_in()
         };
-        let document: Option<String> = sqlx::query_scalar(&window_sql)
+        sqlx::query_scalar(&sql)
             .bind(since_us)
             .bind(MAX_FAILURE_SCAN)
             .bind(pipeline)
             .bind(version)
             .fetch_one(&mut *conn)
             .await
-            .map_err(&map)?;
-        let rows = parse_failed_window(document)?;
-        let total = if (rows.len() as i64) < MAX_FAILURE_SCAN {
-            rows.len() as i64
+            .map_err(self.map("grouping failures"))
+    }
+
+    /// How many failures of the window `scope` covers, when [`Self::scoped_failures`] was cut: the same ranges,
+    /// counted.
+    async fn scoped_count(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        since_us: i64,
+        scope: &FailureScope,
+    ) -> Result<i64> {
+        let (pipeline, version) = (scope.pipeline.as_deref(), scope.version.as_deref());
+        let sql = if self.has_failure_indexes() {
+            counters::sql::failed_count_scoped(pipeline.is_some(), version.is_some())
         } else {
-            sqlx::query_scalar(&count_sql)
-                .bind(since_us)
-                .bind(MAX_FAILURE_SCAN)
-                .bind(pipeline)
-                .bind(version)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(&map)?
+            format!(
+                "SELECT count(*) FROM workflow_state WHERE status = 'failed' AND {} >= ?1 \
+                 AND (?3 IS NULL OR pipeline_id = ?3) AND (?4 IS NULL OR pipeline_version = ?4) \
+                 AND ?2 IS NOT NULL",
+                instant_sql("updated_at")
+            )
         };
-        Ok((rows, total))
+        sqlx::query_scalar(&sql)
+            .bind(since_us)
+            .bind(MAX_FAILURE_SCAN)
+            .bind(pipeline)
+            .bind(version)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(self.map("grouping failures"))
     }
 
     /// Per version of `pipeline`, runs by status among those last updated at or after `since`, with the newest
@@ -557,14 +569,28 @@ impl SqliteStore {
     }
 }
 
-/// One failure of a window: run id, pipeline, last update (µs), error excerpt.
-type WindowRow = (String, String, i64, Option<String>);
+/// One failure of a window: run id, pipeline, last update (µs), error excerpt; the text borrowed from the JSON
+/// document unless it holds an escape.
+#[derive(serde::Deserialize)]
+struct WindowRow<'a>(
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    i64,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+);
+
+/// A failure as [`Grouped::new`] takes it.
+type Failure<'a> = (Cow<'a, str>, Cow<'a, str>, i64, Option<Cow<'a, str>>);
 
 /// The rows of a failure window read as one JSON document.
-fn parse_failed_window(document: Option<String>) -> Result<Vec<WindowRow>> {
-    serde_json::from_str(document.as_deref().unwrap_or("[]")).map_err(|e| {
+fn parse_failed_window(document: Option<&str>) -> Result<Vec<Failure<'_>>> {
+    let rows: Vec<WindowRow<'_>> = serde_json::from_str(document.unwrap_or("[]")).map_err(|e| {
         StoreError::Database(sqlx::Error::Decode(
             format!("the failures read back as unexpected JSON: {e}").into(),
         ))
-    })
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(|WindowRow(id, pipeline, at, message)| (id, pipeline, at, message))
+        .collect())
 }

@@ -899,56 +899,75 @@ fn failed_group(rt: &Runtime, config: &Config, db: &BenchDb, store: &Store) -> R
 // ---------------------------------------------------------------------------------------------------------------
 // 5b. The Pipelines page (issue 15): figures per pipeline over a window, and trends
 
+/// From this many runs on, the Pipelines figures' baselines are a reference of the machine's speed (the unscoped
+/// failure groups of the last 24 hours, as the triage figures') instead of flujo-style `GROUP BY`s over the window:
+/// at 10M runs those read a 50 GB file that does not fit in memory at random, tens to hundreds of gigabytes a
+/// call, and did not finish in an hour. `FLOWSTATE_BENCH_FULL_BASELINES=1` runs them at any size.
+const GROUP_BY_BASELINES_UP_TO: u64 = 5_000_000;
+
 fn pipelines_group(rt: &Runtime, config: &Config, db: &BenchDb, store: &Store) -> Result<Vec<Measurement>> {
     let budget = Budget::secs(config.secs);
     let conn = open_raw(&db.path)?;
     let now = sqlite_now(db.as_of);
+    let full = db.rows <= GROUP_BY_BASELINES_UP_TO
+        || std::env::var("FLOWSTATE_BENCH_FULL_BASELINES").is_ok_and(|v| v == "1");
+    let reference =
+        "failure_groups of the last 24 h, same run (a reference of the machine's speed: the GROUP BY \
+                     baselines read the whole file at this size; FLOWSTATE_BENCH_FULL_BASELINES=1 runs them)";
+    let day = db.as_of - chrono::Duration::hours(24);
     let mut out = Vec::new();
     for (label, hours) in [("24h", 24i64), ("7d", 24 * 7), ("30d", 24 * 30)] {
         let since = db.as_of - chrono::Duration::hours(hours);
         let report = rt.block_on(store.pipeline_report(since))?;
         let s = rt.block_on(sample_async(budget, || store.pipeline_report(since)))?;
-        let mut stmt = conn.prepare(&format!(
-            "SELECT pipeline_id, status, COUNT(*), AVG(execution_time_ms), AVG(memory_usage_mb), MAX(memory_usage_mb) \
-             FROM workflow_state WHERE updated_at >= datetime(?1, '-{hours} hours') GROUP BY pipeline_id, status"
-        ))?;
-        let r = sample_sync(budget, || fetch_all(&mut stmt, [&now]))?;
-        let runs: i64 = report.pipelines.iter().map(|p| p.runs).sum();
-        out.push(
-            latency(
-                &format!("pipeline_report.{label}"),
-                db.rows,
-                &s,
-                &r,
+        let (r, what) = if full {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT pipeline_id, status, COUNT(*), AVG(execution_time_ms), AVG(memory_usage_mb), \
+                 MAX(memory_usage_mb) FROM workflow_state WHERE updated_at >= datetime(?1, '-{hours} hours') \
+                 GROUP BY pipeline_id, status"
+            ))?;
+            (
+                sample_sync(budget, || fetch_all(&mut stmt, [&now]))?,
                 "raw rusqlite: GROUP BY pipeline_id, status over the window on the updated_at text (counts, mean \
                  time, mean and max memory; no percentiles)",
-                20.0,
             )
-            .extra("pipelines", report.pipelines.len() as u64)
-            .extra("runs_in_window", runs)
-            .note("every pipeline's figures over the window (counters of schema 4, one index step per pipeline)"),
+        } else {
+            (
+                rt.block_on(sample_async(budget, || store.failure_groups(day)))?,
+                reference,
+            )
+        };
+        let runs: i64 = report.pipelines.iter().map(|p| p.runs).sum();
+        out.push(
+            latency(&format!("pipeline_report.{label}"), db.rows, &s, &r, what, 20.0)
+                .extra("pipelines", report.pipelines.len() as u64)
+                .extra("runs_in_window", runs)
+                .note("every pipeline's figures over the window (counters of schema 4, one index step per pipeline)"),
         );
     }
     for days in [7u32, 30, 90] {
         let trend = rt.block_on(store.pipeline_trend(days, None))?;
         let s = rt.block_on(sample_async(budget, || store.pipeline_trend(days, None)))?;
-        let mut stmt = conn.prepare(&format!(
-            "SELECT date(updated_at), status, COUNT(*) FROM workflow_state \
-             WHERE updated_at >= datetime(?1, '-{} days') GROUP BY 1, 2",
-            2 * days
-        ))?;
-        let r = sample_sync(budget, || fetch_all(&mut stmt, [&now]))?;
-        out.push(
-            latency(
-                &format!("pipeline_trend.{days}d"),
-                db.rows,
-                &s,
-                &r,
+        let (r, what) = if full {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT date(updated_at), status, COUNT(*) FROM workflow_state \
+                 WHERE updated_at >= datetime(?1, '-{} days') GROUP BY 1, 2",
+                2 * days
+            ))?;
+            (
+                sample_sync(budget, || fetch_all(&mut stmt, [&now]))?,
                 "raw rusqlite: runs per day and status over both periods, GROUP BY date(updated_at) (no p95)",
-                20.0,
             )
-            .extra("runs_this_period", trend.current.runs)
-            .note("all pipelines: per day and per period, runs by status, failure rate, p95"),
+        } else {
+            (
+                rt.block_on(sample_async(budget, || store.failure_groups(day)))?,
+                reference,
+            )
+        };
+        out.push(
+            latency(&format!("pipeline_trend.{days}d"), db.rows, &s, &r, what, 20.0)
+                .extra("runs_this_period", trend.current.runs)
+                .note("all pipelines: per day and per period, runs by status, failure rate, p95"),
         );
     }
     Ok(out)

@@ -77,10 +77,18 @@ impl Budget {
     /// baseline scanning a 10M-run table takes minutes): two, not `min`.
     pub const SLOW_MIN: usize = 2;
 
+    /// An operation whose first call alone took this many budgets is timed by that call only (no warm-up, no
+    /// repeat): a baseline's `GROUP BY` over a 10M-run file larger than the memory reads tens of gigabytes a call,
+    /// and its three calls took most of an hour.
+    pub const ONCE_AFTER: u32 = 20;
+
     /// How many timings at least, given how long the first warm-up call took: `min`, or [`Budget::SLOW_MIN`]
-    /// when that call alone outlasted the budget (then the second warm-up call is skipped too).
+    /// when that call alone outlasted the budget (then the second warm-up call is skipped too), or none past
+    /// [`Budget::ONCE_AFTER`] budgets (the first call is then the only timing).
     pub fn min_after(&self, first_call: Duration) -> usize {
-        if first_call > self.time {
+        if first_call > self.time * Self::ONCE_AFTER {
+            0
+        } else if first_call > self.time {
             self.min.min(Self::SLOW_MIN)
         } else {
             self.min
@@ -110,7 +118,11 @@ where
 {
     let first = Instant::now();
     f().await.map_err(Into::into)?;
-    let min = budget.min_after(first.elapsed());
+    let first_call = first.elapsed();
+    let min = budget.min_after(first_call);
+    if min == 0 {
+        return Ok(Samples::new([first_call]));
+    }
     if min == budget.min {
         f().await.map_err(Into::into)?;
     }
@@ -136,7 +148,11 @@ where
 {
     let first = Instant::now();
     f().map_err(Into::into)?;
-    let min = budget.min_after(first.elapsed());
+    let first_call = first.elapsed();
+    let min = budget.min_after(first_call);
+    if min == 0 {
+        return Ok(Samples::new([first_call]));
+    }
     if min == budget.min {
         f().map_err(Into::into)?;
     }
@@ -208,6 +224,18 @@ mod tests {
         })
         .unwrap();
         assert!(s.len() >= 5 && fast == s.len() + 2);
+        // Past ONCE_AFTER budgets, the first call is the only timing.
+        let tiny = Budget::secs(0.001);
+        assert_eq!(tiny.min_after(Duration::from_millis(30)), 0);
+        let mut once = 0;
+        let s = sample_sync(tiny, || -> std::result::Result<(), std::io::Error> {
+            once += 1;
+            std::thread::sleep(Duration::from_millis(30));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((once, s.len()), (1, 1), "one call, timed");
+        assert!(s.median_ms() >= 30.0, "{}", s.median_ms());
     }
 
     #[test]

@@ -838,7 +838,8 @@ pub(crate) mod sql {
     /// The failed runs updated at or after `?1`, newest first, at most `?2`: run id, pipeline, last update and
     /// the error message's excerpt as lists read it ([`super::row::ERROR_EXCERPT`]: a signature reads only the
     /// first 500 characters of the first line; a 3 MB message is not copied into the scan), from
-    /// `idx_flowstate_status_activity` alone.
+    /// `idx_flowstate_status_activity` alone. Read on the connection's own handle
+    /// ([`crate::sqlite::raw::query_once`]): thousands of rows through sqlx would cost a hand-over each.
     pub fn failed_window() -> String {
         let u = instant_sql("updated_at");
         format!(
@@ -849,51 +850,41 @@ pub(crate) mod sql {
         )
     }
 
-    /// The failures of [`failed_window`] as one JSON array of `[run id, pipeline, last update, message]`: one
-    /// result row instead of one per failure (the driver's cost per row is many times SQLite's).
-    pub fn failed_window_json() -> String {
-        format!(
-            "SELECT json_group_array(json_array(rid, pipeline, updated, message)) FROM ({})",
-            failed_window()
-        )
-    }
-
-    /// [`failed_window_json`] of one pipeline (`?3`, NULL: any) and one version (`?4`, NULL: any).
-    pub fn failed_window_json_in() -> String {
+    /// [`failed_window`] of one pipeline (`?3`, NULL: any) and one version (`?4`, NULL: any), through
+    /// `idx_flowstate_status_activity` (the version read from the row): for a file without schema version 6's
+    /// partial indexes (opened read-only before its upgrade).
+    pub fn failed_window_in() -> String {
         let u = instant_sql("updated_at");
         format!(
-            "SELECT json_group_array(json_array(rid, pipeline, updated, message)) FROM (\
-             SELECT CAST(COALESCE(run_id, '') AS TEXT) AS rid, CAST(COALESCE(pipeline_id, '') AS TEXT) AS pipeline, \
+            "SELECT CAST(COALESCE(run_id, '') AS TEXT) AS rid, CAST(COALESCE(pipeline_id, '') AS TEXT) AS pipeline, \
              {u} AS updated, {} AS message FROM workflow_state \
              WHERE status = 'failed' AND {u} >= ?1 AND (?3 IS NULL OR pipeline_id = ?3) \
-             AND (?4 IS NULL OR pipeline_version = ?4) ORDER BY {u} DESC, run_id DESC LIMIT ?2)",
+             AND (?4 IS NULL OR pipeline_version = ?4) ORDER BY {u} DESC, run_id DESC LIMIT ?2",
             *crate::sqlite::row::ERROR_EXCERPT
         )
     }
 
     /// The failures of one scope from schema version 6's partial index of the failed runs
     /// ([`crate::sqlite::schema::failure_indexes_6`]): the pipeline's (`?3`) with `version` false, the version's
-    /// (`?4`, and the pipeline's when `pipeline`) with `version` true; `?1`, `?2` as in [`failed_window_json`]. One
-    /// range of the index, newest first, read from the index alone (the message's excerpt is an indexed
-    /// expression). A parameter the scope has not is compared with NULL, so all four are always bound.
-    pub fn failed_window_json_scoped(pipeline: bool, version: bool) -> String {
-        format!(
-            "SELECT json_group_array(json_array(rid, pipeline, updated, message)) FROM ({})",
-            failed_scope(
-                &format!(
-                    "CAST(COALESCE(run_id, '') AS TEXT) AS rid, CAST(COALESCE(pipeline_id, '') AS TEXT) AS pipeline, \
-                     {} AS updated, {} AS message",
-                    instant_sql("updated_at"),
-                    *crate::sqlite::row::ERROR_EXCERPT
-                ),
-                pipeline,
-                version,
-                true
-            )
+    /// (`?4`, and the pipeline's when `pipeline`) with `version` true; `?1`, `?2` and the columns as in
+    /// [`failed_window`]. One range of the index, newest first, read from the index alone (the message's excerpt
+    /// is an indexed expression). A parameter the scope has not is compared with NULL, so all four are always
+    /// bound.
+    pub fn failed_window_scoped(pipeline: bool, version: bool) -> String {
+        failed_scope(
+            &format!(
+                "CAST(COALESCE(run_id, '') AS TEXT) AS rid, CAST(COALESCE(pipeline_id, '') AS TEXT) AS pipeline, \
+                 {} AS updated, {} AS message",
+                instant_sql("updated_at"),
+                *crate::sqlite::row::ERROR_EXCERPT
+            ),
+            pipeline,
+            version,
+            true,
         )
     }
 
-    /// How many failures [`failed_window_json_scoped`] would read without its limit (`?2` bound, unused).
+    /// How many failures [`failed_window_scoped`] would read without its limit (`?2` bound, unused).
     pub fn failed_count_scoped(pipeline: bool, version: bool) -> String {
         failed_scope("count(*)", pipeline, version, false)
     }
@@ -1368,15 +1359,14 @@ mod plans {
             // (`updated_between(0)`, for NULL statuses, is only run on old files whose status column may be NULL;
             // here the column is NOT NULL, so SQLite knows it finds nothing.)
             (sql::failed_window(), "idx_flowstate_status_activity"),
-            (sql::failed_window_json(), "idx_flowstate_status_activity"),
             // A scope's failures (schema version 6): one range of its partial index, the message's excerpt read
             // from the index; a version across pipelines sorts its failures of the window (one range per version).
             (
-                sql::failed_window_json_scoped(true, false),
+                sql::failed_window_scoped(true, false),
                 "idx_flowstate_failed_pipeline",
             ),
             (
-                sql::failed_window_json_scoped(true, true),
+                sql::failed_window_scoped(true, true),
                 "idx_flowstate_failed_version",
             ),
             (
@@ -1396,7 +1386,7 @@ mod plans {
         .map(|(statement, index)| (statement, index, false))
         .collect();
         statements.push((
-            sql::failed_window_json_scoped(false, true),
+            sql::failed_window_scoped(false, true),
             "idx_flowstate_failed_version",
             true,
         ));

@@ -1,8 +1,8 @@
 //! The dashboard's figures on SQLite: stuck runs, percentiles, activity, failure groups and rates, the counters'
 //! checks and the audit log. The neutral parts (types, signatures, grouping) are [`crate::insights`]'s.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -11,6 +11,7 @@ use sqlx::{Connection, Row};
 use flowstate_model::percentiles::{nearest_rank, REPORTED};
 
 use super::counters::{self, CounterCheck, HOUR_US};
+use super::raw::{self, Param};
 use super::row::SUMMARY_COLUMNS;
 use super::SqliteStore;
 use crate::insights::{
@@ -18,7 +19,7 @@ use crate::insights::{
     FailureReport, FailureScope, Grouped, StuckRuns, MAX_FAILURE_SCAN,
 };
 use crate::time::{self, instant_sql};
-use crate::{ListQuery, Percentiles, Result, RunSummary, StoreError};
+use crate::{ListQuery, Percentiles, Result, RunSummary};
 
 impl SqliteStore {
     pub(crate) async fn stuck_runs(&self, idle_since: DateTime<Utc>, limit: u32) -> Result<StuckRuns> {
@@ -261,25 +262,24 @@ impl SqliteStore {
         let map = self.map("grouping failures");
         let mut conn = self.pool().acquire().await.map_err(&map)?;
         let mut tx = conn.begin().await.map_err(&map)?;
-        // The window's failures as one JSON document, parsed borrowing its text (a message with no escape is
-        // not copied: at 10M runs a pipeline's 7 days are ~11,000 failures, 2 MB of JSON).
-        let (document, total_failed) = if scope.is_all() {
+        let (rows, total_failed) = if scope.is_all() {
             let total_failed = self.failed_since(&mut tx, since_us).await?;
-            let document: Option<String> = sqlx::query_scalar(&counters::sql::failed_window_json())
-                .bind(since_us)
-                .bind(MAX_FAILURE_SCAN)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(&map)?;
-            (document, Some(total_failed))
+            let rows = window_rows(
+                &mut tx,
+                &counters::sql::failed_window(),
+                [Param::Int(since_us), Param::Int(MAX_FAILURE_SCAN)],
+            )
+            .await
+            .map_err(&map)?;
+            (rows, total_failed)
         } else {
-            (self.scoped_failures(&mut tx, since_us, scope).await?, None)
-        };
-        let rows = parse_failed_window(document.as_deref())?;
-        let total_failed = match total_failed {
-            Some(n) => n,
-            None if (rows.len() as i64) < MAX_FAILURE_SCAN => rows.len() as i64,
-            None => self.scoped_count(&mut tx, since_us, scope).await?,
+            let rows = self.scoped_failures(&mut tx, since_us, scope).await?;
+            let total = if (rows.len() as i64) < MAX_FAILURE_SCAN {
+                rows.len() as i64
+            } else {
+                self.scoped_count(&mut tx, since_us, scope).await?
+            };
+            (rows, total)
         };
         let grouped = Grouped::new(rows, samples, only_key);
         // The samples' rows, read by run id, in the same snapshot.
@@ -305,30 +305,30 @@ impl SqliteStore {
         Ok(grouped.finish(since, total_failed, &found))
     }
 
-    /// The newest [`MAX_FAILURE_SCAN`] failures of the window among the runs `scope` covers, as the JSON document
-    /// [`parse_failed_window`] reads. With schema version 6's partial indexes of the failed runs, one range of the
-    /// scope's own (`idx_flowstate_failed_pipeline`, or `idx_flowstate_failed_version` when the scope names a
-    /// version), read from the index alone; without them (a file opened read-only before its upgrade), the ranges
-    /// of `idx_flowstate_status_activity` as for every failure, the pipeline filtered in the index, the version
-    /// (not in it) from the row.
+    /// The newest [`MAX_FAILURE_SCAN`] failures of the window among the runs `scope` covers. With schema version
+    /// 6's partial indexes of the failed runs, one range of the scope's own (`idx_flowstate_failed_pipeline`, or
+    /// `idx_flowstate_failed_version` when the scope names a version), read from the index alone; without them (a
+    /// file opened read-only before its upgrade), the ranges of `idx_flowstate_status_activity` as for every
+    /// failure, the pipeline filtered in the index, the version (not in it) from the row.
     async fn scoped_failures(
         &self,
         conn: &mut sqlx::SqliteConnection,
         since_us: i64,
         scope: &FailureScope,
-    ) -> Result<Option<String>> {
+    ) -> Result<Vec<Failure>> {
         let (pipeline, version) = (scope.pipeline.as_deref(), scope.version.as_deref());
         let sql = if self.has_failure_indexes() {
-            counters::sql::failed_window_json_scoped(pipeline.is_some(), version.is_some())
+            counters::sql::failed_window_scoped(pipeline.is_some(), version.is_some())
         } else {
-            counters::sql::failed_window_json_in()
+            counters::sql::failed_window_in()
         };
-        sqlx::query_scalar(&sql)
-            .bind(since_us)
-            .bind(MAX_FAILURE_SCAN)
-            .bind(pipeline)
-            .bind(version)
-            .fetch_one(&mut *conn)
+        let params = [
+            Param::Int(since_us),
+            Param::Int(MAX_FAILURE_SCAN),
+            Param::from(pipeline),
+            Param::from(version),
+        ];
+        window_rows(conn, &sql, params)
             .await
             .map_err(self.map("grouping failures"))
     }
@@ -569,28 +569,34 @@ impl SqliteStore {
     }
 }
 
-/// One failure of a window: run id, pipeline, last update (µs), error excerpt; the text borrowed from the JSON
-/// document unless it holds an escape.
-#[derive(serde::Deserialize)]
-struct WindowRow<'a>(
-    #[serde(borrow)] Cow<'a, str>,
-    #[serde(borrow)] Cow<'a, str>,
-    i64,
-    #[serde(borrow)] Option<Cow<'a, str>>,
-);
+/// One failure of a window: run id, pipeline, last update (µs), error excerpt (the pipeline and the message
+/// shared by every failure with the same text).
+type Failure = (Arc<str>, Arc<str>, i64, Option<Arc<str>>);
 
-/// A failure as [`Grouped::new`] takes it.
-type Failure<'a> = (Cow<'a, str>, Cow<'a, str>, i64, Option<Cow<'a, str>>);
-
-/// The rows of a failure window read as one JSON document.
-fn parse_failed_window(document: Option<&str>) -> Result<Vec<Failure<'_>>> {
-    let rows: Vec<WindowRow<'_>> = serde_json::from_str(document.unwrap_or("[]")).map_err(|e| {
-        StoreError::Database(sqlx::Error::Decode(
-            format!("the failures read back as unexpected JSON: {e}").into(),
-        ))
-    })?;
-    Ok(rows
-        .into_iter()
-        .map(|WindowRow(id, pipeline, at, message)| (id, pipeline, at, message))
-        .collect())
+/// The failures a window statement (run id, pipeline, last update, excerpt) reads, run on the connection's own
+/// handle inside its open transaction: thousands of rows (11,000 for a big pipeline's 7 days at 10M runs) cost
+/// no hand-over each and no JSON document (2 MB there) built, copied and parsed; a pipeline or message text seen
+/// before is not copied again.
+async fn window_rows<'p>(
+    conn: &mut sqlx::SqliteConnection,
+    sql: &str,
+    params: impl IntoIterator<Item = Param<'p>>,
+) -> sqlx::Result<Vec<Failure>> {
+    let mut seen: HashMap<String, Arc<str>> = HashMap::new();
+    let mut shared = |text: &str| -> Arc<str> {
+        if let Some(s) = seen.get(text) {
+            return s.clone();
+        }
+        let s: Arc<str> = Arc::from(text);
+        seen.insert(text.to_string(), s.clone());
+        s
+    };
+    let mut locked = conn.lock_handle().await?;
+    raw::query_map(&mut locked, sql, params, |row| {
+        let run_id: Arc<str> = Arc::from(row.text(0).as_deref().unwrap_or(""));
+        let pipeline = shared(row.text(1).as_deref().unwrap_or(""));
+        let updated = row.int(2).unwrap_or(crate::time::UNKNOWN_INSTANT);
+        let message = row.text(3).map(|m| shared(&m));
+        (run_id, pipeline, updated, message)
+    })
 }

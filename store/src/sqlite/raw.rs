@@ -281,32 +281,9 @@ impl Session<'_> {
         let stmt = self.statement(slot, sql)?;
         let reset = Reset(stmt);
         let db = self.db();
-        for (i, param) in params.into_iter().enumerate() {
-            let i =
-                c_int::try_from(i + 1).map_err(|_| sqlx::Error::Protocol("too many parameters".into()))?;
-            // SAFETY: a live statement of the locked connection; text is bound without a copy (SQLITE_STATIC) and
-            // outlives the statement's use, which ends with `reset` before this call's caller returns.
-            let rc = unsafe {
-                let s = stmt.as_ptr();
-                match param {
-                    Param::Null => ffi::sqlite3_bind_null(s, i),
-                    Param::Int(v) => ffi::sqlite3_bind_int64(s, i, v),
-                    Param::Real(v) => ffi::sqlite3_bind_double(s, i, v),
-                    Param::Text(t) => ffi::sqlite3_bind_text64(
-                        s,
-                        i,
-                        t.as_ptr().cast(),
-                        t.len() as u64,
-                        ffi::SQLITE_STATIC(),
-                        ffi::SQLITE_UTF8 as u8,
-                    ),
-                }
-            };
-            if rc != ffi::SQLITE_OK {
-                // SAFETY: as above.
-                return Err(unsafe { RawError::last(db, rc) }.into());
-            }
-        }
+        // SAFETY: a live statement of the locked connection, reset (which drops the bindings) before the caller's
+        // parameters go.
+        unsafe { bind(db, stmt, params)? };
         Ok(reset)
     }
 
@@ -342,43 +319,10 @@ impl Session<'_> {
     ) -> sqlx::Result<Vec<RawRow>> {
         let reset = self.bound(slot, sql, params)?;
         let db = self.db();
-        let s = reset.0.as_ptr();
-        let mut rows = Vec::new();
-        // SAFETY: a bound statement of the locked connection; column pointers are read before the next step.
-        unsafe {
-            let columns = columns.min(ffi::sqlite3_column_count(s).max(0) as usize);
-            loop {
-                match ffi::sqlite3_step(s) {
-                    ffi::SQLITE_DONE => break,
-                    ffi::SQLITE_ROW => {
-                        let row = (0..columns as c_int)
-                            .map(|i| match ffi::sqlite3_column_type(s, i) {
-                                ffi::SQLITE_INTEGER => Column::Int(ffi::sqlite3_column_int64(s, i)),
-                                ffi::SQLITE_FLOAT => Column::Real(ffi::sqlite3_column_double(s, i)),
-                                ffi::SQLITE_NULL => Column::Null,
-                                _ => {
-                                    let p = ffi::sqlite3_column_text(s, i);
-                                    let n = ffi::sqlite3_column_bytes(s, i).max(0) as usize;
-                                    if p.is_null() {
-                                        Column::Text(String::new())
-                                    } else {
-                                        let bytes = std::slice::from_raw_parts(p, n);
-                                        Column::Text(match std::str::from_utf8(bytes) {
-                                            Ok(text) => text.to_owned(),
-                                            Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-                                        })
-                                    }
-                                }
-                            })
-                            .collect();
-                        rows.push(row);
-                    }
-                    rc => return Err(RawError::last(db, rc).into()),
-                }
-            }
-        }
+        // SAFETY: a bound statement of the locked connection.
+        let rows = unsafe { collect(db, reset.0, columns) };
         drop(reset);
-        Ok(rows)
+        rows
     }
 
     /// Runs SQL without parameters or rows (BEGIN, COMMIT, ROLLBACK).
@@ -421,6 +365,177 @@ impl Session<'_> {
             Err(unsafe { RawError::last(db, rc) }.into())
         }
     }
+}
+
+/// Binds `params` to `stmt`, in order. Text is bound without a copy (`SQLITE_STATIC`).
+///
+/// # Safety
+/// `stmt` is a live statement of `db`, which this thread has locked; the text of `params` outlives the
+/// statement's use (it is reset or finalized before the parameters go).
+unsafe fn bind<'p>(
+    db: NonNull<ffi::sqlite3>,
+    stmt: NonNull<ffi::sqlite3_stmt>,
+    params: impl IntoIterator<Item = Param<'p>>,
+) -> sqlx::Result<()> {
+    for (i, param) in params.into_iter().enumerate() {
+        let i = c_int::try_from(i + 1).map_err(|_| sqlx::Error::Protocol("too many parameters".into()))?;
+        let s = stmt.as_ptr();
+        let rc = match param {
+            Param::Null => ffi::sqlite3_bind_null(s, i),
+            Param::Int(v) => ffi::sqlite3_bind_int64(s, i, v),
+            Param::Real(v) => ffi::sqlite3_bind_double(s, i, v),
+            Param::Text(t) => ffi::sqlite3_bind_text64(
+                s,
+                i,
+                t.as_ptr().cast(),
+                t.len() as u64,
+                ffi::SQLITE_STATIC(),
+                ffi::SQLITE_UTF8 as u8,
+            ),
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(RawError::last(db, rc).into());
+        }
+    }
+    Ok(())
+}
+
+/// Steps a bound statement to its end and returns its rows, each with its first `columns` columns.
+///
+/// # Safety
+/// `stmt` is a bound statement of `db`, which this thread has locked.
+unsafe fn collect(
+    db: NonNull<ffi::sqlite3>,
+    stmt: NonNull<ffi::sqlite3_stmt>,
+    columns: usize,
+) -> sqlx::Result<Vec<RawRow>> {
+    let s = stmt.as_ptr();
+    let mut rows = Vec::new();
+    // Column pointers are read before the next step.
+    let columns = columns.min(ffi::sqlite3_column_count(s).max(0) as usize);
+    loop {
+        match ffi::sqlite3_step(s) {
+            ffi::SQLITE_DONE => break,
+            ffi::SQLITE_ROW => {
+                let row = (0..columns as c_int)
+                    .map(|i| match ffi::sqlite3_column_type(s, i) {
+                        ffi::SQLITE_INTEGER => Column::Int(ffi::sqlite3_column_int64(s, i)),
+                        ffi::SQLITE_FLOAT => Column::Real(ffi::sqlite3_column_double(s, i)),
+                        ffi::SQLITE_NULL => Column::Null,
+                        _ => {
+                            let p = ffi::sqlite3_column_text(s, i);
+                            let n = ffi::sqlite3_column_bytes(s, i).max(0) as usize;
+                            if p.is_null() {
+                                Column::Text(String::new())
+                            } else {
+                                let bytes = std::slice::from_raw_parts(p, n);
+                                Column::Text(match std::str::from_utf8(bytes) {
+                                    Ok(text) => text.to_owned(),
+                                    Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+                                })
+                            }
+                        }
+                    })
+                    .collect();
+                rows.push(row);
+            }
+            rc => return Err(RawError::last(db, rc).into()),
+        }
+    }
+    Ok(rows)
+}
+
+/// A row of a statement being stepped by [`query_map`]: its columns borrowed until the next step.
+pub(crate) struct RowRef<'s> {
+    stmt: NonNull<ffi::sqlite3_stmt>,
+    _step: std::marker::PhantomData<&'s ()>,
+}
+
+impl RowRef<'_> {
+    /// Column `i` as text (a number as its text; bytes that are not UTF-8 replaced), `None` when NULL.
+    pub(crate) fn text(&self, i: c_int) -> Option<Cow<'_, str>> {
+        // SAFETY: the statement stands on a row until the next step, which the borrow of `self` outlasts not.
+        unsafe {
+            let s = self.stmt.as_ptr();
+            if ffi::sqlite3_column_type(s, i) == ffi::SQLITE_NULL {
+                return None;
+            }
+            let p = ffi::sqlite3_column_text(s, i);
+            let n = ffi::sqlite3_column_bytes(s, i).max(0) as usize;
+            if p.is_null() {
+                return Some(Cow::Borrowed(""));
+            }
+            Some(String::from_utf8_lossy(std::slice::from_raw_parts(p, n)))
+        }
+    }
+
+    /// Column `i` as an integer, `None` when it holds anything else.
+    pub(crate) fn int(&self, i: c_int) -> Option<i64> {
+        // SAFETY: as in `text`.
+        unsafe {
+            let s = self.stmt.as_ptr();
+            (ffi::sqlite3_column_type(s, i) == ffi::SQLITE_INTEGER).then(|| ffi::sqlite3_column_int64(s, i))
+        }
+    }
+}
+
+/// Runs a query once on a connection locked by the calling task (prepared, run and finalized here, inside
+/// whatever transaction the connection has open), mapping each row with `f` while it is borrowed: for a read of
+/// thousands of small rows, which through sqlx would cost a hand-over per row (or one large JSON document built,
+/// copied and parsed), and here costs no allocation but what `f` makes.
+pub(crate) fn query_map<'p, T>(
+    locked: &mut LockedSqliteHandle<'_>,
+    sql: &str,
+    params: impl IntoIterator<Item = Param<'p>>,
+    mut f: impl FnMut(&RowRef<'_>) -> T,
+) -> sqlx::Result<Vec<T>> {
+    /// Finalizes the statement however the call returns.
+    struct Finalize(NonNull<ffi::sqlite3_stmt>);
+    impl Drop for Finalize {
+        fn drop(&mut self) {
+            // SAFETY: prepared below, finalized once, here.
+            unsafe {
+                ffi::sqlite3_finalize(self.0.as_ptr());
+            }
+        }
+    }
+    let db = locked.as_raw_handle();
+    let len = c_int::try_from(sql.len()).map_err(|_| sqlx::Error::Protocol("statement too long".into()))?;
+    let mut stmt = std::ptr::null_mut();
+    // SAFETY: `db` is locked by this task; `sql` is valid for `len` bytes.
+    let rc = unsafe {
+        ffi::sqlite3_prepare_v3(
+            db.as_ptr(),
+            sql.as_ptr().cast(),
+            len,
+            0,
+            &mut stmt,
+            std::ptr::null_mut(),
+        )
+    };
+    if rc != ffi::SQLITE_OK {
+        // SAFETY: as above.
+        return Err(unsafe { RawError::last(db, rc) }.into());
+    }
+    let stmt = NonNull::new(stmt).ok_or_else(|| sqlx::Error::Protocol("empty statement".into()))?;
+    let finalize = Finalize(stmt);
+    // SAFETY: a live statement of the locked connection, finalized (by `finalize`) before the parameters go.
+    unsafe { bind(db, stmt, params)? };
+    let mut out = Vec::new();
+    loop {
+        // SAFETY: a bound statement of the locked connection.
+        match unsafe { ffi::sqlite3_step(stmt.as_ptr()) } {
+            ffi::SQLITE_DONE => break,
+            ffi::SQLITE_ROW => out.push(f(&RowRef {
+                stmt,
+                _step: std::marker::PhantomData,
+            })),
+            // SAFETY: as above.
+            rc => return Err(unsafe { RawError::last(db, rc) }.into()),
+        }
+    }
+    drop(finalize);
+    Ok(out)
 }
 
 #[cfg(test)]

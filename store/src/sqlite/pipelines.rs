@@ -2,11 +2,13 @@
 //! ([`super::counters::PIPELINE_TABLES`]) and `flowstate_updated_hourly`, and one step of
 //! `idx_flowstate_pipeline_created` per pipeline for its newest run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sqlx::Connection;
 
+use super::raw::Param;
 use super::SqliteStore;
 use crate::pipelines::{TrendRows, WindowRows};
 use crate::{Result, StoreError};
@@ -19,17 +21,18 @@ pub(crate) mod sql {
          SELECT pipeline_key, status_key, runs FROM flowstate_updated_hourly WHERE hour >= ?1 AND hour < ?2 \
          UNION ALL SELECT pipeline_key, status_key, runs FROM flowstate_pipe_status_daily WHERE day >= ?3) \
          GROUP BY pipeline_key, status_key";
-    /// Histogram rows `[pipeline key, kind, bucket, runs, sum_hi, sum_lo]` of the same hours and days, as one JSON
-    /// array; kind 0 and 1 are the hours' execution times and memory (fine buckets), 2 and 3 the days' (coarse).
-    pub const WINDOW_HIST: &str = "SELECT json_group_array(json_array(pipeline_key, kind, bucket, n, hi, lo)) FROM (\
-         SELECT pipeline_key, kind, bucket, sum(runs) AS n, sum(sum_hi) AS hi, sum(sum_lo) AS lo FROM (\
+    /// Histogram rows `(pipeline key, kind, bucket, runs, sum_hi, sum_lo)` of the same hours and days, as stored
+    /// (summed per pipeline, kind and bucket by the caller: a `GROUP BY` here sorted every row first); kind 0 and 1
+    /// are the hours' execution times and memory (fine buckets), 2 and 3 the days' (coarse). Each part is a range
+    /// of its table's primary key. Read on the connection's own handle ([`super::raw::query_map`]): at 10M runs a
+    /// window's first day holds tens of thousands of hourly rows.
+    pub const WINDOW_HIST: &str = "\
          SELECT pipeline_key, 0 AS kind, bucket, runs, sum_hi, sum_lo FROM flowstate_pipe_exec_hourly \
          WHERE hour >= ?1 AND hour < ?2 \
          UNION ALL SELECT pipeline_key, 2, bucket, runs, sum_hi, sum_lo FROM flowstate_pipe_exec_daily WHERE day >= ?3 \
          UNION ALL SELECT pipeline_key, 1, bucket, runs, sum_hi, sum_lo FROM flowstate_pipe_mem_hourly \
          WHERE hour >= ?1 AND hour < ?2 \
-         UNION ALL SELECT pipeline_key, 3, bucket, runs, sum_hi, sum_lo FROM flowstate_pipe_mem_daily WHERE day >= ?3) \
-         GROUP BY pipeline_key, kind, bucket)";
+         UNION ALL SELECT pipeline_key, 3, bucket, runs, sum_hi, sum_lo FROM flowstate_pipe_mem_daily WHERE day >= ?3";
     /// Runs per (day, status key) of the days `[?1, ?2]`, every pipeline (the summed rows of schema version 5).
     pub const TREND_STATUSES_ALL: &str =
         "SELECT day, status_key, runs FROM flowstate_all_status_daily WHERE day >= ?1 AND day <= ?2";
@@ -102,21 +105,45 @@ impl SqliteStore {
             .fetch_all(&mut *tx)
             .await
             .map_err(&map)?;
-        let hist: Option<String> = sqlx::query_scalar(sql::WINDOW_HIST)
-            .bind(first_hour)
-            .bind(first_day.saturating_mul(24))
-            .bind(first_day)
-            .fetch_one(&mut *tx)
-            .await
+        // Summed per (pipeline key, kind, bucket) here; a pipeline key is copied once.
+        let mut sums: HashMap<(Arc<str>, i64, i64), (i64, i128)> = HashMap::new();
+        let mut keys: HashMap<String, Arc<str>> = HashMap::new();
+        {
+            let mut locked = tx.lock_handle().await.map_err(&map)?;
+            let params = [
+                Param::Int(first_hour),
+                Param::Int(first_day.saturating_mul(24)),
+                Param::Int(first_day),
+            ];
+            super::raw::query_map(&mut locked, sql::WINDOW_HIST, params, |row| {
+                let key = row.text(0).unwrap_or_default();
+                let key = match keys.get(key.as_ref()) {
+                    Some(k) => k.clone(),
+                    None => {
+                        let k: Arc<str> = Arc::from(key.as_ref());
+                        keys.insert(key.into_owned(), k.clone());
+                        k
+                    }
+                };
+                let (kind, bucket) = (row.int(1).unwrap_or(0), row.int(2).unwrap_or(0));
+                let (runs, hi, lo) = (
+                    row.int(3).unwrap_or(0),
+                    row.int(4).unwrap_or(0),
+                    row.int(5).unwrap_or(0),
+                );
+                let sum = sums.entry((key, kind, bucket)).or_default();
+                sum.0 += runs;
+                sum.1 += crate::counters::time_sum(hi, lo);
+            })
             .map_err(&map)?;
+        }
         tx.commit().await.map_err(&map)?;
-        let hist: Vec<(String, i64, i64, i64, i64, i64)> = json_rows(hist.as_deref())?;
         Ok(WindowRows {
             statuses,
-            coarse: hist.iter().any(|r| r.1 >= 2),
-            hist: hist
+            coarse: sums.keys().any(|(_, kind, _)| *kind >= 2),
+            hist: sums
                 .into_iter()
-                .map(|(p, k, b, n, hi, lo)| (p, k % 2, b, n, crate::counters::time_sum(hi, lo)))
+                .map(|((p, k, b), (n, sum))| (p.to_string(), k % 2, b, n, sum))
                 .collect(),
         })
     }

@@ -245,25 +245,8 @@ impl Session<'_> {
             return Ok(*stmt);
         }
         let db = self.db();
-        let len =
-            c_int::try_from(sql.len()).map_err(|_| sqlx::Error::Protocol("statement too long".into()))?;
-        let mut stmt = std::ptr::null_mut();
-        // SAFETY: `db` is locked by this thread; `sql` is valid for `len` bytes.
-        let rc = unsafe {
-            ffi::sqlite3_prepare_v3(
-                db.as_ptr(),
-                sql.as_ptr().cast(),
-                len,
-                ffi::SQLITE_PREPARE_PERSISTENT,
-                &mut stmt,
-                std::ptr::null_mut(),
-            )
-        };
-        if rc != ffi::SQLITE_OK {
-            // SAFETY: as above.
-            return Err(unsafe { RawError::last(db, rc) }.into());
-        }
-        let stmt = NonNull::new(stmt).ok_or_else(|| sqlx::Error::Protocol("empty statement".into()))?;
+        // SAFETY: `db` is locked by this thread.
+        let stmt = unsafe { prepare(db, sql, ffi::SQLITE_PREPARE_PERSISTENT)? };
         if self.stmts.0.len() <= slot {
             self.stmts.0.resize(slot + 1, None);
         }
@@ -365,6 +348,32 @@ impl Session<'_> {
             Err(unsafe { RawError::last(db, rc) }.into())
         }
     }
+}
+
+/// Prepares `sql` on `db` with the `flags` of `sqlite3_prepare_v3`.
+///
+/// # Safety
+/// `db` is an open connection this thread has locked.
+unsafe fn prepare(
+    db: NonNull<ffi::sqlite3>,
+    sql: &str,
+    flags: u32,
+) -> sqlx::Result<NonNull<ffi::sqlite3_stmt>> {
+    let len = c_int::try_from(sql.len()).map_err(|_| sqlx::Error::Protocol("statement too long".into()))?;
+    let mut stmt = std::ptr::null_mut();
+    // `sql` is valid for `len` bytes.
+    let rc = ffi::sqlite3_prepare_v3(
+        db.as_ptr(),
+        sql.as_ptr().cast(),
+        len,
+        flags,
+        &mut stmt,
+        std::ptr::null_mut(),
+    );
+    if rc != ffi::SQLITE_OK {
+        return Err(RawError::last(db, rc).into());
+    }
+    NonNull::new(stmt).ok_or_else(|| sqlx::Error::Protocol("empty statement".into()))
 }
 
 /// Binds `params` to `stmt`, in order. Text is bound without a copy (`SQLITE_STATIC`).
@@ -500,24 +509,8 @@ pub(crate) fn query_map<'p, T>(
         }
     }
     let db = locked.as_raw_handle();
-    let len = c_int::try_from(sql.len()).map_err(|_| sqlx::Error::Protocol("statement too long".into()))?;
-    let mut stmt = std::ptr::null_mut();
-    // SAFETY: `db` is locked by this task; `sql` is valid for `len` bytes.
-    let rc = unsafe {
-        ffi::sqlite3_prepare_v3(
-            db.as_ptr(),
-            sql.as_ptr().cast(),
-            len,
-            0,
-            &mut stmt,
-            std::ptr::null_mut(),
-        )
-    };
-    if rc != ffi::SQLITE_OK {
-        // SAFETY: as above.
-        return Err(unsafe { RawError::last(db, rc) }.into());
-    }
-    let stmt = NonNull::new(stmt).ok_or_else(|| sqlx::Error::Protocol("empty statement".into()))?;
+    // SAFETY: `db` is locked by this task.
+    let stmt = unsafe { prepare(db, sql, 0)? };
     let finalize = Finalize(stmt);
     // SAFETY: a live statement of the locked connection, finalized (by `finalize`) before the parameters go.
     unsafe { bind(db, stmt, params)? };

@@ -839,7 +839,7 @@ pub(crate) mod sql {
     /// the error message's excerpt as lists read it ([`super::row::ERROR_EXCERPT`]: a signature reads only the
     /// first 500 characters of the first line; a 3 MB message is not copied into the scan), from
     /// `idx_flowstate_status_activity` alone. Read on the connection's own handle
-    /// ([`crate::sqlite::raw::query_once`]): thousands of rows through sqlx would cost a hand-over each.
+    /// ([`crate::sqlite::raw::query_map`]): thousands of rows through sqlx would cost a hand-over each.
     pub fn failed_window() -> String {
         let u = instant_sql("updated_at");
         format!(
@@ -861,6 +861,15 @@ pub(crate) mod sql {
              WHERE status = 'failed' AND {u} >= ?1 AND (?3 IS NULL OR pipeline_id = ?3) \
              AND (?4 IS NULL OR pipeline_version = ?4) ORDER BY {u} DESC, run_id DESC LIMIT ?2",
             *crate::sqlite::row::ERROR_EXCERPT
+        )
+    }
+
+    /// How many failures [`failed_window_in`] would read without its limit (`?2` bound, unused).
+    pub fn failed_count_in() -> String {
+        format!(
+            "SELECT count(*) FROM workflow_state WHERE status = 'failed' AND {} >= ?1 \
+             AND (?3 IS NULL OR pipeline_id = ?3) AND (?4 IS NULL OR pipeline_version = ?4) AND ?2 IS NOT NULL",
+            instant_sql("updated_at")
         )
     }
 

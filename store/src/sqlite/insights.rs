@@ -345,12 +345,7 @@ impl SqliteStore {
         let sql = if self.has_failure_indexes() {
             counters::sql::failed_count_scoped(pipeline.is_some(), version.is_some())
         } else {
-            format!(
-                "SELECT count(*) FROM workflow_state WHERE status = 'failed' AND {} >= ?1 \
-                 AND (?3 IS NULL OR pipeline_id = ?3) AND (?4 IS NULL OR pipeline_version = ?4) \
-                 AND ?2 IS NOT NULL",
-                instant_sql("updated_at")
-            )
+            counters::sql::failed_count_in()
         };
         sqlx::query_scalar(&sql)
             .bind(since_us)
@@ -582,21 +577,13 @@ async fn window_rows<'p>(
     sql: &str,
     params: impl IntoIterator<Item = Param<'p>>,
 ) -> sqlx::Result<Vec<Failure>> {
-    let mut seen: HashMap<String, Arc<str>> = HashMap::new();
-    let mut shared = |text: &str| -> Arc<str> {
-        if let Some(s) = seen.get(text) {
-            return s.clone();
-        }
-        let s: Arc<str> = Arc::from(text);
-        seen.insert(text.to_string(), s.clone());
-        s
-    };
+    let mut shared = raw::Shared::default();
     let mut locked = conn.lock_handle().await?;
     raw::query_map(&mut locked, sql, params, |row| {
         let run_id: Arc<str> = Arc::from(row.text(0).as_deref().unwrap_or(""));
-        let pipeline = shared(row.text(1).as_deref().unwrap_or(""));
+        let pipeline = shared.get(row.text(1).as_deref().unwrap_or(""));
         let updated = row.int(2).unwrap_or(crate::time::UNKNOWN_INSTANT);
-        let message = row.text(3).map(|m| shared(&m));
+        let message = row.text(3).map(|m| shared.get(&m));
         (run_id, pipeline, updated, message)
     })
 }

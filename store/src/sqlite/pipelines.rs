@@ -107,7 +107,7 @@ impl SqliteStore {
             .map_err(&map)?;
         // Summed per (pipeline key, kind, bucket) here; a pipeline key is copied once.
         let mut sums: HashMap<(Arc<str>, i64, i64), (i64, i128)> = HashMap::new();
-        let mut keys: HashMap<String, Arc<str>> = HashMap::new();
+        let mut keys = super::raw::Shared::default();
         {
             let mut locked = tx.lock_handle().await.map_err(&map)?;
             let params = [
@@ -116,15 +116,7 @@ impl SqliteStore {
                 Param::Int(first_day),
             ];
             super::raw::query_map(&mut locked, sql::WINDOW_HIST, params, |row| {
-                let key = row.text(0).unwrap_or_default();
-                let key = match keys.get(key.as_ref()) {
-                    Some(k) => k.clone(),
-                    None => {
-                        let k: Arc<str> = Arc::from(key.as_ref());
-                        keys.insert(key.into_owned(), k.clone());
-                        k
-                    }
-                };
+                let key = keys.get(&row.text(0).unwrap_or_default());
                 let (kind, bucket) = (row.int(1).unwrap_or(0), row.int(2).unwrap_or(0));
                 let (runs, hi, lo) = (
                     row.int(3).unwrap_or(0),

@@ -488,6 +488,22 @@ impl RowRef<'_> {
     }
 }
 
+/// Texts read by [`query_map`] that repeat (a pipeline key, an error message), each copied once and shared.
+#[derive(Default)]
+pub(crate) struct Shared(std::collections::HashMap<String, std::sync::Arc<str>>);
+
+impl Shared {
+    /// `text`, shared with every earlier equal text.
+    pub(crate) fn get(&mut self, text: &str) -> std::sync::Arc<str> {
+        if let Some(s) = self.0.get(text) {
+            return s.clone();
+        }
+        let s: std::sync::Arc<str> = std::sync::Arc::from(text);
+        self.0.insert(text.to_string(), s.clone());
+        s
+    }
+}
+
 /// Runs a query once on a connection locked by the calling task (prepared, run and finalized here, inside
 /// whatever transaction the connection has open), mapping each row with `f` while it is borrowed: for a read of
 /// thousands of small rows, which through sqlx would cost a hand-over per row (or one large JSON document built,
